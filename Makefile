@@ -1,0 +1,49 @@
+# The compendium's entry points. `make setup && make test` is all a fresh machine needs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+BENCH ?=
+NB_OUT := results/notebooks
+PAPERMILL := $(PY) -m papermill --cwd notebooks --progress-bar
+
+.PHONY: setup test unit nbtest all data graphs lab bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-lock.txt pyproject.toml
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -c requirements-lock.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -c "import torch, pymatgen.core, dscribe, mp_api, papermill, nbval; print('torch', torch.__version__)"
+	touch $@
+
+# Unit tests, then every notebook under nbval (default parameters = the smoke profile).
+test: setup
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+unit: setup
+	$(PY) -m pytest -q tests
+
+# One executed copy per notebook under results/notebooks/ (the property/seed sweep: issue 7).
+data: setup
+	mkdir -p $(NB_OUT)
+	$(PAPERMILL) notebooks/01_fetch.ipynb $(NB_OUT)/01_fetch.ipynb -p profile $(PROFILE)
+
+graphs: data
+	$(PAPERMILL) notebooks/02_graphs.ipynb $(NB_OUT)/02_graphs.ipynb -p profile $(PROFILE)
+
+all: data graphs
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+# Every benchmark script, or one: `make bench BENCH=graphs`. Each prints one JSON line per figure
+# and appends it to results/bench.jsonl.
+bench: setup
+	$(PY) -m bench $(BENCH)
+
+clean:
+	rm -rf results data/processed data/graphs figures/*.png figures/*.pdf

@@ -1,0 +1,46 @@
+"""Run scales (smoke, quick, thesis), defined once: every notebook and the sweep read them from here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The numbers that set the scale of a run; ``None`` means "all of it"."""
+
+    name: str
+    n_max: int | None  # structures per property after subsampling (None: the full dataset)
+    epochs: int  # training epochs of the GNNs and the SOAP MLP
+    seeds_gnn: tuple[int, ...]  # seeds (random splits) of CGCNN and MEGNet
+    seeds_soap: tuple[int, ...]  # seeds of SOAP-SVR and SOAP-MLP
+    n_soap_max: int | None  # structures per property for the SOAP models
+    xgnn_per_class: int  # XGNN explanations per class
+    xgnn_epochs: int  # XGNN generator training steps (in hundreds of rollouts)
+
+    def as_dict(self) -> dict:
+        """Plain dict for run records."""
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    # seconds to a few minutes: CI, tests, nbval
+    "smoke": Profile("smoke", n_max=300, epochs=2, seeds_gnn=(0,), seeds_soap=(0,),
+                     n_soap_max=200, xgnn_per_class=5, xgnn_epochs=1),
+    # a laptop: every table and figure within about an hour on 2 cores, on subsamples
+    "quick": Profile("quick", n_max=3000, epochs=15, seeds_gnn=(0, 1, 2), seeds_soap=(0, 1),
+                     n_soap_max=2000, xgnn_per_class=50, xgnn_epochs=5),
+    # the thesis's protocol: full data, 30 epochs, 10 seeds for the GNNs, 2 for SOAP
+    "thesis": Profile("thesis", n_max=None, epochs=30, seeds_gnn=tuple(range(10)), seeds_soap=(0, 1),
+                      n_soap_max=None, xgnn_per_class=150, xgnn_epochs=20),
+}
+
+
+def get_profile(name: str | Profile) -> Profile:
+    """The profile of that name; a clear error naming the known ones otherwise."""
+    if isinstance(name, Profile):
+        return name
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
