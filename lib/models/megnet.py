@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from lib.graphs import GraphBatch, megnet_gaussian
+from lib.models import register
 
 
 class ShiftedSoftplus(nn.Module):
@@ -114,6 +115,7 @@ class MEGNetBlock(nn.Module):
         return v0 + v_new, e0 + e_new, u0 + u_new
 
 
+@register
 class MEGNet(nn.Module):
     """MEGNet regression (one output) or classification (two logits) model on a :class:`GraphBatch`.
 
@@ -124,6 +126,10 @@ class MEGNet(nn.Module):
                  embedding_dim: int = 16, n_blocks: int = 3, n1: int = 64, n2: int = 32, n3: int = 16,
                  state_dim: int = 2, set2set_steps: int = 3, max_z: int = 100, classification: bool = False):
         super().__init__()
+        self.init_kwargs = dict(cutoff=cutoff, n_gaussians=n_gaussians, gaussian_width=gaussian_width,
+                                embedding_dim=embedding_dim, n_blocks=n_blocks, n1=n1, n2=n2, n3=n3,
+                                state_dim=state_dim, set2set_steps=set2set_steps, max_z=max_z,
+                                classification=classification)
         self.state_dim = state_dim
         self.classification = classification
         self.expand = megnet_gaussian(cutoff=cutoff, n=n_gaussians, width=gaussian_width)
