@@ -4,11 +4,28 @@ pymatgen's ``Structure`` is the lingua franca, but building, pickling and parsin
 slow (a CIF parse costs ~10 ms). The compendium parses each structure once into a :class:`Crystal`,
 stores those arrays in the processed tables, and builds graphs and descriptors from them. Convert
 with :meth:`Crystal.from_structure` / :meth:`Crystal.to_structure` whenever pymatgen is wanted.
+
+CIF parsing (:func:`parse_cif`) has two paths that give the same result:
+
+- a fast exact path for plain P1 CIFs of the kind pymatgen's ``CifWriter`` writes (one data block,
+  the identity as the only symmetry operation, one ``_atom_site`` loop, all occupancies 1): it
+  reproduces every step of pymatgen's parser that matters for such a file (lattice from the cell
+  parameters through ``Lattice.from_parameters``, coordinates within 1e-4 of 1/3 or 2/3 set to the
+  ideal value, wrapping into [0, 1), sites sorted by electronegativity then symbol, ties in file
+  order), bit for bit; ``tests/test_structures.py`` checks it against pymatgen on mirror entries;
+- pymatgen's ``CifParser`` for everything else (symmetry to expand, disorder, odd formatting).
+
+Bad input raises :class:`StructureError` whose ``reason`` is a short category ("unparseable CIF",
+"partial occupancy", ...) that the data tables count, and whose message names the problem.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -20,6 +37,9 @@ class Crystal:
     lattice: (3, 3) float64, rows are the lattice vectors in Å.
     frac_coords: (n, 3) float64 fractional coordinates.
     numbers: (n,) int64 atomic numbers.
+
+    Crystals loaded from the processed tables hold read-only views into one shared buffer: copy an
+    array (``c.frac_coords.copy()``) before changing it in place.
     """
 
     lattice: np.ndarray
@@ -63,11 +83,321 @@ class Crystal:
         return Structure(Lattice(self.lattice), self.numbers.tolist(), self.frac_coords)
 
     @classmethod
-    def from_structure(cls, structure) -> "Crystal":
+    def from_structure(cls, structure) -> Crystal:
         """From a pymatgen ``Structure``; a clear error for partial occupancies (not representable)."""
         if not structure.is_ordered:
-            raise ValueError(
+            raise StructureError(
+                "partial occupancy",
                 f"{structure.composition.formula} has partial occupancies; order it first "
-                "(e.g. pymatgen's OrderDisorderedStructureTransformation) or drop it"
+                "(e.g. pymatgen's OrderDisorderedStructureTransformation) or drop it",
             )
         return cls(structure.lattice.matrix, structure.frac_coords, [s.specie.Z for s in structure])
+
+    @classmethod
+    def from_cif(cls, text: str) -> Crystal:
+        """Parse CIF text (see :func:`parse_cif`)."""
+        return parse_cif(text)
+
+    def to_cif(self, name: str | None = None) -> str:
+        """A P1 CIF of this crystal in the layout pymatgen's ``CifWriter`` uses (8 decimals)."""
+        return write_cif(self, name)
+
+    def equals(self, other: Crystal, atol: float = 0.0) -> bool:
+        """Same sites in the same order and the same lattice (within ``atol``; 0: bit for bit)."""
+        if len(self) != len(other) or not np.array_equal(self.numbers, other.numbers):
+            return False
+        if atol == 0.0:
+            return np.array_equal(self.lattice, other.lattice) and np.array_equal(
+                self.frac_coords, other.frac_coords)
+        return np.allclose(self.lattice, other.lattice, rtol=0, atol=atol) and np.allclose(
+            self.frac_coords, other.frac_coords, rtol=0, atol=atol)
+
+
+class StructureError(ValueError):
+    """A structure that cannot become a :class:`Crystal`; ``reason`` is a short category for counts."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# ----------------------------------------------------------------------------------------------
+# many crystals <-> flat arrays (the parquet layout of lib.data)
+# ----------------------------------------------------------------------------------------------
+
+
+def crystals_to_flat(crystals: list[Crystal]) -> dict[str, np.ndarray]:
+    """Concatenate crystals: lattices (N, 3, 3), frac_coords (M, 3), numbers (M,), offsets (N+1,)."""
+    counts = np.fromiter((len(c) for c in crystals), dtype=np.int64, count=len(crystals))
+    offsets = np.zeros(len(crystals) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    if crystals:
+        lattices = np.stack([c.lattice for c in crystals])
+        frac = np.concatenate([c.frac_coords for c in crystals])
+        numbers = np.concatenate([c.numbers for c in crystals])
+    else:
+        lattices, frac, numbers = np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+    return {"lattices": lattices, "frac_coords": frac, "numbers": numbers, "offsets": offsets}
+
+
+def crystals_from_flat(lattices: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray,
+                       offsets: np.ndarray) -> list[Crystal]:
+    """Split flat arrays back into crystals without copying (read-only views); inverse of the above.
+
+    lattices (N, 3, 3) or (N, 9); frac_coords (M, 3) or (3M,); numbers (M,); offsets (N+1,).
+    """
+    lattices = np.array(lattices, dtype=np.float64).reshape(-1, 3, 3)
+    frac = np.array(frac_coords, dtype=np.float64).reshape(-1, 3)
+    nums = np.array(numbers, dtype=np.int64).reshape(-1)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if len(offsets) != len(lattices) + 1 or offsets[-1] != len(nums) or len(nums) != len(frac):
+        raise ValueError("inconsistent flat crystal arrays")
+    if len(lattices) and np.any(np.diff(offsets) <= 0):
+        raise ValueError("a crystal needs at least one site")
+    for a in (lattices, frac, nums):
+        a.flags.writeable = False
+    out = []
+    new, setattr_ = object.__new__, object.__setattr__
+    for i, (lo, hi) in enumerate(zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)):
+        c = new(Crystal)
+        setattr_(c, "lattice", lattices[i])
+        setattr_(c, "frac_coords", frac[lo:hi])
+        setattr_(c, "numbers", nums[lo:hi])
+        out.append(c)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# CIF
+# ----------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _element_table() -> dict[str, tuple[int, float]]:
+    """symbol -> (Z, Pauling electronegativity) for the elements pymatgen knows (NaN X kept as NaN)."""
+    from pymatgen.core.periodic_table import Element
+
+    table = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for el in Element:
+            if el.Z > 118:
+                continue
+            table[el.symbol] = (int(el.Z), float(el.X))
+    return table
+
+
+_CELL = ("_cell_length_a", "_cell_length_b", "_cell_length_c",
+         "_cell_angle_alpha", "_cell_angle_beta", "_cell_angle_gamma")
+# tags pymatgen's CifWriter writes outside loops; anything else sends the file to pymatgen
+_PLAIN_TAGS = frozenset(_CELL + (
+    "_symmetry_space_group_name_H-M", "_symmetry_Int_Tables_number", "_chemical_formula_structural",
+    "_chemical_formula_sum", "_cell_volume", "_cell_formula_units_Z",
+))
+_SYM_HEADERS = (frozenset({"_symmetry_equiv_pos_site_id", "_symmetry_equiv_pos_as_xyz"}),
+                frozenset({"_space_group_symop_id", "_space_group_symop_operation_xyz"}))
+_ATOM_HEADERS = frozenset({
+    "_atom_site_type_symbol", "_atom_site_label", "_atom_site_symmetry_multiplicity",
+    "_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_occupancy",
+})
+_IDENTITY_ROW = re.compile(r"(?:\d+\s+)?'\s*x\s*,\s*y\s*,\s*z\s*'")
+_SITE_TOL = 1e-4  # pymatgen CifParser's site_tolerance and frac_tolerance defaults
+_IDEAL = (1 / 3, 2 / 3)
+
+
+def _fast_parse_cif(text: str) -> Crystal | None:
+    """The exact fast path for simple P1 CIFs; None when the file needs pymatgen's full parser."""
+    tags: dict[str, str] = {}
+    loops: list[tuple[list[str], list[str]]] = []
+    lines = text.splitlines()
+    n, i, blocks = len(lines), 0, 0
+    while i < n:
+        s = lines[i].strip()
+        if not s or s[0] == "#":
+            i += 1
+        elif s.startswith("data_"):
+            blocks += 1
+            i += 1
+        elif s == "loop_":
+            i += 1
+            headers, rows = [], []
+            while i < n and lines[i].lstrip().startswith("_"):
+                headers.append(lines[i].strip())
+                i += 1
+            while i < n:
+                t = lines[i].strip()
+                if not t or t == "loop_" or t[0] in "_#;" or t.startswith("data_"):
+                    break
+                rows.append(t)
+                i += 1
+            loops.append((headers, rows))
+        elif s[0] == "_":
+            parts = s.split(None, 1)
+            if len(parts) != 2:
+                return None
+            tags[parts[0]] = parts[1]
+            i += 1
+        else:
+            return None
+    if blocks != 1 or not tags.keys() <= _PLAIN_TAGS or len(loops) != 2:
+        return None
+    try:
+        cell = [float(tags[k]) for k in _CELL]
+    except (KeyError, ValueError):
+        return None
+    sym = [lp for lp in loops if frozenset(lp[0]) in _SYM_HEADERS]
+    atoms = [lp for lp in loops if frozenset(lp[0]) <= _ATOM_HEADERS]
+    if len(sym) != 1 or len(atoms) != 1 or len(sym[0][1]) != 1:
+        return None
+    if not _IDENTITY_ROW.fullmatch(sym[0][1][0]):
+        return None
+    headers, rows = atoms[0]
+    need = ("_atom_site_type_symbol", "_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z")
+    if not rows or any(h not in headers for h in need) or len(set(headers)) != len(headers):
+        return None
+    col = {h: k for k, h in enumerate(headers)}
+    ks, kx, ky, kz = (col[h] for h in need)
+    ko = col.get("_atom_site_occupancy")
+    table = _element_table()
+    symbols, xyz = [], []
+    try:
+        for row in rows:
+            tok = row.split()
+            if len(tok) != len(headers):
+                return None
+            if ko is not None and float(tok[ko]) != 1.0:
+                return None
+            symbols.append(tok[ks])
+            xyz.append((float(tok[kx]), float(tok[ky]), float(tok[kz])))
+    except ValueError:
+        return None
+    if any(s not in table or math.isnan(table[s][1]) for s in symbols):
+        return None
+    frac = np.array(xyz, dtype=np.float64)
+    if not np.all(np.isfinite(frac)) or not all(np.isfinite(cell)) or min(cell) <= 0:
+        return None
+
+    from pymatgen.core import Lattice
+
+    matrix = Lattice.from_parameters(*cell).matrix
+    if not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix)) < 1e-8:
+        return None
+    recip = np.linalg.inv(matrix).T  # rows: reciprocal vectors (no 2π); 1/|row| = d-spacing
+    if np.any(1.0 / np.linalg.norm(recip, axis=1) < 0.01):
+        return None  # pymatgen refuses such thin cells: let it say so
+
+    # pymatgen's _sanitize_data: fractions within 1e-4 (relative) of 1/3 or 2/3 become ideal
+    for ideal in _IDEAL:
+        frac[np.abs(frac / ideal - 1.0) <= _SITE_TOL] = float(str(ideal))
+    # two sites closer than the site tolerance would be merged into a disordered site by pymatgen
+    if len(frac) > 1:
+        d = frac[:, None, :] - frac[None, :, :]
+        d -= np.round(d)
+        close = np.all(np.abs(d) < _SITE_TOL, axis=-1)
+        np.fill_diagonal(close, False)
+        if close.any():
+            return None
+    frac = frac - np.floor(frac)
+    order = sorted(range(len(symbols)), key=lambda k: (table[symbols[k]][1], symbols[k]))
+    numbers = np.array([table[symbols[k]][0] for k in order], dtype=np.int64)
+    return Crystal(matrix, frac[order], numbers)
+
+
+def _pymatgen_parse_cif(text: str) -> Crystal:
+    """pymatgen's CifParser (warnings silenced), as a Crystal; StructureError on failure."""
+    from pymatgen.core import Structure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            structure = Structure.from_str(text, fmt="cif")
+        except Exception as exc:  # noqa: BLE001 - pymatgen raises many types on bad CIFs
+            first = str(exc).strip().splitlines()
+            raise StructureError("unparseable CIF", f"pymatgen cannot parse the CIF: "
+                                 f"{type(exc).__name__}: {first[-1] if first else ''}") from None
+    return Crystal.from_structure(structure)
+
+
+def parse_cif(text: str) -> Crystal:
+    """Parse CIF text into a Crystal, fast and exact for pymatgen-style P1 files, else via pymatgen."""
+    if not isinstance(text, str) or not text.strip():
+        raise StructureError("no structure", "empty or missing CIF")
+    crystal = _fast_parse_cif(text)
+    return crystal if crystal is not None else _pymatgen_parse_cif(text)
+
+
+def _cif_number(x: float) -> str:
+    return f"{x:.8f}"
+
+
+def write_cif(crystal: Crystal, name: str | None = None) -> str:
+    """A P1 CIF in the layout of pymatgen's CifWriter (8 decimals), readable by any CIF reader."""
+    from pymatgen.core.periodic_table import Element
+
+    m = crystal.lattice
+    abc = np.linalg.norm(m, axis=1)
+    a, b, c = abc
+    alpha = math.degrees(math.acos(np.clip(m[1] @ m[2] / (b * c), -1, 1)))
+    beta = math.degrees(math.acos(np.clip(m[0] @ m[2] / (a * c), -1, 1)))
+    gamma = math.degrees(math.acos(np.clip(m[0] @ m[1] / (a * b), -1, 1)))
+    symbols = [Element.from_Z(int(z)).symbol for z in crystal.numbers]
+    counts: dict[str, int] = {}
+    for s in symbols:
+        counts[s] = counts.get(s, 0) + 1
+    formula = " ".join(f"{s}{k}" for s, k in counts.items())
+    lines = [
+        "# P1 CIF written by lib.structures",
+        f"data_{name or formula.replace(' ', '')}",
+        "_symmetry_space_group_name_H-M   'P 1'",
+        f"_cell_length_a   {_cif_number(a)}",
+        f"_cell_length_b   {_cif_number(b)}",
+        f"_cell_length_c   {_cif_number(c)}",
+        f"_cell_angle_alpha   {_cif_number(alpha)}",
+        f"_cell_angle_beta   {_cif_number(beta)}",
+        f"_cell_angle_gamma   {_cif_number(gamma)}",
+        "_symmetry_Int_Tables_number   1",
+        f"_chemical_formula_sum   '{formula}'",
+        f"_cell_volume   {_cif_number(crystal.volume)}",
+        "loop_",
+        " _symmetry_equiv_pos_site_id",
+        " _symmetry_equiv_pos_as_xyz",
+        "  1  'x, y, z'",
+        "loop_",
+        " _atom_site_type_symbol",
+        " _atom_site_label",
+        " _atom_site_symmetry_multiplicity",
+        " _atom_site_fract_x",
+        " _atom_site_fract_y",
+        " _atom_site_fract_z",
+        " _atom_site_occupancy",
+    ]
+    for k, (s, (x, y, z)) in enumerate(zip(symbols, crystal.frac_coords, strict=True)):
+        lines.append(f"  {s}  {s}{k}  1  {_cif_number(x)}  {_cif_number(y)}  {_cif_number(z)}  1")
+    return "\n".join(lines) + "\n"
+
+
+def parse_structure_dict(d: dict) -> Crystal:
+    """A Crystal from pymatgen's ``Structure.as_dict()`` form (MP API documents), without pymatgen.
+
+    Reads ``lattice.matrix`` and each site's ``abc`` as ``Structure.from_dict`` does; sites with more
+    than one species or an occupancy below 1 raise StructureError("partial occupancy").
+    """
+    try:
+        matrix = d["lattice"]["matrix"]
+        sites = d["sites"]
+    except (KeyError, TypeError):
+        raise StructureError("no structure", "not a pymatgen structure dict (no lattice/sites)") from None
+    table = _element_table()
+    numbers, frac = [], []
+    for site in sites:
+        species = site.get("species", [])
+        if len(species) != 1 or float(species[0].get("occu", 1)) != 1.0:
+            raise StructureError("partial occupancy", f"site {site.get('label', '?')} is disordered")
+        sym = re.sub(r"[\d.+-]+$", "", str(species[0]["element"]))
+        if sym not in table:
+            raise StructureError("unknown element", f"unknown element {species[0]['element']!r}")
+        numbers.append(table[sym][0])
+        frac.append(site["abc"])
+    if not numbers:
+        raise StructureError("no structure", "structure without sites")
+    return Crystal(matrix, frac, numbers)
