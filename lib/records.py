@@ -1,0 +1,237 @@
+"""Run records (one JSON per trained model) and checkpoints (one .pt beside it): write, read, list.
+
+A run record is the unit that tables and figures are made from (06_benchmark reads nothing else), so a
+run trained elsewhere (a GPU box, a cluster) drops into ``results/runs/`` and counts. Its name is
+``<model>_<property>_<profile>_s<seed>``; the checkpoint ``<name>.pt`` holds the best epoch's weights
+and all it takes to use them: the model's class and constructor arguments, the target normaliser, the
+graph parameters, the target's name and unit. ``<name>.state.pt`` is the resumable training state.
+
+Files are written atomically (temporary file + ``os.replace``), so an interrupted run never leaves a
+half-written record or checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lib.paths import ROOT, RUNS
+
+CHECKPOINT_FORMAT = "compendium-checkpoint/1"
+
+
+def run_name(model: str, property: str, profile: str, seed: int) -> str:
+    """``<model>_<property>_<profile>_s<seed>``, the stem of a run's files."""
+    return f"{model}_{property}_{profile}_s{seed}"
+
+
+# ----------------------------------------------------------------------------- atomic files
+
+
+def _atomic(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    data = json.dumps(obj, indent=1, allow_nan=True).encode()
+    return _atomic(Path(path), lambda f: f.write(data))
+
+
+def torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` atomically."""
+    return _atomic(Path(path), lambda f: torch.save(obj, f))
+
+
+def torch_load(path: str | Path, map_location=None) -> Any:
+    """``torch.load`` of our own files (plain containers of tensors) with ``map_location`` (CPU <-> CUDA)."""
+    return torch.load(Path(path), map_location=map_location, weights_only=True)
+
+
+# ----------------------------------------------------------------------------- environment
+
+
+def git_commit(root: str | Path = ROOT) -> str | None:
+    """The HEAD commit of the project's git repository (None outside one), '+dirty' when modified."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if head.returncode != 0 or not head.stdout.strip():
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+            text=True, timeout=10,
+        )
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def cpu_name() -> str:
+    """The CPU's model string (e.g. 'AMD EPYC 7R13 Processor')."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_info(device: torch.device | str) -> dict[str, Any]:
+    """Where a run ran: device type and name (CPU model or CUDA device name), torch threads, versions."""
+    device = torch.device(device)
+    info: dict[str, Any] = {"type": device.type, "torch_threads": torch.get_num_threads(),
+                            "cpu": cpu_name(), "cpu_count": os.cpu_count(), "host": platform.node(),
+                            "torch": torch.__version__, "python": platform.python_version()}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    else:
+        info["name"] = info["cpu"]
+    return info
+
+
+# ----------------------------------------------------------------------------- run records
+
+
+def record_path(name: str, runs_dir: str | Path | None = None) -> Path:
+    """The JSON path of run ``name``."""
+    return Path(runs_dir or RUNS) / f"{name}.json"
+
+
+def checkpoint_path(name: str, runs_dir: str | Path | None = None) -> Path:
+    """The checkpoint path of run ``name``."""
+    return Path(runs_dir or RUNS) / f"{name}.pt"
+
+
+def state_path(name: str, runs_dir: str | Path | None = None) -> Path:
+    """The resumable training state of run ``name``."""
+    return Path(runs_dir or RUNS) / f"{name}.state.pt"
+
+
+def write_record(record: dict, runs_dir: str | Path | None = None) -> Path:
+    """Write a run record as ``<runs_dir>/<record['run']>.json``."""
+    return write_json(record_path(record["run"], runs_dir), record)
+
+
+def read_record(name_or_path: str | Path, runs_dir: str | Path | None = None) -> dict:
+    """A run record, by run name or by path."""
+    p = Path(name_or_path)
+    if p.suffix != ".json":
+        p = record_path(str(name_or_path), runs_dir)
+    with open(p) as f:
+        return json.load(f)
+
+
+def list_records(runs_dir: str | Path | None = None, **where: Any) -> list[dict]:
+    """Every run record under ``runs_dir``, optionally filtered (``model="cgcnn", property=...``)."""
+    out = []
+    for p in sorted(Path(runs_dir or RUNS).glob("*.json")):
+        try:
+            rec = read_record(p)
+        except (OSError, json.JSONDecodeError):
+            continue
+        if all(rec.get(k) == v for k, v in where.items()):
+            out.append(rec)
+    return out
+
+
+def records_frame(runs_dir: str | Path | None = None, **where: Any):
+    """One row per run: model, property, profile, seed, split sizes, test metrics, time, parameters."""
+    import pandas as pd
+
+    rows = []
+    for r in list_records(runs_dir, **where):
+        rows.append({
+            "run": r["run"], "model": r.get("model"), "property": r.get("property"), "unit": r.get("unit"),
+            "profile": r.get("profile"), "seed": r.get("seed"),
+            **{f"n_{k}": v for k, v in (r.get("split_sizes") or {}).items()},
+            **{f"test_{k}": v for k, v in (r.get("metrics", {}).get("test") or {}).items() if k != "n"},
+            "best_epoch": r.get("best_epoch"), "epochs_run": r.get("epochs_run"),
+            "train_time_s": r.get("train_time_s"), "n_parameters": r.get("n_parameters"),
+            "device": (r.get("device") or {}).get("name"),
+        })
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, **meta: Any) -> Path:
+    """Save weights + model spec (class, kwargs) + ``meta`` (normalizer, graph_params, target, unit...)."""
+    from lib.models import model_spec
+
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ckpt = {"format": CHECKPOINT_FORMAT, "model": model_spec(model), "state_dict": state, **meta}
+    return torch_save(ckpt, path)
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (eval mode, on ``device``) and what it predicts."""
+
+    model: torch.nn.Module
+    target: str
+    unit: str | None
+    task: str = "regression"
+    normalizer: Any = None  # lib.train.Normalizer, None for classifiers
+    graph_params: dict | None = None
+    label: str | None = None
+    record: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.model.state_dict().values())).device
+
+    @property
+    def column(self) -> str:
+        """Column name of a prediction, with its unit: e.g. 'formation_energy_per_atom [eV/atom]'."""
+        return f"{self.target} [{self.unit}]" if self.unit else self.target
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device | None = None) -> Checkpoint:
+    """Rebuild the model of a checkpoint on ``device`` (default: cuda if available, else cpu).
+
+    Tensors are mapped to ``device`` on load, so a checkpoint written on CUDA loads on a CPU-only
+    machine and the other way round.
+    """
+    from lib.models import build_model
+    from lib.train import Normalizer, pick_device
+
+    device = pick_device(device)
+    ckpt = torch_load(path, map_location=device)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a compendium checkpoint (format {ckpt.get('format')!r})")
+    spec = ckpt["model"]
+    kwargs = {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in spec["kwargs"].items()}
+    model = build_model({"class": spec["class"], "kwargs": kwargs})
+    model.load_state_dict(ckpt["state_dict"])
+    model.to(device).eval()
+    norm = ckpt.get("normalizer")
+    return Checkpoint(
+        model=model, target=ckpt.get("target", "target"), unit=ckpt.get("unit"),
+        task=ckpt.get("task", "regression"), normalizer=Normalizer.from_dict(norm) if norm else None,
+        graph_params=ckpt.get("graph_params"), label=ckpt.get("label"), record=ckpt.get("record") or {},
+        path=Path(path),
+    )
