@@ -10,7 +10,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from lib.graphs import build_graph, build_graphs, collate, megnet_params
-from lib.models.megnet import MEGNet, Set2Set, segment_mean
+from lib.models.megnet import MEGNet, MEGNetBlock, Set2Set, segment_mean
 from lib.structures import Crystal
 
 
@@ -121,3 +121,15 @@ def test_isolated_atom_is_reported_not_crashed(capsys, tmp_path):
     torch.manual_seed(0)
     out = MEGNet(cutoff=4.0).eval()(kept.batch(np.arange(2)))
     assert out.shape == (2,) and torch.isfinite(out).all()
+
+
+def test_split_edge_update_equals_concatenation():
+    torch.manual_seed(0)
+    block = MEGNetBlock(32, pre=False)
+    n, n_e, b = 9, 40, 2
+    v, e, u = torch.randn(n, 32), torch.randn(n_e, 32), torch.randn(b, 32)
+    src, dst = torch.randint(0, n, (n_e,)), torch.randint(0, n, (n_e,))
+    edge_graph = (dst >= 5).long()
+    fast = block.edge_update(v, e, u, src, dst, edge_graph)
+    ref = block.edge_update_reference(v, e, u, src, dst, edge_graph)
+    assert torch.allclose(fast, ref, atol=1e-5)
