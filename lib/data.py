@@ -56,6 +56,10 @@ from lib.structures import (
     parse_structure_dict,
 )
 
+with warnings.catch_warnings():  # tqdm.auto warns when a notebook has no ipywidgets; text bars are fine
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm
+
 try:  # orjson (an mp-api dependency) reads the JSON Lines mirror ~3x faster
     import orjson as _orjson
 
@@ -82,26 +86,51 @@ class Target:
     note: str = ""
 
 
-TARGETS: dict[str, Target] = {t.column: t for t in (
-    Target("formation_energy_per_atom", "Formation energy", "eV/atom",
-           "DFT (PBE/PBE+U) formation energy per atom relative to the elements, with MP's corrections"),
-    Target("energy_per_atom", "Energy per atom", "eV/atom",
-           "DFT total energy per atom",
-           "From the MP summary API of 2024-04-25 (mp_energy_2024.csv), joined by material id to the "
-           "2020 structures: for the same ids the 2024 formation energy differs from the 2020 one by "
-           "0.026 eV/atom at the median."),
-    Target("efermi", "Fermi energy", "eV", "Fermi energy of the DFT calculation"),
-    Target("band_gap", "Band gap", "eV", "PBE band gap (0 for metals)"),
-    Target("log10_K_VRH", "log₁₀ bulk modulus", "log10(GPa)",
-           "Voigt-Reuss-Hill average bulk modulus K_VRH from the elastic tensor, as log10 of GPa",
-           "Non-positive moduli have no logarithm and are dropped."),
-    Target("log10_G_VRH", "log₁₀ shear modulus", "log10(GPa)",
-           "Voigt-Reuss-Hill average shear modulus G_VRH from the elastic tensor, as log10 of GPa",
-           "Non-positive moduli have no logarithm and are dropped."),
-    Target("poisson_ratio", "Poisson ratio", "–",
-           "Homogeneous Poisson ratio from the elastic tensor",
-           "Values outside [0, 0.5] are dropped, as in the thesis."),
-)}
+TARGETS: dict[str, Target] = {
+    t.column: t
+    for t in (
+        Target(
+            "formation_energy_per_atom",
+            "Formation energy",
+            "eV/atom",
+            "DFT (PBE/PBE+U) formation energy per atom relative to the elements, with MP's corrections",
+        ),
+        Target(
+            "energy_per_atom",
+            "Energy per atom",
+            "eV/atom",
+            "DFT total energy per atom",
+            "From the MP summary API of 2024-04-25 (mp_energy_2024.csv), joined by material id to the "
+            "2020 structures: for the same ids the 2024 formation energy differs from the 2020 one by "
+            "0.026 eV/atom at the median. About a fifth of the values (7,512 of 36,179 in the CGCNN table) "
+            "lie below -12 eV/atom, far below PBE energies per atom (MP 2024 mixes GGA(+U) and r2SCAN "
+            "energies, whose absolute scales differ): compare results on this target with care.",
+        ),
+        Target("efermi", "Fermi energy", "eV", "Fermi energy of the DFT calculation"),
+        Target("band_gap", "Band gap", "eV", "PBE band gap (0 for metals)"),
+        Target(
+            "log10_K_VRH",
+            "Bulk modulus K_VRH",
+            "log10(GPa)",
+            "Voigt-Reuss-Hill average bulk modulus K_VRH from the elastic tensor, as log10 of GPa",
+            "Non-positive moduli have no logarithm and are dropped.",
+        ),
+        Target(
+            "log10_G_VRH",
+            "Shear modulus G_VRH",
+            "log10(GPa)",
+            "Voigt-Reuss-Hill average shear modulus G_VRH from the elastic tensor, as log10 of GPa",
+            "Non-positive moduli have no logarithm and are dropped.",
+        ),
+        Target(
+            "poisson_ratio",
+            "Poisson ratio",
+            "–",
+            "Homogeneous Poisson ratio from the elastic tensor",
+            "Values outside [0, 0.5] are dropped, as in the thesis.",
+        ),
+    )
+}
 
 #: the targets each paper's dataset has
 DATASET_TARGETS: dict[str, tuple[str, ...]] = {
@@ -139,7 +168,10 @@ class PropertyMapping:
 
 
 _NMD = "_nmd_results_properties_"
+_J, _PA = EV_PER_JOULE, 1e-9  # J -> eV, Pa -> GPa
+# fmt: off
 PROPERTY_MAP: tuple[PropertyMapping, ...] = (
+    # provider  provider field                    standard column          provider unit  conversion
     # Materials Project summary documents (mp-api 0.46, emmet SummaryDoc)
     PropertyMapping("mp", "formation_energy_per_atom", "formation_energy_per_atom", "eV/atom"),
     PropertyMapping("mp", "energy_per_atom", "energy_per_atom", "eV/atom"),
@@ -148,7 +180,7 @@ PROPERTY_MAP: tuple[PropertyMapping, ...] = (
     PropertyMapping("mp", "bulk_modulus.vrh", "log10_K_VRH", "GPa", transform="log10"),
     PropertyMapping("mp", "shear_modulus.vrh", "log10_G_VRH", "GPa", transform="log10"),
     PropertyMapping("mp", "homogeneous_poisson", "poisson_ratio", "1"),
-    # the project's JSON Lines mirror / snapshots (raw mirror files and export_snapshot files)
+    # the project's JSON Lines mirror and snapshots (raw mirror files and export_snapshot files)
     PropertyMapping("mirror", "formation_energy_per_atom", "formation_energy_per_atom", "eV/atom"),
     PropertyMapping("mirror", "energy_per_atom", "energy_per_atom", "eV/atom"),
     PropertyMapping("mirror", "efermi", "efermi", "eV"),
@@ -158,29 +190,30 @@ PROPERTY_MAP: tuple[PropertyMapping, ...] = (
     PropertyMapping("mirror", "K_VRH", "log10_K_VRH", "GPa", transform="log10"),
     PropertyMapping("mirror", "G_VRH", "log10_G_VRH", "GPa", transform="log10"),
     PropertyMapping("mirror", "poisson_ratio", "poisson_ratio", "1"),
-    # the MEGNet paper's mp.2018.6.1.json (figshare): moduli already log10(GPa), as its models use
+    # the MEGNet paper's mp.2018.6.1.json (figshare): moduli in log10(GPa), the unit of its models;
+    # a file whose moduli look like GPa (median > 4) is read through the *_GPa rows instead
     PropertyMapping("megnet", "formation_energy_per_atom", "formation_energy_per_atom", "eV/atom"),
     PropertyMapping("megnet", "band_gap", "band_gap", "eV"),
-    PropertyMapping("megnet", "K_VRH", "log10_K_VRH", "log10(GPa)",
-                    note="if the file's moduli look like GPa (median > 4) they are read as *_GPa below"),
+    PropertyMapping("megnet", "K_VRH", "log10_K_VRH", "log10(GPa)"),
     PropertyMapping("megnet", "G_VRH", "log10_G_VRH", "log10(GPa)"),
     PropertyMapping("megnet", "K_VRH_GPa", "log10_K_VRH", "GPa", transform="log10"),
     PropertyMapping("megnet", "G_VRH_GPa", "log10_G_VRH", "GPa", transform="log10"),
-    # OQMD through OPTIMADE (qmpy's provider fields)
+    # OQMD through OPTIMADE (qmpy's provider fields, eV)
     PropertyMapping("oqmd", "_oqmd_delta_e", "formation_energy_per_atom", "eV/atom"),
     PropertyMapping("oqmd", "_oqmd_band_gap", "band_gap", "eV"),
     PropertyMapping("oqmd", "_oqmd_stability", "energy_above_hull", "eV/atom",
                     note="OQMD's hull distance (negative below the hull); an extra column, not a target"),
     # NOMAD through OPTIMADE: results.* quantities flattened with "_nmd_" and "_", in SI units
     PropertyMapping("nomad", _NMD + "electronic_band_structure_electronic_band_gap_value", "band_gap", "J",
-                    factor=EV_PER_JOULE, pick="min"),
+                    factor=_J, pick="min"),
     PropertyMapping("nomad", _NMD + "electronic_dos_electronic_band_gap_value", "band_gap", "J",
-                    factor=EV_PER_JOULE, pick="min"),
-    PropertyMapping("nomad", _NMD + "mechanical_bulk_modulus_value", "log10_K_VRH", "Pa", factor=1e-9,
-                    transform="log10", pick="vrh"),
-    PropertyMapping("nomad", _NMD + "mechanical_shear_modulus_value", "log10_G_VRH", "Pa", factor=1e-9,
-                    transform="log10", pick="vrh"),
+                    factor=_J, pick="min"),
+    PropertyMapping("nomad", _NMD + "mechanical_bulk_modulus_value", "log10_K_VRH", "Pa",
+                    factor=_PA, transform="log10", pick="vrh"),
+    PropertyMapping("nomad", _NMD + "mechanical_shear_modulus_value", "log10_G_VRH", "Pa",
+                    factor=_PA, transform="log10", pick="vrh"),
 )
+# fmt: on
 
 # ----------------------------------------------------------------------------------------------
 # public locations of the original data
@@ -195,12 +228,31 @@ OPTIMADE_PROVIDERS: dict[str, str] = {
     "oqmd": "https://oqmd.org/optimade",
     "nomad": "https://nomad-lab.eu/prod/v1/optimade",
 }
-OPTIMADE_STRUCTURE_FIELDS = ("lattice_vectors", "cartesian_site_positions", "species_at_sites", "species",
-                             "dimension_types", "chemical_formula_reduced")
-MP_FIELDS = ["material_id", "structure", "energy_per_atom", "formation_energy_per_atom", "efermi",
-             "band_gap", "bulk_modulus", "shear_modulus", "homogeneous_poisson"]
-MIRROR_FILES = {"main": "mp_cgcnn_2020.jsonl.xz", "elastic": "mp_elastic_cgcnn_2020.jsonl.xz",
-                "energy": "mp_energy_2024.csv", "ids": "mp-ids-46744.csv"}
+OPTIMADE_STRUCTURE_FIELDS = (
+    "lattice_vectors",
+    "cartesian_site_positions",
+    "species_at_sites",
+    "species",
+    "dimension_types",
+    "chemical_formula_reduced",
+)
+MP_FIELDS = [
+    "material_id",
+    "structure",
+    "energy_per_atom",
+    "formation_energy_per_atom",
+    "efermi",
+    "band_gap",
+    "bulk_modulus",
+    "shear_modulus",
+    "homogeneous_poisson",
+]
+MIRROR_FILES = {
+    "main": "mp_cgcnn_2020.jsonl.xz",
+    "elastic": "mp_elastic_cgcnn_2020.jsonl.xz",
+    "energy": "mp_energy_2024.csv",
+    "ids": "mp-ids-46744.csv",
+}
 SOURCES = ("auto", "mp", "optimade", "mirror", "folder", "figshare")
 
 
@@ -247,8 +299,9 @@ def _rejected_frame(rows: Iterable[tuple]) -> RejectedTable:
 # ----------------------------------------------------------------------------------------------
 
 
-def split(n_or_df: int | pd.DataFrame, seed: int,
-          fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
+def split(
+    n_or_df: int | pd.DataFrame, seed: int, fractions: Sequence[float] = (0.8, 0.1, 0.1)
+) -> dict[str, np.ndarray]:
     """Deterministic random split into positional indices: {"train","val","test"} or {"train","test"}.
 
     ``numpy.random.default_rng(seed)`` permutes ``range(n)``; val/test get floor(fraction * n) rows
@@ -257,7 +310,9 @@ def split(n_or_df: int | pd.DataFrame, seed: int,
     n = len(n_or_df) if isinstance(n_or_df, pd.DataFrame) else int(n_or_df)
     fr = [float(f) for f in fractions]
     if len(fr) not in (2, 3) or any(f < 0 for f in fr) or not math.isclose(sum(fr), 1.0, abs_tol=1e-6):
-        raise ValueError(f"fractions must be 2 or 3 non-negative numbers summing to 1, got {tuple(fractions)}")
+        raise ValueError(
+            f"fractions must be 2 or 3 non-negative numbers summing to 1, got {tuple(fractions)}"
+        )
     names = ("train", "val", "test") if len(fr) == 3 else ("train", "test")
     perm = np.random.default_rng(seed).permutation(n)
     sizes = [int(math.floor(f * n + 1e-9)) for f in fr[1:]]
@@ -315,18 +370,27 @@ def target_table(df: pd.DataFrame, targets: Sequence[str] | None = None) -> pd.D
         if targets is None and n == 0:
             continue
         dropped = {k.split(": ", 1)[1]: v for k, v in drops.items() if k.startswith(col + ": ")}
-        rows.append({"property": t.label, "column": col, "unit": t.unit, "instances": n,
-                     "dropped": sum(dropped.values()),
-                     "why dropped": "; ".join(f"{k} ({v})" for k, v in dropped.items()),
-                     "note": t.note})
+        rows.append(
+            {
+                "property": t.label,
+                "column": col,
+                "unit": t.unit,
+                "instances": n,
+                "dropped": sum(dropped.values()),
+                "why dropped": "; ".join(f"{k} ({v})" for k, v in dropped.items()),
+                "note": t.note,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def summary(df: pd.DataFrame) -> str:
     """Short text report of a loaded table: size, source, drops by reason (one line each)."""
     a = df.attrs
-    lines = [f"{a.get('name', '?')} from {a.get('source', '?')}: {len(df):,} materials"
-             + (f" ({a['origin']})" if a.get("origin") else "")]
+    lines = [
+        f"{a.get('name', '?')} from {a.get('source', '?')}: {len(df):,} materials"
+        + (f" ({a['origin']})" if a.get("origin") else "")
+    ]
     for reason, count in a.get("drops", {}).items():
         lines.append(f"  left out: {reason}: {count:,}")
     return "\n".join(lines)
@@ -348,9 +412,15 @@ def export_snapshot(df: pd.DataFrame, path: str | Path) -> Path:
     with _open_text(tmp, "wt", compress_like=path) as fh:
         for rec in df[["material_id", "structure", *targets, *extra]].itertuples(index=False):
             c: Crystal = rec[1]
-            obj = {"material_id": str(rec[0]), "cif": c.to_cif(str(rec[0])),
-                   "crystal": {"lattice": c.lattice.tolist(), "frac_coords": c.frac_coords.tolist(),
-                               "numbers": c.numbers.tolist()}}
+            obj = {
+                "material_id": str(rec[0]),
+                "cif": c.to_cif(str(rec[0])),
+                "crystal": {
+                    "lattice": c.lattice.tolist(),
+                    "frac_coords": c.frac_coords.tolist(),
+                    "numbers": c.numbers.tolist(),
+                },
+            }
             for k, col in enumerate(targets):
                 v = rec[2 + k]
                 obj[col] = None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
@@ -413,7 +483,8 @@ def load_dataset(
     opts = dict(name=name, target=target, n_jobs=n_jobs, progress=progress)
 
     if src == "mirror":
-        mpath = Path(mirror) if mirror is not None else default_mirror()
+        given = mirror if mirror is not None else path
+        mpath = Path(given) if given is not None else default_mirror()
         if mpath is None:
             raise DataUnavailable(_no_data_message(name))
         if not mpath.exists():
@@ -430,8 +501,12 @@ def load_dataset(
                 if found is None:
                     raise DataUnavailable(
                         f"the mirror {mpath} holds the CGCNN dataset only, not {name!r}. "
-                        + (_megnet_message(raw_dir) if name == "megnet" else
-                           "Give a snapshot file (mirror=path/to/file.jsonl.xz) instead."))
+                        + (
+                            _megnet_message(raw_dir)
+                            if name == "megnet"
+                            else "Give a snapshot file (mirror=path/to/file.jsonl.xz) instead."
+                        )
+                    )
                 files = [found]
                 src = "figshare"
                 builder = lambda: _records_megnet(found)  # noqa: E731
@@ -443,50 +518,105 @@ def load_dataset(
     if src == "folder":
         folder = Path(path) if path is not None else None
         if folder is None or not (folder / "id_prop.csv").exists():
-            raise DataUnavailable(f"source='folder' needs path= a CGCNN-format folder with id_prop.csv "
-                                  f"(id,target per line, no header) and <id>.cif files; got {path}")
+            raise DataUnavailable(
+                f"source='folder' needs path= a CGCNN-format folder with id_prop.csv "
+                f"(id,target per line, no header) and <id>.cif files; got {path}"
+            )
         if not target:
-            raise ValueError("source='folder' needs target= the property name of id_prop.csv's "
-                             f"second column (e.g. one of {list(TARGETS)})")
+            raise ValueError(
+                "source='folder' needs target= the property name of id_prop.csv's "
+                f"second column (e.g. one of {list(TARGETS)})"
+            )
         files = [folder / "id_prop.csv", *sorted(folder.glob("*.cif"))]
-        return _cached(src, files, lambda: _records_folder(folder, target), cache, cache_dir,
-                       str(folder), verbose, params={"target": target}, **opts)
+        return _cached(
+            src,
+            files,
+            lambda: _records_folder(folder, target),
+            cache,
+            cache_dir,
+            str(folder),
+            verbose,
+            params={"target": target},
+            **opts,
+        )
 
     if src == "figshare":
-        found = Path(path) if path is not None else _find_megnet_file(
-            Path(mirror) if mirror is not None else None, raw_dir)
+        found = (
+            Path(path)
+            if path is not None
+            else _find_megnet_file(Path(mirror) if mirror is not None else None, raw_dir)
+        )
         if found is None or not found.exists():
             if not download:
                 raise DataUnavailable(_megnet_message(raw_dir))
-            found = _download(MEGNET_URL, raw_dir / "megnet" / (MEGNET_FILE + ".zip"), progress,
-                              what="the MEGNet paper's dataset", help_=_megnet_message(raw_dir))
-        return _cached(src, [found], lambda: _records_megnet(found), cache, cache_dir, str(found),
-                       verbose, **opts)
+            found = _download(
+                MEGNET_URL,
+                raw_dir / "megnet" / (MEGNET_FILE + ".zip"),
+                progress,
+                what="the MEGNet paper's dataset",
+                help_=_megnet_message(raw_dir),
+            )
+        return _cached(
+            src, [found], lambda: _records_megnet(found), cache, cache_dir, str(found), verbose, **opts
+        )
 
     if src == "mp":
         if not key:
             raise DataUnavailable(
-                "source='mp' needs a Materials Project API key: get one at " + MP_KEY_URL
+                "source='mp' needs a Materials Project API key: get one at "
+                + MP_KEY_URL
                 + " and `export MP_API_KEY=<your key>` (or pass api_key=). Without network, use the "
-                "offline mirror: load_dataset(name, source='mirror', mirror='../shared/data').")
+                "offline mirror: load_dataset(name, source='mirror', mirror='../shared/data')."
+            )
         id_list = list(ids) if ids is not None else _dataset_ids(name, mirror, path, raw_dir, download)
         chunk_files = _fetch_mp(id_list, key, raw_dir / "mp" / name, chunk_size, progress)
-        return _cached(src, chunk_files, lambda: _records_mp(chunk_files, id_list), cache, cache_dir,
-                       f"MP API, {len(id_list):,} ids", verbose, **opts)
+        return _cached(
+            src,
+            chunk_files,
+            lambda: _records_mp(chunk_files, id_list),
+            cache,
+            cache_dir,
+            f"MP API, {len(id_list):,} ids",
+            verbose,
+            **opts,
+        )
 
     if src == "optimade":
         if not optimade_filter:
-            raise ValueError("source='optimade' needs optimade_filter=, e.g. "
-                             "'elements HAS ALL \"Li\",\"O\" AND nelements=3'")
-        prov = dict(providers) if isinstance(providers, Mapping) else {p: OPTIMADE_PROVIDERS[p] for p in providers}
+            raise ValueError(
+                "source='optimade' needs optimade_filter=, e.g. "
+                '\'elements HAS ALL "Li","O" AND nelements=3\''
+            )
+        if isinstance(providers, str):
+            providers = (providers,)
+        unknown = [p for p in providers if not isinstance(providers, Mapping) and p not in OPTIMADE_PROVIDERS]
+        if unknown:
+            raise ValueError(
+                f"unknown OPTIMADE provider(s) {unknown}: known {list(OPTIMADE_PROVIDERS)}, "
+                "or pass providers={name: base_url}"
+            )
+        prov = (
+            dict(providers)
+            if isinstance(providers, Mapping)
+            else {p: OPTIMADE_PROVIDERS[p] for p in providers}
+        )
         page_files: dict[str, list[Path]] = {}
         for pname, base in prov.items():
-            page_files[pname] = _fetch_optimade(pname, base, optimade_filter, raw_dir / "optimade",
-                                                max_entries, progress)
+            page_files[pname] = _fetch_optimade(
+                pname, base, optimade_filter, raw_dir / "optimade", max_entries, progress
+            )
         files = [f for fs in page_files.values() for f in fs]
-        return _cached(src, files, lambda: _records_optimade(page_files, max_entries), cache, cache_dir,
-                       f"OPTIMADE {', '.join(prov)}: {optimade_filter}", verbose,
-                       params={"filter": optimade_filter, "max_entries": max_entries}, **opts)
+        return _cached(
+            src,
+            files,
+            lambda: _records_optimade(page_files, max_entries),
+            cache,
+            cache_dir,
+            f"OPTIMADE {', '.join(prov)}: {optimade_filter}",
+            verbose,
+            params={"filter": optimade_filter, "max_entries": max_entries},
+            **opts,
+        )
     raise AssertionError(src)  # pragma: no cover
 
 
@@ -511,21 +641,25 @@ def _resolve_source(name: str, source: str, mirror, path, key, raw_dir: Path) ->
 
 
 def _no_data_message(name: str) -> str:
-    return (f"no data source for {name!r}: no mirror was given or found and MP_API_KEY is not set. Either\n"
-            f"  - use the offline mirror: load_dataset({name!r}, mirror='/path/to/shared/data') or "
-            "`export COMPENDIUM_MIRROR=/path/to/shared/data` (the folder with mp_cgcnn_2020.jsonl.xz; "
-            "the project looks at ../shared/data by default), or\n"
-            f"  - fetch from the Materials Project: get an API key at {MP_KEY_URL}, "
-            "`export MP_API_KEY=<your key>`, and run again (downloads resume), or\n"
-            "  - give your own data: a CGCNN folder (source='folder', path=..., target=...) or a "
-            "snapshot file (source='mirror', mirror='file.jsonl.xz').")
+    return (
+        f"no data source for {name!r}: no mirror was given or found and MP_API_KEY is not set. Either\n"
+        f"  - use the offline mirror: load_dataset({name!r}, mirror='/path/to/shared/data') or "
+        "`export COMPENDIUM_MIRROR=/path/to/shared/data` (the folder with mp_cgcnn_2020.jsonl.xz; "
+        "the project looks at ../shared/data by default), or\n"
+        f"  - fetch from the Materials Project: get an API key at {MP_KEY_URL}, "
+        "`export MP_API_KEY=<your key>`, and run again (downloads resume), or\n"
+        "  - give your own data: a CGCNN folder (source='folder', path=..., target=...) or a "
+        "snapshot file (source='mirror', mirror='file.jsonl.xz')."
+    )
 
 
 def _megnet_message(raw_dir: Path) -> str:
-    return (f"the MEGNet dataset (MP 2018.6.1, 69,239 materials) is not mirrored and needs its public file: "
-            f"download {MEGNET_URL} (mp.2018.6.1.json.zip, from {MEGNET_PAGE}) and put it at "
-            f"{raw_dir / 'megnet' / (MEGNET_FILE + '.zip')} (or unzip it to {raw_dir / 'megnet' / MEGNET_FILE}), "
-            "or pass path=; load_dataset('megnet') downloads it itself when the network is reachable.")
+    return (
+        f"the MEGNet dataset (MP 2018.6.1, 69,239 materials) is not mirrored and needs its public file: "
+        f"download {MEGNET_URL} (mp.2018.6.1.json.zip, from {MEGNET_PAGE}) and put it at "
+        f"{raw_dir / 'megnet' / (MEGNET_FILE + '.zip')} (or unzip it to {raw_dir / 'megnet' / MEGNET_FILE}), "
+        "or pass path=; load_dataset('megnet') downloads it itself when the network is reachable."
+    )
 
 
 def _find_megnet_file(mirror: Path | None, raw_dir: Path) -> Path | None:
@@ -554,14 +688,31 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-") or "data"
 
 
-def _cached(src: str, files: Sequence[Path], builder, cache: bool, cache_dir: Path, origin: str,
-            verbose: bool, *, name: str, target: str | None, n_jobs: int | None, progress: bool,
-            params: dict | None = None) -> pd.DataFrame:
+def _cached(
+    src: str,
+    files: Sequence[Path],
+    builder,
+    cache: bool,
+    cache_dir: Path,
+    origin: str,
+    verbose: bool,
+    *,
+    name: str,
+    target: str | None,
+    n_jobs: int | None,
+    progress: bool,
+    params: dict | None = None,
+) -> pd.DataFrame:
     """Read the processed table for these inputs from the cache, or build it (and cache it)."""
-    key_obj = {"format": FORMAT_VERSION, "name": name, "source": src, "params": params or {},
-               "inputs": _file_fingerprint(files)}
+    key_obj = {
+        "format": FORMAT_VERSION,
+        "name": name,
+        "source": src,
+        "params": params or {},
+        "inputs": _file_fingerprint(files),
+    }
     key = hashlib.sha256(json.dumps(key_obj, sort_keys=True).encode()).hexdigest()[:16]
-    stem = f"{_slug(name)}-{src}"
+    stem = f"{_slug(name)}-{src}" + (f"-{_slug(target)}" if target else "")
     out = cache_dir / f"{stem}-{key}.parquet"
     if cache and out.exists():
         try:
@@ -575,10 +726,19 @@ def _cached(src: str, files: Sequence[Path], builder, cache: bool, cache_dir: Pa
     t0 = time.perf_counter()
     records, meta = builder()
     df, rejected = _build_table(records, meta, n_jobs=n_jobs, progress=progress)
-    drops = dict(Counter(f"{t}: {r}" if t else r for t, r in zip(rejected["target"], rejected["reason"],
-                                                                   strict=True)).most_common())
-    attrs = {"name": name, "source": src, "origin": origin, "notes": meta.get("notes", []),
-             "drops": drops, "build_seconds": round(time.perf_counter() - t0, 1)}
+    drops = dict(
+        Counter(
+            f"{t}: {r}" if t else r for t, r in zip(rejected["target"], rejected["reason"], strict=True)
+        ).most_common()
+    )
+    attrs = {
+        "name": name,
+        "source": src,
+        "origin": origin,
+        "notes": meta.get("notes", []),
+        "drops": drops,
+        "build_seconds": round(time.perf_counter() - t0, 1),
+    }
     if cache:
         cache_dir.mkdir(parents=True, exist_ok=True)
         _write_parquet(df, attrs, rejected, out)
@@ -592,7 +752,11 @@ def _cached(src: str, files: Sequence[Path], builder, cache: bool, cache_dir: Pa
         df.attrs["rejected"] = rejected
         df.attrs["content_hash"] = content_hash(df)
     if verbose:
-        print(summary(df) + f"\n  (built in {attrs['build_seconds']} s" + (f", cached {_rel(out)})" if cache else ")"))
+        print(
+            summary(df)
+            + f"\n  (built in {attrs['build_seconds']} s"
+            + (f", cached {_rel(out)})" if cache else ")")
+        )
     return df
 
 
@@ -612,10 +776,12 @@ def _write_parquet(df: pd.DataFrame, attrs: dict, rejected: pd.DataFrame, out: P
     cols = {
         "material_id": pa.array(df["material_id"].astype(str).tolist(), pa.string()),
         "lattice": pa.FixedSizeListArray.from_arrays(pa.array(flat["lattices"].reshape(-1)), 9),
-        "frac_coords": pa.ListArray.from_arrays(pa.array(off * 3, pa.int32()),
-                                                pa.array(flat["frac_coords"].reshape(-1))),
-        "numbers": pa.ListArray.from_arrays(pa.array(off, pa.int32()),
-                                            pa.array(flat["numbers"].astype(np.int16))),
+        "frac_coords": pa.ListArray.from_arrays(
+            pa.array(off * 3, pa.int32()), pa.array(flat["frac_coords"].reshape(-1))
+        ),
+        "numbers": pa.ListArray.from_arrays(
+            pa.array(off, pa.int32()), pa.array(flat["numbers"].astype(np.int16))
+        ),
     }
     for c in df.columns:
         if c in ("material_id", "structure"):
@@ -672,8 +838,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 # a per-row Series, "source": label or Series, "notes": [...], "rejected": [...], "expect": [...]}.
 
 
-def _build_table(records: pd.DataFrame, meta: dict, *, n_jobs: int | None, progress: bool
-                 ) -> tuple[pd.DataFrame, RejectedTable]:
+def _build_table(
+    records: pd.DataFrame, meta: dict, *, n_jobs: int | None, progress: bool
+) -> tuple[pd.DataFrame, RejectedTable]:
     """records -> (standard table, rejected rows); every left-out row or value gets a reason."""
     rejected: list[tuple] = list(meta.get("rejected", []))
     records = records.reset_index(drop=True)
@@ -714,8 +881,11 @@ def _build_table(records: pd.DataFrame, meta: dict, *, n_jobs: int | None, progr
     # targets, through the mapping table (plus a source's own mappings, e.g. a folder's one column)
     maps = PROPERTY_MAP + tuple(meta.get("mappings", ()))
     providers = meta["provider"]
-    prov = np.asarray(providers, dtype=object) if isinstance(providers, pd.Series | list) else \
-        np.full(len(records), providers, dtype=object)
+    prov = (
+        np.asarray(providers, dtype=object)
+        if isinstance(providers, pd.Series | list)
+        else np.full(len(records), providers, dtype=object)
+    )
     values: dict[str, np.ndarray] = {c: np.full(len(records), np.nan) for c in TARGETS}
     extras: dict[str, np.ndarray] = {}
     for p in dict.fromkeys(prov.tolist()):
@@ -733,7 +903,11 @@ def _build_table(records: pd.DataFrame, meta: dict, *, n_jobs: int | None, progr
                     rejected.append((mid, m.column, "non-positive modulus", f"{m.field} = {raw:g} {m.unit}"))
                 with np.errstate(divide="ignore", invalid="ignore"):
                     v = np.where(bad, np.nan, np.log10(np.where(bad, 1.0, v)))
-            col = values[m.column] if m.column in values else extras.setdefault(m.column, np.full(len(records), np.nan))
+            col = (
+                values[m.column]
+                if m.column in values
+                else extras.setdefault(m.column, np.full(len(records), np.nan))
+            )
             col[rows] = np.where(np.isnan(col[rows]), v, col[rows])  # the first mapping with a value wins
     # the generic rules, whatever the provider
     for col, v in values.items():
@@ -752,13 +926,23 @@ def _build_table(records: pd.DataFrame, meta: dict, *, n_jobs: int | None, progr
     for e in extras.values():
         empty &= np.isnan(e)
     for mid in ids[empty & keep]:
-        rejected.append((mid, expect[0] if len(expect) == 1 else "", "missing target value",
-                         "no value for " + ("the target" if len(expect) == 1 else "any target")))
+        rejected.append(
+            (
+                mid,
+                expect[0] if len(expect) == 1 else "",
+                "missing target value",
+                "no value for " + ("the target" if len(expect) == 1 else "any target"),
+            )
+        )
     keep &= ~empty
 
     today = _dt.date.today().isoformat()
     src, ret = meta.get("source", ""), meta.get("retrieved", today)
-    src = np.asarray(src, dtype=object) if isinstance(src, pd.Series | list) else np.full(len(records), src, dtype=object)
+    src = (
+        np.asarray(src, dtype=object)
+        if isinstance(src, pd.Series | list)
+        else np.full(len(records), src, dtype=object)
+    )
     if "source" in records.columns:
         given = records["source"].to_numpy(dtype=object)
         src = np.where(pd.isna(given), src, given)
@@ -799,8 +983,11 @@ def _extract(sub: pd.DataFrame, m: PropertyMapping) -> np.ndarray:
                 val = min(vals)
             elif m.pick == "vrh" and companion is not None and isinstance(companion.iloc[k], list | tuple):
                 types = list(companion.iloc[k])
-                val = val[types.index("voigt_reuss_hill_average")] if "voigt_reuss_hill_average" in types \
+                val = (
+                    val[types.index("voigt_reuss_hill_average")]
+                    if "voigt_reuss_hill_average" in types
                     else vals[0]
+                )
             else:
                 val = vals[0]
         try:
@@ -835,18 +1022,23 @@ def _parse_chunk(items: list[tuple[str, object]]) -> list[Crystal | tuple[str, s
     return [_parse_one(it) for it in items]
 
 
-def _parse_all(items: list[tuple[str, object]], n_jobs: int | None, progress: bool
-               ) -> list[Crystal | tuple[str, str]]:
+def _parse_all(
+    items: list[tuple[str, object]], n_jobs: int | None, progress: bool
+) -> list[Crystal | tuple[str, str]]:
     """Parse many structures: a tqdm bar, and a process pool on both cores for big inputs."""
-    from tqdm.auto import tqdm
 
     n = len(items)
     n_jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
     chunk = 500
-    chunks = [items[i:i + chunk] for i in range(0, n, chunk)]
+    chunks = [items[i : i + chunk] for i in range(0, n, chunk)]
     out: list = []
-    bar = tqdm(total=n, desc="parsing structures", unit="structure", disable=not progress or n < 1000,
-               mininterval=1.0)
+    bar = tqdm(
+        total=n,
+        desc="parsing structures",
+        unit="structure",
+        disable=not progress or n < 1000,
+        mininterval=1.0,
+    )
     if n_jobs > 1 and n >= 4000:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -866,9 +1058,13 @@ def _parse_all(items: list[tuple[str, object]], n_jobs: int | None, progress: bo
 
 def _crystal_from_optimade(attrs: Mapping) -> Crystal:
     """An OPTIMADE structure (lattice_vectors, cartesian_site_positions, species_at_sites, species)."""
-    lat, pos, sites = (attrs.get(k) for k in ("lattice_vectors", "cartesian_site_positions", "species_at_sites"))
+    lat, pos, sites = (
+        attrs.get(k) for k in ("lattice_vectors", "cartesian_site_positions", "species_at_sites")
+    )
     if lat is None or pos is None or sites is None:
-        raise StructureError("no structure", "lattice_vectors, cartesian_site_positions or species_at_sites missing")
+        raise StructureError(
+            "no structure", "lattice_vectors, cartesian_site_positions or species_at_sites missing"
+        )
     dims = attrs.get("dimension_types")
     if dims is not None and list(dims) != [1, 1, 1]:
         raise StructureError("not periodic", f"dimension_types = {list(dims)}; only 3D crystals are used")
@@ -931,19 +1127,23 @@ def _records_cgcnn_mirror(mdir: Path) -> tuple[pd.DataFrame, dict]:
     main = main.merge(en, on="material_id", how="left")  # energy joined to the main file's ids only
     el_cols = ["material_id", "K_VRH", "G_VRH", "poisson_ratio"]
     main_ids = set(main["material_id"])
-    overlap = el[el["material_id"].isin(main_ids)].merge(main[["material_id", "cif"]], on="material_id",
-                                                         suffixes=("", "_main"))
+    overlap = el[el["material_id"].isin(main_ids)].merge(
+        main[["material_id", "cif"]], on="material_id", suffixes=("", "_main")
+    )
     n_diff = int((overlap["cif"] != overlap["cif_main"]).sum())
     main = main.merge(el[el_cols], on="material_id", how="left")
     el_only = el[~el["material_id"].isin(main_ids)][["material_id", "cif", "K_VRH", "G_VRH", "poisson_ratio"]]
     records = pd.concat([main, el_only], ignore_index=True)
-    source = [f"mirror:{MIRROR_FILES['main'].split('.')[0]}"] * len(main) + \
-             [f"mirror:{MIRROR_FILES['elastic'].split('.')[0]}"] * len(el_only)
-    notes = [f"{len(main):,} materials from {MIRROR_FILES['main']}, {len(el):,} from {MIRROR_FILES['elastic']} "
-             f"({len(el_only)} of them not in the main file): {len(records):,} in all",
-             f"energy_per_atom from {MIRROR_FILES['energy']} (MP 2024) for {int(main['energy_per_atom'].notna().sum()):,} "
-             "of the main file's materials",
-             f"elastic entries whose CIF differs from the main file's (main file's kept): {n_diff}"]
+    source = [f"mirror:{MIRROR_FILES['main'].split('.')[0]}"] * len(main) + [
+        f"mirror:{MIRROR_FILES['elastic'].split('.')[0]}"
+    ] * len(el_only)
+    notes = [
+        f"{len(main):,} materials from {MIRROR_FILES['main']}, {len(el):,} from {MIRROR_FILES['elastic']} "
+        f"({len(el_only)} of them not in the main file): {len(records):,} in all",
+        f"energy_per_atom from {MIRROR_FILES['energy']} (MP 2024) for "
+        f"{int(main['energy_per_atom'].notna().sum()):,} of the main file's materials",
+        f"elastic entries whose CIF differs from the main file's (main file's kept): {n_diff}",
+    ]
     return records, {"provider": "mirror", "source": source, "notes": notes}
 
 
@@ -953,8 +1153,11 @@ def _records_snapshot(path: Path) -> tuple[pd.DataFrame, dict]:
     records = pd.DataFrame(rows)
     if "material_id" not in records.columns:
         raise ValueError(f"{path}: no material_id key; not a snapshot in the project's format")
-    return records, {"provider": "mirror", "source": f"snapshot:{path.name}",
-                     "notes": [f"{len(records):,} records from {path}"]}
+    return records, {
+        "provider": "mirror",
+        "source": f"snapshot:{path.name}",
+        "notes": [f"{len(records):,} records from {path}"],
+    }
 
 
 def _records_folder(folder: Path, target: str) -> tuple[pd.DataFrame, dict]:
@@ -982,9 +1185,14 @@ def _records_folder(folder: Path, target: str) -> tuple[pd.DataFrame, dict]:
     # the folder's one column is taken as it is, in the unit of the standard column of that name
     mapping = PropertyMapping(provider, target, target, TARGETS[target].unit if target in TARGETS else "")
     notes = [f"{len(ids):,} ids in {folder / 'id_prop.csv'}; {len(missing)} without a CIF file"]
-    return records, {"provider": provider, "source": f"folder:{folder.name}", "notes": notes,
-                     "rejected": rejected, "expect": [target],
-                     "mappings": [mapping]}
+    return records, {
+        "provider": provider,
+        "source": f"folder:{folder.name}",
+        "notes": notes,
+        "rejected": rejected,
+        "expect": [target],
+        "mappings": [mapping],
+    }
 
 
 def _records_megnet(path: Path) -> tuple[pd.DataFrame, dict]:
@@ -1007,10 +1215,16 @@ def _records_megnet(path: Path) -> tuple[pd.DataFrame, dict]:
             gpa = med > 4  # log10(GPa) of real moduli stays below ~3: these are GPa
             if gpa:
                 records = records.drop(columns=[col])
-                notes.append(f"{col} looked like GPa (median {med:.3g}), not log10(GPa): logged (mapping {col}_GPa)")
+                notes.append(
+                    f"{col} looked like GPa (median {med:.3g}), not log10(GPa): logged (mapping {col}_GPa)"
+                )
             records[col + "_GPa" if gpa else col] = v
-    return records, {"provider": "megnet", "source": f"figshare:{MEGNET_FILE}", "notes": notes,
-                     "expect": list(DATASET_TARGETS["megnet"])}
+    return records, {
+        "provider": "megnet",
+        "source": f"figshare:{MEGNET_FILE}",
+        "notes": notes,
+        "expect": list(DATASET_TARGETS["megnet"]),
+    }
 
 
 # --- Materials Project -------------------------------------------------------------------------
@@ -1028,10 +1242,14 @@ def _dataset_ids(name: str, mirror, path, raw_dir: Path, download: bool) -> list
             if c.exists():
                 return _read_id_list(c)
         if download:
-            return _read_id_list(_download(CGCNN_IDS_URL, raw_dir / MIRROR_FILES["ids"], False,
-                                           what="the CGCNN id list", help_=""))
-        raise DataUnavailable(f"the CGCNN id list is not here: download {CGCNN_IDS_URL} to "
-                              f"{raw_dir / MIRROR_FILES['ids']}")
+            return _read_id_list(
+                _download(
+                    CGCNN_IDS_URL, raw_dir / MIRROR_FILES["ids"], False, what="the CGCNN id list", help_=""
+                )
+            )
+        raise DataUnavailable(
+            f"the CGCNN id list is not here: download {CGCNN_IDS_URL} to {raw_dir / MIRROR_FILES['ids']}"
+        )
     if name == "megnet":
         found = Path(path) if path is not None else _find_megnet_file(None, raw_dir)
         if found is None or not found.exists():
@@ -1057,7 +1275,8 @@ def _mp_rester(api_key: str):
     except Exception as exc:  # noqa: BLE001 - network, auth and server errors all end here
         raise DataUnavailable(
             f"cannot reach the Materials Project API ({type(exc).__name__}: {exc}). Check the network and "
-            "MP_API_KEY, or use the offline mirror (source='mirror')") from None
+            "MP_API_KEY, or use the offline mirror (source='mirror')"
+        ) from None
 
 
 def _doc_to_dict(doc) -> dict:
@@ -1076,9 +1295,8 @@ def _doc_to_dict(doc) -> dict:
 
 def _fetch_mp(ids: list[str], api_key: str, out_dir: Path, chunk_size: int, progress: bool) -> list[Path]:
     """Download summary documents in chunks of ids; chunks already on disk are never fetched again."""
-    from tqdm.auto import tqdm
 
-    chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
+    chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
     files = []
     for k, ch in enumerate(chunks):
         digest = hashlib.sha256(("\n".join(ch) + "|" + ",".join(MP_FIELDS)).encode()).hexdigest()[:10]
@@ -1088,8 +1306,13 @@ def _fetch_mp(ids: list[str], api_key: str, out_dir: Path, chunk_size: int, prog
         return files
     out_dir.mkdir(parents=True, exist_ok=True)
     rester = _mp_rester(api_key)
-    bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc="MP summary chunks",
-               disable=not progress, unit="chunk")
+    bar = tqdm(
+        total=len(chunks),
+        initial=len(chunks) - len(todo),
+        desc="MP summary chunks",
+        disable=not progress,
+        unit="chunk",
+    )
     try:
         with rester as mpr:
             for k in todo:
@@ -1101,9 +1324,14 @@ def _fetch_mp(ids: list[str], api_key: str, out_dir: Path, chunk_size: int, prog
                         f"the Materials Project fetch stopped at chunk {k + 1}/{len(chunks)} "
                         f"({chunks[k][0]} ... {chunks[k][-1]}): {type(exc).__name__}: {exc}. "
                         f"{done} chunk(s) are saved under {out_dir}; run the same call again to resume "
-                        "(saved chunks are not downloaded again).") from exc
-                payload = {"ids": chunks[k], "fields": MP_FIELDS, "retrieved": _dt.date.today().isoformat(),
-                           "docs": [_doc_to_dict(d) for d in docs]}
+                        "(saved chunks are not downloaded again)."
+                    ) from exc
+                payload = {
+                    "ids": chunks[k],
+                    "fields": MP_FIELDS,
+                    "retrieved": _dt.date.today().isoformat(),
+                    "docs": [_doc_to_dict(d) for d in docs],
+                }
                 tmp = files[k].with_name(files[k].name + ".tmp")
                 with gzip.open(tmp, "wt", encoding="utf-8") as fh:
                     json.dump(payload, fh, default=str)
@@ -1128,11 +1356,22 @@ def _records_mp(files: list[Path], ids: list[str]) -> tuple[pd.DataFrame, dict]:
     records = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["material_id", "pmg"])
     records["retrieved"] = retrieved
     got = set(records["material_id"].astype(str))
-    rejected = [(mid, "", "not returned by the MP API",
-                 "no summary document for this id (deprecated or merged into another material?)")
-                for mid in asked if mid not in got]
-    return records, {"provider": "mp", "source": "mp-api", "rejected": rejected,
-                     "notes": [f"{len(records):,} summary documents for {len(asked):,} requested ids"]}
+    rejected = [
+        (
+            mid,
+            "",
+            "not returned by the MP API",
+            "no summary document for this id (deprecated or merged into another material?)",
+        )
+        for mid in asked
+        if mid not in got
+    ]
+    return records, {
+        "provider": "mp",
+        "source": "mp-api",
+        "rejected": rejected,
+        "notes": [f"{len(records):,} summary documents for {len(asked):,} requested ids"],
+    }
 
 
 # --- OPTIMADE ----------------------------------------------------------------------------------
@@ -1145,15 +1384,24 @@ def _next_link(payload: Mapping) -> str | None:
     return nxt or None
 
 
-def _fetch_optimade(provider: str, base_url: str, flt: str, out_root: Path, max_entries: int | None,
-                    progress: bool, page_limit: int = 100) -> list[Path]:
+def _fetch_optimade(
+    provider: str,
+    base_url: str,
+    flt: str,
+    out_root: Path,
+    max_entries: int | None,
+    progress: bool,
+    page_limit: int = 100,
+) -> list[Path]:
     """Follow links.next from {base}/v1/structures, one saved page per request; resumes from disk."""
     import requests
-    from tqdm.auto import tqdm
 
     fields = [*OPTIMADE_STRUCTURE_FIELDS, *(m.field for m in PROPERTY_MAP if m.provider == provider)]
-    fields += [m.field[: -len("_value")] + "_type" for m in PROPERTY_MAP
-               if m.provider == provider and m.pick == "vrh"]
+    fields += [
+        m.field[: -len("_value")] + "_type"
+        for m in PROPERTY_MAP
+        if m.provider == provider and m.pick == "vrh"
+    ]
     url = base_url.rstrip("/") + "/v1/structures"
     params = {"filter": flt, "response_fields": ",".join(dict.fromkeys(fields)), "page_limit": page_limit}
     digest = hashlib.sha256(json.dumps([url, params, max_entries], sort_keys=True).encode()).hexdigest()[:12]
@@ -1172,15 +1420,22 @@ def _fetch_optimade(provider: str, base_url: str, flt: str, out_root: Path, max_
     try:
         while request_url:
             try:
-                resp = requests.get(request_url, params=request_params, timeout=60,
-                                    headers={"Accept": "application/vnd.api+json, application/json"})
+                resp = requests.get(
+                    request_url,
+                    params=request_params,
+                    timeout=60,
+                    headers={"Accept": "application/vnd.api+json, application/json"},
+                )
             except requests.RequestException as exc:
                 raise DataUnavailable(
                     f"cannot reach the {provider} OPTIMADE endpoint {url} ({type(exc).__name__}: {exc}); "
-                    f"{len(pages)} page(s) are saved under {out_dir} and a later call resumes") from None
+                    f"{len(pages)} page(s) are saved under {out_dir} and a later call resumes"
+                ) from None
             if resp.status_code != 200:
-                raise FetchError(f"{provider} OPTIMADE answered HTTP {resp.status_code} for {resp.url}: "
-                                 f"{resp.text[:300]!r}; {len(pages)} page(s) kept under {out_dir}")
+                raise FetchError(
+                    f"{provider} OPTIMADE answered HTTP {resp.status_code} for {resp.url}: "
+                    f"{resp.text[:300]!r}; {len(pages)} page(s) kept under {out_dir}"
+                )
             payload = resp.json()
             page = out_dir / f"page-{len(pages):05d}.json"
             page.write_text(json.dumps(payload), encoding="utf-8")
@@ -1195,7 +1450,9 @@ def _fetch_optimade(provider: str, base_url: str, flt: str, out_root: Path, max_
     return pages
 
 
-def _records_optimade(page_files: dict[str, list[Path]], max_entries: int | None) -> tuple[pd.DataFrame, dict]:
+def _records_optimade(
+    page_files: dict[str, list[Path]], max_entries: int | None
+) -> tuple[pd.DataFrame, dict]:
     rows, provider, notes = [], [], []
     for pname, pages in page_files.items():
         entries = []
@@ -1221,7 +1478,6 @@ def _records_optimade(page_files: dict[str, list[Path]], max_entries: int | None
 def _download(url: str, dest: Path, progress: bool, *, what: str, help_: str) -> Path:
     """Stream a public file to dest (atomically); DataUnavailable with ``help_`` if unreachable."""
     import requests
-    from tqdm.auto import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
@@ -1229,21 +1485,40 @@ def _download(url: str, dest: Path, progress: bool, *, what: str, help_: str) ->
         with requests.get(url, stream=True, timeout=(10, 120)) as resp:
             resp.raise_for_status()
             total = int(resp.headers.get("content-length") or 0) or None
-            with open(tmp, "wb") as fh, tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {what}",
-                                             disable=not progress) as bar:
+            with (
+                open(tmp, "wb") as fh,
+                tqdm(
+                    total=total, unit="B", unit_scale=True, desc=f"downloading {what}", disable=not progress
+                ) as bar,
+            ):
                 for block in resp.iter_content(1 << 20):
                     fh.write(block)
                     bar.update(len(block))
     except requests.RequestException as exc:
         tmp.unlink(missing_ok=True)
-        raise DataUnavailable(f"cannot download {what} from {url} ({type(exc).__name__}: {exc}). {help_}") from None
+        raise DataUnavailable(
+            f"cannot download {what} from {url} ({type(exc).__name__}: {exc}). {help_}"
+        ) from None
     os.replace(tmp, dest)
     return dest
 
 
 __all__ = [
-    "TARGETS", "DATASET_TARGETS", "PROPERTY_MAP", "Target", "PropertyMapping", "DataUnavailable", "FetchError",
-    "RejectedTable", "load_dataset", "export_snapshot", "split", "target_frame", "target_table", "content_hash",
-    "summary", "OPTIMADE_PROVIDERS", "MEGNET_URL",
+    "TARGETS",
+    "DATASET_TARGETS",
+    "PROPERTY_MAP",
+    "Target",
+    "PropertyMapping",
+    "DataUnavailable",
+    "FetchError",
+    "RejectedTable",
+    "load_dataset",
+    "export_snapshot",
+    "split",
+    "target_frame",
+    "target_table",
+    "content_hash",
+    "summary",
+    "OPTIMADE_PROVIDERS",
+    "MEGNET_URL",
 ]
-

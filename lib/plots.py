@@ -7,13 +7,19 @@ PNGs (150 dpi) under figures/.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from lib.paths import FIGURES
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 PALETTE = ("#2f6690", "#d1495b", "#edae49", "#66a182", "#8d6a9f", "#3a3a3a")
 STYLE = {
@@ -53,11 +59,30 @@ def axis_label(column: str) -> str:
     t = TARGETS.get(column)
     if t is None:
         return column
-    return f"{t.label} ({t.unit})" if t.unit and t.unit != "–" else t.label
+    unit = re.sub(r"^log10\((.*)\)$", r"log₁₀ \1", t.unit)
+    return f"{t.label} ({unit})" if unit and unit != "–" else t.label
 
 
-def target_histograms(df: pd.DataFrame, targets: Sequence[str], *, bins: int = 60, ncols: int | None = None,
-                      title: str | None = None, path: str | Path | None = None):
+def _bins(v: np.ndarray, bins: int | None) -> int | np.ndarray:
+    """Histogram bins: one bar per value for coarse discrete data (e.g. 2-decimal ratios), else a count."""
+    n_bins = bins or (60 if len(v) >= 10_000 else 40)
+    uniq = np.unique(v)
+    if 1 < len(uniq) <= max(n_bins, 100):
+        mids = (uniq[1:] + uniq[:-1]) / 2
+        step = np.min(np.diff(uniq))
+        return np.concatenate([[uniq[0] - step / 2], mids, [uniq[-1] + step / 2]])
+    return n_bins
+
+
+def target_histograms(
+    df: pd.DataFrame,
+    targets: Sequence[str],
+    *,
+    bins: int | None = None,
+    ncols: int | None = None,
+    title: str | None = None,
+    path: str | Path | None = None,
+) -> Figure:
     """One histogram per target column with its n in the corner (the thesis's Figures 11 and 12)."""
     import matplotlib.pyplot as plt
 
@@ -69,11 +94,12 @@ def target_histograms(df: pd.DataFrame, targets: Sequence[str], *, bins: int = 6
     for k, (ax, col) in enumerate(zip(axes.flat, targets, strict=False)):
         v = df[col].dropna().to_numpy() if col in df.columns else np.array([])
         if len(v):
-            ax.hist(v, bins=bins, color=PALETTE[k % len(PALETTE)], alpha=0.9, linewidth=0)
+            ax.hist(v, bins=_bins(v, bins), color=PALETTE[k % len(PALETTE)], alpha=0.9, linewidth=0)
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.12)  # headroom for the count
         ax.set_xlabel(axis_label(col))
         ax.set_ylabel("materials")
-        ax.text(0.97, 0.95, f"n = {len(v):,}", transform=ax.transAxes, ha="right", va="top")
-    for ax in list(axes.flat)[len(targets):]:
+        corner_text(ax, f"n = {len(v):,}")
+    for ax in list(axes.flat)[len(targets) :]:
         ax.set_visible(False)
     if title:
         fig.suptitle(title)
@@ -83,7 +109,20 @@ def target_histograms(df: pd.DataFrame, targets: Sequence[str], *, bins: int = 6
     return fig
 
 
-def save(fig, path: str | Path) -> Path:
+def corner_text(ax: Axes, text: str) -> None:
+    """A short note (e.g. the sample size) in the upper-right corner of a panel, on a light box."""
+    ax.text(
+        0.97,
+        0.95,
+        text,
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+    )
+
+
+def save(fig: Figure, path: str | Path) -> Path:
     """Save a figure; a bare file name goes under figures/. Returns the path written."""
     path = Path(path)
     if not path.is_absolute() and path.parent == Path("."):

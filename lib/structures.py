@@ -108,9 +108,11 @@ class Crystal:
             return False
         if atol == 0.0:
             return np.array_equal(self.lattice, other.lattice) and np.array_equal(
-                self.frac_coords, other.frac_coords)
+                self.frac_coords, other.frac_coords
+            )
         return np.allclose(self.lattice, other.lattice, rtol=0, atol=atol) and np.allclose(
-            self.frac_coords, other.frac_coords, rtol=0, atol=atol)
+            self.frac_coords, other.frac_coords, rtol=0, atol=atol
+        )
 
 
 class StructureError(ValueError):
@@ -140,8 +142,9 @@ def crystals_to_flat(crystals: list[Crystal]) -> dict[str, np.ndarray]:
     return {"lattices": lattices, "frac_coords": frac, "numbers": numbers, "offsets": offsets}
 
 
-def crystals_from_flat(lattices: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray,
-                       offsets: np.ndarray) -> list[Crystal]:
+def crystals_from_flat(
+    lattices: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray, offsets: np.ndarray
+) -> list[Crystal]:
     """Split flat arrays back into crystals without copying (read-only views); inverse of the above.
 
     lattices (N, 3, 3) or (N, 9); frac_coords (M, 3) or (3M,); numbers (M,); offsets (N+1,).
@@ -187,19 +190,41 @@ def _element_table() -> dict[str, tuple[int, float]]:
     return table
 
 
-_CELL = ("_cell_length_a", "_cell_length_b", "_cell_length_c",
-         "_cell_angle_alpha", "_cell_angle_beta", "_cell_angle_gamma")
+_CELL = (
+    "_cell_length_a",
+    "_cell_length_b",
+    "_cell_length_c",
+    "_cell_angle_alpha",
+    "_cell_angle_beta",
+    "_cell_angle_gamma",
+)
 # tags pymatgen's CifWriter writes outside loops; anything else sends the file to pymatgen
-_PLAIN_TAGS = frozenset(_CELL + (
-    "_symmetry_space_group_name_H-M", "_symmetry_Int_Tables_number", "_chemical_formula_structural",
-    "_chemical_formula_sum", "_cell_volume", "_cell_formula_units_Z",
-))
-_SYM_HEADERS = (frozenset({"_symmetry_equiv_pos_site_id", "_symmetry_equiv_pos_as_xyz"}),
-                frozenset({"_space_group_symop_id", "_space_group_symop_operation_xyz"}))
-_ATOM_HEADERS = frozenset({
-    "_atom_site_type_symbol", "_atom_site_label", "_atom_site_symmetry_multiplicity",
-    "_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_occupancy",
-})
+_PLAIN_TAGS = frozenset(
+    _CELL
+    + (
+        "_symmetry_space_group_name_H-M",
+        "_symmetry_Int_Tables_number",
+        "_chemical_formula_structural",
+        "_chemical_formula_sum",
+        "_cell_volume",
+        "_cell_formula_units_Z",
+    )
+)
+_SYM_HEADERS = (
+    frozenset({"_symmetry_equiv_pos_site_id", "_symmetry_equiv_pos_as_xyz"}),
+    frozenset({"_space_group_symop_id", "_space_group_symop_operation_xyz"}),
+)
+_ATOM_HEADERS = frozenset(
+    {
+        "_atom_site_type_symbol",
+        "_atom_site_label",
+        "_atom_site_symmetry_multiplicity",
+        "_atom_site_fract_x",
+        "_atom_site_fract_y",
+        "_atom_site_fract_z",
+        "_atom_site_occupancy",
+    }
+)
 _IDENTITY_ROW = re.compile(r"(?:\d+\s+)?'\s*x\s*,\s*y\s*,\s*z\s*'")
 _SITE_TOL = 1e-4  # pymatgen CifParser's site_tolerance and frac_tolerance defaults
 _IDEAL = (1 / 3, 2 / 3)
@@ -313,8 +338,10 @@ def _pymatgen_parse_cif(text: str) -> Crystal:
             structure = Structure.from_str(text, fmt="cif")
         except Exception as exc:  # noqa: BLE001 - pymatgen raises many types on bad CIFs
             first = str(exc).strip().splitlines()
-            raise StructureError("unparseable CIF", f"pymatgen cannot parse the CIF: "
-                                 f"{type(exc).__name__}: {first[-1] if first else ''}") from None
+            raise StructureError(
+                "unparseable CIF",
+                f"pymatgen cannot parse the CIF: {type(exc).__name__}: {first[-1] if first else ''}",
+            ) from None
     return Crystal.from_structure(structure)
 
 

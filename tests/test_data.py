@@ -41,8 +41,13 @@ def test_cgcnn_mirror_counts_and_drops(cgcnn):
     assert len(df) == 36_744  # union of the main file (36,737) and the elastic file (3,191, 7 new)
     counts = {c: int(df[c].notna().sum()) for c in data.TARGETS}
     assert counts == {
-        "formation_energy_per_atom": 36_737, "band_gap": 36_737, "efermi": 36_735, "energy_per_atom": 36_179,
-        "log10_K_VRH": 3_191, "log10_G_VRH": 3_191, "poisson_ratio": 3_188,
+        "formation_energy_per_atom": 36_737,
+        "band_gap": 36_737,
+        "efermi": 36_735,
+        "energy_per_atom": 36_179,
+        "log10_K_VRH": 3_191,
+        "log10_G_VRH": 3_191,
+        "poisson_ratio": 3_188,
     }
     # every drop, by reason: 3 negative Poisson ratios; no non-positive modulus in this mirror
     assert df.attrs["drops"] == {"poisson_ratio: outside [0, 0.5]": 3}
@@ -116,12 +121,21 @@ def test_table2(cgcnn):
 
 def test_targets_table():
     assert {c: t.unit for c, t in data.TARGETS.items()} == {
-        "formation_energy_per_atom": "eV/atom", "energy_per_atom": "eV/atom", "efermi": "eV", "band_gap": "eV",
-        "log10_K_VRH": "log10(GPa)", "log10_G_VRH": "log10(GPa)", "poisson_ratio": "–",
+        "formation_energy_per_atom": "eV/atom",
+        "energy_per_atom": "eV/atom",
+        "efermi": "eV",
+        "band_gap": "eV",
+        "log10_K_VRH": "log10(GPa)",
+        "log10_G_VRH": "log10(GPa)",
+        "poisson_ratio": "–",
     }
     assert "0.026 eV/atom" in data.TARGETS["energy_per_atom"].note
-    assert set(data.DATASET_TARGETS["megnet"]) == {"formation_energy_per_atom", "band_gap", "log10_K_VRH",
-                                                   "log10_G_VRH"}
+    assert set(data.DATASET_TARGETS["megnet"]) == {
+        "formation_energy_per_atom",
+        "band_gap",
+        "log10_K_VRH",
+        "log10_G_VRH",
+    }
 
 
 def test_split_is_deterministic_disjoint_and_covering():
@@ -163,12 +177,22 @@ def test_folder_round_trip_and_bad_input(tmp_path):
     (folder / "alloy.cif").write_text(str(CifWriter(disordered)))
     (folder / "nogap.cif").write_text(str(CifWriter(_si())))
     (folder / "id_prop.csv").write_text(
-        "nacl,5.0\nsi,0.61\ngarbage,1.0\nalloy,0.0\nlost,2.0\nnogap,\nnacl,7.0\nbadval,abc\n")
-    df = data.load_dataset("toy", source="folder", path=folder, target="band_gap", cache_dir=tmp_path / "proc",
-                           progress=False, verbose=False)
+        "nacl,5.0\nsi,0.61\ngarbage,1.0\nalloy,0.0\nlost,2.0\nnogap,\nnacl,7.0\nbadval,abc\n"
+    )
+    df = data.load_dataset(
+        "toy",
+        source="folder",
+        path=folder,
+        target="band_gap",
+        cache_dir=tmp_path / "proc",
+        progress=False,
+        verbose=False,
+    )
     assert df["material_id"].tolist() == ["nacl", "si"]
     assert df["band_gap"].tolist() == [5.0, 0.61]  # the first of the duplicated nacl rows
-    assert df["structure"][0].equals(Crystal.from_structure(Structure.from_str(str(CifWriter(_nacl())), "cif")))
+    assert df["structure"][0].equals(
+        Crystal.from_structure(Structure.from_str(str(CifWriter(_nacl())), "cif"))
+    )
     assert len(df["structure"][1]) == 8 and df["structure"][1].volume == pytest.approx(5.43**3)
     assert df[["formation_energy_per_atom", "log10_K_VRH"]].isna().all().all()
     rej = df.attrs["rejected"].set_index("material_id")
@@ -198,11 +222,19 @@ def test_export_snapshot_round_trip_and_cache_invalidation(cgcnn, tmp_path):
     path = data.export_snapshot(sub, tmp_path / "lab_snapshot.jsonl.xz")
     with lzma.open(path, "rt") as fh:
         first = json.loads(fh.readline())
-    assert {"material_id", "cif", "crystal", "formation_energy_per_atom", "log10_K_VRH", "source",
-            "retrieved"} <= set(first)
+    assert {
+        "material_id",
+        "cif",
+        "crystal",
+        "formation_energy_per_atom",
+        "log10_K_VRH",
+        "source",
+        "retrieved",
+    } <= set(first)
     assert first["material_id"] == sub["material_id"][0]
-    back = data.load_dataset("lab", source="mirror", mirror=path, cache_dir=tmp_path / "proc", progress=False,
-                             verbose=False)
+    back = data.load_dataset(
+        "lab", source="mirror", mirror=path, cache_dir=tmp_path / "proc", progress=False, verbose=False
+    )
     pd.testing.assert_frame_equal(back.drop(columns="structure"), sub.drop(columns="structure"))
     assert all(a.equals(b) for a, b in zip(back["structure"], sub["structure"], strict=True))
     assert back.attrs["content_hash"] == data.content_hash(sub)
@@ -218,8 +250,9 @@ def test_export_snapshot_round_trip_and_cache_invalidation(cgcnn, tmp_path):
         fh.write("\n".join(lines) + "\n")
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    changed = data.load_dataset("lab", source="mirror", mirror=path, cache_dir=tmp_path / "proc", progress=False,
-                                verbose=False)
+    changed = data.load_dataset(
+        "lab", source="mirror", mirror=path, cache_dir=tmp_path / "proc", progress=False, verbose=False
+    )
     assert changed["formation_energy_per_atom"][0] == 1.25
     assert changed.attrs["content_hash"] != back.attrs["content_hash"]
     assert len(list((tmp_path / "proc").glob("lab-mirror-*.parquet"))) == 1  # the stale table is gone
@@ -270,11 +303,20 @@ def test_mp_source_resumes_after_a_failure(monkeypatch, tmp_path, mirror):
     docs = {d["material_id"]: d for d in fixture["docs"]}
     ids = [*docs, "mp-99999999"]  # the last one is unknown to MP: it comes back as rejected
     monkeypatch.setenv("MP_API_KEY", "test-key")
-    kw = dict(source="mp", ids=ids, chunk_size=2, raw_dir=tmp_path / "raw", cache_dir=tmp_path / "proc",
-              progress=False, verbose=False)
+    kw = dict(
+        source="mp",
+        ids=ids,
+        chunk_size=2,
+        raw_dir=tmp_path / "raw",
+        cache_dir=tmp_path / "proc",
+        progress=False,
+        verbose=False,
+    )
 
     summary, made = _patch_mprester(monkeypatch, docs, fail_on_call=2)
-    with pytest.raises(data.FetchError, match=r"chunk 2/4 \(mp-101 \.\.\. mp-554089\).*run the same call again"):
+    with pytest.raises(
+        data.FetchError, match=r"chunk 2/4 \(mp-101 \.\.\. mp-554089\).*run the same call again"
+    ):
         data.load_dataset("cgcnn", **kw)
     assert summary.calls == [["mp-10000", "mp-10015"], ["mp-101", "mp-554089"]]
     assert len(list((tmp_path / "raw" / "mp" / "cgcnn").glob("chunk-*.json.gz"))) == 1
@@ -282,7 +324,11 @@ def test_mp_source_resumes_after_a_failure(monkeypatch, tmp_path, mirror):
 
     summary, made = _patch_mprester(monkeypatch, docs)
     df = data.load_dataset("cgcnn", **kw)
-    assert summary.calls == [["mp-101", "mp-554089"], ["mp-1", "mp-1000"], ["mp-99999999"]]  # only the missing
+    assert summary.calls == [
+        ["mp-101", "mp-554089"],
+        ["mp-1", "mp-1000"],
+        ["mp-99999999"],
+    ]  # only the missing
 
     assert df["material_id"].tolist() == list(docs)
     row = df.set_index("material_id").loc["mp-10000"]
@@ -364,8 +410,15 @@ def optimade_server():
 def test_optimade_source_maps_names_and_units(optimade_server, tmp_path):
     base, seen = optimade_server
     providers = {"oqmd": f"{base}/oqmd", "nomad": f"{base}/nomad"}
-    kw = dict(source="optimade", optimade_filter='elements HAS ANY "Na","Si","Li","Fe"', providers=providers,
-              raw_dir=tmp_path / "raw", cache_dir=tmp_path / "proc", progress=False, verbose=False)
+    kw = dict(
+        source="optimade",
+        optimade_filter='elements HAS ANY "Na","Si","Li","Fe"',
+        providers=providers,
+        raw_dir=tmp_path / "raw",
+        cache_dir=tmp_path / "proc",
+        progress=False,
+        verbose=False,
+    )
     df = data.load_dataset("optimade-toy", **kw).set_index("material_id")
 
     assert len(seen) == 4  # two pages per provider, following links.next (a URL, then a links object)
@@ -411,19 +464,36 @@ def _megnet_rows(mirror, n_elastic=3) -> list[dict]:
     with lzma.open(mirror / "mp_elastic_cgcnn_2020.jsonl.xz", "rt") as fh:
         for _ in range(n_elastic):
             d = json.loads(fh.readline())
-            rows.append({"material_id": d["material_id"], "structure": d["cif"], "formation_energy_per_atom": -1.0,
-                         "band_gap": 0.5, "K_VRH": math.log10(d["K_VRH"]), "G_VRH": math.log10(d["G_VRH"])})
+            rows.append(
+                {
+                    "material_id": d["material_id"],
+                    "structure": d["cif"],
+                    "formation_energy_per_atom": -1.0,
+                    "band_gap": 0.5,
+                    "K_VRH": math.log10(d["K_VRH"]),
+                    "G_VRH": math.log10(d["G_VRH"]),
+                }
+            )
     with lzma.open(mirror / "mp_cgcnn_2020.jsonl.xz", "rt") as fh:
         d = json.loads(fh.readline())
-    rows.append({"material_id": d["material_id"], "structure": d["cif"],
-                 "formation_energy_per_atom": d["formation_energy_per_atom"], "band_gap": d["band_gap"],
-                 "K_VRH": None, "G_VRH": None})
+    rows.append(
+        {
+            "material_id": d["material_id"],
+            "structure": d["cif"],
+            "formation_energy_per_atom": d["formation_energy_per_atom"],
+            "band_gap": d["band_gap"],
+            "K_VRH": None,
+            "G_VRH": None,
+        }
+    )
     return rows
 
 
 def test_megnet_offline_message(tmp_path):
     with pytest.raises(data.DataUnavailable) as err:
-        data.load_dataset("megnet", download=False, raw_dir=tmp_path / "raw", cache_dir=tmp_path, verbose=False)
+        data.load_dataset(
+            "megnet", download=False, raw_dir=tmp_path / "raw", cache_dir=tmp_path, verbose=False
+        )
     msg = str(err.value)
     assert data.MEGNET_URL in msg and str(tmp_path / "raw" / "megnet" / "mp.2018.6.1.json.zip") in msg
 
@@ -434,18 +504,30 @@ def test_megnet_json_file(tmp_path, mirror):
     raw.mkdir(parents=True)
     with zipfile.ZipFile(raw / "mp.2018.6.1.json.zip", "w") as zf:
         zf.writestr("mp.2018.6.1.json", json.dumps(rows))
-    df = data.load_dataset("megnet", download=False, raw_dir=tmp_path / "raw", cache_dir=tmp_path / "proc",
-                           progress=False, verbose=False)
+    df = data.load_dataset(
+        "megnet",
+        download=False,
+        raw_dir=tmp_path / "raw",
+        cache_dir=tmp_path / "proc",
+        progress=False,
+        verbose=False,
+    )
     assert df["material_id"].tolist() == [r["material_id"] for r in rows]
     assert df["log10_K_VRH"].iloc[:3].tolist() == [r["K_VRH"] for r in rows[:3]]  # already log10(GPa)
     assert np.isnan(df["log10_K_VRH"].iloc[3]) and df["band_gap"].iloc[3] == rows[3]["band_gap"]
     assert df["source"].eq("figshare:mp.2018.6.1.json").all()
     # a file whose moduli are in GPa is recognised and logged, with the drops counted
-    gpa = [dict(r, K_VRH=10 ** r["K_VRH"] if r["K_VRH"] else None, G_VRH=10 ** r["G_VRH"] if r["G_VRH"] else None)
-           for r in rows]
+    gpa = [
+        dict(
+            r, K_VRH=10 ** r["K_VRH"] if r["K_VRH"] else None, G_VRH=10 ** r["G_VRH"] if r["G_VRH"] else None
+        )
+        for r in rows
+    ]
     gpa[0]["G_VRH"] = 0.0
     (tmp_path / "gpa.json").write_text(json.dumps(gpa))
-    df2 = data.load_dataset("megnet", source="figshare", path=tmp_path / "gpa.json", cache=False, verbose=False)
+    df2 = data.load_dataset(
+        "megnet", source="figshare", path=tmp_path / "gpa.json", cache=False, verbose=False
+    )
     assert df2["log10_K_VRH"].iloc[:3].to_numpy() == pytest.approx(df["log10_K_VRH"].iloc[:3].to_numpy())
     assert df2.attrs["drops"] == {"log10_G_VRH: non-positive modulus": 1}
     assert any("looked like GPa" in n for n in df2.attrs["notes"])

@@ -89,8 +89,13 @@ def test_fast_path_matches_pymatgen_bit_for_bit_on_mirror(mirror):
 
 
 def test_ideal_fractions_and_wrapping_match_pymatgen():
-    cif = pmg_cif(Structure(Lattice.hexagonal(3.0, 5.0), ["Li", "O", "O"],
-                            [[0, 0, 0], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]]))
+    cif = pmg_cif(
+        Structure(
+            Lattice.hexagonal(3.0, 5.0),
+            ["Li", "O", "O"],
+            [[0, 0, 0], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]],
+        )
+    )
     cif = cif.replace("0.33333333", "0.33334").replace("0.66666667", "-0.33333")
     fast = _fast_parse_cif(cif)
     assert fast is not None
@@ -110,8 +115,13 @@ def test_symmetry_and_noble_gases_go_to_pymatgen():
 
 
 def test_write_cif_round_trip():
-    c = Crystal.from_structure(Structure(Lattice([[3.1, 0.2, 0.0], [0.3, 4.0, 0.1], [0.0, 0.4, 5.2]]),
-                                         ["O", "Fe", "Li"], [[0.1, 0.2, 0.3], [0.5, 0.5, 0.5], [0.9, 0.05, 0.7]]))
+    c = Crystal.from_structure(
+        Structure(
+            Lattice([[3.1, 0.2, 0.0], [0.3, 4.0, 0.1], [0.0, 0.4, 5.2]]),
+            ["O", "Fe", "Li"],
+            [[0.1, 0.2, 0.3], [0.5, 0.5, 0.5], [0.9, 0.05, 0.7]],
+        )
+    )
     text = c.to_cif()
     fast = _fast_parse_cif(text)
     assert fast is not None and fast.equals(_pymatgen_parse_cif(text))
@@ -130,8 +140,9 @@ def test_structure_dict_and_flat_arrays():
     crystals = [c, Crystal(np.eye(3) * 3, [[0, 0, 0]], [3])]
     flat = crystals_to_flat(crystals)
     assert flat["offsets"].tolist() == [0, 8, 9]
-    back = crystals_from_flat(flat["lattices"].reshape(-1, 9), flat["frac_coords"].ravel(), flat["numbers"],
-                              flat["offsets"])
+    back = crystals_from_flat(
+        flat["lattices"].reshape(-1, 9), flat["frac_coords"].ravel(), flat["numbers"], flat["offsets"]
+    )
     assert all(a.equals(b) for a, b in zip(crystals, back, strict=True))
     with pytest.raises(ValueError):
         back[0].frac_coords[0, 0] = 1.0  # loaded crystals are read-only views
