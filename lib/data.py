@@ -760,6 +760,12 @@ def _cached(
     return df
 
 
+def _short(exc: BaseException) -> str:
+    """An exception as one short line (network errors nest long reprs)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:160]}{'...' if len(text) > 160 else ''}"
+
+
 def _rel(p: Path) -> str:
     try:
         return str(p.relative_to(Path.cwd()))
@@ -1274,7 +1280,7 @@ def _mp_rester(api_key: str):
         return MPRester(api_key, mute_progress_bars=True, use_document_model=False)
     except Exception as exc:  # noqa: BLE001 - network, auth and server errors all end here
         raise DataUnavailable(
-            f"cannot reach the Materials Project API ({type(exc).__name__}: {exc}). Check the network and "
+            f"cannot reach the Materials Project API ({_short(exc)}). Check the network and "
             "MP_API_KEY, or use the offline mirror (source='mirror')"
         ) from None
 
@@ -1428,7 +1434,7 @@ def _fetch_optimade(
                 )
             except requests.RequestException as exc:
                 raise DataUnavailable(
-                    f"cannot reach the {provider} OPTIMADE endpoint {url} ({type(exc).__name__}: {exc}); "
+                    f"cannot reach the {provider} OPTIMADE endpoint {url} ({_short(exc)}); "
                     f"{len(pages)} page(s) are saved under {out_dir} and a later call resumes"
                 ) from None
             if resp.status_code != 200:
@@ -1496,9 +1502,7 @@ def _download(url: str, dest: Path, progress: bool, *, what: str, help_: str) ->
                     bar.update(len(block))
     except requests.RequestException as exc:
         tmp.unlink(missing_ok=True)
-        raise DataUnavailable(
-            f"cannot download {what} from {url} ({type(exc).__name__}: {exc}). {help_}"
-        ) from None
+        raise DataUnavailable(f"cannot download {what} from {url} ({_short(exc)}). {help_}") from None
     os.replace(tmp, dest)
     return dest
 
