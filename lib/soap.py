@@ -345,6 +345,45 @@ def fit_soap_mlp(
                profile=profile, model_name="soap_mlp", **fit_kwargs)
 
 
+def fit_baseline(
+    model: str,
+    X: sps.spmatrix,
+    y: np.ndarray,
+    *,
+    seed: int = 0,
+    profile="custom",
+    property: str = "target",
+    material_ids: Sequence[str] | None = None,
+    soap_params: SoapParams | None = None,
+    species: Sequence[int] | None = None,
+    content_hash: str | None = None,
+    **kwargs,
+) -> dict:
+    """Fit one SOAP baseline, ``model`` "svr" (80:20 split) or "mlp" (80:10:10), on its ``lib.data.split``.
+
+    The MLP trains for the profile's ``epochs`` unless ``epochs=`` is given; other ``kwargs`` go to
+    :func:`lib.svr.fit_svr` or :func:`fit_soap_mlp` (``lib.train.fit``). Returns the run record.
+    """
+    from lib.data import split
+
+    featurisation = {"descriptor": "soap", **(soap_params or SoapParams()).as_dict(),
+                     "species": [int(z) for z in species] if species is not None else None}
+    y = np.asarray(y, dtype=np.float64)
+    common = dict(property=property, seed=seed, profile=profile, material_ids=material_ids,
+                  content_hash=content_hash)
+    if model == "svr":
+        from lib.svr import fit_svr
+
+        return fit_svr(X, y, split(len(y), seed, fractions=(0.8, 0.2)), featurisation=featurisation,
+                       **common, **kwargs)
+    if model == "mlp":
+        if "epochs" not in kwargs and hasattr(profile, "epochs"):
+            kwargs["epochs"] = profile.epochs
+        return fit_soap_mlp(X, y, split(len(y), seed), soap_params=soap_params, species=species,
+                            **common, **kwargs)
+    raise ValueError(f"unknown SOAP model {model!r}; use 'svr' or 'mlp'")
+
+
 # ----------------------------------------------------------------------------- summaries
 
 
@@ -360,6 +399,87 @@ def sparsity(X: sps.spmatrix) -> dict:
             "dense_mb": n * f * 8 / 1e6}
 
 
+def plot_sparsity(X: sps.spmatrix, path: str | Path | None = None, title: str | None = None):
+    """Histogram of the nonzeros per crystal, with the vector's length and mean fill in the corner."""
+    import matplotlib.pyplot as plt
+
+    from lib.plots import PALETTE, corner_text, save, use_style
+
+    use_style()
+    st = sparsity(X)
+    nnz = np.diff(sps.csr_matrix(X).indptr)
+    fig, ax = plt.subplots(figsize=(4.2, 2.8))
+    ax.hist(nnz, bins=np.arange(-1.5, nnz.max() + 3, 3), color=PALETTE[0], linewidth=0)  # 3 per pair
+    ax.set_xlabel("nonzero SOAP entries per crystal")
+    ax.set_ylabel("crystals")
+    corner_text(ax, f"{st['n_features']:,} features\nmean {st['nnz_mean']:.1f} nonzero "
+                    f"({100 * st['density']:.2f} %)\nn = {st['n']:,}")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+# ----------------------------------------------------------------------------- parity and the thesis's values
+# (stand-ins until lib.plots_train / lib.literature provide a shared parity plot and literature table)
+
+#: The thesis's test errors for the SOAP baselines, per (model, property): {"mae", "rmse", "r2", "source"}.
+#: Not transcribed yet: every value stays None until someone copies it from the thesis, with its table.
+THESIS_SOAP: dict[tuple[str, str], dict] = {
+    (m, p): {"mae": None, "rmse": None, "r2": None, "source": "the thesis (not transcribed yet)"}
+    for m in ("soap_svr", "soap_mlp")
+    for p in ("formation_energy_per_atom", "energy_per_atom", "efermi", "band_gap", "log10_K_VRH",
+              "log10_G_VRH", "poisson_ratio")
+}
+
+
+def compare_with_thesis(record: dict):
+    """A two-row table: this run's test MAE/RMSE/R² and the thesis's for the same model and property."""
+    import pandas as pd
+
+    ref = THESIS_SOAP.get((record["model"], record["property"]), {})
+    test = record["metrics"]["test"]
+    unit = record.get("unit") or ""
+    rows = [{"": f"this run ({record['profile']}, seed {record['seed']}, n_test {test['n']:,})",
+             f"MAE ({unit})": test["mae"], f"RMSE ({unit})": test["rmse"], "R²": test["r2"],
+             "source": record["run"]},
+            {"": "thesis", f"MAE ({unit})": ref.get("mae"), f"RMSE ({unit})": ref.get("rmse"),
+             "R²": ref.get("r2"), "source": ref.get("source", "not transcribed yet")}]
+    return pd.DataFrame(rows).set_index("")
+
+
+def plot_parity(record: dict, path: str | Path | None = None):
+    """Predicted against true test values of a run record, with the y = x line and MAE/R² in the corner."""
+    import matplotlib.pyplot as plt
+
+    from lib.plots import PALETTE, axis_label, corner_text, save, use_style
+
+    use_style()
+    tp = record["test_predictions"]
+    t, p = np.asarray(tp["y_true"], dtype=float), np.asarray(tp["y_pred"], dtype=float)
+    fig, ax = plt.subplots(figsize=(3.6, 3.4))
+    lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+    pad = 0.03 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color=PALETTE[5], linewidth=0.8, zorder=1)
+    ax.scatter(t, p, s=6 if len(t) > 2000 else 12, alpha=0.5 if len(t) > 2000 else 0.8, color=PALETTE[0],
+               linewidth=0, zorder=2)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_aspect("equal")
+    label = axis_label(record["property"])
+    ax.set_xlabel(f"DFT {label}")
+    ax.set_ylabel(f"predicted {label}")
+    m = record["metrics"]["test"]
+    corner_text(ax, f"{record['model']}\nMAE {m['mae']:.3g}\nR² {m['r2']:.3f}\nn = {m['n']:,}")
+    fig.tight_layout()
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
 __all__ = ["SoapParams", "SOAP_CACHE", "crystal_to_atoms", "dataset_species", "make_soap", "n_features",
            "pair_columns", "compute_soap", "soap_features", "crystal_digests", "params_key", "cache_path",
-           "sparsity", "SoapSet", "fit_soap_mlp"]
+           "sparsity", "SoapSet", "fit_soap_mlp", "fit_baseline", "plot_sparsity",
+           "THESIS_SOAP", "compare_with_thesis", "plot_parity"]
