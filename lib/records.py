@@ -102,7 +102,7 @@ def device_info(device: torch.device | str) -> dict[str, Any]:
     device = torch.device(device)
     info: dict[str, Any] = {"type": device.type, "torch_threads": torch.get_num_threads(),
                             "cpu": cpu_name(), "cpu_count": os.cpu_count(), "host": platform.node(),
-                            "torch": torch.__version__, "python": platform.python_version()}
+                            "torch": str(torch.__version__), "python": platform.python_version()}
     if device.type == "cuda":
         info["name"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda

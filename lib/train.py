@@ -60,7 +60,7 @@ class TrainConfig:
     grad_clip: float | None = None  # max gradient norm, None: no clipping
     eval_batch_size: int = 1024
     device: str | None = None  # None: cuda if available, else cpu
-    num_threads: int | None = None  # torch CPU threads; None: leave torch's default (the cores)
+    num_threads: int | None = None  # torch CPU threads during fit (restored after); None: torch's default
     compile: bool = False  # torch.compile the model's hot path (model.compile_hot_path(), else the model)
     tune_malloc: bool = True  # glibc: keep freed memory for reuse instead of unmapping it (see below)
 
@@ -163,7 +163,8 @@ def batches(indices: np.ndarray, batch_size: int) -> list[np.ndarray]:
     indices = np.asarray(indices)
     out = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     if len(out) > 1 and len(out[-1]) < 2:
-        out[-2] = np.concatenate([out[-2], out.pop()])
+        last = out.pop()
+        out[-1] = np.concatenate([out[-1], last])
     return out
 
 
@@ -249,33 +250,13 @@ def _fingerprint(*parts: Any) -> str:
 
 
 def _target_info(prop: str) -> tuple[str | None, str | None]:
-    """(unit, label) of a target column from lib.data.TARGETS, (None, None) if unknown."""
+    """(unit, label) of a target column from ``lib.data.TARGETS``; (None, None) if it is not there."""
     try:
         from lib.data import TARGETS
     except ImportError:
         return None, None
-    try:
-        rows = TARGETS.to_dict("records") if hasattr(TARGETS, "to_dict") and not isinstance(TARGETS, dict) \
-            else TARGETS
-        if isinstance(rows, dict):
-            info = rows.get(prop)
-            if info is None:
-                return None, None
-            if isinstance(info, dict):
-                return info.get("unit"), info.get("label")
-            if hasattr(info, "unit"):
-                return getattr(info, "unit", None), getattr(info, "label", None)
-            return info[-1], info[-2] if len(info) > 1 else None
-        for r in rows:
-            if isinstance(r, dict) and r.get("column") == prop:
-                return r.get("unit"), r.get("label")
-            if hasattr(r, "column") and r.column == prop:
-                return getattr(r, "unit", None), getattr(r, "label", None)
-            if isinstance(r, tuple | list) and r and r[0] == prop:
-                return (r[2] if len(r) > 2 else None), (r[1] if len(r) > 1 else None)
-    except Exception:  # noqa: BLE001 - unit lookup is a nicety, never a failure
-        return None, None
-    return None, None
+    t = TARGETS.get(prop)
+    return (t.unit, t.label) if t is not None else (None, None)
 
 
 @dataclass
@@ -335,11 +316,24 @@ def fit(
     cfg = (config or TrainConfig()).replace(**overrides)
     if cfg.task not in ("regression", "classification"):
         raise ValueError(f"unknown task {cfg.task!r}; use regression or classification")
-    classify = cfg.task == "classification"
-    loss_fn = _loss_fn(cfg)
+    _loss_fn(cfg)  # a bad loss name fails before anything else
     device = pick_device(cfg.device)
+    threads_before = torch.get_num_threads()
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
+    try:
+        return _fit(model, data, y, split, cfg, device, property=property, seed=seed, profile=profile,
+                    model_name=model_name, unit=unit, runs_dir=runs_dir, run_name=run_name,
+                    graph_params=graph_params, content_hash=content_hash, extra=extra, resume=resume,
+                    progress=progress, callback=callback)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, property, seed, profile, model_name,
+         unit, runs_dir, run_name, graph_params, content_hash, extra, resume, progress, callback) -> dict:
+    classify = cfg.task == "classification"
+    loss_fn = _loss_fn(cfg)
     if cfg.tune_malloc and device.type == "cpu":
         tune_malloc()
     prof_name = getattr(profile, "name", profile)
@@ -518,7 +512,7 @@ def fit(
     records.save_checkpoint(
         records.checkpoint_path(name, runs_dir), model, normalizer=normalizer.as_dict() if normalizer else None,
         graph_params=graph_params, target=property, unit=unit, label=label, task=cfg.task,
-        record={k: v for k, v in record.items() if k not in ("curves", "test_predictions")},
+        record=json.loads(json.dumps({k: v for k, v in record.items() if k not in ("curves", "test_predictions")})),
     )
     records.write_record(record, runs_dir)
     return record

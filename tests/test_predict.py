@@ -1,0 +1,152 @@
+"""lib.predict: CIF files, CGCNN-format folders and snapshots in, one row per structure out."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lib.paths import ROOT
+from lib.predict import predict, read_inputs
+from lib.records import load_checkpoint
+
+PROP = "formation_energy_per_atom"
+COL = "formation_energy_per_atom [eV/atom]"
+BROKEN_CIF = "data_broken\n_cell_length_a 3.0\nloop_\n_atom_site_label\nthis is not a CIF\n"
+
+
+@pytest.fixture(scope="module")
+def trained(mirror, tmp_path_factory):
+    """A small CGCNN trained for one epoch on 24 mirror crystals, its checkpoint and a few crystals."""
+    from lib.data import load_dataset, split, target_frame
+    from lib.graphs import build_graphs, cgcnn_params
+    from lib.models.cgcnn import CGCNN
+    from lib.train import fit, predict_data, seed_everything
+
+    table = load_dataset("cgcnn", source="mirror", progress=False, verbose=False)
+    frame = target_frame(table, PROP, n_max=24, seed=2)
+    gs = build_graphs(frame, cgcnn_params(), cache=False, n_jobs=1, progress=False)
+    y = frame[PROP].to_numpy()[gs.source_index]
+    runs = tmp_path_factory.mktemp("runs")
+    seed_everything(0)
+    model = CGCNN(atom_fea_len=16, n_conv=2, h_fea_len=16)
+    rec = fit(model, gs, y, split(len(gs), 0), property=PROP, profile="test", runs_dir=runs, epochs=1,
+              batch_size=8, num_threads=1, progress=False)
+    ckpt = runs / f"{rec['run']}.pt"
+    ids = list(gs.material_ids[:3])
+    crystals = [frame.structure[i] for i in gs.source_index[:3]]
+    expected = predict_data(load_checkpoint(ckpt, "cpu").model, gs, np.arange(3),
+                            load_checkpoint(ckpt, "cpu").normalizer)
+    return ckpt, ids, crystals, expected
+
+
+def _write_cifs(folder, ids, crystals):
+    folder.mkdir(parents=True, exist_ok=True)
+    for mid, c in zip(ids, crystals, strict=True):
+        (folder / f"{mid}.cif").write_text(c.to_cif(mid))
+
+
+def test_cif_files_and_a_broken_one(trained, tmp_path):
+    ckpt, ids, crystals, expected = trained
+    _write_cifs(tmp_path, ids, crystals)
+    (tmp_path / "broken.cif").write_text(BROKEN_CIF)
+    files = [tmp_path / f"{ids[0]}.cif", tmp_path / "broken.cif", tmp_path / "missing.cif",
+             tmp_path / f"{ids[1]}.cif"]
+    df = predict(ckpt, files, device="cpu")
+    assert list(df.columns) == ["id", "source", COL, "error"]
+    assert df["id"].tolist() == [f"{ids[0]}.cif", "broken.cif", "missing.cif", f"{ids[1]}.cif"]
+    assert df.loc[1, "error"].startswith("unreadable CIF") and np.isnan(df.loc[1, COL])
+    assert df.loc[2, "error"] == "no such file or folder"
+    ok = df[df["error"] == ""]
+    assert len(ok) == 2
+    # same values as the model on the training graphs (the CIF round trip keeps 8 decimals)
+    np.testing.assert_allclose(ok[COL].to_numpy(), expected[:2], atol=1e-4)
+
+
+def test_cgcnn_folder(trained, tmp_path):
+    ckpt, ids, crystals, expected = trained
+    _write_cifs(tmp_path / "set", ids, crystals)
+    (tmp_path / "set" / "id_prop.csv").write_text("\n".join(f"{m},0.0" for m in [*ids, "mp-nothere"]) + "\n")
+    df = predict(ckpt, [tmp_path / "set"], device="cpu")
+    assert df["id"].tolist() == [*ids, "mp-nothere"]
+    assert "no file mp-nothere.cif" in df.loc[3, "error"]
+    np.testing.assert_allclose(df[COL].to_numpy()[:3], expected, atol=1e-4)
+    # a folder of loose CIFs (no id_prop.csv) works too; ids are the file stems
+    (tmp_path / "set" / "id_prop.csv").unlink()
+    (tmp_path / "set" / "zz_broken.cif").write_text(BROKEN_CIF)
+    df = predict(ckpt, [tmp_path / "set"], device="cpu")
+    assert sorted(df["id"]) == sorted([*ids, "zz_broken"])
+    assert (df["error"] != "").sum() == 1
+
+
+def test_snapshot_jsonl_xz_with_bad_lines(trained, tmp_path):
+    ckpt, ids, crystals, expected = trained
+    lines = [json.dumps({"material_id": ids[0], "cif": crystals[0].to_cif(ids[0]), PROP: -1.0}),
+             "{not json",
+             json.dumps({"material_id": "mp-nocif", PROP: 0.0}),
+             json.dumps({"material_id": "mp-badcif", "cif": BROKEN_CIF}),
+             json.dumps({"material_id": ids[2], "crystal": {"lattice": crystals[2].lattice.tolist(),
+                                                            "frac_coords": crystals[2].frac_coords.tolist(),
+                                                            "numbers": crystals[2].numbers.tolist()}})]
+    path = tmp_path / "snap.jsonl.xz"
+    with lzma.open(path, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    df = predict(ckpt, [path], device="cpu")
+    assert df["id"].tolist() == [ids[0], "snap.jsonl.xz:2", "mp-nocif", "mp-badcif", ids[2]]
+    assert (df["error"] != "").tolist() == [False, True, True, True, False]
+    assert "no 'crystal' or 'cif'" in df.loc[2, "error"]
+    np.testing.assert_allclose(df[COL].to_numpy()[[0, 4]], expected[[0, 2]], atol=1e-4)
+    # plain .jsonl is read the same way
+    (tmp_path / "snap.jsonl").write_text(lines[0] + "\n")
+    assert predict(ckpt, [tmp_path / "snap.jsonl"], device="cpu")["error"].tolist() == [""]
+
+
+def test_unsupported_input_is_reported(trained, tmp_path):
+    ckpt, *_ = trained
+    (tmp_path / "x.txt").write_text("hello")
+    items = read_inputs([tmp_path / "x.txt"])
+    assert items[0][2] is None and "unsupported input" in items[0][3]
+
+
+def test_cli(trained, tmp_path):
+    ckpt, ids, crystals, expected = trained
+    _write_cifs(tmp_path, ids[:2], crystals[:2])
+    (tmp_path / "broken.cif").write_text(BROKEN_CIF)
+    out = tmp_path / "pred.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lib.predict", str(ckpt), str(tmp_path / f"{ids[0]}.cif"),
+         str(tmp_path / "broken.cif"), str(tmp_path / f"{ids[1]}.cif"), "--out", str(out), "--device", "cpu"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2 structure(s) predicted" in proc.stderr and "broken.cif" in proc.stderr
+    df = pd.read_csv(out, keep_default_na=False)
+    assert list(df.columns) == ["id", "source", COL, "error"] and len(df) == 3
+    np.testing.assert_allclose(df[COL].to_numpy()[[0, 2]].astype(float), expected[:2], atol=1e-4)
+    # no --out: the table goes to stdout
+    proc = subprocess.run([sys.executable, "-m", "lib.predict", str(ckpt), str(tmp_path / f"{ids[0]}.cif")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[0] == f"id,source,{COL},error"
+
+
+def test_checkpoint_loads_on_cpu_and_names_its_model(trained):
+    ckpt, *_ = trained
+    ck = load_checkpoint(ckpt, device="cpu")
+    assert ck.device.type == "cpu" and ck.model.__class__.__name__ == "CGCNN"
+    assert ck.column == COL and not ck.model.training
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert raw["model"]["class"] == "CGCNN" and raw["graph_params"]["builder"] == "cgcnn"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cpu_checkpoint_predicts_on_cuda(trained, tmp_path):
+    ckpt, ids, crystals, expected = trained
+    _write_cifs(tmp_path, ids, crystals)
+    df = predict(ckpt, [tmp_path / f"{m}.cif" for m in ids], device="cuda")
+    np.testing.assert_allclose(df[COL].to_numpy(), expected, atol=1e-4)
