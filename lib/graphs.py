@@ -72,7 +72,8 @@ ON_ISOLATED = ("drop", "keep", "error")
 __all__ = [
     "GRAPH_CODE_VERSION", "GraphParams", "cgcnn_params", "megnet_params", "CrystalGraph", "build_graph",
     "GraphSet", "build_graphs", "GraphBatch", "collate", "GaussianExpansion", "cgcnn_gaussian",
-    "megnet_gaussian", "ATOM_FEATURE_SPEC", "atom_feature_table", "graph_cache_dir",
+    "megnet_gaussian", "ATOM_FEATURE_SPEC", "atom_feature_table", "graph_cache_dir", "summarize", "cache_key",
+    "environment_similarity", "graph_sweep",
 ]
 
 
@@ -154,6 +155,7 @@ class CrystalGraph:
     edge_src: np.ndarray
     edge_dst: np.ndarray
     distance: np.ndarray
+    images: np.ndarray | None = None  # (E, 3) int64 lattice translation of the neighbour, when asked for
 
     @property
     def n_atoms(self) -> int:
@@ -195,10 +197,10 @@ def _pairs(cart: np.ndarray, lattice: np.ndarray, r: float) -> tuple:
 def _sorted_pairs(ctr, nbr, off, dist) -> tuple:
     """Pairs grouped by centre, nearest first; ties (to 1e-6 Å) broken by neighbour index, then image."""
     order = np.lexsort((off[:, 2], off[:, 1], off[:, 0], nbr, np.round(dist, _SORT_DECIMALS), ctr))
-    return ctr[order], nbr[order], dist[order]
+    return ctr[order], nbr[order], off[order], dist[order]
 
 
-def _knn_select(ctr, nbr, dist, n: int, k: int, include_ties: bool) -> tuple:
+def _knn_select(ctr, nbr, off, dist, n: int, k: int, include_ties: bool) -> tuple:
     """Keep each centre's first k pairs (and, with ties, all within TIE_TOL of the k-th); also dk per centre."""
     counts = np.bincount(ctr, minlength=n)
     starts = np.cumsum(counts) - counts
@@ -209,12 +211,12 @@ def _knn_select(ctr, nbr, dist, n: int, k: int, include_ties: bool) -> tuple:
     dk[full] = dist[starts[full] + k - 1]
     if include_ties:
         sel |= dist <= dk[ctr] + TIE_TOL
-    return ctr[sel], nbr[sel], dist[sel], dk
+    return ctr[sel], nbr[sel], off[sel], dist[sel], dk
 
 
-def _neighbor_edges(lattice: np.ndarray, frac: np.ndarray, params: GraphParams
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(src, dst, distance float64) of one crystal, grouped by dst and nearest first. Arrays only.
+def _neighbor_edges(lattice: np.ndarray, frac: np.ndarray, params: GraphParams, images: bool = False
+                    ) -> tuple[np.ndarray, ...]:
+    """(src, dst, distance float64[, image offsets (E, 3)]) of one crystal, grouped by dst, nearest first.
 
     For "cgcnn" the search first uses a smaller radius that should hold about 3k neighbours at the
     crystal's density; the answer is kept only if every atom's k-th neighbour (plus the tie tolerance)
@@ -224,27 +226,35 @@ def _neighbor_edges(lattice: np.ndarray, frac: np.ndarray, params: GraphParams
     lattice = np.ascontiguousarray(lattice, dtype=np.float64)
     cart = np.ascontiguousarray(frac @ lattice)
     n = len(cart)
+    out = None
     if params.builder == "megnet":
-        ctr, nbr, dist = _sorted_pairs(*_pairs(cart, lattice, params.cutoff))
-        return nbr, ctr, dist
-    k = params.max_neighbors
-    volume = abs(float(np.linalg.det(lattice)))
-    r0 = (3.0 * k * volume / (n * 4.0 / 3.0 * math.pi)) ** (1.0 / 3.0) if n and volume > 0 else params.cutoff
-    if r0 < 0.8 * params.cutoff:
-        ctr, nbr, dist = _sorted_pairs(*_pairs(cart, lattice, r0))
-        c2, n2, d2, dk = _knn_select(ctr, nbr, dist, n, k, params.include_ties)
-        if np.all(dk + TIE_TOL <= r0 - 1e-7):
-            return n2, c2, d2
-    ctr, nbr, dist = _sorted_pairs(*_pairs(cart, lattice, params.cutoff))
-    c2, n2, d2, _ = _knn_select(ctr, nbr, dist, n, k, params.include_ties)
-    return n2, c2, d2
+        ctr, nbr, off, dist = _sorted_pairs(*_pairs(cart, lattice, params.cutoff))
+        out = (nbr, ctr, dist, off)
+    else:
+        k = params.max_neighbors
+        volume = abs(float(np.linalg.det(lattice)))
+        r0 = (3.0 * k * volume / (n * 4.0 / 3.0 * math.pi)) ** (1.0 / 3.0) if n and volume > 0 else params.cutoff
+        if r0 < 0.8 * params.cutoff:
+            c2, n2, o2, d2, dk = _knn_select(*_sorted_pairs(*_pairs(cart, lattice, r0)), n, k, params.include_ties)
+            if np.all(dk + TIE_TOL <= r0 - 1e-7):
+                out = (n2, c2, d2, o2)
+        if out is None:
+            c2, n2, o2, d2, _ = _knn_select(*_sorted_pairs(*_pairs(cart, lattice, params.cutoff)), n, k,
+                                            params.include_ties)
+            out = (n2, c2, d2, o2)
+    return out if images else out[:3]
 
 
-def build_graph(crystal: Crystal, params: GraphParams) -> CrystalGraph:
-    """The graph of one crystal (a :class:`Crystal` or a pymatgen Structure) under ``params``."""
+def build_graph(crystal: Crystal, params: GraphParams, images: bool = False) -> CrystalGraph:
+    """The graph of one crystal (a :class:`Crystal` or a pymatgen Structure) under ``params``.
+
+    images: also return each edge's periodic image of the neighbour (``CrystalGraph.images``, for
+    drawing; the dataset caches do not store them).
+    """
     c = _as_crystal(crystal)
-    src, dst, dist = _neighbor_edges(c.lattice, c.frac_coords, params)
-    return CrystalGraph(c.numbers.copy(), src.astype(np.int64), dst.astype(np.int64), dist.astype(np.float32))
+    res = _neighbor_edges(c.lattice, c.frac_coords, params, images=images)
+    return CrystalGraph(c.numbers.copy(), res[0].astype(np.int64), res[1].astype(np.int64),
+                        res[2].astype(np.float32), images=res[3].astype(np.int64) if images else None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -645,6 +655,7 @@ def build_graphs(
     name: str | None = None,
     on_isolated: str = "drop",
     cache_dir: str | os.PathLike | None = None,
+    verbose: bool = True,
 ) -> GraphSet:
     """The graphs of a whole dataset, built once and cached.
 
@@ -657,6 +668,7 @@ def build_graphs(
     n_jobs: worker processes (each gets chunks of plain arrays); 1 builds in this process.
     on_isolated: what to do with a structure that has an atom with no neighbour within the cutoff:
         "drop" it (summary line, ids in ``report["isolated_ids"]``), "keep" it, or "error".
+    verbose: print that one-line summary when structures have isolated atoms.
     """
     if on_isolated not in ON_ISOLATED:
         raise ValueError(f"on_isolated must be one of {ON_ISOLATED}, got {on_isolated!r}")
@@ -674,7 +686,7 @@ def build_graphs(
             gs = GraphSet.load(path)
             gs.report["loaded_from"] = str(path)
             gs.report["load_seconds"] = time.perf_counter() - t0
-            if gs.report.get("dropped_ids"):
+            if gs.report.get("dropped_ids") and verbose:
                 print(_isolated_message(gs.report["dropped_report"], params, "they were dropped"), file=sys.stderr)
             return gs
 
@@ -696,8 +708,9 @@ def build_graphs(
             iso_rep = dict(rep)
             gs = gs.subset(keep)
             gs.report["dropped_report"] = {k: iso_rep[k] for k in ("isolated_ids", "isolated_atoms")}
-            print(_isolated_message(iso_rep, params, "they were dropped (on_isolated='drop')"), file=sys.stderr)
-        else:
+            if verbose:
+                print(_isolated_message(iso_rep, params, "they were dropped (on_isolated='drop')"), file=sys.stderr)
+        elif verbose:
             print(_isolated_message(rep, params, "they were kept (on_isolated='keep')"), file=sys.stderr)
     gs.report.update(
         n_structures_in=len(crystals),
@@ -762,3 +775,82 @@ def cgcnn_gaussian(cutoff: float = 8.0, step: float = 0.2) -> GaussianExpansion:
 def megnet_gaussian(cutoff: float = 4.0, n: int = 100, width: float = 0.5) -> GaussianExpansion:
     """MEGNet basis: ``n`` = 100 centres on 0..cutoff+1 Å, width 0.5 Å."""
     return GaussianExpansion(0.0, cutoff + 1.0, n=n, width=width)
+
+
+# --------------------------------------------------------------------------------------------------
+# how the hyperparameters shape the graphs (02_graphs)
+
+
+def environment_similarity(gs: GraphSet) -> np.ndarray:
+    """(n,) per crystal: mean cosine similarity between the neighbour-element histograms of its atoms.
+
+    Atom i's histogram counts its neighbours by element. Two atoms whose neighbours have the same
+    composition score 1. A Na and a Cl that see only each other score 0. The value is the mean over
+    pairs of distinct atoms that have at least one neighbour, and NaN for crystals with fewer than two
+    such atoms. As the neighbourhoods grow, every atom sees the crystal's overall composition and the
+    score goes to 1: "all atoms look alike".
+    """
+    from scipy import sparse
+
+    if len(gs) == 0:
+        return np.zeros(0)
+    elements, el_idx = np.unique(gs.numbers, return_inverse=True)
+    n_at = len(gs.numbers)
+    shift = np.repeat(gs.atom_ptr[:-1], gs.n_edges)
+    dst = gs.edge_dst.astype(np.int64) + shift
+    src = gs.edge_src.astype(np.int64) + shift
+    h = sparse.csr_matrix((np.ones(len(dst)), (dst, el_idx[src])), shape=(n_at, len(elements)))
+    h.sum_duplicates()
+    norm = np.sqrt(np.asarray(h.multiply(h).sum(axis=1)).ravel())
+    has = norm > 0
+    inv = np.zeros(n_at)
+    inv[has] = 1.0 / norm[has]
+    hn = sparse.diags(inv) @ h
+    crystal = np.repeat(np.arange(len(gs)), gs.n_atoms)
+    membership = sparse.csr_matrix((np.ones(n_at), (crystal, np.arange(n_at))), shape=(len(gs), n_at))
+    s = membership @ hn
+    sq = np.asarray(s.multiply(s).sum(axis=1)).ravel()
+    m = np.bincount(crystal, weights=has.astype(float), minlength=len(gs))
+    out = np.full(len(gs), np.nan)
+    ok = m >= 2
+    out[ok] = (sq[ok] - m[ok]) / (m[ok] * (m[ok] - 1))
+    return out
+
+
+def graph_sweep(data, params_list: Sequence[GraphParams], n_jobs: int = 2, progress: bool = True,
+                cache: bool = False, name: str | None = None):
+    """Build the graphs of ``data`` under each parameter set and measure them.
+
+    Returns (table, degrees). table has one row per parameter set: builder, cutoff, k, mean/median/max
+    degree, % of atoms with fewer than k neighbours (cgcnn), % of isolated atoms, % of structures with
+    an isolated atom, mean neighbour-composition similarity (:func:`environment_similarity`), build
+    seconds. degrees maps ``params.tag`` to every atom's number of neighbours. Structures with
+    isolated atoms are kept here, because counting them is the point.
+    """
+    import pandas as pd
+
+    rows, degrees = [], {}
+    for p in params_list:
+        gs = build_graphs(data, p, cache=cache, n_jobs=n_jobs, progress=progress, name=name, on_isolated="keep",
+                          verbose=False)
+        deg = gs.degrees()
+        rep = gs.report
+        n_at = max(rep["n_atoms"], 1)
+        n_st = max(rep["n_structures"], 1)
+        sim = environment_similarity(gs)
+        rows.append({
+            "builder": p.builder,
+            "cutoff": p.cutoff,
+            "k": p.max_neighbors,
+            "n_structures": rep["n_structures"],
+            "mean_degree": float(deg.mean()) if len(deg) else np.nan,
+            "median_degree": float(np.median(deg)) if len(deg) else np.nan,
+            "max_degree": int(deg.max()) if len(deg) else 0,
+            "pct_atoms_fewer_than_k": 100.0 * rep["atoms_fewer_than_k"] / n_at if p.builder == "cgcnn" else np.nan,
+            "pct_atoms_isolated": 100.0 * rep["isolated_atoms"] / n_at,
+            "pct_structures_isolated": 100.0 * rep["structures_with_isolated"] / n_st,
+            "env_similarity": float(np.nanmean(sim)) if np.isfinite(sim).any() else np.nan,
+            "build_seconds": rep.get("build_seconds", np.nan),
+        })
+        degrees[p.tag] = deg
+    return pd.DataFrame(rows), degrees

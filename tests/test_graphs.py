@@ -314,3 +314,20 @@ def test_atom_feature_table_layout_and_spot_checks():
     assert t[26, sl["group"]].argmax() == 8 and t[26, sl["block"]].argmax() == 2  # Fe: group 8, d
     assert t[57, sl["group"]].argmax() == 0 and t[57, sl["block"]].argmax() == 3  # La: no group, f
     assert t[2].sum() == 8  # He: no electronegativity
+
+
+def test_images_give_the_edge_vectors():
+    c = random_crystal(6, 4)
+    g = build_graph(c, cgcnn_params(8.0, 6), images=True)
+    vec = (c.frac_coords[g.edge_src] + g.images - c.frac_coords[g.edge_dst]) @ c.lattice
+    assert np.allclose(np.linalg.norm(vec, axis=1), g.distance, atol=1e-5)
+
+
+def test_environment_similarity_nacl_by_hand():
+    from lib.graphs import environment_similarity
+
+    # 4 Na + 4 Cl. Within 3 Å each ion sees only the other kind: like pairs score 1, unlike 0 -> 24/56.
+    # Within 4 Å Na sees (12 Na, 6 Cl) and Cl (6 Na, 12 Cl): unlike pairs score 144/180 = 0.8 -> 31/35.
+    sims = [environment_similarity(build_graphs([nacl()], megnet_params(r), cache=False, n_jobs=1,
+                                                progress=False))[0] for r in (3.0, 4.0)]
+    assert sims == pytest.approx([3 / 7, 31 / 35], abs=1e-9)
