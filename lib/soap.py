@@ -282,6 +282,25 @@ def soap_features(
     return X
 
 
+def frame_features(
+    frame,
+    dataset,
+    params: SoapParams = SoapParams(),
+    whole_dataset: bool = False,
+    **kwargs,
+) -> sps.csr_matrix:
+    """SOAP rows of a target frame (``lib.data.target_frame``) with the whole ``dataset``'s species list.
+
+    ``whole_dataset``: compute (or read) every row of ``dataset`` once and slice the frame's rows out of
+    that cache, so all properties share one computation (the thesis profile); otherwise only the
+    frame's rows are computed (a subsample: smoke, quick). ``kwargs`` go to :func:`soap_features`.
+    """
+    species = dataset_species(list(dataset["structure"]))
+    if whole_dataset:
+        soap_features(list(dataset["structure"]), species, params, labels=list(dataset["material_id"]), **kwargs)
+    return soap_features(list(frame["structure"]), species, params, labels=list(frame["material_id"]), **kwargs)
+
+
 # ----------------------------------------------------------------------------- the SOAP-MLP's data
 
 
@@ -481,5 +500,5 @@ def plot_parity(record: dict, path: str | Path | None = None):
 
 __all__ = ["SoapParams", "SOAP_CACHE", "crystal_to_atoms", "dataset_species", "make_soap", "n_features",
            "pair_columns", "compute_soap", "soap_features", "crystal_digests", "params_key", "cache_path",
-           "sparsity", "SoapSet", "fit_soap_mlp", "fit_baseline", "plot_sparsity",
+           "sparsity", "frame_features", "SoapSet", "fit_soap_mlp", "fit_baseline", "plot_sparsity",
            "THESIS_SOAP", "compare_with_thesis", "plot_parity"]

@@ -315,3 +315,18 @@ def test_soap_mlp_fits_a_small_set(tmp_path):
     # it memorises 12 crystals: training MAE far below that of predicting the mean
     assert rec["metrics"]["test"]["mae"] < 0.1 * np.abs(y - y.mean()).mean()
     assert (tmp_path / "soap_mlp_band_gap_smoke_s0.json").exists()
+
+
+def test_frame_features_share_one_whole_dataset_cache(tmp_path):
+    import pandas as pd
+
+    crystals = small_set()
+    df = pd.DataFrame({"material_id": [f"m{i}" for i in range(12)], "structure": crystals})
+    frame = df.iloc[[9, 3, 4]].reset_index(drop=True)
+    X = soap.frame_features(frame, df, whole_dataset=True, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*.npz"))) == 1  # only the whole dataset's matrix
+    direct = soap.compute_soap([crystals[i] for i in (9, 3, 4)], soap.dataset_species(crystals), progress=False)
+    assert X.shape == (3, 135) and (X != direct).nnz == 0
+    # without whole_dataset only the frame's rows are computed, still in the dataset's layout
+    alone = soap.frame_features(frame, df, cache_dir=tmp_path / "alone", progress=False)
+    assert (alone != direct).nnz == 0
