@@ -441,64 +441,38 @@ def plot_sparsity(X: sps.spmatrix, path: str | Path | None = None, title: str | 
     return fig
 
 
-# ----------------------------------------------------------------------------- parity and the thesis's values
-# (stand-ins until lib.plots_train / lib.literature provide a shared parity plot and literature table)
-
-#: The thesis's test errors for the SOAP baselines, per (model, property): {"mae", "rmse", "r2", "source"}.
-#: Not transcribed yet: every value stays None until someone copies it from the thesis, with its table.
-THESIS_SOAP: dict[tuple[str, str], dict] = {
-    (m, p): {"mae": None, "rmse": None, "r2": None, "source": "the thesis (not transcribed yet)"}
-    for m in ("soap_svr", "soap_mlp")
-    for p in ("formation_energy_per_atom", "energy_per_atom", "efermi", "band_gap", "log10_K_VRH",
-              "log10_G_VRH", "poisson_ratio")
-}
+# ----------------------------------------------------------------------------- beside the thesis
 
 
 def compare_with_thesis(record: dict):
-    """A two-row table: this run's test MAE/RMSE/R² and the thesis's for the same model and property."""
+    """This run's test MAE / RMSE / R² above the thesis's values for the same model and property.
+
+    The thesis's numbers come from ``lib.literature`` (MAE only, each with its source); a value not
+    transcribed there is shown as missing, never guessed.
+    """
     import pandas as pd
 
-    ref = THESIS_SOAP.get((record["model"], record["property"]), {})
-    test = record["metrics"]["test"]
+    from lib.literature import NOT_TRANSCRIBED, reported
+
     unit = record.get("unit") or ""
-    rows = [{"": f"this run ({record['profile']}, seed {record['seed']}, n_test {test['n']:,})",
-             f"MAE ({unit})": test["mae"], f"RMSE ({unit})": test["rmse"], "R²": test["r2"],
-             "source": record["run"]},
-            {"": "thesis", f"MAE ({unit})": ref.get("mae"), f"RMSE ({unit})": ref.get("rmse"),
-             "R²": ref.get("r2"), "source": ref.get("source", "not transcribed yet")}]
-    return pd.DataFrame(rows).set_index("")
-
-
-def plot_parity(record: dict, path: str | Path | None = None):
-    """Predicted against true test values of a run record, with the y = x line and MAE/R² in the corner."""
-    import matplotlib.pyplot as plt
-
-    from lib.plots import PALETTE, axis_label, corner_text, save, use_style
-
-    use_style()
-    tp = record["test_predictions"]
-    t, p = np.asarray(tp["y_true"], dtype=float), np.asarray(tp["y_pred"], dtype=float)
-    fig, ax = plt.subplots(figsize=(3.6, 3.4))
-    lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
-    pad = 0.03 * (hi - lo or 1.0)
-    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color=PALETTE[5], linewidth=0.8, zorder=1)
-    ax.scatter(t, p, s=6 if len(t) > 2000 else 12, alpha=0.5 if len(t) > 2000 else 0.8, color=PALETTE[0],
-               linewidth=0, zorder=2)
-    ax.set_xlim(lo - pad, hi + pad)
-    ax.set_ylim(lo - pad, hi + pad)
-    ax.set_aspect("equal")
-    label = axis_label(record["property"])
-    ax.set_xlabel(f"DFT {label}")
-    ax.set_ylabel(f"predicted {label}")
-    m = record["metrics"]["test"]
-    corner_text(ax, f"{record['model']}\nMAE {m['mae']:.3g}\nR² {m['r2']:.3f}\nn = {m['n']:,}")
-    fig.tight_layout()
-    if path is not None:
-        save(fig, path)
-    return fig
+    u = f" ({unit})" if unit and unit != "–" else ""
+    test = record["metrics"]["test"]
+    rows = [{"": f"this run ({record['profile']}, seed {record['seed']})", f"MAE{u}": test["mae"],
+             f"RMSE{u}": test["rmse"], "R²": test["r2"], "n_train": record["split_sizes"]["train"],
+             "source": f"results/runs/{record['run']}.json"}]
+    refs = reported(record["model"], record["property"], "thesis")
+    for r in refs:
+        rows.append({"": "thesis", f"MAE{u}": r.mae, f"RMSE{u}": None, "R²": None, "n_train": r.n_train,
+                     "source": f"{r.where}: {r.citation}" + (f" ({r.note})" if r.note else "")})
+    if not refs:
+        rows.append({"": "thesis", f"MAE{u}": None, f"RMSE{u}": None, "R²": None, "n_train": None,
+                     "source": f"{NOT_TRANSCRIBED} (no lib.literature entry for {record['model']})"})
+    out = pd.DataFrame(rows).set_index("")
+    out["n_train"] = out["n_train"].astype("Int64")
+    return out
 
 
 __all__ = ["SoapParams", "SOAP_CACHE", "crystal_to_atoms", "dataset_species", "make_soap", "n_features",
            "pair_columns", "compute_soap", "soap_features", "crystal_digests", "params_key", "cache_path",
            "sparsity", "frame_features", "SoapSet", "fit_soap_mlp", "fit_baseline", "plot_sparsity",
-           "THESIS_SOAP", "compare_with_thesis", "plot_parity"]
+           "compare_with_thesis"]
