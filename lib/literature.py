@@ -13,6 +13,8 @@ import pandas as pd
 
 CGCNN_PAPER = ("T. Xie and J. C. Grossman, Crystal Graph Convolutional Neural Networks for an Accurate and "
                "Interpretable Prediction of Material Properties, Phys. Rev. Lett. 120, 145301 (2018)")
+MEGNET_PAPER = ("C. Chen, W. Ye, Y. Zuo, C. Zheng and S. P. Ong, Graph Networks as a Universal Machine Learning "
+                "Framework for Molecules and Crystals, Chem. Mater. 31, 3564 (2019)")
 THESIS = "the thesis reproduced by this compendium"
 NOT_TRANSCRIBED = "not transcribed yet"
 
@@ -53,6 +55,17 @@ REPORTED: tuple[Reported, ...] = (
              "training-set size " + NOT_TRANSCRIBED),
     *(Reported("cgcnn", p, None, "", None, "thesis", "Table 4", THESIS, NOT_TRANSCRIBED)
       for p in _PROPS if p != "formation_energy_per_atom"),
+    # MEGNet paper, Table 2: MAE of MEGNet on its own MP 2018.6.1 dataset (training-set sizes not copied)
+    Reported("megnet", "formation_energy_per_atom", 0.028, "eV/atom", None, "MEGNet paper", "Table 2", MEGNET_PAPER,
+             "MP 2018.6.1 dataset; training-set size " + NOT_TRANSCRIBED),
+    Reported("megnet", "band_gap", 0.33, "eV", None, "MEGNet paper", "Table 2", MEGNET_PAPER,
+             "MP 2018.6.1 dataset; training-set size " + NOT_TRANSCRIBED),
+    Reported("megnet", "log10_K_VRH", 0.050, "log10(GPa)", None, "MEGNet paper", "Table 2", MEGNET_PAPER,
+             "MP 2018.6.1 dataset; training-set size " + NOT_TRANSCRIBED),
+    Reported("megnet", "log10_G_VRH", 0.079, "log10(GPa)", None, "MEGNet paper", "Table 2", MEGNET_PAPER,
+             "MP 2018.6.1 dataset; training-set size " + NOT_TRANSCRIBED),
+    # the thesis, Table 5 (MEGNet on its dataset) and Table 6 (on the CGCNN dataset): not copied yet
+    *(Reported("megnet", p, None, "", None, "thesis", "Tables 5-6", THESIS, NOT_TRANSCRIBED) for p in _PROPS),
 )
 
 
@@ -86,5 +99,5 @@ def compare_row(record: dict, sources: tuple[str, ...] = ("thesis", "CGCNN paper
     return out
 
 
-__all__ = ["Reported", "REPORTED", "CGCNN_PAPER", "THESIS", "NOT_TRANSCRIBED", "reported", "reported_frame",
+__all__ = ["Reported", "REPORTED", "CGCNN_PAPER", "MEGNET_PAPER", "THESIS", "NOT_TRANSCRIBED", "reported", "reported_frame",
            "compare_row"]
