@@ -571,8 +571,12 @@ def _build_arrays(packed: dict, params: GraphParams, n_jobs: int, progress: bool
     """Edges of all packed crystals, in chunks, on ``n_jobs`` worker processes (in-process when 1)."""
     from tqdm import tqdm
 
+    import multiprocessing as mp
+
     n = len(packed["lattice"])
     n_jobs = max(1, int(n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)))
+    if mp.current_process().daemon:  # inside a pool worker: no children allowed, build here
+        n_jobs = 1
     size = int(min(512, max(16, math.ceil(n / (8 * n_jobs))))) if n else 1
     bounds = [(a, min(a + size, n)) for a in range(0, n, size)]
     ptr = packed["atom_ptr"]
