@@ -4,10 +4,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
 BENCH ?=
+# The sweep (`make all`): parallel runs and threads per run on this machine (default: one run per core,
+# 1 thread each), or every run as a task on a Dask cluster; ONLY/PROPERTIES/SEEDS narrow it down.
+JOBS ?=
+THREADS ?=
+DASK_SCHEDULER ?=
+ONLY ?=
+PROPERTIES ?=
+SEEDS ?=
+SWEEP_ARGS ?=
 NB_OUT := results/notebooks
 PAPERMILL := $(PY) -m papermill --cwd notebooks --progress-bar
 
-.PHONY: setup test unit nbtest all data graphs lab bench clean
+.PHONY: setup test unit nbtest all sweep-plan data graphs lab bench clean
 
 setup: $(VENV)/.installed
 
@@ -35,7 +44,19 @@ data: setup
 graphs: data
 	$(PAPERMILL) notebooks/02_graphs.ipynb $(NB_OUT)/02_graphs.ipynb -p profile $(PROFILE)
 
-all: data graphs
+SWEEP := $(PY) -m lib.sweep --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS)) $(if $(THREADS),--threads $(THREADS)) \
+	$(if $(DASK_SCHEDULER),--dask-scheduler $(DASK_SCHEDULER)) $(if $(ONLY),--only $(ONLY)) \
+	$(if $(PROPERTIES),--properties $(PROPERTIES)) $(if $(SEEDS),--seeds $(SEEDS)) $(SWEEP_ARGS)
+
+# Every notebook run of the profile, in order (01 -> 02 -> 03/04/05 per property and seed -> 06 -> 07), one
+# executed copy each under results/notebooks/; runs whose record exists are skipped (an interrupted
+# `make all` resumes). `make all PROFILE=quick JOBS=2`, `make all DASK_SCHEDULER=tcp://host:8786`.
+all: setup
+	$(SWEEP)
+
+# What `make all` would run, and what it would skip, without running anything.
+sweep-plan: setup
+	$(SWEEP) --dry-run
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks

@@ -1,0 +1,439 @@
+"""The benchmark (the thesis's Table 6 and Figure 14), made from run records alone.
+
+    runs = runs_frame(profile="quick")          # one row per run record in results/runs/
+    table = table6(runs)                        # per (property, model): n, mean and std of each metric, ...
+    table = with_thesis(table)                  # + the thesis's values (where transcribed) and the difference
+    save_table6(table, "quick")                 # results/table6_quick.csv and .md
+    figure14(table, "fig14_benchmark.png")      # bars with error bars; training time on a log axis
+
+Nothing here trains: a record written anywhere (a GPU box, a cluster) counts the same. Training times
+are only comparable on the same hardware with the same number of threads, so every run's device is
+kept (:func:`device_label`), a (property, model) cell whose runs were timed on different devices is
+flagged ``mixed_devices``, and the fastest model is marked only among cells timed on one device.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lib.paths import RESULTS, RUNS
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A column of Table 6: its label, whether higher is better, and its unit ('target': the property's)."""
+
+    column: str
+    label: str
+    higher_is_better: bool
+    unit: str  # "target" | "s" | ""
+
+
+METRICS: dict[str, Metric] = {m.column: m for m in (
+    Metric("test_mae", "MAE", False, "target"),
+    Metric("test_rmse", "RMSE", False, "target"),
+    Metric("test_r2", "R²", True, ""),
+    Metric("train_time_s", "training time", False, "s"),
+)}
+#: models in the table's order, with their display names
+MODELS: dict[str, str] = {"cgcnn": "CGCNN", "megnet": "MEGNet", "soap_svr": "SOAP-SVR",
+                          "soap_mlp": "SOAP-MLP"}
+NOT_TRANSCRIBED = "not transcribed"
+
+
+# ----------------------------------------------------------------------------- records -> rows
+
+
+def device_label(device: Mapping[str, Any] | str | None) -> str:
+    """Where a run was timed, as one comparable string: 'cpu: AMD EPYC, 1 thread' or 'cuda: NVIDIA H100'.
+
+    CPU runs differ by thread count as much as by chip, so it is part of the label.
+    """
+    if device is None:
+        return "unknown"
+    if isinstance(device, str):
+        return device
+    kind = device.get("type", "?")
+    name = device.get("name") or device.get("cpu") or "?"
+    if kind == "cpu" and device.get("torch_threads"):
+        t = int(device["torch_threads"])
+        return f"cpu: {name}, {t} thread{'s' if t != 1 else ''}"
+    return f"{kind}: {name}"
+
+
+def runs_frame(
+    runs_dir: str | Path | None = None,
+    profile: str | None = None,
+    records: Iterable[Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """One row per run record (from ``runs_dir``, default results/runs, or given ``records``).
+
+    Columns: run, model, property, unit, profile, seed, the four metrics, n_parameters,
+    parameter_bytes, n_train, device (:func:`device_label`), device_type, host. Filtered to
+    ``profile`` when given. Records without a test MAE (classifiers, unfinished files) are left out.
+    """
+    if records is None:
+        from lib.records import list_records
+
+        runs_dir = Path(runs_dir) if runs_dir is not None else RUNS
+        records = list_records(runs_dir) if runs_dir.exists() else []
+    rows = []
+    for r in records:
+        if profile is not None and r.get("profile") != profile:
+            continue
+        if r.get("test_mae") is None or r.get("model") is None or r.get("property") is None:
+            continue
+        dev = r.get("device") or {}
+        rows.append({
+            "run": r.get("run"), "model": r["model"], "property": r["property"], "unit": r.get("unit"),
+            "profile": r.get("profile"), "seed": r.get("seed"),
+            **{m: _float(r.get(m)) for m in METRICS},
+            "n_parameters": _float(r.get("n_parameters")),
+            "parameter_bytes": _float(r.get("parameter_bytes")),
+            "n_train": (r.get("split_sizes") or {}).get("train"),
+            "device": device_label(dev), "device_type": dev.get("type") if isinstance(dev, dict) else None,
+            "host": dev.get("host") if isinstance(dev, dict) else None,
+        })
+    cols = ["run", "model", "property", "unit", "profile", "seed", *METRICS, "n_parameters",
+            "parameter_bytes", "n_train", "device", "device_type", "host"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# ----------------------------------------------------------------------------- Table 6
+
+
+def _order(table: pd.DataFrame) -> pd.DataFrame:
+    from lib.data import TARGETS
+
+    props = list(TARGETS)
+    pkey = {p: i for i, p in enumerate(props)}
+    mkey = {m: i for i, m in enumerate(MODELS)}
+    idx = sorted(table.index,
+                 key=lambda pm: (pkey.get(pm[0], len(pkey)), pm[0], mkey.get(pm[1], len(mkey)), pm[1]))
+    return table.loc[idx]
+
+
+def table6(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (property, model): n runs, seeds, mean and std (ddof=1; NaN for n=1) of each metric, mean
+    parameter count and size, the device(s), and ``best_<metric>`` marks.
+
+    The best MAE/RMSE (lowest) and R² (highest) are marked per property over all models; the best
+    training time per property *and device*, and never in a cell with mixed devices.
+    """
+    cols = ["n", "seeds", "unit"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")] + [
+        "n_parameters", "parameter_bytes", "n_train", "device", "mixed_devices", "n_devices"] + [
+        f"best_{m}" for m in METRICS]
+    if runs.empty:
+        return pd.DataFrame(columns=cols, index=pd.MultiIndex.from_tuples([], names=["property", "model"]))
+    rows = {}
+    for (prop, model), g in runs.groupby(["property", "model"], sort=False):
+        devices = sorted(g["device"].dropna().unique())
+        row: dict[str, Any] = {
+            "n": len(g), "seeds": ",".join(str(s) for s in sorted(g["seed"].dropna().astype(int))),
+            "unit": g["unit"].dropna().iloc[0] if g["unit"].notna().any() else None,
+        }
+        for m in METRICS:
+            v = g[m].astype(float)
+            row[f"{m}_mean"] = float(v.mean()) if v.notna().any() else math.nan
+            row[f"{m}_std"] = float(v.std(ddof=1)) if v.notna().sum() > 1 else math.nan
+        row["n_parameters"] = float(g["n_parameters"].mean())
+        row["parameter_bytes"] = float(g["parameter_bytes"].mean())
+        row["n_train"] = float(pd.to_numeric(g["n_train"], errors="coerce").mean())
+        row["device"] = devices[0] if len(devices) == 1 else f"mixed ({len(devices)}): " + "; ".join(devices)
+        row["mixed_devices"] = len(devices) > 1
+        row["n_devices"] = len(devices)
+        rows[(prop, model)] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["property", "model"])
+    table = _order(mark_best(table))
+    return table[cols]
+
+
+def mark_best(table: pd.DataFrame) -> pd.DataFrame:
+    """Add ``best_<metric>`` booleans: the best model of each property (time: within one device only)."""
+    table = table.copy()
+    for m, spec in METRICS.items():
+        best = pd.Series(False, index=table.index)
+        col = table[f"{m}_mean"].astype(float)
+        if m == "train_time_s":
+            ok = ~table["mixed_devices"].astype(bool)
+            groups = table[ok].groupby([table[ok].index.get_level_values(0), table[ok]["device"]]).groups
+        else:
+            groups = table.groupby(level=0).groups
+        for _, idx in groups.items():
+            v = col.loc[idx].dropna()
+            if len(v) == 0:
+                continue
+            target = v.max() if spec.higher_is_better else v.min()
+            best.loc[v.index[v == target]] = True
+        table[f"best_{m}"] = best
+    return table
+
+
+def devices(runs: pd.DataFrame) -> pd.DataFrame:
+    """Which hardware timed which runs: per device label, the models, runs and hosts."""
+    if runs.empty:
+        return pd.DataFrame(columns=["device", "runs", "models", "hosts"])
+    g = runs.groupby("device")
+    return pd.DataFrame({
+        "runs": g.size(),
+        "models": g["model"].agg(lambda s: ", ".join(sorted(set(s)))),
+        "hosts": g["host"].agg(lambda s: ", ".join(sorted({str(x) for x in s if x is not None}))),
+    }).reset_index()
+
+
+def timing_warning(table: pd.DataFrame) -> str | None:
+    """A sentence when the table's times come from more than one device (None when they are comparable)."""
+    labels: set[str] = set()
+    for d, mixed in zip(table.get("device", []), table.get("mixed_devices", []), strict=False):
+        labels |= set(d.split(": ", 1)[1].split("; ")) if mixed else {d}
+    if len(labels) <= 1:
+        return None
+    return (f"Training times were taken on {len(labels)} different devices ({'; '.join(sorted(labels))}): "
+            "they are ranked only among runs on the same device, and cells marked 'mixed' are not ranked.")
+
+
+# ----------------------------------------------------------------------------- the thesis's values
+
+
+#: the thesis's table this module reproduces (entries of lib.literature whose ``where`` names it)
+THESIS_TABLE = re.compile(r"\bTables?\b[^;]*\b6\b")
+#: metric -> attribute of a lib.literature.Reported entry (those it lacks read as not transcribed)
+LITERATURE_FIELDS = {"test_mae": "mae", "test_rmse": "rmse", "test_r2": "r2", "train_time_s": "train_time_s"}
+
+
+def thesis_table6() -> tuple[pd.DataFrame, str]:
+    """The thesis's Table 6 from lib.literature: (property, model) -> metric columns, and the source.
+
+    Entries are ``lib.literature.REPORTED`` items with ``source == "thesis"`` whose ``where`` names
+    Table 6; their ``mae`` (and ``rmse``, ``r2``, ``train_time_s`` where the entry has them) fill
+    the columns. Anything not transcribed is NaN: no value is made up here.
+    """
+    try:
+        from lib import literature
+    except ImportError:
+        return pd.DataFrame(columns=list(METRICS)), NOT_TRANSCRIBED
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    where = set()
+    for r in getattr(literature, "REPORTED", ()):
+        if getattr(r, "source", None) != "thesis" or not THESIS_TABLE.search(str(getattr(r, "where", ""))):
+            continue
+        vals = {m: _float(getattr(r, a, None)) for m, a in LITERATURE_FIELDS.items()}
+        if any(np.isfinite(v) for v in vals.values()):
+            where.add(f"the thesis, {r.where}")
+        rows[(r.property, r.model)] = vals
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(METRICS))
+    if rows:
+        frame.index = pd.MultiIndex.from_tuples(frame.index, names=["property", "model"])
+    return frame, "; ".join(sorted(where)) or NOT_TRANSCRIBED
+
+
+def with_thesis(
+    table: pd.DataFrame, thesis: pd.DataFrame | None = None, source: str | None = None
+) -> pd.DataFrame:
+    """Add ``thesis_<metric>`` (NaN: not transcribed), ``diff_<metric>`` (ours - thesis), ``thesis_source``.
+
+    The training time gets no difference: the thesis's times were taken on other hardware.
+    """
+    if thesis is None:
+        thesis, source = thesis_table6()
+    table = table.copy()
+    for m in METRICS:
+        vals = [thesis[m].get(ix, math.nan) if m in thesis.columns and len(thesis) else math.nan
+                for ix in table.index]
+        table[f"thesis_{m}"] = pd.to_numeric(pd.Series(vals, index=table.index), errors="coerce")
+        if m != "train_time_s":
+            table[f"diff_{m}"] = table[f"{m}_mean"] - table[f"thesis_{m}"]
+    have = table[[f"thesis_{m}" for m in METRICS]].notna().any(axis=1)
+    table["thesis_source"] = np.where(have, source or "", NOT_TRANSCRIBED)
+    return table
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _num(v: float, digits: int = 3) -> str:
+    if v is None or not np.isfinite(v):
+        return "–"
+    if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{digits}g}" if abs(v) >= 100 else f"{v:.{digits}f}"
+
+
+def _size(b: float) -> str:
+    if b is None or not np.isfinite(b):
+        return "–"
+    for unit, k in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if b >= k:
+            return f"{b / k:.3g} {unit}"
+    return f"{b:.0f} B"
+
+
+def display_table(table: pd.DataFrame, bold: str = "**") -> pd.DataFrame:
+    """Table 6 as strings: 'mean ± std' per metric, the best wrapped in ``bold``, thesis value and Δ."""
+    out = []
+    for (prop, model), r in table.iterrows():
+        row = {"property": prop, "model": MODELS.get(model, model), "n": int(r["n"])}
+        for m, spec in METRICS.items():
+            cell = _num(r[f"{m}_mean"]) + (f" ± {_num(r[f'{m}_std'])}" if np.isfinite(r[f"{m}_std"]) else "")
+            if r.get(f"best_{m}", False):
+                cell = f"{bold}{cell}{bold}"
+            unit = "s" if spec.unit == "s" else ""
+            row[f"{spec.label}{f' ({unit})' if unit else ''}"] = cell
+            if f"thesis_{m}" in table.columns:
+                tv, dv = r[f"thesis_{m}"], r.get(f"diff_{m}", np.nan)
+                cell = _num(tv) if np.isfinite(tv) else NOT_TRANSCRIBED
+                if np.isfinite(tv) and np.isfinite(dv):
+                    cell += f" (Δ {'+' if dv > 0 else ''}{_num(dv)})"
+                row[f"thesis {spec.label}{' (Δ)' if m != 'train_time_s' else ''}"] = cell
+        row["parameters"] = f"{int(r['n_parameters']):,}" if np.isfinite(r["n_parameters"]) else "–"
+        row["size"] = _size(r["parameter_bytes"])
+        row["device"] = r["device"]
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """Table 6 as a Markdown table (best in bold), with the timing warning and the thesis's source below."""
+    disp = display_table(table)
+    if disp.empty:
+        return "_no run records_\n"
+    lines = ["| " + " | ".join(disp.columns) + " |", "|" + "---|" * len(disp.columns)]
+    lines += ["| " + " | ".join(str(v).replace("|", "/") for v in row) + " |"
+              for row in disp.itertuples(index=False)]
+    notes = ["", "Mean ± standard deviation over the n runs (random splits); **bold**: the best model of the "
+             "property in that column (training time: among models timed on the same device)."]
+    warn = timing_warning(table)
+    if warn:
+        notes.append(warn)
+    if "thesis_source" in table.columns:
+        src = sorted(set(table["thesis_source"]))
+        notes.append("Thesis values: " + ", ".join(src) + ".")
+    return "\n".join(lines + notes) + "\n"
+
+
+def save_table6(
+    table: pd.DataFrame, profile: str, results_dir: str | Path | None = None
+) -> tuple[Path, Path]:
+    """Write ``table6_<profile>.csv`` (numbers) and ``.md`` (formatted) under results/; their paths."""
+    d = Path(results_dir) if results_dir is not None else RESULTS
+    csv = _write_text(d / f"table6_{profile}.csv", table.reset_index().to_csv(index=False))
+    md = _write_text(d / f"table6_{profile}.md", to_markdown(table))
+    return csv, md
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """Write atomically (a half-written table is never left behind)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def figure14(table: pd.DataFrame, path: str | Path | None = None, title: str | None = None):
+    """The thesis's Figure 14: per metric a panel of bars (property x model) with std error bars;
+    training time on a log axis. Returns the figure (saved to ``path`` when given)."""
+    import matplotlib.pyplot as plt
+
+    from lib.plots import PALETTE, save, use_style
+
+    use_style()
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
+    props = list(dict.fromkeys(table.index.get_level_values(0)))
+    models = [m for m in MODELS if m in set(table.index.get_level_values(1))] + sorted(
+        set(table.index.get_level_values(1)) - set(MODELS))
+    x = np.arange(len(props))
+    w = 0.8 / max(len(models), 1)
+    try:
+        from lib.data import TARGETS
+
+        names = [TARGETS[p].label if p in TARGETS else p for p in props]
+    except ImportError:  # pragma: no cover
+        names = props
+    for ax, (m, spec) in zip(axes.flat, METRICS.items(), strict=False):
+        lowest = np.inf
+        for k, model in enumerate(models):
+            sub = table.xs(model, level=1) if model in table.index.get_level_values(1) else table.iloc[:0]
+            mean = np.array([sub[f"{m}_mean"].get(p, np.nan) for p in props], dtype=float)
+            std = np.array([sub[f"{m}_std"].get(p, np.nan) for p in props], dtype=float)
+            xk = x + (k - (len(models) - 1) / 2) * w
+            # one colour per model, the same in every figure
+            color = PALETTE[(list(MODELS).index(model) if model in MODELS else k) % len(PALETTE)]
+            ax.bar(xk, mean, w, label=MODELS.get(model, model), color=color)
+            ok = np.isfinite(mean) & np.isfinite(std)
+            if ok.any():  # error bars only where there is a spread (n >= 2)
+                ax.errorbar(xk[ok], mean[ok], yerr=std[ok], fmt="none", ecolor="#3a3a3a", elinewidth=0.8,
+                            capsize=2)
+            if np.isfinite(mean).any():
+                lowest = min(lowest, np.nanmin(mean))
+        ax.set_xticks(x, names, rotation=30, ha="right")
+        unit = {"target": " (property's unit)", "s": " (s, log scale)", "": ""}[spec.unit]
+        ax.set_ylabel(f"{spec.label}{unit}")
+        if m == "train_time_s":
+            ax.set_yscale("log")
+        if m == "test_r2" and lowest < -1:  # a model worse than the mean by far would flatten the others
+            ax.set_ylim(-1, 1.05)
+            ax.text(0.01, 0.02, f"axis cut at −1 (lowest R² {lowest:.3g})", transform=ax.transAxes,
+                    fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncols=len(labels), bbox_to_anchor=(0.5, 1.0))
+    if timing_warning(table):
+        axes.flat[3].set_title("times from different devices: compare within one", color=PALETTE[1])
+    fig.tight_layout(rect=(0, 0, 1, 0.95 if not title else 0.93))
+    if title:
+        fig.suptitle(title, y=1.02)
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def missing_cells(table: pd.DataFrame, properties: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """(property, model) pairs of Table 6 with no run record yet."""
+    if properties is None:
+        from lib.data import TARGETS
+
+        properties = list(TARGETS)
+    have = set(table.index)
+    return [(p, m) for p in properties for m in MODELS if (p, m) not in have]
+
+
+def winners(table: pd.DataFrame) -> pd.DataFrame:
+    """Per property, the best model on each metric (training time: per device, ', '-joined)."""
+    out = {}
+    for prop, g in table.groupby(level=0, sort=False):
+        models = g.index.get_level_values(1)
+        out[prop] = {METRICS[m].label: ", ".join(MODELS.get(x, x) for x in models[g[f"best_{m}"].to_numpy()])
+                     or "–" for m in METRICS}
+        out[prop]["models"] = len(g)
+    return pd.DataFrame.from_dict(out, orient="index").rename_axis("property")
+
+
+def what_to_run(profile: str, runs_dir: str | Path | None = None) -> str:
+    """What to do when there are no records of ``profile`` yet."""
+    where = Path(runs_dir) if runs_dir is not None else RUNS
+    return (f"No run records of the '{profile}' profile in {where}. Table 6 and Figure 14 are made from "
+            f"run records only: train the models first, e.g. `make all PROFILE={profile}` (everything), or "
+            f"`python -m lib.sweep --profile {profile} --only 01,02,03,04,05` (just the runs this chapter "
+            "reads), "
+            f"then run this notebook again.")
+
+
+__all__ = ["METRICS", "MODELS", "Metric", "device_label", "runs_frame", "table6", "mark_best", "devices",
+           "timing_warning", "thesis_table6", "missing_cells", "winners", "with_thesis", "display_table",
+           "to_markdown", "save_table6", "figure14", "what_to_run"]

@@ -1,0 +1,122 @@
+"""Table 6 from hand-made run records: mean, std and n per cell, the best marked, mixed devices flagged."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import benchmark as bm
+
+CPU1 = {"type": "cpu", "name": "AMD EPYC", "cpu": "AMD EPYC", "torch_threads": 1, "host": "a"}
+CPU2 = {"type": "cpu", "name": "AMD EPYC", "cpu": "AMD EPYC", "torch_threads": 2, "host": "a"}
+GPU = {"type": "cuda", "name": "NVIDIA H100", "cpu": "Intel Xeon", "torch_threads": 16, "host": "g"}
+
+
+def rec(model, prop, seed, mae, rmse, r2, t, device=CPU1, n_params=100, profile="quick"):
+    return {"run": f"{model}_{prop}_{profile}_s{seed}", "model": model, "property": prop, "unit": "eV",
+            "profile": profile, "seed": seed, "test_mae": mae, "test_rmse": rmse, "test_r2": r2,
+            "train_time_s": t, "n_parameters": n_params, "parameter_bytes": 4 * n_params,
+            "split_sizes": {"train": 80, "val": 10, "test": 10}, "device": device}
+
+
+@pytest.fixture
+def records():
+    return [
+        rec("cgcnn", "band_gap", 0, 0.40, 0.60, 0.80, 100.0),
+        rec("cgcnn", "band_gap", 1, 0.50, 0.70, 0.70, 120.0),
+        rec("cgcnn", "band_gap", 2, 0.60, 0.80, 0.60, 140.0),
+        rec("soap_svr", "band_gap", 0, 0.55, 0.50, 0.75, 2.0, n_params=40),
+        rec("soap_svr", "band_gap", 1, 0.65, 0.60, 0.85, 4.0, n_params=60),
+        # MEGNet timed once on the CPU, once on a GPU: a mixed cell, never ranked on time
+        rec("megnet", "band_gap", 0, 0.70, 0.90, 0.50, 1.0, device=CPU1),
+        rec("megnet", "band_gap", 1, 0.90, 1.10, 0.30, 0.5, device=GPU),
+        rec("cgcnn", "efermi", 0, 0.30, 0.40, 0.90, 50.0, device=GPU),
+        rec("soap_mlp", "efermi", 0, 0.35, 0.45, 0.85, 60.0, device=CPU2),
+        rec("cgcnn", "band_gap", 0, 9.0, 9.0, -1.0, 1.0, profile="smoke"),  # another profile
+        {"run": "xgnn_whatever", "model": "xgnn", "property": "band_gap", "profile": "quick"},  # no metrics
+    ]
+
+
+def test_runs_frame_filters_profile_and_labels_devices(records):
+    runs = bm.runs_frame(records=records, profile="quick")
+    assert len(runs) == 9
+    assert set(runs["device"]) == {"cpu: AMD EPYC, 1 thread", "cpu: AMD EPYC, 2 threads", "cuda: NVIDIA H100"}
+    assert len(bm.runs_frame(records=records)) == 10
+    assert bm.runs_frame(records=[]).empty
+
+
+def test_table6_mean_std_n_and_best(records):
+    t = bm.table6(bm.runs_frame(records=records, profile="quick"))
+    # order: lib.data's properties (formation, energy, efermi, band_gap...), then cgcnn, megnet, svr, mlp
+    assert list(t.index) == [("efermi", "cgcnn"), ("efermi", "soap_mlp"), ("band_gap", "cgcnn"),
+                             ("band_gap", "megnet"), ("band_gap", "soap_svr")]
+    c = t.loc[("band_gap", "cgcnn")]
+    assert c["n"] == 3 and c["seeds"] == "0,1,2"
+    assert c["test_mae_mean"] == pytest.approx(0.5)
+    assert c["test_mae_std"] == pytest.approx(0.1)  # sample std of 0.4, 0.5, 0.6
+    assert c["train_time_s_std"] == pytest.approx(20.0)
+    s = t.loc[("band_gap", "soap_svr")]
+    assert s["n"] == 2 and s["n_parameters"] == 50 and s["parameter_bytes"] == 200
+    assert s["test_rmse_std"] == pytest.approx(math.sqrt(0.005))
+    assert math.isnan(t.loc[("efermi", "cgcnn"), "test_mae_std"])  # n = 1: no spread
+    # best per property: MAE lowest (cgcnn 0.50 < svr 0.60), RMSE lowest (svr 0.55), R² highest (svr 0.80)
+    best = {m: list(t.index[t[f"best_{m}"]]) for m in bm.METRICS}
+    assert best["test_mae"] == [("efermi", "cgcnn"), ("band_gap", "cgcnn")]
+    assert best["test_rmse"] == [("efermi", "cgcnn"), ("band_gap", "soap_svr")]
+    assert best["test_r2"] == [("efermi", "cgcnn"), ("band_gap", "soap_svr")]
+    # time: MEGNet's mixed cell has the smallest mean (0.75 s) but is not ranked; SVR is the fastest on CPU1;
+    # on efermi the two models ran on different devices, so each is the fastest of its own device
+    assert best["train_time_s"] == [("efermi", "cgcnn"), ("efermi", "soap_mlp"), ("band_gap", "soap_svr")]
+
+
+def test_mixed_devices_flagged_and_warned(records):
+    runs = bm.runs_frame(records=records, profile="quick")
+    t = bm.table6(runs)
+    assert list(t["mixed_devices"]) == [False, False, False, True, False]
+    assert t.loc[("band_gap", "megnet"), "device"].startswith("mixed (2)")
+    warn = bm.timing_warning(t)
+    assert warn and "3 different devices" in warn
+    one = bm.table6(runs[runs["device"] == "cpu: AMD EPYC, 1 thread"])
+    assert bm.timing_warning(one) is None
+    d = bm.devices(runs).set_index("device")
+    assert d.loc["cuda: NVIDIA H100", "runs"] == 2 and d.loc["cuda: NVIDIA H100", "models"] == "cgcnn, megnet"
+
+
+def test_thesis_columns_missing_not_invented(records):
+    t = bm.with_thesis(bm.table6(bm.runs_frame(records=records, profile="quick")))
+    # what lib.literature has of Table 6 (nothing transcribed yet at the time of writing) or NaN
+    assert set(t["thesis_source"]) <= {bm.NOT_TRANSCRIBED} | {s for s in t["thesis_source"] if "Table 6" in s}
+    missing = t["thesis_test_mae"].isna()
+    assert (t.loc[missing, "thesis_source"] == bm.NOT_TRANSCRIBED).all()
+    assert t.loc[missing, "diff_test_mae"].isna().all()
+    # given values, the difference is ours minus the thesis's; no difference of times (other hardware)
+    idx = pd.MultiIndex.from_tuples([("band_gap", "cgcnn")], names=["property", "model"])
+    thesis = pd.DataFrame({"test_mae": [0.45], "test_rmse": [np.nan], "test_r2": [0.9],
+                           "train_time_s": [10.0]}, index=idx)
+    table = bm.table6(bm.runs_frame(records=records, profile="quick"))
+    t = bm.with_thesis(table, thesis, "the thesis, Table 6")
+    row = t.loc[("band_gap", "cgcnn")]
+    assert row["diff_test_mae"] == pytest.approx(0.05) and row["diff_test_r2"] == pytest.approx(-0.2)
+    assert math.isnan(row["diff_test_rmse"]) and "diff_train_time_s" not in t.columns
+    md = bm.to_markdown(t)
+    assert "0.450 (Δ +0.050)" in md and bm.NOT_TRANSCRIBED in md
+    assert "**0.500 ± 0.100**" in md  # the best MAE of band_gap, in bold
+
+
+def test_outputs_and_empty(records, tmp_path):
+    t = bm.with_thesis(bm.table6(bm.runs_frame(records=records, profile="quick")))
+    csv, md = bm.save_table6(t, "quick", tmp_path)
+    back = pd.read_csv(csv)
+    assert len(back) == 5
+    assert {"property", "model", "n", "test_mae_mean", "best_test_mae"} <= set(back.columns)
+    assert md.read_text().startswith("| property | model | n | MAE")
+    fig = bm.figure14(t, tmp_path / "fig14.png")
+    assert (tmp_path / "fig14.png").stat().st_size > 10_000
+    assert fig.axes[3].get_yscale() == "log"
+    empty = bm.table6(bm.runs_frame(tmp_path / "nothing"))
+    assert empty.empty and bm.to_markdown(empty).startswith("_no run records_")
+    assert "make all PROFILE=quick" in bm.what_to_run("quick")
+    assert len(bm.missing_cells(t)) == 28 - 5
