@@ -131,6 +131,9 @@ def test_matches_pymatgen_neighbor_list():
     theirs = Counter(zip(ctr.tolist(), nbr.tolist(), np.round(d, 5).tolist()))
     ours = Counter(zip(g.edge_dst.tolist(), g.edge_src.tolist(), np.round(g.distance.astype(float), 5).tolist()))
     assert ours == theirs and g.n_edges == len(ctr) > 0
+    assert np.all(np.diff(g.edge_dst) >= 0)  # grouped by the receiving centre atom
+    for i in range(g.n_atoms):
+        assert np.all(np.diff(g.neighbors(i)[1]) >= 0)  # nearest first
 
 
 # ----------------------------------------------------------------------------------------------
