@@ -412,7 +412,8 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
             resumed_from = st.epoch
 
     metric_name = "accuracy" if classify else "mae"
-    for k in ("epoch", f"train_{metric_name}", f"val_{metric_name}", "train_loss", "lr", "epoch_time_s"):
+    for k in ("epoch", f"train_{metric_name}", f"val_{metric_name}", "train_loss", "lr", "epoch_time_s",
+              "train_step_time_s"):
         st.curves.setdefault(k, [])
 
     from tqdm.auto import tqdm
@@ -448,6 +449,7 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
                         err_sum += (out.detach() - target).abs().sum().double()
                 n_seen += len(bidx)
             sched.step()
+            t_train = time.perf_counter() - t0
             train_metric = float(err_sum) / n_seen * (1.0 if classify else std)
             val_out = predict_data(model, data, idx["val"], normalizer, cfg.eval_batch_size, device)
             val_metric = _score(cfg.task, y[idx["val"]], val_out)[metric_name]
@@ -460,7 +462,7 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
             st.epoch = epoch + 1
             for k, v in (("epoch", epoch + 1), (f"train_{metric_name}", train_metric),
                          (f"val_{metric_name}", val_metric), ("train_loss", float(loss_sum) / n_seen),
-                         ("lr", lr), ("epoch_time_s", dt)):
+                         ("lr", lr), ("epoch_time_s", dt), ("train_step_time_s", t_train)):
                 st.curves[k].append(v)
             records.torch_save({
                 "key": key, "epoch": st.epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),

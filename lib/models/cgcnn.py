@@ -70,6 +70,8 @@ class CGCNNConv(nn.Module):
             bn = self.bn1
             if self.training and bn.num_batches_tracked is not None:
                 bn.num_batches_tracked.add_(1)
+            for t in (e, p_self, p_nbr, edge_src, edge_dst):
+                torch._dynamo.mark_dynamic(t, 0)
             msg = self._fused(e, p_self, p_nbr, edge_src, edge_dst, bn.weight, bn.bias, bn.running_mean,
                               bn.running_var, self.training, bn.momentum, bn.eps)
         else:
@@ -191,16 +193,18 @@ class CGCNN(nn.Module):
 
     def compile_hot_path(self, **compile_kwargs) -> "CGCNN":
         """torch.compile the memory-bound part of every convolution (gather, batch norm, gate) and the
-        Gaussian expansion, with dynamic shapes; the matrix products and the scatter stay eager.
+        Gaussian expansion; the matrix products and the scatter stay eager.
 
-        On CPU inductor writes fused C++ kernels (gcc); the first batches take ~20 s to compile.
+        Only the number of edges and atoms is dynamic (``mark_dynamic`` on dim 0): with the feature
+        sizes fixed, inductor writes tighter loops than with ``dynamic=True`` (measured 66 vs 84 ms of
+        CPU per fused forward+backward of 85k edges, eager 100 ms). On CPU inductor writes C++ kernels
+        (gcc); the first batches take ~10-20 s to compile.
         """
-        kw = {"dynamic": True, **compile_kwargs}
-        fused = torch.compile(_fused_messages, **kw)
+        fused = torch.compile(_fused_messages, **compile_kwargs)
         for conv in self.convs:
             conv._fused = fused
         if self.expansion is not None:
-            self._expand = torch.compile(self.expansion.forward, **kw)
+            self._expand = torch.compile(self.expansion.forward, **compile_kwargs)
         return self
 
     _expand = None
@@ -210,6 +214,7 @@ class CGCNN(nn.Module):
         if self.expansion is None:
             return torch.ones(batch.edge_src.shape[0], 1, device=self.atom_features.device)
         if self._expand is not None:
+            torch._dynamo.mark_dynamic(batch.distance, 0)
             return self._expand(batch.distance)
         return self.expansion(batch.distance)
 
