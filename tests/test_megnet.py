@@ -155,3 +155,33 @@ def test_overfits_32_real_crystals(mirror, tmp_path):
     assert len(gs) == 32 and np.std(y) > 0.5
     assert mae < 0.02, mae
     assert rec["model_class"] == "MEGNet" and rec["n_parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_predictor_serves_megnet_checkpoints(mirror, tmp_path):
+    """A MEGNet checkpoint through lib.predict: a snapshot in, predictions out; an isolated atom reported."""
+    from lib.data import export_snapshot, load_dataset, split, target_frame
+    from lib.predict import predict
+    from lib.records import load_checkpoint
+    from lib.train import fit, predict_data, seed_everything
+
+    frame = target_frame(load_dataset("cgcnn", source="mirror", mirror=mirror, progress=False, verbose=False),
+                         "band_gap", n_max=24, seed=3)
+    gs = build_graphs(frame, megnet_params(4.0), cache=False, n_jobs=1, progress=False)
+    y = frame["band_gap"].to_numpy()[gs.source_index]
+    seed_everything(0)
+    rec = fit(MEGNet(cutoff=4.0, n1=16, n2=8, n3=4), gs, y, split(len(gs), 0), epochs=1, batch_size=8,
+              optimizer="adam", lr=1e-3, property="band_gap", profile="test", runs_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / f"{rec['run']}.pt", device="cpu")
+    assert ckpt.model.__class__.__name__ == "MEGNet" and ckpt.model.init_kwargs["n1"] == 16
+    expected = predict_data(ckpt.model, gs, np.arange(3), ckpt.normalizer)
+
+    snap = frame.iloc[gs.source_index[:3]].copy()
+    lonely = Structure(Lattice.cubic(10.0), ["Li", "O", "O"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.62]])
+    snap.loc[len(frame) + 1] = {**snap.iloc[0].to_dict(), "material_id": "lonely-li",
+                                "structure": Crystal.from_structure(lonely)}
+    path = export_snapshot(snap, tmp_path / "few.jsonl.xz")
+    out = predict(ckpt, [path])
+    col = "band_gap [eV]"
+    assert list(out["id"]) == [*gs.material_ids[:3], "lonely-li"]
+    np.testing.assert_allclose(out[col].to_numpy()[:3], expected, atol=1e-4)
+    assert np.isnan(out[col].iloc[3]) and "no neighbour within 4 Å" in out["error"].iloc[3]
