@@ -240,7 +240,8 @@ def test_svr_large_C_interpolates_within_epsilon(tmp_path):
 
     X, y = _svr_data()
     split = {"train": np.arange(12), "test": np.arange(12)}
-    rec = fit_svr(X, y, split, C=1e4, runs_dir=tmp_path, write=False)
+    rec = fit_svr(X, y, split, C=1e4, runs_dir=tmp_path, write=False, score_train=True)
+    assert rec["metrics"]["train"]["n"] == 12 and "train" not in fit_svr(X, y, split, write=False)["metrics"]
     # distinct crystals, an RBF kernel of full rank: with a loose C every point fits within the tube
     err = np.abs(np.asarray(rec["test_predictions"]["y_pred"]) - y)
     assert err.max() <= 0.1 * y.std() * 1.01
