@@ -18,7 +18,9 @@ sweep resumes where it stopped; 01 and 02 (which have no record: they fill cache
 run that reads them is still to do, and 06 always runs (it only reads records). A failed run keeps
 its executed notebook with the error and a log beside it (``results/notebooks/logs/<name>.log``);
 the runs that need it are reported as blocked, everything else goes on, and the sweep ends with a
-summary (also written to ``results/notebooks/sweep_<profile>.json``) and a non-zero exit status.
+summary (also written to ``results/notebooks/sweep_<profile>.json``, and one line of it appended to
+``results/notebooks/sweeps.jsonl``), with a non-zero exit status if any run failed. A stage whose
+notebook is not there (yet) is reported as missing, not as a failure.
 
 Each run is a papermill subprocess whose kernel gets ``OMP_NUM_THREADS`` (and the MKL/OpenBLAS/numexpr/
 numba/loky equivalents) set to ``threads``, so ``jobs`` runs x ``threads`` threads never
@@ -308,7 +310,7 @@ def execute_run(
     nb_in = root / run.notebook
     if not nb_in.exists():
         return Result(**base | {"output": None}, status="missing",
-                      message=f"{run.notebook} not found (has it landed yet?): not run")
+                      message=f"{run.notebook} not found (not landed yet?)")
     out, log = root / run.output, root / run.log
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [python, "-m", "papermill", str(nb_in), str(out), "-y", json.dumps(run.parameters),
@@ -402,7 +404,7 @@ class Summary:
             lines.append(f"  BLOCKED {len(blocked)} runs: " + "; ".join(sorted({r.message for r in blocked})))
         missing = Counter(r.message for r in self.results if r.status == "missing")
         for msg, n in missing.items():
-            lines.append(f"  missing {msg} ({n} run{'s' if n > 1 else ''})")
+            lines.append(f"  MISSING {n} run{'s' if n > 1 else ''} not run: {msg}")
         skipped = Counter(r.stage for r in self.results if r.status == "skipped")
         if skipped:
             lines.append("  skipped (already done): " + ", ".join(f"{NOTEBOOKS.get(s, s)} x{n}"
@@ -418,22 +420,27 @@ class Summary:
 
 
 def _needed(runs: Sequence[Run], root: Path, force: bool) -> dict[str, tuple[bool, str]]:
-    """name -> (to run?, why not). Runs with a record: unless it exists. 01/02: while a reader is to do."""
+    """name -> (to run?, why not). Runs with a record: unless it exists. 01/02: while a reader is to do.
+
+    A reader whose notebook is missing does not count: it will not run, so it needs nothing.
+    """
     dependents: dict[str, list[str]] = {}
     for r in runs:
         for n in r.needs:
             dependents.setdefault(n, []).append(r.name)
     out: dict[str, tuple[bool, str]] = {}
+    active: dict[str, bool] = {}  # will really run
     for r in reversed(runs):  # dependents come later in the plan
         if r.record is not None:
             done = (root / r.record).exists() and not force
             out[r.name] = (not done, f"{r.record} exists" if done else "")
         else:
             deps = [d for d in dependents.get(r.name, []) if d in out]
-            if deps and not any(out[d][0] for d in deps):
+            if deps and not any(active[d] for d in deps):
                 out[r.name] = (False, "every run that reads it is done")
             else:
                 out[r.name] = (True, "")
+        active[r.name] = out[r.name][0] and (root / r.notebook).exists()
     return out
 
 
@@ -512,7 +519,7 @@ def sweep(
                     continue
                 if not (root_path / r.notebook).exists():
                     results[r.name] = Result(r.name, r.stage, "missing",
-                                             message=f"{r.notebook} not found (has it landed yet?): not run")
+                                             message=f"{r.notebook} not found (not landed yet?)")
                     bar.update(1)
                     continue
                 bad = [n for n in r.needs if n in results and results[n].status in ("failed", "blocked")]
@@ -570,7 +577,10 @@ def sweep(
     if not dry_run and profile:
         from lib.records import write_json
 
-        write_json(root_path / NOTEBOOK_OUT / f"sweep_{profile}.json", summary.as_dict())
+        d = summary.as_dict()
+        write_json(root_path / NOTEBOOK_OUT / f"sweep_{profile}.json", d)
+        with open(root_path / NOTEBOOK_OUT / "sweeps.jsonl", "a") as f:  # one line per sweep, for timings
+            f.write(json.dumps({k: v for k, v in d.items() if k != "results"}) + "\n")
     return summary
 
 
