@@ -622,6 +622,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dry-run", "-n", action="store_true", help="list what would run, run nothing")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar, one line per run")
     a = ap.parse_args(argv)
+
+    def _terminate(signum, frame):  # `kill` (or a batch system's time limit) stops the runs, as Ctrl-C does
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         runs = plan(a.profile, only=_split(a.only), properties=_split(a.properties),
                     seeds=[int(s) for s in _split(a.seeds)] if a.seeds else None)
@@ -629,9 +635,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(str(err))
     if a.dry_run:
         print(f"{len(runs)} runs in the {a.profile} profile:")
-    summary = sweep(runs, jobs=a.jobs, threads=a.threads, scheduler=a.dask_scheduler, root=a.root,
-                    force=a.force, dry_run=a.dry_run, timeout=a.timeout, profile=a.profile,
-                    progress=not a.no_progress)
+    try:
+        summary = sweep(runs, jobs=a.jobs, threads=a.threads, scheduler=a.dask_scheduler, root=a.root,
+                        force=a.force, dry_run=a.dry_run, timeout=a.timeout, profile=a.profile,
+                        progress=not a.no_progress)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the runs in progress were stopped; finished runs keep their records, and the "
+              "same command resumes from there", file=sys.stderr)
+        return 130
     if a.dry_run:
         for r in summary.results:
             print(f"  {r.status:8s} {r.name}" + (f"  ({r.message})" if r.message else ""))
