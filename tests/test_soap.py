@@ -295,12 +295,28 @@ def test_soap_mlp_is_cgcnns_head():
     torch.testing.assert_close(m(x), (h @ m.fc_out.weight.T + m.fc_out.bias).squeeze(1))
 
 
-def test_soap_set_batches_dense_rows():
+def test_soap_set_batches_sparse_or_dense_rows_same_predictions():
+    import torch
+
+    from lib.models.soap_mlp import SoapMLP
+
     X, _ = _svr_data()
-    ds = soap.SoapSet(X, material_ids=[f"m{i}" for i in range(12)])
-    b = ds.batch(np.array([4, 1]))
-    assert tuple(b.shape) == (2, 135) and str(b.dtype) == "torch.float32"
-    np.testing.assert_allclose(b.numpy(), X[[4, 1]].toarray(), rtol=1e-6)
+    sparse = soap.SoapSet(X, material_ids=[f"m{i}" for i in range(12)])
+    dense = soap.SoapSet(X, sparse_batches=False)
+    bs, bd = sparse.batch(np.array([4, 1, 7])), dense.batch(np.array([4, 1, 7]))
+    assert bs.layout == torch.sparse_coo and bd.layout == torch.strided
+    assert tuple(bs.shape) == tuple(bd.shape) == (3, 135) and bd.dtype == bs.dtype == torch.float32
+    np.testing.assert_allclose(bd.numpy(), X[[4, 1, 7]].toarray(), rtol=1e-6)
+    np.testing.assert_array_equal(bs.to_dense().numpy(), bd.numpy())
+    torch.manual_seed(0)
+    m = SoapMLP(135, n_h=2)
+    torch.testing.assert_close(m(bs), m(bd), rtol=1e-5, atol=1e-6)
+    # gradients of the first layer agree too (the sparse product's backward)
+    m(bs).sum().backward()
+    g_sparse = m.fc_in.weight.grad.clone()
+    m.zero_grad()
+    m(bd).sum().backward()
+    torch.testing.assert_close(g_sparse, m.fc_in.weight.grad, rtol=1e-5, atol=1e-6)
 
 
 def test_soap_mlp_fits_a_small_set(tmp_path):
