@@ -651,4 +651,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # run the imported module's main, so that what goes to Dask workers (execute_run, Run) is pickled
+    # by reference to lib.sweep, not by value from __main__
+    from lib.sweep import main as _main
+
+    raise SystemExit(_main())

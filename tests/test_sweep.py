@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -227,8 +229,17 @@ def test_sweep_on_a_local_dask_cluster(fake_root):
         s2 = sw.sweep(runs, client=client, root=root, profile="smoke", progress=False)
         assert s2.counts == {"skipped": 4, "failed": 1}
         assert {p: p.stat().st_mtime for p in (root / "results" / "runs").glob("*.json")} == mtimes
-    summary = json.loads((root / "results" / "notebooks" / "sweep_smoke.json").read_text())
-    assert summary["counts"] == {"skipped": 4, "failed": 1}
+        summary = json.loads((root / "results" / "notebooks" / "sweep_smoke.json").read_text())
+        assert summary["counts"] == {"skipped": 4, "failed": 1}
+        # the CLI, on the same cluster (what goes to the workers must pickle from `python -m lib.sweep` too)
+        fake_notebook(root / "notebooks" / "03_cgcnn.ipynb")
+        cli = subprocess.run(
+            [sys.executable, "-m", "lib.sweep", "--profile", "smoke", "--only", "03", "--properties",
+             "efermi", "band_gap", "--root", str(root), "--dask-scheduler", cluster.scheduler_address,
+             "--no-progress"],
+            capture_output=True, text=True, timeout=300)
+        assert cli.returncode == 1, cli.stdout + cli.stderr
+        assert "1 failed, 1 skipped" in cli.stdout and "FAILED  03_cgcnn_efermi_smoke_s0" in cli.stdout
     # the benchmark is built from those records: n = 2 per property
     t = benchmark.table6(benchmark.runs_frame(root / "results" / "runs", profile="smoke"))
     assert sorted(t.index) == [("band_gap", "cgcnn"), ("formation_energy_per_atom", "cgcnn")]
