@@ -66,6 +66,9 @@ REPORTED: tuple[Reported, ...] = (
              "MP 2018.6.1 dataset; training-set size " + NOT_TRANSCRIBED),
     # the thesis, Table 5 (MEGNet on its dataset) and Table 6 (on the CGCNN dataset): not copied yet
     *(Reported("megnet", p, None, "", None, "thesis", "Tables 5-6", THESIS, NOT_TRANSCRIBED) for p in _PROPS),
+    # the thesis, Table 6: the SOAP baselines (its SOAP-SVR took 19,000-42,000 s per run; errors not copied yet)
+    *(Reported(m, p, None, "", None, "thesis", "Table 6", THESIS, NOT_TRANSCRIBED)
+      for m in ("soap_svr", "soap_mlp") for p in _PROPS),
 )
 
 
