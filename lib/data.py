@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lib.paths import DATA, default_mirror
+from lib.paths import DATA, atomic_path, default_mirror
 from lib.structures import (
     Crystal,
     StructureError,
@@ -408,8 +408,7 @@ def export_snapshot(df: pd.DataFrame, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     targets = [c for c in TARGETS if c in df.columns]
     extra = [c for c in ("source", "retrieved") if c in df.columns]
-    tmp = path.with_name(path.name + ".tmp")
-    with _open_text(tmp, "wt", compress_like=path) as fh:
+    with atomic_path(path) as tmp, _open_text(tmp, "wt", compress_like=path) as fh:
         for rec in df[["material_id", "structure", *targets, *extra]].itertuples(index=False):
             c: Crystal = rec[1]
             obj = {
@@ -427,7 +426,6 @@ def export_snapshot(df: pd.DataFrame, path: str | Path) -> Path:
             for k, col in enumerate(extra):
                 obj[col] = str(rec[2 + len(targets) + k])
             fh.write(json.dumps(obj) + "\n")
-    os.replace(tmp, path)
     return path
 
 
@@ -798,9 +796,8 @@ def _write_parquet(df: pd.DataFrame, attrs: dict, rejected: pd.DataFrame, out: P
             cols[c] = pa.array(df[c].astype(str).tolist(), pa.string())
     meta = dict(attrs, format=FORMAT_VERSION, rejected=rejected.to_dict("list"))
     table = pa.table(cols).replace_schema_metadata({"lib.data": json.dumps(meta)})
-    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -1338,10 +1335,8 @@ def _fetch_mp(ids: list[str], api_key: str, out_dir: Path, chunk_size: int, prog
                     "retrieved": _dt.date.today().isoformat(),
                     "docs": [_doc_to_dict(d) for d in docs],
                 }
-                tmp = files[k].with_name(files[k].name + ".tmp")
-                with gzip.open(tmp, "wt", encoding="utf-8") as fh:
+                with atomic_path(files[k]) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as fh:
                     json.dump(payload, fh, default=str)
-                os.replace(tmp, files[k])
                 bar.update(1)
     finally:
         bar.close()
@@ -1485,10 +1480,8 @@ def _download(url: str, dest: Path, progress: bool, *, what: str, help_: str) ->
     """Stream a public file to dest (atomically); DataUnavailable with ``help_`` if unreachable."""
     import requests
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
     try:
-        with requests.get(url, stream=True, timeout=(10, 120)) as resp:
+        with atomic_path(dest) as tmp, requests.get(url, stream=True, timeout=(10, 120)) as resp:
             resp.raise_for_status()
             total = int(resp.headers.get("content-length") or 0) or None
             with (
@@ -1501,9 +1494,7 @@ def _download(url: str, dest: Path, progress: bool, *, what: str, help_: str) ->
                     fh.write(block)
                     bar.update(len(block))
     except requests.RequestException as exc:
-        tmp.unlink(missing_ok=True)
         raise DataUnavailable(f"cannot download {what} from {url} ({_short(exc)}). {help_}") from None
-    os.replace(tmp, dest)
     return dest
 
 

@@ -59,6 +59,7 @@ import torch
 from torch import nn
 
 from lib.elements import ATOM_FEATURE_SPEC, atom_feature_table  # noqa: F401  (re-exported)
+from lib.paths import atomic_path
 from lib.structures import Crystal
 
 # Bump when a change in this module changes the graphs built from the same input: old caches are then
@@ -449,10 +450,8 @@ class GraphSet:
     def save(self, path: str | os.PathLike) -> Path:
         """Write one uncompressed .npz (atomically: a partial file is never left under the final name)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         max_z = int(self.numbers.max()) if len(self.numbers) else 0
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(
                 f,
                 material_ids=self.material_ids,
@@ -467,7 +466,6 @@ class GraphSet:
                 report=np.array(json.dumps(self.report, default=_json_default)),
                 code_version=np.array(GRAPH_CODE_VERSION),
             )
-        os.replace(tmp, path)
         return path
 
     @classmethod
@@ -569,9 +567,9 @@ def _mp_context():
 
 def _build_arrays(packed: dict, params: GraphParams, n_jobs: int, progress: bool, desc: str) -> tuple:
     """Edges of all packed crystals, in chunks, on ``n_jobs`` worker processes (in-process when 1)."""
-    from tqdm import tqdm
-
     import multiprocessing as mp
+
+    from tqdm import tqdm
 
     n = len(packed["lattice"])
     n_jobs = max(1, int(n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)))

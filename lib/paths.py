@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(os.environ.get("COMPENDIUM_ROOT", Path(__file__).resolve().parent.parent))
@@ -21,3 +24,23 @@ def default_mirror() -> Path | None:
         if (cand / "mp_cgcnn_2020.jsonl.xz").exists():
             return cand
     return None
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; on success it replaces ``path`` in one step.
+
+    An interrupted or failed write leaves ``path`` as it was (never half-written) and removes the
+    temporary file, so nothing already fetched, built or trained is lost or corrupted. The temporary
+    name keeps ``path``'s suffix (writers such as numpy's ``savez`` append one otherwise).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -16,14 +16,13 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lib.paths import ROOT, RUNS
+from lib.paths import ROOT, RUNS, atomic_path
 
 CHECKPOINT_FORMAT = "compendium-checkpoint/1"
 
@@ -37,18 +36,10 @@ def run_name(model: str, property: str, profile: str, seed: int) -> str:
 
 
 def _atomic(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Call ``write(binary file)`` on a temporary file that then replaces ``path`` (lib.paths.atomic_path)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
+    return Path(path)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sps
 
-from lib.paths import DATA
+from lib.paths import DATA, atomic_path
 from lib.structures import Crystal
 
 SOAP_CACHE = DATA / "soap"
@@ -210,21 +209,12 @@ def _sidecar(path: Path, suffix: str) -> Path:
 
 
 def _atomic_save(path: Path, X: sps.csr_matrix, digests: np.ndarray, meta: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     # matrix first, digests second: a cache is only trusted when its .rows.npy is there
     for suffix, write in ((".npz", lambda f: sps.save_npz(f, X, compressed=True)),
                           (".rows.npy", lambda f: np.save(f, digests)),
                           (".json", lambda f: f.write(json.dumps(meta, indent=1).encode()))):
-        target = _sidecar(path, suffix)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(_sidecar(path, suffix)) as tmp, open(tmp, "wb") as f:
+            write(f)
 
 
 def _from_superset(digests: np.ndarray, pkey: str, cache_dir: Path) -> sps.csr_matrix | None:

@@ -24,9 +24,7 @@ intercept), ``parameter_bytes`` = size of the pickled model, plus ``n_support``.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +35,7 @@ import scipy.sparse as sps
 
 from lib import records
 from lib.metrics import regression_metrics
+from lib.paths import atomic_path
 
 MODEL_NAME = "soap_svr"
 
@@ -47,16 +46,8 @@ def svr_model_path(name: str, runs_dir: str | Path | None = None) -> Path:
 
 
 def _atomic_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
     return path
 
 
