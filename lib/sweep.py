@@ -401,7 +401,9 @@ class Summary:
                     lines.append(f"          see {r.output} and {NOTEBOOK_OUT}/logs/{r.name}.log")
         blocked = [r for r in self.results if r.status == "blocked"]
         if blocked:
-            lines.append(f"  BLOCKED {len(blocked)} runs: " + "; ".join(sorted({r.message for r in blocked})))
+            n = len(blocked)
+            why = "; ".join(sorted({r.message for r in blocked}))
+            lines.append(f"  BLOCKED {n} run{'s' if n > 1 else ''}: {why}")
         missing = Counter(r.message for r in self.results if r.status == "missing")
         for msg, n in missing.items():
             lines.append(f"  MISSING {n} run{'s' if n > 1 else ''} not run: {msg}")

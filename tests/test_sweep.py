@@ -257,6 +257,14 @@ def test_local_pool_threads_and_timeout(fake_root):
     assert s.results[0].threads == cores
     rec = json.loads((root / "results/runs/cgcnn_band_gap_smoke_s0.json").read_text())
     assert rec["device"]["torch_threads"] == cores and rec["test_mae"] > 0
+    # a failed run blocks the runs that need it (and only those); the sweep exits non-zero
+    fetch = sw.Run("01_fetch_smoke", "01", "nb/fake.ipynb", (("property", "efermi"),))  # raises
+    after = [sw.Run("needs_it", "03", "nb/fake.ipynb", (), "results/runs/x.json", needs=("01_fetch_smoke",)),
+             sw.Run("06_benchmark_smoke", "06", "nb/absent.ipynb", ())]
+    s = sw.sweep([fetch, *after], root=root, progress=False)
+    assert [r.status for r in s.results] == ["failed", "blocked", "missing"] and s.exit_code == 1
+    assert s.results[1].message == "needs 01_fetch_smoke, which failed"
+    assert "BLOCKED 1 run: needs 01_fetch_smoke" in s.format()
     # a run that sleeps past the timeout: killed, failed, its process group gone
     slow = sw.Run("slow", "03", "nb/fake.ipynb", (("property", "poisson_ratio"), ("sleep", 120)),
                   record="results/runs/never.json")
