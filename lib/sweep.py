@@ -476,10 +476,17 @@ def sweep(
     t_start = time.perf_counter()
     root_path = Path(root) if root is not None else ROOT
     echo = echo or (lambda s: print(s, flush=True))
+    own_client = None
     if client is None and scheduler:
         from dask.distributed import Client
 
-        client = Client(scheduler)
+        try:
+            client = own_client = Client(scheduler, timeout=30)
+        except (OSError, TimeoutError) as err:
+            raise ConnectionError(
+                f"could not reach the Dask scheduler at {scheduler} ({err}); start one with `dask scheduler` "
+                f"and workers with `dask worker {scheduler} --nthreads 1 --nworkers N` (README: the sweep on "
+                "a Dask cluster)") from None
     cores = default_jobs()
     threads_given = threads is not None
     if client is not None:
@@ -504,6 +511,7 @@ def sweep(
     pool = ThreadPoolExecutor(max_workers=jobs) if (client is None and not dry_run) else None
     token = uuid.uuid4().hex[:8]
     bar = None
+    futures: dict = {}
     try:
         from tqdm.auto import tqdm
 
@@ -566,14 +574,17 @@ def sweep(
             live = list(_LIVE)
         for proc in live:
             _kill(proc)
-        if client is not None:
-            echo("interrupted: runs already started on the Dask workers go on until they finish")
+        if client is not None and futures:
+            client.cancel(list(futures))  # the queued ones; a run already started on a worker goes on
+            echo("interrupted: queued Dask tasks cancelled; runs already started on workers go on to the end")
         raise
     finally:
         if bar is not None:
             bar.close()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        if own_client is not None:
+            own_client.close()
     ordered = [results[r.name] for r in runs if r.name in results]
     summary = Summary(ordered, time.perf_counter() - t_start, executor, jobs, threads, profile)
     if not dry_run and profile:
@@ -641,6 +652,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = sweep(runs, jobs=a.jobs, threads=a.threads, scheduler=a.dask_scheduler, root=a.root,
                         force=a.force, dry_run=a.dry_run, timeout=a.timeout, profile=a.profile,
                         progress=not a.no_progress)
+    except ConnectionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted: the runs in progress were stopped; finished runs keep their records, and the "
               "same command resumes from there", file=sys.stderr)
