@@ -237,6 +237,19 @@ def plan(
 # ----------------------------------------------------------------------------- one run
 
 
+#: how each run's papermill starts: on Linux it first asks for SIGTERM when the thread that started it
+#: dies (prctl PR_SET_PDEATHSIG), so a killed sweep or Dask worker leaves no training behind (the kernel
+#: follows papermill: ipykernel exits with its parent); then it is ``python -m papermill``
+_LAUNCH = """import ctypes, os, runpy, signal, sys
+try:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+    if os.getppid() != int(os.environ.get("COMPENDIUM_SWEEP_PARENT", os.getppid())):
+        sys.exit(143)  # the parent died before the request
+except (AttributeError, OSError, ValueError):
+    pass
+sys.argv = ["papermill", *sys.argv[1:]]
+runpy.run_module("papermill", run_name="__main__", alter_sys=True)
+"""
 _LIVE: set[subprocess.Popen] = set()  # papermill processes this process started (killed on Ctrl-C)
 _LIVE_LOCK = threading.Lock()
 
@@ -313,16 +326,18 @@ def execute_run(
                       message=f"{run.notebook} not found (not landed yet?)")
     out, log = root / run.output, root / run.log
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [python, "-m", "papermill", str(nb_in), str(out), "-y", json.dumps(run.parameters),
+    cmd = [python, "-c", _LAUNCH, str(nb_in), str(out), "-y", json.dumps(run.parameters),
            "--cwd", str(nb_in.parent), "--no-progress-bar", "--log-level", "WARNING"]
     t0 = time.perf_counter()
     with open(log, "w") as logf:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        logf.write(f"# {' '.join(cmd)}\n# host {host}, {threads} thread(s), {stamp}\n")
+        shown = " ".join([python, "-m", "papermill", *cmd[3:]])
+        logf.write(f"# {shown}\n# host {host}, {threads} thread(s), {stamp}\n")
         logf.flush()
         try:
-            proc = subprocess.Popen(cmd, cwd=root, env=run_env(threads, root, python), stdout=logf,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            env = run_env(threads, root, python) | {"COMPENDIUM_SWEEP_PARENT": str(os.getpid())}
+            proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=logf, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         except OSError as err:
             return Result(**base, status="failed", message=f"could not start papermill: {err}")
         with _LIVE_LOCK:
