@@ -101,7 +101,7 @@ class Run:
 
     @property
     def log(self) -> str:
-        """papermill's output (and the kernel's stderr), relative to the root."""
+        """papermill's messages (the traceback of a failure), relative to the root."""
         return f"{NOTEBOOK_OUT}/logs/{self.name}.log"
 
     @property
