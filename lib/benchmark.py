@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib.paths import RESULTS, RUNS
+from lib.paths import RESULTS, RUNS, atomic_path
 
 
 @dataclass(frozen=True)
@@ -339,10 +339,8 @@ def save_table6(
 
 def _write_text(path: Path, text: str) -> Path:
     """Write atomically (a half-written table is never left behind)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
     return path
 
 
