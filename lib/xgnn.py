@@ -831,6 +831,7 @@ def explain_classifier(
         try:
             doc = load_explanations(path)
             if doc.get("key") == key:
+                doc["path"] = str(path)
                 return doc
         except (OSError, json.JSONDecodeError):
             pass

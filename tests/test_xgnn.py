@@ -263,3 +263,51 @@ def test_mean_aggregation_ignores_how_many_times_a_neighbour_is_seen():
     torch.manual_seed(0)
     summ = xgnn.make_classifier("group", atom_fea_len=8, h_fea_len=8, aggregate="sum").eval()
     assert not torch.allclose(summ(b), summ(twice), atol=1e-4)
+
+
+def _toy_doc(gen1: XGNN, gen0: XGNN) -> dict:
+    doc = {"property": "band_gap", "labelling": "group", "profile": "smoke", "seed": 0, "threshold": 0.5,
+           "unit": "eV", "label_names": periodic.label_names("group"), "config": XGNNConfig().as_dict(),
+           "classifier": {"test_accuracy": 0.9}, "classes": {}}
+    for c, g in ((0, gen0), (1, gen1)):
+        res = g.explain(12)
+        for e in res["explanations"]:
+            e["labels"] = [x + 1 for x in e["labels"]]
+        doc["classes"][str(c)] = {"name": xgnn.CLASS_NAMES[c], **res, "history": g.history}
+    return doc
+
+
+def test_figures_and_enrichment_from_explanations(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lib import plots
+
+    gens = [XGNN(CountClassifier(), 18, c, XGNNConfig(max_steps=6, n_rollouts=2), seed=c) for c in (0, 1)]
+    for g in gens:
+        g.train(64, progress=False)
+    doc = _toy_doc(gens[1], gens[0])
+    gs = _toy_graphset()
+    clf = xgnn.ClassifierRun(model=CountClassifier(), property="band_gap", labelling="group", threshold=0.5,
+                             graphs=xgnn.LabelledGraphs(gs, "group"), values=np.array([0.0, 1.0]),
+                             y=np.array([0, 1]), split={"train": np.array([0, 1]), "val": np.array([0]),
+                                                        "test": np.array([1])},
+                             labels_seen=np.arange(18), record={"run": "toy"})
+    table = xgnn.enrichment_table(doc, clf)
+    assert len(table) == 18 + 18 * 19 // 2
+    g17 = table[(table["kind"] == "label") & (table["a"] == "17")].iloc[0]
+    assert g17["log2_expl"] > 1  # the toy's rule: group 17 makes the high class
+    # crystal b (Fe Cl Cl) is high, crystal a (Li O) low: in the data Cl is enriched, O depleted
+    assert g17["n_high_data"] == 2 and g17["n_low_data"] == 0 and g17["log2_data"] > 0
+    o = table[(table["kind"] == "label") & (table["a"] == "16")].iloc[0]
+    assert o["log2_data"] < 0
+    agree = xgnn.enrichment_agreement(table, min_count=1)
+    assert agree["label"]["n"] >= 1
+    for fn, kw in ((plots.xgnn_explanations, {}), (plots.xgnn_graphs, {}), (plots.xgnn_training, {}),
+                   (plots.xgnn_enrichment, {"agreement": agree})):
+        arg = table if fn is plots.xgnn_enrichment else doc
+        path = tmp_path / f"{fn.__name__}.png"
+        fn(arg, path=path, **kw)
+        assert path.stat().st_size > 10_000
+    assert xgnn.figure_name("band_gap", "period") == "fig16_xgnn_band_gap_period.png"
+    assert xgnn.figure_name("efermi", "group") == "xgnn_efermi_group.png"
