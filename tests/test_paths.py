@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,9 @@ def test_success_replaces_and_leaves_no_temporary(tmp_path):
         np.savez(tmp, a=np.arange(3))  # savez keeps a name that already ends in .npz
     assert np.load(target)["a"].tolist() == [0, 1, 2]
     assert sorted(p.name for p in target.parent.iterdir()) == ["table.npz"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_failure_keeps_the_old_file_and_cleans_up(tmp_path):
