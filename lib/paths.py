@@ -26,6 +26,20 @@ def default_mirror() -> Path | None:
     return None
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, briefly, for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; on success it replaces ``path`` in one step.
@@ -39,9 +53,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; results are shared (other users, Dask workers)
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; results are shared (other users, Dask workers)
     try:
         yield tmp
         os.replace(tmp, path)
