@@ -7,15 +7,20 @@ CGCNN dataset (mirror), the split is ``lib.data.split(n, seed=0)``; graphs come 
 - ``epoch_s_full``: one training epoch on the full training split (~29k crystals) with the defaults
   (split linear, eager, malloc tuned, torch threads = cores); ``train_s`` in the line is the training
   batches alone, the value adds the validation pass. Goal <= 60 s on 2 cores (reference CGCNN ~100 s).
-- ``epoch_s_full_compile``: the same with ``compile=True`` (second epoch: the first compiles).
-- ``epoch_s_sub<N>_<variant>``: a 2,000-crystal subsample of the training split, for a quick figure and
-  to compare variants: ``split`` (default), ``reference`` (one linear map on the concatenation, as the
-  reference code), ``compile``, ``threads1`` (one torch thread), ``nomalloc`` (glibc's default malloc).
-- ``peak_rss_gb`` of every variant is in its line (``peak_rss_gb`` key).
+- ``epoch_s_full_<variant>``: the same with other settings (below); a compiled variant reports its
+  second epoch (the first compiles).
+- ``epoch_s_sub<N>_<variant>``: a 2,000-crystal subsample of the training split (third epoch), for a
+  quick figure and to compare variants. A variant is ``split`` (the default layer) or ``reference``
+  (one linear map on the concatenation [h_i, h_j, e_ij], as the reference code), then flags:
+  ``+compile`` (``compile=True``), ``+t1`` (one torch thread), ``+nomalloc`` (glibc's default malloc).
+- ``peak_rss_gb`` of every variant is in its line (``peak_rss_gb`` key), and ``cpu_s``, the CPU seconds
+  (all threads) of the timed epoch: on a shared machine the wall time of 2 threads suffers most (an
+  OpenMP barrier waits for a descheduled thread), so the ``+t1`` variants are the steadier comparison.
 
 Each variant runs in its own process, so process-wide settings (malloc, threads, compiled kernels) do
 not leak from one to the next. Every line records the load average before and after: the cores may
-be shared. ``--only full|sub`` and ``--n N`` narrow a run; ``--variants a,b`` picks variants.
+be shared. ``--only full|sub`` and ``--n N`` narrow a run; ``--variants a,b`` and ``--full-variants a,b``
+pick variants (`python -m bench.cgcnn --only sub --variants split+t1,reference+t1`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ BENCH = "cgcnn"
 PROP = "formation_energy_per_atom"
 K, CUTOFF, BATCH = 12, 8.0, 256
 SUB_N = 2000
-SUB_VARIANTS = ("split", "reference", "compile", "threads1", "nomalloc")
+SUB_VARIANTS = ("split", "split+compile", "split+t1", "reference+t1", "split+nomalloc+t1", "split+compile+t1")
 
 
 def _load() -> list[float]:
@@ -53,6 +58,14 @@ def _graphs(progress: bool = False):
     return gs, y, split(len(gs), seed=0)
 
 
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process so far, all threads."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def child(variant: str, n: int | None, epochs: int) -> dict:
     """Train ``epochs`` epochs of one variant in this process; the timing of the last one."""
     import numpy as np
@@ -68,23 +81,33 @@ def child(variant: str, n: int | None, epochs: int) -> dict:
         sp = {"train": np.sort(rng.choice(sp["train"], n, replace=False)),
               "val": sp["val"][: max(n // 8, 2)], "test": sp["test"][: max(n // 8, 2)]}
     cfg = TrainConfig(epochs=epochs, batch_size=BATCH)  # the thesis's SGD settings
-    if variant == "compile":
+    base, *flags = variant.split("+")
+    unknown = set(flags) - {"compile", "t1", "nomalloc"}
+    if base not in ("split", "reference") or unknown:
+        raise ValueError(f"unknown variant {variant!r}: split|reference, then +compile, +t1, +nomalloc")
+    if "compile" in flags:
         cfg = cfg.replace(compile=True)
-    elif variant == "threads1":
+    if "t1" in flags:
         cfg = cfg.replace(num_threads=1)
-    elif variant == "nomalloc":
+    if "nomalloc" in flags:
         cfg = cfg.replace(tune_malloc=False)
-    elif variant == "reference":
+    if base == "reference":
         CGCNNConv.forward = CGCNNConv.reference_forward  # one Linear on [h_i, h_j, e_ij] per edge
     seed_everything(0)
     model = CGCNN.from_graph_params(gs.params)
+    cpu = [_cpu_s()]
+
+    def tick(epoch: int, info: dict) -> None:
+        cpu.append(_cpu_s())
+
     with tempfile.TemporaryDirectory() as runs:
         rec = fit(model, gs, y, sp, cfg, property=PROP, profile="bench", runs_dir=runs, resume=False,
-                  progress=False)
+                  progress=False, callback=tick)
     c = rec["curves"]
     n_edges = int(gs.n_edges[sp["train"]].sum())
     return {"epoch_s": c["epoch_time_s"][-1], "train_s": c["train_step_time_s"][-1],
-            "first_epoch_s": c["epoch_time_s"][0], "n_train": len(sp["train"]), "n_val": len(sp["val"]),
+            "first_epoch_s": c["epoch_time_s"][0], "cpu_s": round(cpu[-1] - cpu[-2], 2),
+            "n_train": len(sp["train"]), "n_val": len(sp["val"]),
             "edges_per_epoch": n_edges, "load_s": round(load_s, 2), "threads": rec["device"]["torch_threads"],
             "val_mae": c["val_mae"][-1], "peak_rss_gb": round(peak_rss_gb(), 3), "cpu": rec["device"]["name"]}
 
@@ -107,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", choices=("full", "sub"), default=None)
     ap.add_argument("--n", type=int, default=SUB_N, help="subsample size of the quick figures")
     ap.add_argument("--variants", default=",".join(SUB_VARIANTS))
-    ap.add_argument("--full-variants", default="split,compile")
+    ap.add_argument("--full-variants", default="split,split+compile,split+t1,split+compile+t1")
     args = ap.parse_args(argv if argv is not None else [])
     t0 = time.perf_counter()
     gs, _, sp = _graphs(progress=True)  # builds the cache once if absent
@@ -118,11 +141,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "sub"):
         for v in args.variants.split(","):
             r = _run_child(v, args.n, 3)
-            emit(BENCH, f"epoch_s_sub{args.n}_{v}", r.pop("epoch_s"), "s", variant=v, **common, **r)
+            name = f"epoch_s_sub{args.n}_{v.replace('+', '_')}"
+            emit(BENCH, name, r.pop("epoch_s"), "s", variant=v, **common, **r)
     if args.only in (None, "full"):
         for v in args.full_variants.split(","):
-            r = _run_child(v, None, 2 if v == "compile" else 1)
-            name = "epoch_s_full" if v == "split" else f"epoch_s_full_{v}"
+            r = _run_child(v, None, 2 if "compile" in v else 1)
+            name = "epoch_s_full" if v == "split" else f"epoch_s_full_{v.replace('+', '_')}"
             emit(BENCH, name, r.pop("epoch_s"), "s", variant=v, goal="<= 60 s on 2 cores", **common, **r)
 
 

@@ -40,7 +40,8 @@ _PROPS = ("formation_energy_per_atom", "energy_per_atom", "band_gap", "efermi", 
 
 REPORTED: tuple[Reported, ...] = (
     # CGCNN paper, Table 1: MAE of CGCNN on the MP test sets, with the number of training data
-    Reported("cgcnn", "formation_energy_per_atom", 0.039, "eV/atom", 28046, "CGCNN paper", _CGCNN_T1, CGCNN_PAPER),
+    Reported("cgcnn", "formation_energy_per_atom", 0.039, "eV/atom", 28046, "CGCNN paper", _CGCNN_T1,
+             CGCNN_PAPER),
     Reported("cgcnn", "energy_per_atom", 0.072, "eV/atom", 28046, "CGCNN paper", _CGCNN_T1, CGCNN_PAPER,
              "'absolute energy' in the paper"),
     Reported("cgcnn", "band_gap", 0.388, "eV", 16458, "CGCNN paper", _CGCNN_T1, CGCNN_PAPER),
@@ -72,7 +73,8 @@ REPORTED: tuple[Reported, ...] = (
 )
 
 
-def reported(model: str | None = None, property: str | None = None, source: str | None = None) -> list[Reported]:
+def reported(model: str | None = None, property: str | None = None,
+             source: str | None = None) -> list[Reported]:
     """The published values matching the given model / property / source (None: any)."""
     return [r for r in REPORTED if (model is None or r.model == model)
             and (property is None or r.property == property) and (source is None or r.source == source)]

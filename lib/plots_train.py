@@ -85,8 +85,10 @@ def learning_curves(record: dict, path: str | Path | None = None, ax: Axes | Non
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     unit = record.get("unit")
-    ax.set_ylabel("accuracy" if metric == "accuracy" else (f"MAE ({unit})" if unit and unit != "–" else "MAE"))
-    ax.set_title(f"{record['model']}, {record['property']} ({record['profile']}, seed {record['seed']})", loc="left")
+    mae_label = f"MAE ({unit})" if unit and unit != "–" else "MAE"
+    ax.set_ylabel("accuracy" if metric == "accuracy" else mae_label)
+    ax.set_title(f"{record['model']}, {record['property']} ({record['profile']}, seed {record['seed']})",
+                 loc="left")
     ax.legend()
     fig.tight_layout()
     if path is not None:

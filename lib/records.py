@@ -64,7 +64,8 @@ def torch_load(path: str | Path, map_location=None) -> Any:
 def git_commit(root: str | Path = ROOT) -> str | None:
     """The HEAD commit of the project's git repository (None outside one), '+dirty' when modified."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=5)
         if head.returncode != 0 or not head.stdout.strip():
             return None
         dirty = subprocess.run(

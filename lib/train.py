@@ -1,4 +1,4 @@
-"""One training run, shared by CGCNN, MEGNet and the SOAP MLP: train/val/test, best epoch on val, a run record.
+"""One training run, shared by CGCNN, MEGNet and the SOAP MLP: best epoch on validation, a run record.
 
     cfg = TrainConfig()                                  # the thesis: SGD 0.01, momentum 0.9, 30 epochs
     record = fit(model, graphs, y, split, cfg, property="band_gap", seed=0, profile="smoke")
@@ -74,7 +74,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's hot path (model.compile_hot_path(), else the model)
     tune_malloc: bool = True  # glibc: keep freed memory for reuse instead of unmapping it (see below)
 
-    def replace(self, **overrides: Any) -> "TrainConfig":
+    def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some fields changed; unknown names are an error, not a silent no-op."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
@@ -103,7 +103,7 @@ class Normalizer:
     std: float = 1.0
 
     @classmethod
-    def fit(cls, y: np.ndarray) -> "Normalizer":
+    def fit(cls, y: np.ndarray) -> Normalizer:
         y = np.asarray(y, dtype=np.float64)
         std = float(y.std())
         return cls(float(y.mean()), std if std > 0 else 1.0)
@@ -118,7 +118,7 @@ class Normalizer:
         return {"mean": self.mean, "std": self.std}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Normalizer":
+    def from_dict(cls, d: dict) -> Normalizer:
         return cls(float(d["mean"]), float(d["std"]))
 
 
@@ -341,8 +341,9 @@ def fit(
         torch.set_num_threads(threads_before)
 
 
-def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, property, seed, profile, model_name,
-         unit, runs_dir, run_name, graph_params, content_hash, extra, resume, progress, callback) -> dict:
+def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, property, seed, profile,
+         model_name, unit, runs_dir, run_name, graph_params, content_hash, extra, resume, progress,
+         callback) -> dict:
     classify = cfg.task == "classification"
     loss_fn = _loss_fn(cfg)
     if cfg.tune_malloc and device.type == "cpu":
@@ -419,9 +420,9 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
             torch.set_rng_state(saved["torch_rng"].cpu())
             if device.type == "cuda" and saved.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), device)
-            st = _State(epoch=saved["epoch"], best_metric=saved["best_metric"], best_epoch=saved["best_epoch"],
-                        best_state=saved["best_state"], curves=saved["curves"],
-                        train_time_s=saved["train_time_s"])
+            st = _State(epoch=saved["epoch"], best_metric=saved["best_metric"],
+                        best_epoch=saved["best_epoch"], best_state=saved["best_state"],
+                        curves=saved["curves"], train_time_s=saved["train_time_s"])
             resumed_from = st.epoch
 
     metric_name = "accuracy" if classify else "mae"
@@ -529,9 +530,11 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
         **(extra or {}),
     }
     records.save_checkpoint(
-        records.checkpoint_path(name, runs_dir), model, normalizer=normalizer.as_dict() if normalizer else None,
-        graph_params=graph_params, target=property, unit=unit, label=label, task=cfg.task,
-        record=json.loads(json.dumps({k: v for k, v in record.items() if k not in ("curves", "test_predictions")})),
+        records.checkpoint_path(name, runs_dir), model,
+        normalizer=normalizer.as_dict() if normalizer else None, graph_params=graph_params, target=property,
+        unit=unit, label=label, task=cfg.task,
+        record=json.loads(json.dumps({k: v for k, v in record.items()
+                                      if k not in ("curves", "test_predictions")})),
     )
     records.write_record(record, runs_dir)
     return record

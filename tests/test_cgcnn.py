@@ -229,8 +229,8 @@ def test_overfits_32_real_crystals(table, tmp_path):
     seed_everything(0)
     model = CGCNN()
     rec = fit(model, gs, y, {"train": idx, "val": idx[:4], "test": idx[:4]}, epochs=120, batch_size=32,
-              optimizer="adamw", lr=0.003, scheduler="none", num_threads=1, property="formation_energy_per_atom",
-              profile="overfit", runs_dir=tmp_path, progress=False)
+              optimizer="adamw", lr=0.003, scheduler="none", num_threads=1,
+              property="formation_energy_per_atom", profile="overfit", runs_dir=tmp_path, progress=False)
     pred = predict_data(model, gs, idx, Normalizer(**rec["normalizer"]))
     mae = float(np.abs(pred - y).mean())
     assert mae < 0.02, mae

@@ -1,4 +1,4 @@
-"""The models (plain ``torch.nn.Module``s) and a registry by class name, so a checkpoint can rebuild its model.
+"""The models (plain ``torch.nn.Module``s) and a registry by class name, so checkpoints rebuild them.
 
 Every registered model keeps the keyword arguments it was built with in ``model.init_kwargs``; a
 checkpoint stores ``{"class": name, "kwargs": init_kwargs}`` (see :func:`model_spec`) and
@@ -73,4 +73,5 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params), sum(p.numel() * p.element_size() for p in params)
 
 
-__all__ = ["MODELS", "register", "get_model_class", "model_spec", "build_model", "jsonable", "count_parameters"]
+__all__ = ["MODELS", "register", "get_model_class", "model_spec", "build_model", "jsonable",
+           "count_parameters"]

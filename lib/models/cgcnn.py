@@ -21,6 +21,8 @@ kept as the reference's single ``fc_full`` (same parameters, same state-dict lay
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -73,8 +75,16 @@ class CGCNNConv(nn.Module):
                 bn.num_batches_tracked.add_(1)
             for t in (e, p_self, p_nbr, edge_src, edge_dst):
                 torch._dynamo.mark_dynamic(t, 0)
-            msg = self._fused(e, p_self, p_nbr, edge_src, edge_dst, bn.weight, bn.bias, bn.running_mean,
-                              bn.running_var, self.training, bn.momentum, bn.eps)
+            try:
+                msg = self._fused(e, p_self, p_nbr, edge_src, edge_dst, bn.weight, bn.bias,
+                                  bn.running_mean, bn.running_var, self.training, bn.momentum, bn.eps)
+            except torch._dynamo.exc.BackendCompilerFailed as err:  # e.g. no C++ compiler on this machine
+                warnings.warn(f"torch.compile failed ({str(err).splitlines()[0][:200]}); CGCNN goes on "
+                              "uncompiled", stacklevel=2)
+                self._fused = None
+                if self.training and bn.num_batches_tracked is not None:
+                    bn.num_batches_tracked.add_(-1)
+                return self.forward(h, edge_fea, edge_src, edge_dst)
         else:
             e += p_self.index_select(0, edge_dst)
             e += p_nbr.index_select(0, edge_src)
@@ -197,13 +207,13 @@ class CGCNN(nn.Module):
         self.fc_out = nn.Linear(h_fea_len, n_classes if classification else 1)
 
     @classmethod
-    def from_graph_params(cls, params, **kwargs) -> "CGCNN":
+    def from_graph_params(cls, params, **kwargs) -> CGCNN:
         """A CGCNN whose Gaussian basis reaches the graphs' cutoff (``params``: GraphParams or dict)."""
         cutoff = params["cutoff"] if isinstance(params, dict) else params.cutoff
         kwargs.setdefault("cutoff", cutoff)
         return cls(**kwargs)
 
-    def compile_hot_path(self, **compile_kwargs) -> "CGCNN":
+    def compile_hot_path(self, **compile_kwargs) -> CGCNN:
         """torch.compile the memory-bound part of every convolution (gather, batch norm, gate) and the
         Gaussian expansion; the matrix products and the scatter stay eager.
 
@@ -227,7 +237,10 @@ class CGCNN(nn.Module):
             return torch.ones(batch.edge_src.shape[0], 1, device=self.atom_features.device)
         if self._expand is not None:
             torch._dynamo.mark_dynamic(batch.distance, 0)
-            return self._expand(batch.distance)
+            try:
+                return self._expand(batch.distance)
+            except torch._dynamo.exc.BackendCompilerFailed:  # warned about by the convolutions
+                self._expand = None
         return self.expansion(batch.distance)
 
     def atom_embeddings(self, batch) -> torch.Tensor:
