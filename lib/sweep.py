@@ -408,7 +408,8 @@ class Summary:
         lines = [f"sweep{prof}: {head} in {self.wall_s:.0f} s ({where})"]
         ran = [r for r in self.results if r.status == "ok"]
         if ran:
-            lines.append(f"  ran: {len(ran)} runs, {sum(r.seconds for r in ran):.0f} s of run time")
+            n, secs = len(ran), sum(r.seconds for r in ran)
+            lines.append(f"  ran: {n} run{'s' if n > 1 else ''}, {secs:.0f} s of run time")
         for r in self.results:
             if r.status == "failed":
                 lines.append(f"  FAILED  {r.name}: {r.message}")
