@@ -36,7 +36,7 @@ def run_name(model: str, property: str, profile: str, seed: int) -> str:
 
 
 def _atomic(path: Path, write) -> Path:
-    """Call ``write(binary file)`` on a temporary file that then replaces ``path`` (lib.paths.atomic_path)."""
+    """Call ``write(binary file)`` on a temporary file that then replaces ``path`` (atomic_path)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         write(f)
     return Path(path)
