@@ -28,7 +28,8 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", n_max=300, epochs=2, seeds_gnn=(0,), seeds_soap=(0,),
                      n_soap_max=200, xgnn_per_class=5, xgnn_epochs=1),
     # a laptop: every table and figure within about an hour on 2 cores, on subsamples
-    "quick": Profile("quick", n_max=3000, epochs=15, seeds_gnn=(0, 1, 2), seeds_soap=(0, 1),
+    # (sized from measured quick-scale epochs: ~4,700 core-seconds for 03-05, i.e. ~40 min on 2 cores + 07)
+    "quick": Profile("quick", n_max=1500, epochs=10, seeds_gnn=(0, 1, 2), seeds_soap=(0, 1),
                      n_soap_max=2000, xgnn_per_class=50, xgnn_epochs=5),
     # the thesis's protocol: full data, 30 epochs, 10 seeds for the GNNs, 2 for SOAP
     "thesis": Profile("thesis", n_max=None, epochs=30, seeds_gnn=tuple(range(10)), seeds_soap=(0, 1),
