@@ -1,6 +1,7 @@
 """One training epoch of our MEGNet vs matgl's MEGNet, same sizes, same 5,000 crystals, one run.
 
     make bench BENCH=megnet        (needs the optional peers: pip install -r requirements-bench.txt)
+    OMP_NUM_THREADS=1 make bench BENCH=megnet   (one thread each: steadier on a shared machine)
 
 Both models: atom embedding 16, 100 Gaussians (width 0.5) on 0..5 Å, state 2, three blocks (64, 32)
 / (64, 64, 32), Set2Set with 3 steps, head (32, 16, 1), cutoff 4 Å, Adam 1e-3, MSE, batch 128, the
