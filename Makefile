@@ -16,7 +16,7 @@ SWEEP_ARGS ?=
 NB_OUT := results/notebooks
 PAPERMILL := $(PY) -m papermill --cwd notebooks --progress-bar
 
-.PHONY: setup test unit nbtest all sweep-plan data graphs lab bench clean
+.PHONY: setup test unit nbtest all sweep-plan data graphs lab bench bench-deps clean
 
 setup: $(VENV)/.installed
 
@@ -66,5 +66,9 @@ lab: setup
 bench: setup
 	$(PY) -m bench $(BENCH)
 
+# Optional peers for `make bench BENCH=megnet` (matgl); adds packages, changes none of the lock.
+bench-deps: setup
+	$(PY) -m pip install -q -r requirements-bench.txt -c requirements-lock.txt
+
 clean:
-	rm -rf results data/processed data/graphs figures/*.png figures/*.pdf
+	rm -rf results data/processed data/graphs data/soap figures/*.png figures/*.pdf
