@@ -45,7 +45,8 @@ def main() -> None:
     clf = xgnn.train_classifier(df, prop, labelling, clf_profile, 0, progress=False)
     common = {"property": prop, "labelling": labelling, "classifier_profile": clf_profile,
               "per_class": thesis.xgnn_per_class, "episodes": xgnn.training_episodes(thesis),
-              "torch_threads": xgnn.XGNNConfig().num_threads, "torch_default_threads": torch.get_num_threads()}
+              "torch_threads": xgnn.XGNNConfig().num_threads,
+              "torch_default_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory(prefix="bench-xgnn-") as tmp:
         load0 = _load()
         t0 = time.perf_counter()

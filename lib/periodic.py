@@ -19,7 +19,7 @@ minus one (0..17 or 0..6), see :func:`label_index_table`.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -38,7 +38,7 @@ def check_labelling(labelling: str) -> str:
     return labelling
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tables() -> dict[str, np.ndarray]:
     from pymatgen.core.periodic_table import Element
 
@@ -75,7 +75,7 @@ def _check_z(z: int) -> int:
     return z
 
 
-@lru_cache(maxsize=None)
+@cache
 def label_index_table(labelling: str) -> np.ndarray:
     """(Z_MAX + 1,) int64: the model-input index (label − 1, so 0..n−1) of every Z; −1 at Z = 0."""
     t = label_numbers(labelling) - 1

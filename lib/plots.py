@@ -240,7 +240,8 @@ def xgnn_enrichment(table: pd.DataFrame, *, agreement: dict | None = None, path:
     nl = len(names)
     idx = {n: i for i, n in enumerate(names)}
     wide = nl > 10
-    fig, axes = plt.subplots(2, 2, figsize=(13, 11) if wide else (10, 8.5), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(13, 11) if wide else (10, 8.5), squeeze=False,
+                             layout="constrained")
 
     ax = axes[0, 0]
     x = np.arange(nl)
@@ -303,7 +304,7 @@ def xgnn_enrichment(table: pd.DataFrame, *, agreement: dict | None = None, path:
     ax.set_xlabel("log₂ enrichment in the crystals")
     ax.set_ylabel("log₂ enrichment in the explanations")
     ax.set_title("do the explanations tell the data's story?")
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="best", fontsize=7)
     if agreement:
         def _rho(v: float) -> str:
             return "n/a" if not np.isfinite(v) else f"{v:+.2f}"
@@ -312,7 +313,8 @@ def xgnn_enrichment(table: pd.DataFrame, *, agreement: dict | None = None, path:
                  for k, v in agreement.items() if v["n"]]
         if lines:
             ax.text(0.03, 0.97, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=7,
-                    bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+                    bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none",
+                          "alpha": 0.85})
     if title:
         fig.suptitle(title)
     if path is not None:
