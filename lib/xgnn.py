@@ -595,6 +595,10 @@ class XGNN:
     def __init__(self, model: nn.Module, n_labels: int, target: int, config: XGNNConfig | None = None,
                  allowed_labels=None, seed: int = 0) -> None:
         self.model = model.eval()
+        # the classifier may sit on a GPU (lib.train picks CUDA when there is one); graphs are built on
+        # the CPU and each classifier call moves its one batch there
+        tensors = itertools.chain(model.parameters(), model.buffers())
+        self.device = next((t.device for t in tensors), torch.device("cpu"))
         self.n_labels = int(n_labels)
         self.target = int(target)
         self.cfg = config or XGNNConfig()
@@ -630,8 +634,8 @@ class XGNN:
     def probability(self, state: GraphState, chunk: int = 8192) -> torch.Tensor:
         """(B,) p(target class | graph) from the classifier, many graphs per forward call."""
         with _threads(self.cfg.num_threads):
-            out = [self.model(state.select(slice(i, i + chunk)).to_batch())[:, self.target].exp()
-                   for i in range(0, state.size, chunk)]
+            out = [self.model(state.select(slice(i, i + chunk)).to_batch().to(self.device))[:, self.target]
+                   .exp().float().cpu() for i in range(0, state.size, chunk)]
         return torch.cat(out) if out else torch.zeros(0)
 
     def _act(self, state: GraphState):
