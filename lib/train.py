@@ -50,6 +50,19 @@ from lib.metrics import accuracy, regression_metrics
 from lib.models import count_parameters, jsonable, model_spec
 
 
+def strict_replace(config: Any, **overrides: Any) -> Any:
+    """``dataclasses.replace`` for a frozen config: unknown names are an error (not a silent no-op),
+    and a list given for a tuple field becomes a tuple (so the config stays hashable)."""
+    known = {f.name for f in fields(config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown {type(config).__name__} field(s) {unknown}; known: {sorted(known)}")
+    for k, v in overrides.items():
+        if isinstance(getattr(config, k), tuple) and isinstance(v, list):
+            overrides[k] = tuple(v)
+    return replace(config, **overrides)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training hyperparameters; defaults are the thesis's (the reference CGCNN's) settings."""
@@ -76,13 +89,7 @@ class TrainConfig:
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some fields changed; unknown names are an error, not a silent no-op."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TypeError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
-        if "milestones" in overrides:
-            overrides["milestones"] = tuple(overrides["milestones"])
-        return replace(self, **overrides)
+        return strict_replace(self, **overrides)
 
     @property
     def loss_name(self) -> str:

@@ -89,7 +89,7 @@ import itertools
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -328,13 +328,9 @@ class XGNNConfig:
 
     def replace(self, **overrides: Any) -> XGNNConfig:
         """A copy with some fields changed (unknown names are an error)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TypeError(f"unknown XGNNConfig field(s) {unknown}; known: {sorted(known)}")
-        if "gcn_dims" in overrides:
-            overrides["gcn_dims"] = tuple(overrides["gcn_dims"])
-        return dataclasses.replace(self, **overrides)
+        from lib.train import strict_replace
+
+        return strict_replace(self, **overrides)
 
     def as_dict(self) -> dict:
         d = asdict(self)
