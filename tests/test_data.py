@@ -44,16 +44,22 @@ def test_cgcnn_mirror_counts_and_drops(cgcnn):
         "formation_energy_per_atom": 36_737,
         "band_gap": 36_737,
         "efermi": 36_735,
-        "energy_per_atom": 36_179,
+        "energy_per_atom": 25_414,  # of 36,179 MP 2024 values: those on the PBE scale (energy_scale)
         "log10_K_VRH": 3_191,
         "log10_G_VRH": 3_191,
         "poisson_ratio": 3_188,
     }
-    # every drop, by reason: 3 negative Poisson ratios; no non-positive modulus in this mirror
-    assert df.attrs["drops"] == {"poisson_ratio: outside [0, 0.5]": 3}
+    # every drop, by reason: 3 negative Poisson ratios; no non-positive modulus in this mirror; the MP 2024
+    # energies of another functional (r2SCAN), or with an element too rare to check
+    assert df.attrs["drops"] == {"energy_per_atom: not on the PBE energy scale": 10_092,
+                                 "energy_per_atom: energy scale undetermined": 673,
+                                 "poisson_ratio: outside [0, 0.5]": 3}
     rej = df.attrs["rejected"]
-    assert sorted(rej["material_id"]) == ["mp-554089", "mp-774922", "mp-775001"]
-    assert set(rej["detail"]) == {"poisson_ratio = -0.06", "poisson_ratio = -0.12"}
+    pr = rej[rej["target"] == "poisson_ratio"]
+    assert sorted(pr["material_id"]) == ["mp-554089", "mp-774922", "mp-775001"]
+    assert set(pr["detail"]) == {"poisson_ratio = -0.06", "poisson_ratio = -0.12"}
+    # what is kept is PBE-like: no energy per atom below Pu5Ir3's -12.66 eV/atom (r2SCAN's reach -83)
+    assert df["energy_per_atom"].min() == pytest.approx(-12.661, abs=1e-3)
     elastic_only = df[df["formation_energy_per_atom"].isna()]
     assert len(elastic_only) == 7 and elastic_only["log10_K_VRH"].notna().all()
     assert set(elastic_only["source"]) == {"mirror:mp_elastic_cgcnn_2020"}
@@ -72,7 +78,13 @@ def test_cgcnn_values_match_the_mirror_files(cgcnn, mirror):
     assert row["log10_G_VRH"] == pytest.approx(math.log10(first["G_VRH"]), abs=0)
     assert row["structure"].equals(parse_cif(first["cif"]))
     assert df.loc["mp-1", "formation_energy_per_atom"] == 0.038769612068965564
-    assert df.loc["mp-1", "energy_per_atom"] == -25.08911155  # MP 2024 value, joined by id
+    # MP 2024 values, joined by id: mp-1 (Cs) is an r2SCAN energy (-25.09 eV/atom), left out with its reason
+    assert np.isnan(df.loc["mp-1", "energy_per_atom"])
+    rej = cgcnn.attrs["rejected"].set_index("material_id")
+    assert rej.loc["mp-1", "reason"] == "not on the PBE energy scale"
+    e24 = pd.read_csv(mirror / "mp_energy_2024.csv").drop_duplicates("material_id").set_index("material_id")
+    kept = df["energy_per_atom"].dropna()
+    assert (kept == e24.loc[kept.index, "energy_per_atom"]).all()  # kept values are the file's, unchanged
     assert df.loc["mp-1", "structure"].numbers.tolist() == [55]
 
 
@@ -117,6 +129,49 @@ def test_table2(cgcnn):
 # ----------------------------------------------------------------------------------------------
 # targets and splits
 # ----------------------------------------------------------------------------------------------
+
+
+def _two_functionals(n_pbe: int, n_scan: int, seed: int = 0):
+    """Compositions over 40 elements with energies from two sets of elemental references (PBE, r2SCAN-like)."""
+    rng = np.random.default_rng(seed)
+    elems = np.array([3, 8, 14] + [z for z in range(11, 60) if z != 14][:37])
+    pbe = {int(z): rng.uniform(-9, -1) for z in elems} | data.PBE_REFERENCES
+    scan = {z: v - rng.uniform(0.5, 3.4) for z, v in pbe.items()}  # MP 2024: Li -0.48, O -1.01, Si -3.35
+    numbers, energy, formation = [], [], []
+    for k in range(n_pbe + n_scan):
+        z = rng.choice(elems, size=rng.integers(1, 5), replace=False)
+        nums = np.repeat(z, rng.integers(1, 5, size=len(z)))
+        ef = rng.uniform(-3, 0.5)
+        refs = pbe if k < n_pbe else scan
+        numbers.append(nums)
+        formation.append(ef)
+        energy.append(ef + np.mean([refs[int(a)] for a in nums]))
+    return numbers, np.array(energy), np.array(formation)
+
+
+def test_energy_scale_keeps_exactly_the_pbe_family():
+    numbers, e, ef = _two_functionals(2800, 1200)  # 70:30, as PBE:r2SCAN in MP 2024
+    e[5] = np.nan  # a missing value is neither kept nor flagged
+    res = data.energy_scale(numbers, e, ef)
+    assert res.checked
+    expect = np.arange(len(e)) < 2800
+    expect[5] = True
+    assert (res.on_scale == expect).all()
+    assert res.references[8] == pytest.approx(-4.952, abs=1e-9)
+    assert np.abs(res.residual[~expect]).min() > 0.1
+    # a 0.2 eV/atom error in one PBE value is caught
+    e[10] += 0.2
+    assert not data.energy_scale(numbers, e, ef).on_scale[10]
+
+
+def test_energy_scale_refuses_to_guess():
+    numbers, e, ef = _two_functionals(100, 100)
+    few = data.energy_scale(numbers, e, ef)  # 200 rows: too few to fit 40 references with confidence
+    assert not few.checked and few.on_scale.all() and "< 500" in few.note
+    for n_pbe, n_scan in ((0, 3000), (1200, 2800)):  # no PBE family, or r2SCAN dominant: flag nothing
+        numbers, e, ef = _two_functionals(n_pbe, n_scan)
+        res = data.energy_scale(numbers, e, ef)
+        assert not res.checked and res.on_scale.all() and "not PBE" in res.note
 
 
 def test_targets_table():
