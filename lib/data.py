@@ -68,7 +68,7 @@ except ImportError:  # pragma: no cover
     _orjson = None
     _loads = json.loads
 
-FORMAT_VERSION = 2  # bump when the processed table changes for the same inputs (2: the PBE energy-scale check)
+FORMAT_VERSION = 2  # bump when the processed table changes for the same inputs (2: PBE energy scale)
 
 # ----------------------------------------------------------------------------------------------
 # targets
@@ -437,8 +437,8 @@ def export_snapshot(df: pd.DataFrame, path: str | Path) -> Path:
 #: MP's PBE elemental reference energies (eV/atom; O with MP2020's correction) of three common elements. They
 #: tell which family of energies in a table is the PBE one: r2SCAN's references lie 0.5-3.4 eV/atom lower.
 PBE_REFERENCES = {3: -1.909, 8: -4.952, 14: -5.425}
-#: largest |E - E_f - sum_i x_i mu_i| (eV/atom) of an energy on the PBE scale. On the mirror the PBE family fits
-#: to 0.0001 eV/atom at the median and 0.0008 at the 99th percentile; the r2SCAN values miss by 0.1-80.
+#: largest |E - E_f - sum_i x_i mu_i| (eV/atom) of an energy on the PBE scale. On the mirror the PBE family
+#: fits to 5e-5 eV/atom at the median and 8e-4 at the 99th percentile; the r2SCAN values miss by 0.1-80.
 ENERGY_SCALE_TOL = 0.05
 
 
@@ -477,7 +477,8 @@ def energy_scale(numbers: Sequence[np.ndarray], energy: np.ndarray, formation: n
     residual = np.full(n, np.nan)
     if ok.sum() < min_rows:
         return EnergyScale(np.ones(n, bool), np.zeros(n, bool), residual, {}, False,
-                           f"energy scale not checked: {int(ok.sum())} rows with both energies (< {min_rows})")
+                           f"energy scale not checked: {int(ok.sum())} rows with both energies "
+                           f"(< {min_rows})")
     rows = np.flatnonzero(ok)
     zmax = max(int(np.max(numbers[i])) for i in rows) + 1
     x = np.zeros((len(rows), zmax))

@@ -40,7 +40,7 @@ _PROPS = ("formation_energy_per_atom", "energy_per_atom", "band_gap", "efermi", 
 
 REPORTED: tuple[Reported, ...] = (
     # CGCNN paper, Table 1: MAE of CGCNN on the MP test sets, with the number of training data. The sizes are
-    # 60 % of the paper's id lists (46,744 / 27,430 / 3,402; split 60:20:20): tests/test_literature.py checks it
+    # 60 % of the paper's id lists (46,744 / 27,430 / 3,402; split 60:20:20): see tests/test_literature.py
     Reported("cgcnn", "formation_energy_per_atom", 0.039, "eV/atom", 28046, "CGCNN paper", _CGCNN_T1,
              CGCNN_PAPER),
     Reported("cgcnn", "energy_per_atom", 0.072, "eV/atom", 28046, "CGCNN paper", _CGCNN_T1, CGCNN_PAPER,

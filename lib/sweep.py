@@ -437,11 +437,51 @@ class Summary:
                 "results": [asdict(r) for r in self.results]}
 
 
+def stale_records(runs: Sequence[Run], root: Path) -> dict[str, str]:
+    """name -> why, for the training runs (03-05) whose record was made from other data than the table holds.
+
+    A record cites the content hash of the rows it trained on (``target_frame``: ids, structures, target
+    values). It is recomputed from the processed table (the one 01 builds; built here if it is missing) with
+    the record's own profile settings and seed; a difference means the data changed since (a new mirror, a
+    new rule in lib.data), and the run is trained again instead of being skipped. Records of the MEGNet
+    paper's dataset and records without a hash are taken as they are; without any data nothing is stale.
+    """
+    todo = [r for r in runs if r.record and r.stage in ("03", "04", "05") and (root / r.record).exists()]
+    if not todo:
+        return {}
+    from lib import data as ldata
+
+    try:
+        df = ldata.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
+    except ldata.DataUnavailable:
+        return {}
+    hashes: dict[tuple, str] = {}
+    out = {}
+    for r in todo:
+        try:
+            rec = json.loads((root / r.record).read_text())
+        except (OSError, ValueError):
+            continue  # an unreadable record is the notebook's business
+        if not rec.get("content_hash") or rec.get("dataset", "cgcnn") != "cgcnn" or rec["property"] not in df:
+            continue
+        settings = rec.get("profile_settings") or get_profile(rec["profile"]).as_dict()
+        n = settings["n_soap_max" if r.stage == "05" else "n_max"]
+        key = (rec["property"], n, rec["seed"] if n is not None else None)
+        if key not in hashes:
+            frame = ldata.target_frame(df, rec["property"], n_max=n, seed=rec["seed"])
+            hashes[key] = frame.attrs["content_hash"]
+        if hashes[key] != rec["content_hash"]:
+            out[r.name] = f"{r.record} was trained on other data (the table changed since): training again"
+    return out
+
+
 def _needed(runs: Sequence[Run], root: Path, force: bool) -> dict[str, tuple[bool, str]]:
-    """name -> (to run?, why not). Runs with a record: unless it exists. 01/02: while a reader is to do.
+    """name -> (to run?, why (not)). Runs with a record: unless it exists and is not stale (stale_records).
+    01/02: while a reader is to do.
 
     A reader whose notebook is missing does not count: it will not run, so it needs nothing.
     """
+    stale = {} if force else stale_records(runs, root)
     dependents: dict[str, list[str]] = {}
     for r in runs:
         for n in r.needs:
@@ -450,8 +490,8 @@ def _needed(runs: Sequence[Run], root: Path, force: bool) -> dict[str, tuple[boo
     active: dict[str, bool] = {}  # will really run
     for r in reversed(runs):  # dependents come later in the plan
         if r.record is not None:
-            done = (root / r.record).exists() and not force
-            out[r.name] = (not done, f"{r.record} exists" if done else "")
+            done = (root / r.record).exists() and not force and r.name not in stale
+            out[r.name] = (not done, f"{r.record} exists" if done else stale.get(r.name, ""))
         else:
             deps = [d for d in dependents.get(r.name, []) if d in out]
             if deps and not any(active[d] for d in deps):
@@ -522,6 +562,9 @@ def sweep(
     run_root = str(root_path) if (root is not None or client is None) else None
 
     needed = _needed(runs, root_path, force)
+    for name, (todo, why) in needed.items():
+        if todo and why and not dry_run:  # a stale record (stale_records): say why it is trained again
+            echo(f"  {name}: {why}")
     results: dict[str, Result] = {}
     phases = sorted({r.phase for r in runs})
     pool = ThreadPoolExecutor(max_workers=jobs) if (client is None and not dry_run) else None
@@ -555,7 +598,8 @@ def sweep(
                     bar.update(1)
                     continue
                 if dry_run:
-                    results[r.name] = Result(r.name, r.stage, "planned", output=r.output, record=r.record)
+                    results[r.name] = Result(r.name, r.stage, "planned", output=r.output, record=r.record,
+                                             message=why)
                     continue
                 batch.append(r)
             if not batch:

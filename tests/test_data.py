@@ -132,7 +132,7 @@ def test_table2(cgcnn):
 
 
 def _two_functionals(n_pbe: int, n_scan: int, seed: int = 0):
-    """Compositions over 40 elements with energies from two sets of elemental references (PBE, r2SCAN-like)."""
+    """Compositions over 40 elements, energies from two sets of elemental references (PBE, r2SCAN-like)."""
     rng = np.random.default_rng(seed)
     elems = np.array([3, 8, 14] + [z for z in range(11, 60) if z != 14][:37])
     pbe = {int(z): rng.uniform(-9, -1) for z in elems} | data.PBE_REFERENCES

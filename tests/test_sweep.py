@@ -274,3 +274,31 @@ def test_local_pool_threads_and_timeout(fake_root):
     assert not sw._LIVE
     log = (root / slow.log).read_text()
     assert "papermill" in log and os.fspath(root) in log
+
+
+def test_a_record_of_other_data_is_trained_again(tmp_path, mirror):
+    from lib import data
+
+    runs = sw.plan("smoke", only="05", properties=["band_gap"], root=tmp_path)
+    svr = next(r for r in runs if r.name == "05_soap_svr_band_gap_smoke_s0")
+    (tmp_path / svr.notebook).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / svr.notebook).write_text("{}")
+    df = data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
+    n = PROFILES["smoke"].n_soap_max
+    now = data.target_frame(df, "band_gap", n_max=n, seed=0).attrs["content_hash"]
+    rec = {"property": "band_gap", "profile": "smoke", "seed": 0, "dataset": "cgcnn",
+           "profile_settings": PROFILES["smoke"].as_dict()}
+    path = tmp_path / svr.record
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(rec | {"content_hash": now}))
+    assert sw.stale_records([svr], tmp_path) == {}
+    status = {r.name: r.status for r in sw.sweep([svr], root=tmp_path, dry_run=True, progress=False).results}
+    assert status == {svr.name: "skipped"}
+    # the same record from a table whose band gaps differed (another hash): planned again, with the reason
+    path.write_text(json.dumps(rec | {"content_hash": "0" * 64}))
+    assert "other data" in sw.stale_records([svr], tmp_path)[svr.name]
+    res = sw.sweep([svr], root=tmp_path, dry_run=True, progress=False).results[0]
+    assert res.status == "planned" and "other data" in res.message
+    # records of the MEGNet paper's dataset are not compared with the CGCNN table
+    path.write_text(json.dumps(rec | {"content_hash": "0" * 64, "dataset": "megnet"}))
+    assert sw.stale_records([svr], tmp_path) == {}
