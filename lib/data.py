@@ -104,7 +104,7 @@ TARGETS: dict[str, Target] = {
             "2020 structures: for the same ids the 2024 formation energy differs from the 2020 one by "
             "0.026 eV/atom at the median. MP 2024 mixes PBE (GGA/GGA+U) and r2SCAN total energies, whose "
             "absolute scales differ by eV/atom; only the values on the PBE scale are kept (see "
-            "energy_scale: 25,432 of the 36,179 in the CGCNN table), so the target is one functional's.",
+            "energy_scale: 25,414 of the 36,179 in the CGCNN table), so the target is one functional's.",
         ),
         Target("efermi", "Fermi energy", "eV", "Fermi energy of the DFT calculation"),
         Target("band_gap", "Band gap", "eV", "PBE band gap (0 for metals)"),
@@ -435,7 +435,7 @@ def export_snapshot(df: pd.DataFrame, path: str | Path) -> Path:
 
 
 #: MP's PBE elemental reference energies (eV/atom; O with MP2020's correction) of three common elements. They
-#: tell which family of energies in a table is the PBE one: r2SCAN's references lie 0.5-3.4 eV/atom lower.
+#: tell which family of energies in a table is the PBE one: r2SCAN's lie 0.5-3.4 eV/atom lower for these three.
 PBE_REFERENCES = {3: -1.909, 8: -4.952, 14: -5.425}
 #: largest |E - E_f - sum_i x_i mu_i| (eV/atom) of an energy on the PBE scale. On the mirror the PBE family
 #: fits to 5e-5 eV/atom at the median and 8e-4 at the 99th percentile; the r2SCAN values miss by 0.1-80.
@@ -542,7 +542,7 @@ def load_dataset(
     of mp_cgcnn_2020 (36,737 materials with formation energy, band gap, Fermi energy) and the
     elastic file (3,191 materials, 7 of them not in the main file): 36,744 rows, of which 36,737
     have the main targets; energy_per_atom (MP 2024) is joined to the main file's ids (36,179), and
-    the 25,432 of them on the PBE energy scale are kept (:func:`energy_scale`).
+    the 25,414 of them on the PBE energy scale are kept (:func:`energy_scale`).
 
     source: "auto" (a mirror if given or found, else the MP API if a key is set, else an error that
     says how to get data; for megnet: the MEGNet JSON file, local or downloaded), "mp", "optimade",
