@@ -435,7 +435,7 @@ def export_snapshot(df: pd.DataFrame, path: str | Path) -> Path:
 
 
 #: MP's PBE elemental reference energies (eV/atom; O with MP2020's correction) of three common elements. They
-#: tell which family of energies in a table is the PBE one: r2SCAN's lie 0.5-3.4 eV/atom lower for these three.
+#: tell which family of energies in a table is the PBE one: r2SCAN's lie 0.5-3.4 eV/atom lower for these.
 PBE_REFERENCES = {3: -1.909, 8: -4.952, 14: -5.425}
 #: largest |E - E_f - sum_i x_i mu_i| (eV/atom) of an energy on the PBE scale. On the mirror the PBE family
 #: fits to 5e-5 eV/atom at the median and 8e-4 at the 99th percentile; the r2SCAN values miss by 0.1-80.
