@@ -453,7 +453,7 @@ def stale_records(runs: Sequence[Run], root: Path) -> dict[str, str]:
 
     try:
         df = ldata.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
-    except ldata.DataUnavailable:
+    except (ldata.DataUnavailable, OSError, ValueError):  # no data (yet): 01 reports it
         return {}
     hashes: dict[tuple, str] = {}
     out = {}
@@ -462,11 +462,16 @@ def stale_records(runs: Sequence[Run], root: Path) -> dict[str, str]:
             rec = json.loads((root / r.record).read_text())
         except (OSError, ValueError):
             continue  # an unreadable record is the notebook's business
-        if not rec.get("content_hash") or rec.get("dataset", "cgcnn") != "cgcnn" or rec["property"] not in df:
+        if not rec.get("content_hash") or rec.get("dataset", "cgcnn") != "cgcnn":
             continue
-        settings = rec.get("profile_settings") or get_profile(rec["profile"]).as_dict()
-        n = settings["n_soap_max" if r.stage == "05" else "n_max"]
-        key = (rec["property"], n, rec["seed"] if n is not None else None)
+        if rec.get("property") not in df:
+            continue
+        try:
+            settings = rec.get("profile_settings") or get_profile(rec["profile"]).as_dict()
+            n = settings["n_soap_max" if r.stage == "05" else "n_max"]
+            key = (rec["property"], n, int(rec["seed"]) if n is not None else None)
+        except (KeyError, ValueError, TypeError):
+            continue  # a record without its settings cannot be compared: taken as it is
         if key not in hashes:
             frame = ldata.target_frame(df, rec["property"], n_max=n, seed=rec["seed"])
             hashes[key] = frame.attrs["content_hash"]
