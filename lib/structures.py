@@ -12,7 +12,8 @@ CIF parsing (:func:`parse_cif`) has two paths that give the same result:
   reproduces every step of pymatgen's parser that matters for such a file (lattice from the cell
   parameters through ``Lattice.from_parameters``, coordinates within 1e-4 of 1/3 or 2/3 set to the
   ideal value, wrapping into [0, 1), sites sorted by electronegativity then symbol, ties in file
-  order), bit for bit; ``tests/test_structures.py`` checks it against pymatgen on mirror entries;
+  order), bit for bit on this project's machines; ``tests/test_structures.py`` checks it against pymatgen
+  on mirror entries to :data:`STRUCTURE_ATOL` (another CPU may differ in the last bit);
 - pymatgen's ``CifParser`` for everything else (symmetry to expand, disorder, odd formatting).
 
 Bad input raises :class:`StructureError` whose ``reason`` is a short category ("unparseable CIF",
@@ -24,10 +25,17 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+
+#: Å (lattice) and fractional units: two structures that differ by less are the same structure. Two code
+#: paths (our CIF parser and pymatgen's, an as_dict round trip) agree to ~1e-15, but not bit for bit on
+#: every CPU (vectorised trigonometry differs), so comparisons across code paths use this tolerance.
+STRUCTURE_ATOL = 1e-8
 
 
 @dataclass(frozen=True, eq=False)
@@ -428,3 +436,34 @@ def parse_structure_dict(d: dict) -> Crystal:
     if not numbers:
         raise StructureError("no structure", "structure without sites")
     return Crystal(matrix, frac, numbers)
+
+
+def parse_optimade(attrs: Mapping) -> Crystal:
+    """An OPTIMADE structure (lattice_vectors, cartesian_site_positions, species_at_sites, species)."""
+    lat, pos, sites = (
+        attrs.get(k) for k in ("lattice_vectors", "cartesian_site_positions", "species_at_sites")
+    )
+    if lat is None or pos is None or sites is None:
+        raise StructureError(
+            "no structure", "lattice_vectors, cartesian_site_positions or species_at_sites missing"
+        )
+    dims = attrs.get("dimension_types")
+    if dims is not None and list(dims) != [1, 1, 1]:
+        raise StructureError("not periodic", f"dimension_types = {list(dims)}; only 3D crystals are used")
+    species = {s["name"]: s for s in (attrs.get("species") or [])}
+    table = _element_table()
+    numbers = []
+    for name in sites:
+        sp = species.get(name, {"chemical_symbols": [name], "concentration": [1.0]})
+        syms, conc = sp.get("chemical_symbols", []), sp.get("concentration", [1.0])
+        if len(syms) != 1 or abs(float(conc[0]) - 1.0) > 1e-6 or syms[0] in ("vacancy", "X"):
+            raise StructureError("partial occupancy", f"species {name!r} = {syms} with concentrations {conc}")
+        if syms[0] not in table:
+            raise StructureError("unknown element", f"unknown chemical symbol {syms[0]!r}")
+        numbers.append(table[syms[0]][0])
+    lattice = np.asarray(lat, dtype=np.float64)
+    cart = np.asarray(pos, dtype=np.float64).reshape(-1, 3)
+    if lattice.shape != (3, 3) or not np.all(np.isfinite(lattice)) or abs(np.linalg.det(lattice)) < 1e-8:
+        raise StructureError("bad structure", "lattice_vectors is not a 3x3 non-singular matrix")
+    frac = np.linalg.solve(lattice.T, cart.T).T
+    return Crystal(lattice, frac, numbers)

@@ -19,8 +19,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
-from lib import data
-from lib.structures import Crystal, parse_cif
+from lib import data, paths
+from lib.structures import STRUCTURE_ATOL, Crystal, parse_cif
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -246,7 +246,7 @@ def test_folder_round_trip_and_bad_input(tmp_path):
     assert df["material_id"].tolist() == ["nacl", "si"]
     assert df["band_gap"].tolist() == [5.0, 0.61]  # the first of the duplicated nacl rows
     assert df["structure"][0].equals(
-        Crystal.from_structure(Structure.from_str(str(CifWriter(_nacl())), "cif"))
+        Crystal.from_structure(Structure.from_str(str(CifWriter(_nacl())), "cif")), atol=STRUCTURE_ATOL
     )
     assert len(df["structure"][1]) == 8 and df["structure"][1].volume == pytest.approx(5.43**3)
     assert df[["formation_energy_per_atom", "log10_K_VRH"]].isna().all().all()
@@ -387,12 +387,16 @@ def test_mp_source_resumes_after_a_failure(monkeypatch, tmp_path, mirror):
 
     assert df["material_id"].tolist() == list(docs)
     row = df.set_index("material_id").loc["mp-10000"]
-    assert row["log10_K_VRH"] == math.log10(131.0) and row["log10_G_VRH"] == math.log10(74.0)
+    # np.log10 in the table vs math.log10 here: two code paths, equal to a few ulp
+    assert row["log10_K_VRH"] == pytest.approx(math.log10(131.0), rel=1e-12)
+    assert row["log10_G_VRH"] == pytest.approx(math.log10(74.0), rel=1e-12)
     assert row["poisson_ratio"] == 0.26 and row["energy_per_atom"] == -33.95035526
     assert row["formation_energy_per_atom"] == docs["mp-10000"]["formation_energy_per_atom"]
     with lzma.open(mirror / "mp_elastic_cgcnn_2020.jsonl.xz", "rt") as fh:
         cif = json.loads(fh.readline())["cif"]
-    assert row["structure"].equals(parse_cif(cif))  # as_dict -> JSON -> Crystal is exact
+    # pymatgen's as_dict (the fixture, written on another machine) vs our CIF parse: two code paths,
+    # which agree to far below any physical meaning (STRUCTURE_ATOL), not bit for bit on every CPU
+    assert row["structure"].equals(parse_cif(cif), atol=STRUCTURE_ATOL)
     assert np.isnan(df.set_index("material_id").loc["mp-554089", "poisson_ratio"])  # -0.06 dropped
     assert df.attrs["drops"] == {"not returned by the MP API": 1, "poisson_ratio: outside [0, 0.5]": 1}
     assert df["source"].eq("mp-api").all()
@@ -415,7 +419,7 @@ def test_mp_source_without_key_or_network(monkeypatch, tmp_path):
 
 def test_auto_without_any_source_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.delenv("MP_API_KEY", raising=False)
-    monkeypatch.setattr(data, "default_mirror", lambda: None)
+    monkeypatch.setattr(paths, "default_mirror", lambda: None)
     with pytest.raises(data.DataUnavailable) as err:
         data.load_dataset("cgcnn", raw_dir=tmp_path, cache_dir=tmp_path, verbose=False)
     msg = str(err.value)

@@ -13,6 +13,7 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
 from lib.structures import (
+    STRUCTURE_ATOL,
     Crystal,
     StructureError,
     _fast_parse_cif,
@@ -72,8 +73,10 @@ def _mirror_cifs(mirror, n: int, seed: int) -> list[tuple[str, str]]:
     return recs[:n]
 
 
-def test_fast_path_matches_pymatgen_bit_for_bit_on_mirror(mirror):
-    """600 random real CIFs: the fast path takes every one and equals pymatgen's parse exactly."""
+def test_fast_path_matches_pymatgen_on_mirror(mirror):
+    """600 random real CIFs: the fast path takes every one and equals pymatgen's parse: same sites in the
+    same order, lattice and coordinates within STRUCTURE_ATOL (two code paths: their last bits may differ
+    from one CPU to another, e.g. numpy's vectorised trigonometry)."""
     recs = _mirror_cifs(mirror, 600, seed=0)
     declined, mismatched = [], []
     for mid, cif in recs:
@@ -82,7 +85,7 @@ def test_fast_path_matches_pymatgen_bit_for_bit_on_mirror(mirror):
             declined.append(mid)
             continue
         ref = _pymatgen_parse_cif(cif)
-        if not fast.equals(ref):  # atol 0: lattice, coordinates and site order identical
+        if not fast.equals(ref, atol=STRUCTURE_ATOL):  # site order identical, values to 1e-8
             mismatched.append(mid)
     assert declined == []
     assert mismatched == []
@@ -99,7 +102,7 @@ def test_ideal_fractions_and_wrapping_match_pymatgen():
     cif = cif.replace("0.33333333", "0.33334").replace("0.66666667", "-0.33333")
     fast = _fast_parse_cif(cif)
     assert fast is not None
-    assert fast.equals(_pymatgen_parse_cif(cif))
+    assert fast.equals(_pymatgen_parse_cif(cif), atol=STRUCTURE_ATOL)
     assert 1 / 3 in fast.frac_coords  # 0.33334 is within 1e-4 of 1/3: set to the ideal value
     assert np.all((fast.frac_coords >= 0) & (fast.frac_coords < 1))  # -0.33333 wrapped to 0.66667
     assert fast.numbers.tolist() == [3, 8, 8]  # sorted by electronegativity
@@ -124,7 +127,7 @@ def test_write_cif_round_trip():
     )
     text = c.to_cif()
     fast = _fast_parse_cif(text)
-    assert fast is not None and fast.equals(_pymatgen_parse_cif(text))
+    assert fast is not None and fast.equals(_pymatgen_parse_cif(text), atol=STRUCTURE_ATOL)
     # the same crystal up to the 8 written decimals, re-oriented by pymatgen's cell convention
     assert fast.volume == pytest.approx(c.volume, rel=1e-7)
     assert fast.numbers.tolist() == [3, 26, 8]  # Li, Fe, O: by electronegativity
