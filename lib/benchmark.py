@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lib import models
+from lib.data.targets import TARGETS
 from lib.paths import RESULTS, RUNS, atomic_path
+from lib.records import list_records
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,6 @@ METRICS: dict[str, Metric] = {m.column: m for m in (
     Metric("test_r2", "R²", True, ""),
     Metric("train_time_s", "training time", False, "s"),
 )}
-#: models in the table's order, with their display names
-MODELS: dict[str, str] = {"cgcnn": "CGCNN", "megnet": "MEGNet", "soap_svr": "SOAP-SVR",
-                          "soap_mlp": "SOAP-MLP"}
 NOT_TRANSCRIBED = "not transcribed"
 
 
@@ -81,8 +81,6 @@ def runs_frame(
     ``profile`` when given. Records without a test MAE (classifiers, unfinished files) are left out.
     """
     if records is None:
-        from lib.records import list_records
-
         runs_dir = Path(runs_dir) if runs_dir is not None else RUNS
         records = list_records(runs_dir) if runs_dir.exists() else []
     rows = []
@@ -118,11 +116,10 @@ def _float(v: Any) -> float:
 
 
 def _order(table: pd.DataFrame) -> pd.DataFrame:
-    from lib.data import TARGETS
-
+    """Properties in lib.data's order, models in the model table's (lib.models.MODEL_TABLE)."""
     props = list(TARGETS)
     pkey = {p: i for i, p in enumerate(props)}
-    mkey = {m: i for i, m in enumerate(MODELS)}
+    mkey = {m: i for i, m in enumerate(models.MODEL_TABLE)}
     idx = sorted(table.index,
                  key=lambda pm: (pkey.get(pm[0], len(pkey)), pm[0], mkey.get(pm[1], len(mkey)), pm[1]))
     return table.loc[idx]
@@ -288,7 +285,7 @@ def display_table(table: pd.DataFrame, bold: str = "**") -> pd.DataFrame:
     """Table 6 as strings: 'mean ± std' per metric, the best wrapped in ``bold``, thesis value and Δ."""
     out = []
     for (prop, model), r in table.iterrows():
-        row = {"property": prop, "model": MODELS.get(model, model), "n": int(r["n"])}
+        row = {"property": prop, "model": models.display_name(model), "n": int(r["n"])}
         for m, spec in METRICS.items():
             cell = _num(r[f"{m}_mean"]) + (f" ± {_num(r[f'{m}_std'])}" if np.isfinite(r[f"{m}_std"]) else "")
             if r.get(f"best_{m}", False):
@@ -344,80 +341,22 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
-def figure14(table: pd.DataFrame, path: str | Path | None = None, title: str | None = None):
-    """The thesis's Figure 14: per metric a panel of bars (property x model) with std error bars;
-    training time on a log axis. Returns the figure (saved to ``path`` when given)."""
-    import matplotlib.pyplot as plt
-
-    from lib.plots import PALETTE, save, use_style
-
-    use_style()
-    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
-    props = list(dict.fromkeys(table.index.get_level_values(0)))
-    models = [m for m in MODELS if m in set(table.index.get_level_values(1))] + sorted(
-        set(table.index.get_level_values(1)) - set(MODELS))
-    x = np.arange(len(props))
-    w = 0.8 / max(len(models), 1)
-    try:
-        from lib.data import TARGETS
-
-        names = [TARGETS[p].label if p in TARGETS else p for p in props]
-    except ImportError:  # pragma: no cover
-        names = props
-    for ax, (m, spec) in zip(axes.flat, METRICS.items(), strict=False):
-        lowest = np.inf
-        for k, model in enumerate(models):
-            sub = table.xs(model, level=1) if model in table.index.get_level_values(1) else table.iloc[:0]
-            mean = np.array([sub[f"{m}_mean"].get(p, np.nan) for p in props], dtype=float)
-            std = np.array([sub[f"{m}_std"].get(p, np.nan) for p in props], dtype=float)
-            xk = x + (k - (len(models) - 1) / 2) * w
-            # one colour per model, the same in every figure
-            color = PALETTE[(list(MODELS).index(model) if model in MODELS else k) % len(PALETTE)]
-            ax.bar(xk, mean, w, label=MODELS.get(model, model), color=color)
-            ok = np.isfinite(mean) & np.isfinite(std)
-            if ok.any():  # error bars only where there is a spread (n >= 2)
-                ax.errorbar(xk[ok], mean[ok], yerr=std[ok], fmt="none", ecolor="#3a3a3a", elinewidth=0.8,
-                            capsize=2)
-            if np.isfinite(mean).any():
-                lowest = min(lowest, np.nanmin(mean))
-        ax.set_xticks(x, names, rotation=30, ha="right")
-        unit = {"target": " (property's unit)", "s": " (s, log scale)", "": ""}[spec.unit]
-        ax.set_ylabel(f"{spec.label}{unit}")
-        if m == "train_time_s":
-            ax.set_yscale("log")
-        if m == "test_r2" and lowest < -1:  # a model worse than the mean by far would flatten the others
-            ax.set_ylim(-1, 1.05)
-            ax.text(0.01, 0.02, f"axis cut at −1 (lowest R² {lowest:.3g})", transform=ax.transAxes,
-                    fontsize=8)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncols=len(labels), bbox_to_anchor=(0.5, 1.0))
-    if timing_warning(table):
-        axes.flat[3].set_title("times from different devices: compare within one", color=PALETTE[1])
-    fig.tight_layout(rect=(0, 0, 1, 0.95 if not title else 0.93))
-    if title:
-        fig.suptitle(title, y=1.02)
-    if path is not None:
-        save(fig, path)
-    return fig
-
-
 def missing_cells(table: pd.DataFrame, properties: Iterable[str] | None = None) -> list[tuple[str, str]]:
     """(property, model) pairs of Table 6 with no run record yet."""
     if properties is None:
-        from lib.data import TARGETS
-
         properties = list(TARGETS)
     have = set(table.index)
-    return [(p, m) for p in properties for m in MODELS if (p, m) not in have]
+    return [(p, m) for p in properties for m in models.MODEL_TABLE if (p, m) not in have]
 
 
 def winners(table: pd.DataFrame) -> pd.DataFrame:
     """Per property, the best model on each metric (training time: per device, ', '-joined)."""
     out = {}
     for prop, g in table.groupby(level=0, sort=False):
-        models = g.index.get_level_values(1)
-        out[prop] = {METRICS[m].label: ", ".join(MODELS.get(x, x) for x in models[g[f"best_{m}"].to_numpy()])
-                     or "–" for m in METRICS}
+        names = g.index.get_level_values(1)
+        out[prop] = {METRICS[m].label: ", ".join(models.display_name(x)
+                                                 for x in names[g[f"best_{m}"].to_numpy()]) or "–"
+                     for m in METRICS}
         out[prop]["models"] = len(g)
     return pd.DataFrame.from_dict(out, orient="index").rename_axis("property")
 
@@ -432,6 +371,6 @@ def what_to_run(profile: str, runs_dir: str | Path | None = None) -> str:
             f"then run this notebook again.")
 
 
-__all__ = ["METRICS", "MODELS", "Metric", "device_label", "runs_frame", "table6", "mark_best", "devices",
+__all__ = ["METRICS", "Metric", "device_label", "runs_frame", "table6", "mark_best", "devices",
            "timing_warning", "thesis_table6", "missing_cells", "winners", "with_thesis", "display_table",
-           "to_markdown", "save_table6", "figure14", "what_to_run"]
+           "to_markdown", "save_table6", "what_to_run"]

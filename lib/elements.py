@@ -48,6 +48,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
+from ase.data import covalent_radii
+from pymatgen.core.periodic_table import Element
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,6 @@ def _no_group(z: int) -> bool:
 
 def element_properties(z: int) -> dict:
     """The raw values the nine features are binned from, for atomic number ``z`` (None = missing)."""
-    from pymatgen.core.periodic_table import Element
-
-    from ase.data import covalent_radii
-
     el = Element.from_Z(z)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -185,9 +184,6 @@ def atom_feature_table(max_z: int = 100) -> np.ndarray:
 
 def feature_table_frame(max_z: int = 100):
     """The raw property values and their bins, one row per element (a pandas DataFrame, for reading)."""
-    import pandas as pd
-    from pymatgen.core.periodic_table import Element
-
     rows = []
     for z in range(1, max_z + 1):
         props = element_properties(z)
@@ -201,8 +197,6 @@ def feature_table_frame(max_z: int = 100):
 
 def spec_frame():
     """:data:`ATOM_FEATURE_SPEC` as a table: name, number of bins, range or categories, unit, source."""
-    import pandas as pd
-
     rows = []
     for s in ATOM_FEATURE_SPEC:
         if s.kind == "category":

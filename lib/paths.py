@@ -12,7 +12,11 @@ ROOT = Path(os.environ.get("COMPENDIUM_ROOT", Path(__file__).resolve().parent.pa
 DATA = ROOT / "data"
 FIGURES = ROOT / "figures"
 RESULTS = ROOT / "results"
-RUNS = RESULTS / "runs"
+#: run records and checkpoints, relative to the root (the sweep names files relative to any checkout)
+RUNS_DIR = "results/runs"
+RUNS = ROOT / RUNS_DIR
+#: XGNN explanations (07_xgnn), relative to the root
+XGNN_DIR = "results/xgnn"
 
 
 def default_mirror() -> Path | None:

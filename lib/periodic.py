@@ -22,6 +22,7 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
+from pymatgen.core.periodic_table import Element
 
 Z_MAX = 118
 #: labelling name -> number of labels
@@ -40,8 +41,6 @@ def check_labelling(labelling: str) -> str:
 
 @cache
 def _tables() -> dict[str, np.ndarray]:
-    from pymatgen.core.periodic_table import Element
-
     grp = np.zeros(Z_MAX + 1, dtype=np.int64)
     per = np.zeros(Z_MAX + 1, dtype=np.int64)
     for z in range(1, Z_MAX + 1):

@@ -7,23 +7,23 @@ ASE ships. Every function returns a matplotlib Figure; :func:`lib.plots.save` wr
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
 
+import matplotlib.pyplot as plt
+import networkx as nx
 import numpy as np
+import pandas as pd
+from ase.data import atomic_numbers, chemical_symbols
+from ase.data.colors import jmol_colors
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from lib.graphs import GraphParams, build_graph
 from lib.plots import PALETTE, corner_text, use_style
 from lib.structures import Crystal
 
-if TYPE_CHECKING:
-    import pandas as pd
-    from matplotlib.figure import Figure
-
 
 def element_color(z: int) -> tuple:
     """Jmol colour of element z (RGB in 0..1), darkened slightly when too pale to see on white."""
-    from ase.data.colors import jmol_colors
-
     c = np.asarray(jmol_colors[int(z)], dtype=float)
     if c.mean() > 0.85:
         c = c * 0.8
@@ -31,8 +31,6 @@ def element_color(z: int) -> tuple:
 
 
 def _symbol(z: int) -> str:
-    from ase.data import chemical_symbols
-
     return chemical_symbols[int(z)]
 
 
@@ -71,8 +69,6 @@ def _labels(numbers: np.ndarray) -> list[str]:
 def pick_crystal(df, elements: tuple[str, ...] = ("Ta", "O"), material_id: str | None = None):
     """A row of a lib.data table for Figure 13: ``material_id`` if it is there, else the smallest
     crystal made of exactly ``elements``, else (no such crystal) the smallest crystal of all."""
-    from ase.data import atomic_numbers
-
     if material_id is not None and (df.material_id == material_id).any():
         return df[df.material_id == material_id].iloc[0]
     want = {atomic_numbers[e] for e in elements}
@@ -87,16 +83,12 @@ def pick_centre(crystal: Crystal) -> int:
     return int(np.flatnonzero(crystal.numbers == crystal.numbers.max())[0])
 
 
-def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, title: str = "") -> "Figure":
+def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, title: str = "") -> Figure:
     """The thesis's Figure 13 for one crystal: (a) the atoms of the cell in 3D, (b) one atom's
     surroundings, (c) the crystal graph drawn with networkx, (d) that atom's edges alone.
 
     params: the graph drawn in (b)-(d) (the thesis: 8 nearest neighbours within 3 Å).
     """
-    import matplotlib.pyplot as plt
-    import networkx as nx
-    from matplotlib.lines import Line2D
-
     use_style()
     g = build_graph(crystal, params, images=True)
     centre = pick_centre(crystal) if centre is None else int(centre)
@@ -194,12 +186,8 @@ def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, titl
     return fig
 
 
-def degree_histograms(table: "pd.DataFrame", degrees: dict[str, np.ndarray]) -> "Figure":
+def degree_histograms(table: pd.DataFrame, degrees: dict[str, np.ndarray]) -> Figure:
     """Distribution of neighbours per atom: one panel per CGCNN k (a line per cutoff), one for MEGNet."""
-    import matplotlib.pyplot as plt
-
-    from lib.graphs import GraphParams
-
     use_style()
     cg = table[table.builder == "cgcnn"]
     ks = sorted(cg.k.dropna().astype(int).unique())
@@ -237,11 +225,9 @@ def degree_histograms(table: "pd.DataFrame", degrees: dict[str, np.ndarray]) -> 
     return fig
 
 
-def sweep_summary(table: "pd.DataFrame") -> "Figure":
+def sweep_summary(table: pd.DataFrame) -> Figure:
     """Three panels against the cutoff: % atoms with fewer than k neighbours, % structures with an
     isolated atom, and the neighbour-composition similarity of atoms within a crystal."""
-    import matplotlib.pyplot as plt
-
     use_style()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     cg = table[table.builder == "cgcnn"]

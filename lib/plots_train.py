@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from lib.plots import PALETTE, axis_label, corner_text, save, use_style
 
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
 
 def parity_plot(record: dict, path: str | Path | None = None, ax: Axes | None = None) -> Figure:
     """Predicted against DFT values on the test set, the y = x line, MAE / R² / n in the corner."""
-    import matplotlib.pyplot as plt
-
     use_style()
     tp = record["test_predictions"]
     t = np.asarray(tp["y_true"], dtype=float)
@@ -57,9 +57,6 @@ def learning_curves(record: dict, path: str | Path | None = None, ax: Axes | Non
     reference CGCNN reports it); the validation value is computed after the epoch in eval mode.
     ``log``: logarithmic y axis (default: when the curve spans more than a factor of 10).
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
     use_style()
     c = record["curves"]
     metric = "accuracy" if "val_accuracy" in c else "mae"

@@ -16,20 +16,21 @@ import json
 import os
 import platform
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 
-from lib.paths import ROOT, RUNS, atomic_path
+from lib.data.targets import target_info
+from lib.models.registry import build_model, model_spec
+from lib.normalizer import Normalizer
+from lib.paths import ROOT, RUNS, RUNS_DIR, atomic_path
 
 CHECKPOINT_FORMAT = "compendium-checkpoint/1"
-
-
-def run_name(model: str, property: str, profile: str, seed: int) -> str:
-    """``<model>_<property>_<profile>_s<seed>``, the stem of a run's files."""
-    return f"{model}_{property}_{profile}_s{seed}"
 
 
 # ----------------------------------------------------------------------------- atomic files
@@ -89,6 +90,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else cuda when available, else cpu."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def device_info(device: torch.device | str) -> dict[str, Any]:
     """Where a run ran: device type and name (CPU model or CUDA device name), torch threads, versions."""
     device = torch.device(device)
@@ -109,6 +117,68 @@ def device_info(device: torch.device | str) -> dict[str, Any]:
 def record_path(name: str, runs_dir: str | Path | None = None) -> Path:
     """The JSON path of run ``name``."""
     return Path(runs_dir or RUNS) / f"{name}.json"
+
+
+def record_relpath(name: str) -> str:
+    """The JSON path of run ``name`` relative to the project root (how the sweep names it on any machine)."""
+    return f"{RUNS_DIR}/{name}.json"
+
+
+def new_record(
+    *,
+    run: str,
+    model: str,
+    model_class: str,
+    property: str,
+    seed: int,
+    profile: Any,
+    split: dict[str, np.ndarray],
+    metrics: dict[str, dict],
+    hparams: dict,
+    train_time_s: float,
+    device: dict,
+    n_parameters: int,
+    parameter_bytes: int,
+    normalizer: Normalizer | None,
+    content_hash: str | None,
+    checkpoint: str | None,
+    test_ids: list,
+    y_pred: np.ndarray,
+    y: np.ndarray,
+    task: str = "regression",
+    unit: str | None = None,
+    extra: dict | None = None,
+    **fields: Any,
+) -> dict:
+    """The run record every fitter writes (``lib.train.fit``: CGCNN, MEGNet, the SOAP MLP, XGNN classifiers;
+    ``lib.svr.fit_svr``): what ran, on what, how well, how long; ``fields`` are the fitter's own (epochs,
+    curves, support vectors...), ``extra`` the caller's. The unit and label come from ``lib.data.targets``
+    unless ``unit`` is given. ``metrics`` is {"val": ..., "test": ...} as lib.metrics returns them; the test
+    metrics are also top-level ``test_mae``, ``test_rmse``, ``test_r2`` (or ``test_accuracy``).
+    """
+    default_unit, label = target_info(property)
+    test = np.asarray(split["test"], dtype=np.int64)
+    return {
+        "run": run, "model": model, "model_class": model_class, "property": property,
+        "unit": unit if unit is not None else default_unit, "label": label, "task": task, "seed": seed,
+        "profile": getattr(profile, "name", profile),
+        "profile_settings": profile.as_dict() if hasattr(profile, "as_dict") else None,
+        "split_sizes": {k: int(len(v)) for k, v in split.items()},
+        "hparams": hparams,
+        "metrics": metrics,
+        **{f"test_{k}": v for k, v in metrics["test"].items() if k != "n"},
+        "train_time_s": train_time_s,
+        **fields,
+        "device": device,
+        "n_parameters": n_parameters, "parameter_bytes": parameter_bytes,
+        "normalizer": normalizer.as_dict() if normalizer else None,
+        "content_hash": content_hash, "git_commit": git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "checkpoint": checkpoint,
+        "test_predictions": {"id": test_ids, "y_true": np.asarray(y)[test].tolist(),
+                             "y_pred": np.asarray(y_pred).tolist()},
+        **(extra or {}),
+    }
 
 
 def checkpoint_path(name: str, runs_dir: str | Path | None = None) -> Path:
@@ -150,7 +220,6 @@ def list_records(runs_dir: str | Path | None = None, **where: Any) -> list[dict]
 
 def records_frame(runs_dir: str | Path | None = None, **where: Any):
     """One row per run: model, property, profile, seed, split sizes, test metrics, time, parameters."""
-    import pandas as pd
 
     rows = []
     for r in list_records(runs_dir, **where):
@@ -171,8 +240,6 @@ def records_frame(runs_dir: str | Path | None = None, **where: Any):
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, **meta: Any) -> Path:
     """Save weights + model spec (class, kwargs) + ``meta`` (normalizer, graph_params, target, unit...)."""
-    from lib.models import model_spec
-
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt = {"format": CHECKPOINT_FORMAT, "model": model_spec(model), "state_dict": state, **meta}
     return torch_save(ckpt, path)
@@ -186,7 +253,7 @@ class Checkpoint:
     target: str
     unit: str | None
     task: str = "regression"
-    normalizer: Any = None  # lib.train.Normalizer, None for classifiers
+    normalizer: Normalizer | None = None  # None for classifiers
     graph_params: dict | None = None
     label: str | None = None
     record: dict = field(default_factory=dict)
@@ -208,9 +275,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = None) 
     Tensors are mapped to ``device`` on load, so a checkpoint written on CUDA loads on a CPU-only
     machine and the other way round.
     """
-    from lib.models import build_model
-    from lib.train import Normalizer, pick_device
-
     device = pick_device(device)
     ckpt = torch_load(path, map_location=device)
     if ckpt.get("format") != CHECKPOINT_FORMAT:

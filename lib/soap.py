@@ -25,13 +25,23 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sps
+import torch
+from ase import Atoms
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
 
+from lib import models
+from lib.data.table import split
+from lib.models.soap_mlp import SoapMLP
 from lib.paths import DATA, atomic_path
 from lib.structures import Crystal
+from lib.svr import fit_svr
+from lib.train import fit, seed_everything
 
 SOAP_CACHE = DATA / "soap"
 
@@ -55,8 +65,6 @@ class SoapParams:
 
 def crystal_to_atoms(crystal: Crystal):
     """``ase.Atoms`` straight from a Crystal's arrays (cell = lattice rows, scaled positions, pbc)."""
-    from ase import Atoms
-
     return Atoms(numbers=crystal.numbers, cell=crystal.lattice, scaled_positions=crystal.frac_coords, pbc=True)
 
 
@@ -69,7 +77,7 @@ def dataset_species(crystals: Sequence[Crystal]) -> list[int]:
 
 def make_soap(species: Sequence[int], params: SoapParams = SoapParams()):
     """The dscribe ``SOAP`` descriptor with sparse output for ``species``."""
-    from dscribe.descriptors import SOAP
+    from dscribe.descriptors import SOAP  # here: dscribe (and its numba) takes seconds to import
 
     return SOAP(
         species=[int(z) for z in species], r_cut=params.r_cut, n_max=params.n_max, l_max=params.l_max,
@@ -134,8 +142,6 @@ def compute_soap(
     ``labels`` (e.g. material ids) name a structure in error messages. No caching here: see
     :func:`soap_features`.
     """
-    from tqdm.auto import tqdm
-
     species = [int(z) for z in species]
     labels = list(labels) if labels is not None else [f"structure #{i}" for i in range(len(crystals))]
     known = set(species)
@@ -160,8 +166,6 @@ def compute_soap(
             parts.append(_soap_chunk(*job))
             bar.update(parts[-1].shape[0])
     else:
-        from joblib import Parallel, delayed
-
         par = Parallel(n_jobs=n_jobs, return_as="generator")
         for part in par(delayed(_soap_chunk)(*job) for job in jobs):
             parts.append(part)
@@ -189,8 +193,6 @@ def crystal_digests(crystals: Sequence[Crystal]) -> np.ndarray:
 
 def params_key(species: Sequence[int], params: SoapParams = SoapParams()) -> str:
     """Hash of everything that shapes a SOAP row but the structure: parameters, species, dscribe version."""
-    from importlib.metadata import version
-
     blob = json.dumps({"params": params.as_dict(), "species": [int(z) for z in species],
                        "dscribe": version("dscribe"), "format": 1}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -321,8 +323,6 @@ class SoapSet:
 
     def batch(self, indices):
         """Rows ``indices`` as a (B, F) float32 ``torch.Tensor``, sparse COO or dense (has ``.to(device)``)."""
-        import torch
-
         rows = self.X[np.asarray(indices)]
         if not self.sparse_batches:
             return torch.from_numpy(rows.toarray())
@@ -353,16 +353,13 @@ def fit_soap_mlp(
     ``split``: 80:10:10 ``{"train", "val", "test"}``. Everything else (``epochs``, ``lr``, ``runs_dir``,
     ``content_hash``...) goes to :func:`lib.train.fit`; the model is seeded with ``seed`` first.
     """
-    from lib.models.soap_mlp import SoapMLP
-    from lib.train import fit, seed_everything
-
     featurisation = {"descriptor": "soap", **(soap_params or SoapParams()).as_dict(),
                      "species": [int(z) for z in species] if species is not None else None}
     data = SoapSet(X, material_ids, params=featurisation)
     seed_everything(seed)
     model = SoapMLP(data.n_features, h_fea_len=h_fea_len, n_h=n_h)
     return fit(model, data, np.asarray(y, dtype=np.float64), split, config, property=property, seed=seed,
-               profile=profile, model_name="soap_mlp", **fit_kwargs)
+               profile=profile, model_name=models.get("soap_mlp").name, **fit_kwargs)
 
 
 def fit_baseline(
@@ -384,16 +381,12 @@ def fit_baseline(
     The MLP trains for the profile's ``epochs`` unless ``epochs=`` is given; other ``kwargs`` go to
     :func:`lib.svr.fit_svr` or :func:`fit_soap_mlp` (``lib.train.fit``). Returns the run record.
     """
-    from lib.data import split
-
     featurisation = {"descriptor": "soap", **(soap_params or SoapParams()).as_dict(),
                      "species": [int(z) for z in species] if species is not None else None}
     y = np.asarray(y, dtype=np.float64)
     common = dict(property=property, seed=seed, profile=profile, material_ids=material_ids,
                   content_hash=content_hash)
     if model == "svr":
-        from lib.svr import fit_svr
-
         return fit_svr(X, y, split(len(y), seed, fractions=(0.8, 0.2)), featurisation=featurisation,
                        **common, **kwargs)
     if model == "mlp":
@@ -419,61 +412,6 @@ def sparsity(X: sps.spmatrix) -> dict:
             "dense_mb": n * f * 8 / 1e6}
 
 
-def plot_sparsity(X: sps.spmatrix, path: str | Path | None = None, title: str | None = None):
-    """Histogram of the nonzeros per crystal, with the vector's length and mean fill in the corner."""
-    import matplotlib.pyplot as plt
-
-    from lib.plots import PALETTE, corner_text, save, use_style
-
-    use_style()
-    st = sparsity(X)
-    nnz = np.diff(sps.csr_matrix(X).indptr)
-    fig, ax = plt.subplots(figsize=(4.2, 2.8))
-    ax.hist(nnz, bins=np.arange(-1.5, nnz.max() + 3, 3), color=PALETTE[0], linewidth=0)  # 3 per pair
-    ax.set_xlabel("nonzero SOAP entries per crystal")
-    ax.set_ylabel("crystals")
-    corner_text(ax, f"{st['n_features']:,} features\nmean {st['nnz_mean']:.1f} nonzero "
-                    f"({100 * st['density']:.2f} %)\nn = {st['n']:,}")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    if path is not None:
-        save(fig, path)
-    return fig
-
-
-# ----------------------------------------------------------------------------- beside the thesis
-
-
-def compare_with_thesis(record: dict):
-    """This run's test MAE / RMSE / R² above the thesis's values for the same model and property.
-
-    The thesis's numbers come from ``lib.literature`` (MAE only, each with its source); a value not
-    transcribed there is shown as missing, never guessed.
-    """
-    import pandas as pd
-
-    from lib.literature import NOT_TRANSCRIBED, reported
-
-    unit = record.get("unit") or ""
-    u = f" ({unit})" if unit and unit != "–" else ""
-    test = record["metrics"]["test"]
-    rows = [{"": f"this run ({record['profile']}, seed {record['seed']})", f"MAE{u}": test["mae"],
-             f"RMSE{u}": test["rmse"], "R²": test["r2"], "n_train": record["split_sizes"]["train"],
-             "source": f"results/runs/{record['run']}.json"}]
-    refs = reported(record["model"], record["property"], "thesis")
-    for r in refs:
-        rows.append({"": "thesis", f"MAE{u}": r.mae, f"RMSE{u}": None, "R²": None, "n_train": r.n_train,
-                     "source": f"{r.where}: {r.citation}" + (f" ({r.note})" if r.note else "")})
-    if not refs:
-        rows.append({"": "thesis", f"MAE{u}": None, f"RMSE{u}": None, "R²": None, "n_train": None,
-                     "source": f"{NOT_TRANSCRIBED} (no lib.literature entry for {record['model']})"})
-    out = pd.DataFrame(rows).set_index("")
-    out["n_train"] = out["n_train"].astype("Int64")
-    return out
-
-
 __all__ = ["SoapParams", "SOAP_CACHE", "crystal_to_atoms", "dataset_species", "make_soap", "n_features",
            "pair_columns", "compute_soap", "soap_features", "crystal_digests", "params_key", "cache_path",
-           "sparsity", "frame_features", "SoapSet", "fit_soap_mlp", "fit_baseline", "plot_sparsity",
-           "compare_with_thesis"]
+           "sparsity", "frame_features", "SoapSet", "fit_soap_mlp", "fit_baseline",]

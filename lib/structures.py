@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-
+from pymatgen.core import Lattice, Structure
+from pymatgen.core.periodic_table import Element
 
 #: Å (lattice) and fractional units: two structures that differ by less are the same structure. Two code
 #: paths (our CIF parser and pymatgen's, an as_dict round trip) agree to ~1e-15, but not bit for bit on
@@ -86,8 +87,6 @@ class Crystal:
 
     def to_structure(self):
         """The pymatgen ``Structure`` of this crystal."""
-        from pymatgen.core import Lattice, Structure
-
         return Structure(Lattice(self.lattice), self.numbers.tolist(), self.frac_coords)
 
     @classmethod
@@ -186,8 +185,6 @@ def crystals_from_flat(
 @lru_cache(maxsize=1)
 def _element_table() -> dict[str, tuple[int, float]]:
     """symbol -> (Z, Pauling electronegativity) for the elements pymatgen knows (NaN X kept as NaN)."""
-    from pymatgen.core.periodic_table import Element
-
     table = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -310,8 +307,6 @@ def _fast_parse_cif(text: str) -> Crystal | None:
     if not np.all(np.isfinite(frac)) or not all(np.isfinite(cell)) or min(cell) <= 0:
         return None
 
-    from pymatgen.core import Lattice
-
     matrix = Lattice.from_parameters(*cell).matrix
     if not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix)) < 1e-8:
         return None
@@ -338,8 +333,6 @@ def _fast_parse_cif(text: str) -> Crystal | None:
 
 def _pymatgen_parse_cif(text: str) -> Crystal:
     """pymatgen's CifParser (warnings silenced), as a Crystal; StructureError on failure."""
-    from pymatgen.core import Structure
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -367,8 +360,6 @@ def _cif_number(x: float) -> str:
 
 def write_cif(crystal: Crystal, name: str | None = None) -> str:
     """A P1 CIF in the layout of pymatgen's CifWriter (8 decimals), readable by any CIF reader."""
-    from pymatgen.core.periodic_table import Element
-
     m = crystal.lattice
     abc = np.linalg.norm(m, axis=1)
     a, b, c = abc

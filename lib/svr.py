@@ -6,7 +6,7 @@ random 80:20 split (no validation set: nothing is tuned). We keep those defaults
 
 Target scaling (the thesis does not say; a choice we make and record): by default the target is
 standardised with the training split's mean and std, exactly as the GNNs' targets are
-(``lib.train.Normalizer``), and predictions are mapped back. With ``standardize_target=False`` the SVR
+(``lib.normalizer.Normalizer``), and predictions are mapped back. With ``standardize_target=False`` the SVR
 sees raw units, where epsilon = 0.1 is an absolute tube of 0.1 eV/atom or 0.1 log10 GPa: about a tenth
 of the spread of a formation energy but a third of that of log10 K, so the two choices differ a lot
 across properties. Standardising makes epsilon (and C) mean the same thing for all seven properties.
@@ -33,11 +33,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sps
 
-from lib import records
+from lib import models, records
+from lib.data.table import check_targets
 from lib.metrics import regression_metrics
+from lib.normalizer import Normalizer
 from lib.paths import atomic_path
 
-MODEL_NAME = "soap_svr"
+MODEL_NAME = models.get("soap_svr").name
 
 
 def svr_model_path(name: str, runs_dir: str | Path | None = None) -> Path:
@@ -49,15 +51,6 @@ def _atomic_bytes(path: Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path
-
-
-def _target_info(prop: str) -> tuple[str | None, str | None]:
-    """(unit, label) of a target, looked up the way ``lib.train.fit`` does."""
-    try:
-        from lib.train import _target_info as lookup
-    except ImportError:
-        return None, None
-    return lookup(prop)
 
 
 def svr_size(model) -> dict[str, int]:
@@ -117,16 +110,9 @@ def fit_svr(
     The record has the keys of ``lib.train.fit``'s that apply (no epochs, ``best_epoch`` None) and
     ``n_support`` (the SVR's size: number of support vectors) beside ``n_parameters``.
     """
-    from sklearn.svm import SVR
+    from sklearn.svm import SVR  # here, not at the top: scikit-learn is needed only to fit
 
-    from lib.train import Normalizer
-
-    prof_name = getattr(profile, "name", profile)
-    name = records.run_name(model_name, property, str(prof_name), seed)
-    if unit is None:
-        unit, label = _target_info(property)
-    else:
-        label = _target_info(property)[1]
+    name = models.run_name(model_name, property, str(getattr(profile, "name", profile)), seed)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     X = sps.csr_matrix(X, dtype=np.float64) if sps.issparse(X) else np.asarray(X, dtype=np.float64)
     if X.shape[0] != len(y):
@@ -135,11 +121,7 @@ def fit_svr(
     if "train" not in idx or "test" not in idx or len(idx["train"]) < 2 or len(idx["test"]) < 1:
         raise ValueError(f"need a train split of 2+ and a test split of 1+, got "
                          f"{ {k: len(v) for k, v in idx.items()} }")
-    for k, v in idx.items():
-        bad = ~np.isfinite(y[v])
-        if bad.any():
-            raise ValueError(f"{int(bad.sum())} missing/non-finite targets in the {k} split of {property!r} "
-                             "(drop them first, e.g. lib.data.target_frame)")
+    check_targets(y, idx, property)
     norm = Normalizer.fit(y[idx["train"]]) if standardize_target else Normalizer(0.0, 1.0)
 
     model = SVR(kernel=kernel, C=C, epsilon=epsilon, gamma=gamma, tol=tol, cache_size=cache_size,
@@ -160,32 +142,21 @@ def fit_svr(
     hparams_model = {"class": "sklearn.svm.SVR", "kernel": kernel, "C": C, "epsilon": epsilon,
                      "gamma": gamma, "gamma_value": float(model._gamma), "tol": tol, "max_iter": max_iter,
                      "standardize_target": bool(standardize_target), "n_features": int(X.shape[1])}
-    record = {
-        "run": name, "model": model_name, "model_class": "SVR", "property": property, "unit": unit,
-        "label": label, "task": "regression", "seed": seed, "profile": prof_name,
-        "profile_settings": profile.as_dict() if hasattr(profile, "as_dict") else None,
-        "split_sizes": {k: int(len(v)) for k, v in idx.items()},
-        "hparams": {"model": hparams_model, "train": {"cache_size_mb": cache_size},
-                    "graph": featurisation},
-        "metrics": metrics,
-        **{f"test_{k}": v for k, v in metrics["test"].items() if k != "n"},
-        "best_epoch": None, "epochs_run": None,
-        "train_time_s": train_time, "fit_wall_time_s": train_time, "predict_time_s": predict_time,
-        "predicted_splits": scored,
-        "n_iter": int(np.sum(model.n_iter_)),
-        "device": records.device_info("cpu"), "compiled": False,
-        **size,
-        "normalizer": norm.as_dict(),
-        "content_hash": content_hash, "git_commit": records.git_commit(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "checkpoint": svr_model_path(name, runs_dir).name if write else None,
-        "test_predictions": {"id": test_ids, "y_true": y[idx["test"]].tolist(),
-                             "y_pred": preds["test"].tolist()},
-        **(extra or {}),
-    }
+    record = records.new_record(
+        run=name, model=model_name, model_class="SVR", property=property, seed=seed, profile=profile,
+        split=idx, metrics=metrics, unit=unit,
+        hparams={"model": hparams_model, "train": {"cache_size_mb": cache_size}, "graph": featurisation},
+        train_time_s=train_time, device=records.device_info("cpu"), n_parameters=size["n_parameters"],
+        parameter_bytes=size["parameter_bytes"], normalizer=norm, content_hash=content_hash,
+        checkpoint=svr_model_path(name, runs_dir).name if write else None, test_ids=test_ids, y=y,
+        y_pred=preds["test"], extra=extra,
+        best_epoch=None, epochs_run=None, fit_wall_time_s=train_time, predict_time_s=predict_time,
+        predicted_splits=scored, n_iter=int(np.sum(model.n_iter_)), compiled=False,
+        **{k: v for k, v in size.items() if k not in ("n_parameters", "parameter_bytes")},
+    )
     if write:
-        blob = {"format": "compendium-svr/1", "model": model, "normalizer": norm.as_dict(), "target": property,
-                "unit": unit, "featurisation": featurisation,
+        blob = {"format": "compendium-svr/1", "model": model, "normalizer": norm.as_dict(),
+                "target": property, "unit": record["unit"], "featurisation": featurisation,
                 "record": {k: v for k, v in record.items() if k != "test_predictions"}}
         _atomic_bytes(svr_model_path(name, runs_dir), pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
         records.write_record(record, runs_dir)

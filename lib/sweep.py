@@ -47,24 +47,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lib.paths import ROOT
-from lib.profiles import PROFILES, Profile, get_profile
+from tqdm.auto import tqdm
 
-#: stage id -> default notebook (under notebooks/)
-NOTEBOOKS: dict[str, str] = {
+from lib import models, records
+from lib.data.load import load_dataset
+from lib.data.sources.base import DataUnavailable
+from lib.data.targets import TARGETS
+from lib.paths import ROOT, XGNN_DIR
+from lib.profiles import PROFILES, Profile, get_profile
+from lib.xgnn.analysis import explanations_path
+
+#: the stages that train no model of the table: stage id -> notebook (under notebooks/)
+FIXED_STAGES: dict[str, str] = {
     "01": "01_fetch",
     "02": "02_graphs",
-    "03": "03_cgcnn",
-    "04": "04_megnet",
-    "05": "05_soap",
     "06": "06_benchmark",
     "07": "07_xgnn",
+    "08": "08_cathodes",
 }
-#: stages run in this order; the stages of one phase run side by side
-PHASES: tuple[tuple[str, ...], ...] = (("01",), ("02",), ("03", "04", "05"), ("06",), ("07",))
-#: run-record model name of the per-property stages
-MODEL_OF_STAGE = {"03": "cgcnn", "04": "megnet"}
-SOAP_MODELS = ("svr", "mlp")  # 05_soap's `model` parameter; records are soap_svr / soap_mlp
 XGNN_LABELLINGS = ("group", "period")
 #: XGNN properties of every profile; the other properties are explained in every profile but smoke
 XGNN_ALWAYS = ("band_gap", "formation_energy_per_atom")
@@ -73,6 +73,20 @@ NOTEBOOK_OUT = "results/notebooks"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS", "LOKY_MAX_CPU_COUNT", "COMPENDIUM_THREADS")
 STATUSES = ("ok", "failed", "blocked", "skipped", "missing", "planned")
+
+
+def stage_notebooks() -> dict[str, str]:
+    """Stage id -> notebook: the fixed stages and one per model stage of lib.models.MODEL_TABLE."""
+    out = dict(FIXED_STAGES)
+    for m in models.MODEL_TABLE.values():
+        out.setdefault(m.stage, m.notebook)
+    return dict(sorted(out.items()))
+
+
+def phases() -> tuple[tuple[str, ...], ...]:
+    """Stages in the order they run; the stages of one phase run side by side (every model at once)."""
+    trained = tuple(sorted({m.stage for m in models.MODEL_TABLE.values()}))
+    return (("01",), ("02",), trained, ("06",), ("07", "08"))
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,7 @@ class Run:
     params: tuple[tuple[str, Any], ...]  # papermill parameters, in order
     record: str | None = None  # the file whose existence marks the run done; None: no record (01, 02, 06)
     needs: tuple[str, ...] = ()  # names of runs that must not have failed for this one to start
+    model: str | None = None  # the lib.models.MODEL_TABLE row a training run trains
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -106,7 +121,8 @@ class Run:
 
     @property
     def phase(self) -> int:
-        return next((i for i, p in enumerate(PHASES) if self.stage in p), len(PHASES))
+        order = phases()
+        return next((i for i, p in enumerate(order) if self.stage in p), len(order))
 
 
 @dataclass
@@ -130,10 +146,14 @@ class Result:
 def _stage_id(s: str) -> str:
     """'3', '03', '03_cgcnn' or 'cgcnn' -> '03'."""
     s = str(s).strip()
-    for sid, nb in NOTEBOOKS.items():
+    nbs = stage_notebooks()
+    for sid, nb in nbs.items():
         if s in (sid, sid.lstrip("0"), nb, nb.split("_", 1)[1]):
             return sid
-    raise ValueError(f"unknown stage {s!r}; known: {', '.join(f'{k} ({v})' for k, v in NOTEBOOKS.items())}")
+    for m in models.MODEL_TABLE.values():  # a model's name: its stage ("soap_svr" -> "05")
+        if s == m.name:
+            return m.stage
+    raise ValueError(f"unknown stage {s!r}; known: {', '.join(f'{k} ({v})' for k, v in nbs.items())}")
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -146,8 +166,6 @@ def _rel(path: Path, root: Path) -> str:
 
 def all_properties() -> tuple[str, ...]:
     """The seven modelled properties, in lib.data's order."""
-    from lib.data import TARGETS
-
     return tuple(TARGETS)
 
 
@@ -169,14 +187,13 @@ def plan(
         place (tests do this).
     root : the project root the paths are relative to (default lib.paths.ROOT).
     """
-    from lib.records import run_name
-
     prof = get_profile(profile)
     p = prof.name
     root = Path(root) if root is not None else ROOT
     if isinstance(only, str):
         only = only.split(",")
-    stages = sorted({_stage_id(s) for s in only if str(s).strip()}) if only else list(NOTEBOOKS)
+    nbs = stage_notebooks()
+    stages = sorted({_stage_id(s) for s in only if str(s).strip()}) if only else list(nbs)
     known = all_properties()
     if properties is None:
         props = known
@@ -187,36 +204,31 @@ def plan(
             word = "property" if len(unknown) == 1 else "properties"
             raise ValueError(f"unknown {word} {unknown}; known: {list(known)}")
     seeds = tuple(int(s) for s in seeds) if seeds is not None else None
-    nb = {sid: f"notebooks/{stem}.ipynb" for sid, stem in NOTEBOOKS.items()}
+    nb = {sid: f"notebooks/{stem}.ipynb" for sid, stem in nbs.items()}
     for sid, path in (notebooks or {}).items():
         nb[_stage_id(sid)] = _rel(Path(path), root)
 
     fetch, graphs = f"01_fetch_{p}", f"02_graphs_{p}"
-
-    def rec(model: str, prop: str, seed: int) -> str:
-        return f"results/runs/{run_name(model, prop, p, seed)}.json"
-
     runs: list[Run] = []
     if "01" in stages:
         runs.append(Run(fetch, "01", nb["01"], (("profile", p),)))
     if "02" in stages:
         runs.append(Run(graphs, "02", nb["02"], (("profile", p),), needs=(fetch,)))
 
-    # 03, 04, 05 side by side: seed by seed, so that an interrupted sweep has every property at n=1 first
-    gnn_seeds = seeds if seeds is not None else prof.seeds_gnn
-    soap_seeds = seeds if seeds is not None else prof.seeds_soap
-    for seed in sorted(set(gnn_seeds) | set(soap_seeds)):
+    # every model of the table side by side: seed by seed, so that an interrupted sweep has every property
+    # at n=1 first; a model with notebook parameters (05: model=svr|mlp) names its run after itself
+    trained = [m for m in models.MODEL_TABLE.values() if m.stage in stages]
+    all_seeds = sorted({s for m in trained for s in (seeds if seeds is not None else m.seeds_of(prof))})
+    for seed in all_seeds:
         for prop in props:
             base = (("property", prop), ("seed", seed), ("profile", p))
-            for sid in ("03", "04"):
-                if sid in stages and seed in gnn_seeds:
-                    model = MODEL_OF_STAGE[sid]
-                    runs.append(Run(f"{NOTEBOOKS[sid]}_{prop}_{p}_s{seed}", sid, nb[sid], base,
-                                    rec(model, prop, seed), needs=(graphs,)))
-            if "05" in stages and seed in soap_seeds:
-                for m in SOAP_MODELS:
-                    runs.append(Run(f"05_soap_{m}_{prop}_{p}_s{seed}", "05", nb["05"], base + (("model", m),),
-                                    rec(f"soap_{m}", prop, seed), needs=(fetch,)))
+            for m in trained:
+                if seed not in (seeds if seeds is not None else m.seeds_of(prof)):
+                    continue
+                stem = f"{m.notebook}_{m.name.split('_', 1)[1]}" if m.params else m.notebook
+                needs = (graphs,) if m.graph_kind else (fetch,)
+                runs.append(Run(f"{stem}_{prop}_{p}_s{seed}", m.stage, nb[m.stage], base + m.params,
+                                records.record_relpath(m.run_name(prop, p, seed)), needs=needs, model=m.name))
 
     if "06" in stages:
         runs.append(Run(f"06_benchmark_{p}", "06", nb["06"], (("profile", p),)))
@@ -229,7 +241,8 @@ def plan(
                     runs.append(Run(
                         f"07_xgnn_{prop}_{lab}_{p}_s{seed}", "07", nb["07"],
                         (("property", prop), ("labelling", lab), ("seed", seed), ("profile", p)),
-                        f"results/xgnn/{prop}_{lab}_{p}_s{seed}.json", needs=(graphs,),
+                        _rel(explanations_path(prop, lab, p, seed, root / XGNN_DIR), root),
+                        needs=(graphs,),
                     ))
     return sorted(runs, key=lambda r: r.phase)  # stable: the order above within a phase
 
@@ -425,7 +438,7 @@ class Summary:
             lines.append(f"  MISSING {n} run{'s' if n > 1 else ''} not run: {msg}")
         skipped = Counter(r.stage for r in self.results if r.status == "skipped")
         if skipped:
-            lines.append("  skipped (already done): " + ", ".join(f"{NOTEBOOKS.get(s, s)} x{n}"
+            lines.append("  skipped (already done): " + ", ".join(f"{stage_notebooks().get(s, s)} x{n}"
                                                                    for s, n in sorted(skipped.items())))
         return "\n".join(lines)
 
@@ -446,14 +459,12 @@ def stale_records(runs: Sequence[Run], root: Path) -> dict[str, str]:
     new rule in lib.data), and the run is trained again instead of being skipped. Records of the MEGNet
     paper's dataset and records without a hash are taken as they are; without any data nothing is stale.
     """
-    todo = [r for r in runs if r.record and r.stage in ("03", "04", "05") and (root / r.record).exists()]
+    todo = [r for r in runs if r.record and r.model and (root / r.record).exists()]
     if not todo:
         return {}
-    from lib import data as ldata
-
     try:
-        df = ldata.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
-    except (ldata.DataUnavailable, OSError, ValueError):  # no data (yet): 01 reports it
+        df = load_dataset("cgcnn", source="auto", progress=False, verbose=False)
+    except (DataUnavailable, OSError, ValueError):  # no data (yet): 01 reports it
         return {}
     hashes: dict[tuple, str] = {}
     out = {}
@@ -466,15 +477,16 @@ def stale_records(runs: Sequence[Run], root: Path) -> dict[str, str]:
             continue
         if rec.get("property") not in df:
             continue
-        try:
+        info = models.get(r.model)
+        try:  # the record's own profile settings: the rows it was trained on then
             settings = rec.get("profile_settings") or get_profile(rec["profile"]).as_dict()
-            n = settings["n_soap_max" if r.stage == "05" else "n_max"]
-            key = (rec["property"], n, int(rec["seed"]) if n is not None else None)
+            prof = Profile(**{**settings, "seeds_gnn": tuple(settings["seeds_gnn"]),
+                              "seeds_soap": tuple(settings["seeds_soap"])})
+            key = (rec["property"], info.n_rows(prof), int(rec["seed"]) if info.n_rows(prof) else None)
         except (KeyError, ValueError, TypeError):
             continue  # a record without its settings cannot be compared: taken as it is
         if key not in hashes:
-            frame = ldata.target_frame(df, rec["property"], n_max=n, seed=rec["seed"])
-            hashes[key] = frame.attrs["content_hash"]
+            hashes[key] = info.training_rows(df, rec["property"], prof, rec["seed"]).attrs["content_hash"]
         if hashes[key] != rec["content_hash"]:
             out[r.name] = f"{r.record} was trained on other data (the table changed since): training again"
     return out
@@ -539,7 +551,7 @@ def sweep(
     echo = echo or (lambda s: print(s, flush=True))
     own_client = None
     if client is None and scheduler:
-        from dask.distributed import Client
+        from dask.distributed import Client  # here: dask is needed only for a cluster
 
         try:
             client = own_client = Client(scheduler, timeout=30)
@@ -577,8 +589,6 @@ def sweep(
     bar = None
     futures: dict = {}
     try:
-        from tqdm.auto import tqdm
-
         todo_total = sum(1 for r in runs if needed[r.name][0])
         bar = tqdm(total=todo_total, desc=f"sweep {profile or ''}".strip(), unit="run",
                    disable=not progress or dry_run or todo_total == 0, dynamic_ncols=True)
@@ -612,7 +622,7 @@ def sweep(
             if client is not None:
                 futures = {client.submit(execute_run, r, run_root, threads, timeout, key=f"{r.name}-{token}",
                                          pure=False): r for r in batch}
-                from dask.distributed import as_completed
+                from dask.distributed import as_completed  # here: dask is needed only for a cluster
 
                 for fut in as_completed(futures):
                     r = futures[fut]
@@ -653,10 +663,8 @@ def sweep(
     ordered = [results[r.name] for r in runs if r.name in results]
     summary = Summary(ordered, time.perf_counter() - t_start, executor, jobs, threads, profile)
     if not dry_run and profile:
-        from lib.records import write_json
-
         d = summary.as_dict()
-        write_json(root_path / NOTEBOOK_OUT / f"sweep_{profile}.json", d)
+        records.write_json(root_path / NOTEBOOK_OUT / f"sweep_{profile}.json", d)
         with open(root_path / NOTEBOOK_OUT / "sweeps.jsonl", "a") as f:  # one line per sweep, for timings
             f.write(json.dumps({k: v for k, v in d.items() if k != "results"}) + "\n")
     return summary

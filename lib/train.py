@@ -31,8 +31,10 @@ fuses the model's memory-bound part when the model offers ``compile_hot_path``.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
+import platform as _pf
 import time
 import warnings
 from collections.abc import Callable
@@ -44,10 +46,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
-from lib import records
+from lib import models, records
+from lib.data.table import check_targets
 from lib.metrics import accuracy, regression_metrics
-from lib.models import count_parameters, jsonable, model_spec
+from lib.models.registry import count_parameters, jsonable, model_spec
+from lib.normalizer import Normalizer
+from lib.records import pick_device
 
 
 def strict_replace(config: Any, **overrides: Any) -> Any:
@@ -102,40 +108,6 @@ class TrainConfig:
         return d
 
 
-@dataclass
-class Normalizer:
-    """Standardises a regression target: ``(y - mean) / std``; saved in every checkpoint."""
-
-    mean: float = 0.0
-    std: float = 1.0
-
-    @classmethod
-    def fit(cls, y: np.ndarray) -> Normalizer:
-        y = np.asarray(y, dtype=np.float64)
-        std = float(y.std())
-        return cls(float(y.mean()), std if std > 0 else 1.0)
-
-    def norm(self, y):
-        return (y - self.mean) / self.std
-
-    def denorm(self, y):
-        return y * self.std + self.mean
-
-    def as_dict(self) -> dict:
-        return {"mean": self.mean, "std": self.std}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Normalizer:
-        return cls(float(d["mean"]), float(d["std"]))
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else cuda when available, else cpu."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def tune_malloc() -> bool:
     """Stop glibc from returning large freed blocks to the OS (Linux only; process-wide, idempotent).
 
@@ -148,9 +120,6 @@ def tune_malloc() -> bool:
     global _MALLOC_TUNED
     if _MALLOC_TUNED:
         return True
-    import ctypes
-    import platform as _pf
-
     if _pf.system() != "Linux" or _pf.libc_ver()[0] != "glibc":
         return False
     try:
@@ -266,16 +235,6 @@ def _fingerprint(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _target_info(prop: str) -> tuple[str | None, str | None]:
-    """(unit, label) of a target column from ``lib.data.TARGETS``; (None, None) if it is not there."""
-    try:
-        from lib.data import TARGETS
-    except ImportError:
-        return None, None
-    t = TARGETS.get(prop)
-    return (t.unit, t.label) if t is not None else (None, None)
-
-
 @dataclass
 class _State:
     """Everything a resumed run needs, saved after each epoch."""
@@ -323,8 +282,9 @@ def fit(
     split : ``{"train", "val", "test"}`` positional index arrays into ``data``.
     config, **overrides : :class:`TrainConfig` and field overrides (``epochs=4, optimizer="adamw"``).
     property, seed, profile, model_name : name the run ``<model>_<property>_<profile>_s<seed>``
-        (``model_name`` defaults to the class name in lower case; ``profile`` a name or a Profile).
-    unit : the target's unit (default: looked up in ``lib.data.TARGETS``).
+        (``model_name`` defaults to the model's name in ``lib.models.MODEL_TABLE``, else the class name in
+        lower case; ``profile`` a name or a Profile).
+    unit : the target's unit (default: looked up in ``lib.data.TARGETS``; a column outside it has none).
     runs_dir : where the record, checkpoint and state go (default ``results/runs``); None-able.
     resume : go on from ``<run>.state.pt`` if it exists and matches (same data, split, settings).
     callback : called as ``callback(epoch, info)`` after each epoch's state is saved (raise to stop).
@@ -356,13 +316,11 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
     if cfg.tune_malloc and device.type == "cpu":
         tune_malloc()
     prof_name = getattr(profile, "name", profile)
-    model_name = model_name or type(model).__name__.lower()
-    name = run_name or records.run_name(model_name, property, str(prof_name), seed)
+    if model_name is None:  # the table's name for a model of the table, else the class name in lower case
+        info = models.for_class(type(model).__name__)
+        model_name = info.name if info is not None else type(model).__name__.lower()
+    name = run_name or models.run_name(model_name, property, str(prof_name), seed)
     runs_dir = Path(runs_dir) if runs_dir is not None else records.RUNS
-    if unit is None:
-        unit, label = _target_info(property)
-    else:
-        label = _target_info(property)[1]
     if graph_params is None and hasattr(data, "params"):
         graph_params = data.params
     if content_hash is None:  # a GraphSet knows the hash of the table it was built from
@@ -373,11 +331,7 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
     idx = {k: np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")}
     if len(idx["train"]) < 2 or len(idx["val"]) < 1 or len(idx["test"]) < 1:
         raise ValueError(f"split too small: { {k: len(v) for k, v in idx.items()} }")
-    for k, v in idx.items():
-        bad = ~np.isfinite(y[v].astype(np.float64))
-        if bad.any():
-            raise ValueError(f"{int(bad.sum())} missing/non-finite targets in the {k} split of {property!r} "
-                             "(drop them first, e.g. lib.data.target_frame)")
+    check_targets(y, idx, property)
     normalizer = Normalizer.fit(y[idx["train"]]) if (not classify and cfg.normalize) else None
     if classify:
         y_t = torch.as_tensor(y.astype(np.int64), device=device)
@@ -436,8 +390,6 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
     for k in ("epoch", f"train_{metric_name}", f"val_{metric_name}", "train_loss", "lr", "epoch_time_s",
               "train_step_time_s"):
         st.curves.setdefault(k, [])
-
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.epochs, initial=st.epoch, desc=name, unit="epoch", disable=not progress,
                dynamic_ncols=True)
@@ -513,33 +465,23 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
     ids = getattr(data, "material_ids", None)
     test_ids = [str(ids[i]) for i in idx["test"]] if ids is not None else [int(i) for i in idx["test"]]
     spec = model_spec(model)
-    record = {
-        "run": name, "model": model_name, "model_class": spec["class"], "property": property, "unit": unit,
-        "label": label, "task": cfg.task, "seed": seed, "profile": prof_name,
-        "profile_settings": profile.as_dict() if hasattr(profile, "as_dict") else None,
-        "split_sizes": {k: int(len(v)) for k, v in idx.items()},
-        "hparams": {"model": jsonable(spec["kwargs"]), "train": cfg.as_dict(), "graph": graph_params},
-        "metrics": metrics,
-        **{f"test_{k}": v for k, v in metrics["test"].items() if k != "n"},
-        "best_epoch": st.best_epoch + 1, "epochs_run": st.epoch,
-        "train_time_s": st.train_time_s,
-        "time_per_epoch_s": st.train_time_s / max(len(st.curves["epoch"]), 1),
-        "fit_wall_time_s": time.perf_counter() - t_fit, "resumed_from_epoch": resumed_from,
-        "device": records.device_info(device), "compiled": cfg.compile, "malloc_tuned": _MALLOC_TUNED,
-        "n_parameters": n_params, "parameter_bytes": n_bytes,
-        "normalizer": normalizer.as_dict() if normalizer else None,
-        "curves": st.curves,
-        "content_hash": content_hash, "data_key": key, "git_commit": records.git_commit(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "checkpoint": records.checkpoint_path(name, runs_dir).name,
-        "test_predictions": {"id": test_ids, "y_true": y[idx["test"]].tolist(),
-                             "y_pred": preds["test"].tolist()},
-        **(extra or {}),
-    }
+    record = records.new_record(
+        run=name, model=model_name, model_class=spec["class"], property=property, seed=seed, profile=profile,
+        split=idx, metrics=metrics, task=cfg.task, unit=unit,
+        hparams={"model": jsonable(spec["kwargs"]), "train": cfg.as_dict(), "graph": graph_params},
+        train_time_s=st.train_time_s, device=records.device_info(device), n_parameters=n_params,
+        parameter_bytes=n_bytes, normalizer=normalizer, content_hash=content_hash,
+        checkpoint=records.checkpoint_path(name, runs_dir).name, test_ids=test_ids, y=y, y_pred=preds["test"],
+        extra=extra,
+        best_epoch=st.best_epoch + 1, epochs_run=st.epoch,
+        time_per_epoch_s=st.train_time_s / max(len(st.curves["epoch"]), 1),
+        fit_wall_time_s=time.perf_counter() - t_fit, resumed_from_epoch=resumed_from,
+        compiled=cfg.compile, malloc_tuned=_MALLOC_TUNED, curves=st.curves, data_key=key,
+    )
     records.save_checkpoint(
         records.checkpoint_path(name, runs_dir), model,
         normalizer=normalizer.as_dict() if normalizer else None, graph_params=graph_params, target=property,
-        unit=unit, label=label, task=cfg.task,
+        unit=record["unit"], label=record["label"], task=cfg.task,
         record=json.loads(json.dumps({k: v for k, v in record.items()
                                       if k not in ("curves", "test_predictions")})),
     )

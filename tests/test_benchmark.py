@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from lib import benchmark as bm
+from lib import plots_benchmark
 
 CPU1 = {"type": "cpu", "name": "AMD EPYC", "cpu": "AMD EPYC", "torch_threads": 1, "host": "a"}
 CPU2 = {"type": "cpu", "name": "AMD EPYC", "cpu": "AMD EPYC", "torch_threads": 2, "host": "a"}
@@ -113,7 +114,7 @@ def test_outputs_and_empty(records, tmp_path):
     assert len(back) == 5
     assert {"property", "model", "n", "test_mae_mean", "best_test_mae"} <= set(back.columns)
     assert md.read_text().startswith("| property | model | n | MAE")
-    fig = bm.figure14(t, tmp_path / "fig14.png")
+    fig = plots_benchmark.figure14(t, tmp_path / "fig14.png")
     assert (tmp_path / "fig14.png").stat().st_size > 10_000
     assert fig.axes[3].get_yscale() == "log"
     empty = bm.table6(bm.runs_frame(tmp_path / "nothing"))

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lib.graphs import build_graph, build_graphs, cgcnn_params, collate
-from lib.models import build_model, count_parameters, model_spec
+from lib.models.registry import build_model, count_parameters, model_spec
 from lib.models.cgcnn import CGCNN, CGCNNConv
 from lib.structures import Crystal
 

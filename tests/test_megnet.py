@@ -10,7 +10,8 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from lib.graphs import build_graph, build_graphs, collate, megnet_params
-from lib.models.megnet import MEGNet, MEGNetBlock, Set2Set, segment_mean
+from lib.models.megnet import MEGNet, MEGNetBlock, Set2Set
+from lib.models.ops import segment_mean
 from lib.structures import Crystal
 
 

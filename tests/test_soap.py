@@ -279,7 +279,7 @@ def test_svr_rejects_missing_targets():
 def test_soap_mlp_is_cgcnns_head():
     import torch
 
-    from lib.models import build_model, count_parameters, model_spec
+    from lib.models.registry import build_model, count_parameters, model_spec
     from lib.models.soap_mlp import SoapMLP
 
     m = SoapMLP(135, h_fea_len=128, n_h=2)

@@ -13,7 +13,7 @@ from torch import nn
 
 from lib import records
 from lib.metrics import accuracy, mae, r2, regression_metrics, rmse
-from lib.models import register
+from lib.models.registry import register
 from lib.models.cgcnn import CGCNN
 from lib.train import Normalizer, TrainConfig, batches, fit, predict_data, seed_everything
 

@@ -281,7 +281,7 @@ def test_figures_and_enrichment_from_explanations(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from lib import plots
+    from lib import plots_xgnn as plots
 
     gens = [XGNN(CountClassifier(), 18, c, XGNNConfig(max_steps=6, n_rollouts=2), seed=c) for c in (0, 1)]
     for g in gens:

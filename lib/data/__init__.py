@@ -39,8 +39,16 @@ from lib.data.sources.megnet import MEGNET_FILE, MEGNET_PAGE, MEGNET_URL
 from lib.data.sources.mirror import MIRROR_FILES, export_snapshot
 from lib.data.sources.mp import CGCNN_IDS_URL, MP_FIELDS
 from lib.data.sources.optimade import OPTIMADE_PROVIDERS
-from lib.data.table import RejectedTable, content_hash, split, summary, target_frame, target_table
-from lib.data.targets import DATASET_TARGETS, POISSON_RANGE, TARGETS, Target
+from lib.data.table import (
+    RejectedTable,
+    check_targets,
+    content_hash,
+    split,
+    summary,
+    target_frame,
+    target_table,
+)
+from lib.data.targets import DATASET_TARGETS, POISSON_RANGE, TARGETS, Target, target_info
 
 __all__ = [
     "TARGETS",
@@ -60,6 +68,8 @@ __all__ = [
     "split",
     "target_frame",
     "target_table",
+    "target_info",
+    "check_targets",
     "content_hash",
     "summary",
     "energy_scale",

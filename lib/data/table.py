@@ -82,6 +82,16 @@ def split(
     return {k: np.sort(p).astype(np.int64) for k, p in zip(names, parts, strict=True)}
 
 
+def check_targets(y: np.ndarray, split: dict[str, np.ndarray], property: str) -> None:
+    """A clear error if a split holds a missing or non-finite target (every fitter calls this first)."""
+    y = np.asarray(y)
+    for k, v in split.items():
+        bad = ~np.isfinite(y[np.asarray(v, dtype=np.int64)].astype(np.float64))
+        if bad.any():
+            raise ValueError(f"{int(bad.sum())} missing/non-finite targets in the {k} split of {property!r} "
+                             "(drop them first, e.g. lib.data.target_frame)")
+
+
 def target_frame(df: pd.DataFrame, target: str, n_max: int | None = None, seed: int = 0) -> pd.DataFrame:
     """The rows that have ``target`` (optionally a deterministic random subsample of ``n_max`` rows).
 

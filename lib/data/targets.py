@@ -72,3 +72,9 @@ DATASET_TARGETS: dict[str, tuple[str, ...]] = {
 }
 
 POISSON_RANGE = (0.0, 0.5)
+
+
+def target_info(column: str) -> tuple[str | None, str | None]:
+    """(unit, label) of a target column; (None, None) for a column outside :data:`TARGETS` (your own)."""
+    t = TARGETS.get(column)
+    return (t.unit, t.label) if t is not None else (None, None)

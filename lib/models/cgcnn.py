@@ -28,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.models import register
+from lib.graphs import atom_feature_table, cgcnn_gaussian
+from lib.models.ops import segment_mean
+from lib.models.registry import register
 
 
 class CGCNNConv(nn.Module):
@@ -105,10 +107,10 @@ class CGCNNConv(nn.Module):
 
     def _sum(self, h: torch.Tensor, msg: torch.Tensor, edge_dst: torch.Tensor) -> torch.Tensor:
         """Sum (or average) the messages into their centre atoms, batch norm, residual, softplus: (N, A)."""
-        summed = torch.zeros_like(h).index_add_(0, edge_dst, msg)
         if self.aggregate == "mean":
-            deg = h.new_zeros(h.shape[0]).index_add_(0, edge_dst, h.new_ones(edge_dst.shape[0]))
-            summed = summed / deg.clamp_(min=1).unsqueeze(1)
+            summed = segment_mean(msg, edge_dst, h.shape[0])
+        else:
+            summed = torch.zeros_like(h).index_add_(0, edge_dst, msg)
         return F.softplus(h + self.bn2(summed))
 
     _fused = None  # set by CGCNN.compile_hot_path(): a torch.compile'd _fused_messages
@@ -171,8 +173,6 @@ class CGCNN(nn.Module):
         if aggregate not in ("sum", "mean"):
             raise ValueError(f"aggregate must be 'sum' or 'mean', got {aggregate!r}")
         if atom_features is None:
-            from lib.graphs import atom_feature_table
-
             atom_features = atom_feature_table()
         table = torch.as_tensor(np.asarray(atom_features, dtype=np.float32)).clone()
         if table.ndim != 2:
@@ -190,8 +190,6 @@ class CGCNN(nn.Module):
         self.use_distance = use_distance
         self.register_buffer("atom_features", table)
         if use_distance:
-            from lib.graphs import cgcnn_gaussian
-
             self.expansion = cgcnn_gaussian(cutoff=cutoff, step=step)
             with torch.no_grad():
                 edge_fea_len = int(self.expansion(torch.zeros(1)).shape[-1])
@@ -256,11 +254,7 @@ class CGCNN(nn.Module):
 
     def crystal_features(self, batch) -> torch.Tensor:
         """(B, A) mean of each crystal's atom features."""
-        h = self.atom_embeddings(batch)
-        n = int(batch.n_crystals)
-        sums = h.new_zeros(n, h.shape[1]).index_add_(0, batch.crystal, h)
-        counts = h.new_zeros(n).index_add_(0, batch.crystal, h.new_ones(h.shape[0])).clamp_(min=1)
-        return sums / counts.unsqueeze(1)
+        return segment_mean(self.atom_embeddings(batch), batch.crystal, int(batch.n_crystals))
 
     def forward(self, batch) -> torch.Tensor:
         """(B,) predictions (normalised target), or (B, 2) log-probabilities when classifying."""

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from lib.graphs import GraphBatch, megnet_gaussian
-from lib.models import register
+from lib.models.ops import segment_mean
+from lib.models.registry import register
 
 
 class ShiftedSoftplus(nn.Module):
@@ -41,13 +42,6 @@ def mlp(sizes: list[int]) -> nn.Sequential:
     for a, b in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [nn.Linear(a, b), ShiftedSoftplus()]
     return nn.Sequential(*layers)
-
-
-def segment_mean(x: Tensor, index: Tensor, n: int) -> Tensor:
-    """Mean of the rows of ``x`` (M, F) grouped by ``index`` (M,) into (n, F); empty groups give 0."""
-    out = x.new_zeros((n, x.shape[1])).index_add_(0, index, x)
-    count = torch.bincount(index, minlength=n).clamp_(min=1).to(x.dtype)
-    return out / count[:, None]
 
 
 class Set2Set(nn.Module):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.models import register
+from lib.models.registry import register
 
 
 @register
