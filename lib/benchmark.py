@@ -15,7 +15,6 @@ flagged ``mixed_devices``, and the fastest model is marked only among cells time
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib import models
+from lib import literature, models
 from lib.data.targets import TARGETS
 from lib.paths import RESULTS, RUNS, atomic_path
 from lib.records import list_records
@@ -46,7 +45,7 @@ METRICS: dict[str, Metric] = {m.column: m for m in (
     Metric("test_r2", "R²", True, ""),
     Metric("train_time_s", "training time", False, "s"),
 )}
-NOT_TRANSCRIBED = "not transcribed"
+NOT_REPORTED = "not in the thesis"
 
 
 # ----------------------------------------------------------------------------- records -> rows
@@ -208,56 +207,36 @@ def timing_warning(table: pd.DataFrame) -> str | None:
 # ----------------------------------------------------------------------------- the thesis's values
 
 
-#: the thesis's table this module reproduces (entries of lib.literature whose ``where`` names it)
-THESIS_TABLE = re.compile(r"\bTables?\b[^;]*\b6\b")
-#: metric -> attribute of a lib.literature.Reported entry (those it lacks read as not transcribed)
-LITERATURE_FIELDS = {"test_mae": "mae", "test_rmse": "rmse", "test_r2": "r2", "train_time_s": "train_time_s"}
-
-
-def thesis_table6() -> tuple[pd.DataFrame, str]:
-    """The thesis's Table 6 from lib.literature: (property, model) -> metric columns, and the source.
-
-    Entries are ``lib.literature.REPORTED`` items with ``source == "thesis"`` whose ``where`` names
-    Table 6; their ``mae`` (and ``rmse``, ``r2``, ``train_time_s`` where the entry has them) fill
-    the columns. Anything not transcribed is NaN: no value is made up here.
-    """
-    try:
-        from lib import literature
-    except ImportError:
-        return pd.DataFrame(columns=list(METRICS)), NOT_TRANSCRIBED
-    rows: dict[tuple[str, str], dict[str, float]] = {}
-    where = set()
-    for r in getattr(literature, "REPORTED", ()):
-        if getattr(r, "source", None) != "thesis" or not THESIS_TABLE.search(str(getattr(r, "where", ""))):
-            continue
-        vals = {m: _float(getattr(r, a, None)) for m, a in LITERATURE_FIELDS.items()}
-        if any(np.isfinite(v) for v in vals.values()):
-            where.add(f"the thesis, {r.where}")
-        rows[(r.property, r.model)] = vals
-    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(METRICS))
-    if rows:
-        frame.index = pd.MultiIndex.from_tuples(frame.index, names=["property", "model"])
-    return frame, "; ".join(sorted(where)) or NOT_TRANSCRIBED
-
-
-def with_thesis(
-    table: pd.DataFrame, thesis: pd.DataFrame | None = None, source: str | None = None
-) -> pd.DataFrame:
-    """Add ``thesis_<metric>`` (NaN: not transcribed), ``diff_<metric>`` (ours - thesis), ``thesis_source``.
-
-    The training time gets no difference: the thesis's times were taken on other hardware.
+def with_thesis(table: pd.DataFrame, thesis: pd.DataFrame | None = None, source: str | None = None
+                ) -> pd.DataFrame:
+    """Add the thesis's Table 6 beside ours: ``thesis_<metric>`` and ``thesis_<metric>_std`` (its mean and
+    std over its n runs), ``thesis_n``, ``diff_<metric>`` (ours - thesis) and ``verdict_<metric>``: "within"
+    (ours within two of the thesis's standard deviations), "better" or "worse". Training times get no
+    difference or verdict: the thesis timed its own CPU and GPU (``thesis_train_device``).
     """
     if thesis is None:
-        thesis, source = thesis_table6()
+        thesis, source = literature.thesis_table6(), f"the thesis, Table 6 ({literature.THESIS})"
     table = table.copy()
-    for m in METRICS:
-        vals = [thesis[m].get(ix, math.nan) if m in thesis.columns and len(thesis) else math.nan
-                for ix in table.index]
-        table[f"thesis_{m}"] = pd.to_numeric(pd.Series(vals, index=table.index), errors="coerce")
+
+    def col(name: str) -> pd.Series:
+        if name not in thesis.columns or not len(thesis):
+            return pd.Series(math.nan, index=table.index)
+        return pd.Series([thesis[name].get(ix, math.nan) for ix in table.index], index=table.index)
+
+    for m, spec in METRICS.items():
+        table[f"thesis_{m}"] = pd.to_numeric(col(m), errors="coerce")
+        table[f"thesis_{m}_std"] = pd.to_numeric(col(f"{m}_std"), errors="coerce")
         if m != "train_time_s":
             table[f"diff_{m}"] = table[f"{m}_mean"] - table[f"thesis_{m}"]
+            table[f"verdict_{m}"] = [
+                literature.verdict(o, t, ts if np.isfinite(ts) else None, spec.higher_is_better)
+                if np.isfinite(o) and np.isfinite(t) else ""
+                for o, t, ts in zip(table[f"{m}_mean"], table[f"thesis_{m}"], table[f"thesis_{m}_std"],
+                                    strict=True)]
+    table["thesis_n"] = pd.to_numeric(col("n_runs"), errors="coerce")
+    table["thesis_train_device"] = col("train_device").where(lambda x: x.notna(), "")
     have = table[[f"thesis_{m}" for m in METRICS]].notna().any(axis=1)
-    table["thesis_source"] = np.where(have, source or "", NOT_TRANSCRIBED)
+    table["thesis_source"] = np.where(have, source or "", NOT_REPORTED)
     return table
 
 
@@ -293,11 +272,15 @@ def display_table(table: pd.DataFrame, bold: str = "**") -> pd.DataFrame:
             unit = "s" if spec.unit == "s" else ""
             row[f"{spec.label}{f' ({unit})' if unit else ''}"] = cell
             if f"thesis_{m}" in table.columns:
-                tv, dv = r[f"thesis_{m}"], r.get(f"diff_{m}", np.nan)
-                cell = _num(tv) if np.isfinite(tv) else NOT_TRANSCRIBED
-                if np.isfinite(tv) and np.isfinite(dv):
-                    cell += f" (Δ {'+' if dv > 0 else ''}{_num(dv)})"
-                row[f"thesis {spec.label}{' (Δ)' if m != 'train_time_s' else ''}"] = cell
+                tv, ts = r[f"thesis_{m}"], r.get(f"thesis_{m}_std", np.nan)
+                cell = NOT_REPORTED
+                if np.isfinite(tv):
+                    cell = _num(tv) + (f" ± {_num(ts)}" if np.isfinite(ts) else "")
+                if np.isfinite(tv) and r.get(f"verdict_{m}"):
+                    cell += f" ({r[f'verdict_{m}']})"
+                elif np.isfinite(tv) and m == "train_time_s" and r.get("thesis_train_device"):
+                    cell += f" ({r['thesis_train_device']})"
+                row[f"thesis {spec.label}"] = cell
         row["parameters"] = f"{int(r['n_parameters']):,}" if np.isfinite(r["n_parameters"]) else "–"
         row["size"] = _size(r["parameter_bytes"])
         row["device"] = r["device"]
@@ -320,7 +303,9 @@ def to_markdown(table: pd.DataFrame) -> str:
         notes.append(warn)
     if "thesis_source" in table.columns:
         src = sorted(set(table["thesis_source"]))
-        notes.append("Thesis values: " + ", ".join(src) + ".")
+        notes.append("Thesis: mean ± std over its n runs (10 for the GNNs, 2 for SOAP) from " + ", ".join(src)
+                     + "; within: ours within two of its standard deviations, else better or worse. Its "
+                     "training times are its own CPU's (GPU where marked).")
     return "\n".join(lines + notes) + "\n"
 
 
@@ -372,5 +357,5 @@ def what_to_run(profile: str, runs_dir: str | Path | None = None) -> str:
 
 
 __all__ = ["METRICS", "Metric", "device_label", "runs_frame", "table6", "mark_best", "devices",
-           "timing_warning", "thesis_table6", "missing_cells", "winners", "with_thesis", "display_table",
+           "timing_warning", "missing_cells", "winners", "with_thesis", "display_table",
            "to_markdown", "save_table6", "what_to_run"]

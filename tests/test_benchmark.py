@@ -86,24 +86,27 @@ def test_mixed_devices_flagged_and_warned(records):
     assert d.loc["cuda: NVIDIA H100", "runs"] == 2 and d.loc["cuda: NVIDIA H100", "models"] == "cgcnn, megnet"
 
 
-def test_thesis_columns_missing_not_invented(records):
+def test_thesis_beside_ours_with_a_verdict(records):
     t = bm.with_thesis(bm.table6(bm.runs_frame(records=records, profile="quick")))
-    # what lib.literature has of Table 6 (nothing transcribed yet at the time of writing) or NaN
-    assert set(t["thesis_source"]) <= {bm.NOT_TRANSCRIBED} | {s for s in t["thesis_source"] if "Table 6" in s}
-    missing = t["thesis_test_mae"].isna()
-    assert (t.loc[missing, "thesis_source"] == bm.NOT_TRANSCRIBED).all()
-    assert t.loc[missing, "diff_test_mae"].isna().all()
-    # given values, the difference is ours minus the thesis's; no difference of times (other hardware)
+    # every cell of our table has the thesis's Table 6 beside it (lib.literature), with its n and std
+    assert t["thesis_test_mae"].notna().all() and (t["thesis_source"].str.contains("Table 6")).all()
+    row = t.loc[("band_gap", "cgcnn")]
+    assert (row["thesis_test_mae"], row["thesis_test_mae_std"], row["thesis_n"]) == (0.387, 0.011, 10)
+    assert row["diff_test_mae"] == pytest.approx(row["test_mae_mean"] - 0.387)
+    # given values: within two of the thesis's std, else better or worse (R²: higher is better)
     idx = pd.MultiIndex.from_tuples([("band_gap", "cgcnn")], names=["property", "model"])
-    thesis = pd.DataFrame({"test_mae": [0.45], "test_rmse": [np.nan], "test_r2": [0.9],
-                           "train_time_s": [10.0]}, index=idx)
+    thesis = pd.DataFrame({"test_mae": [0.45], "test_mae_std": [0.01], "test_rmse": [np.nan],
+                           "test_r2": [0.9], "test_r2_std": [0.2], "train_time_s": [10.0], "n_runs": [10]},
+                          index=idx)
     table = bm.table6(bm.runs_frame(records=records, profile="quick"))
     t = bm.with_thesis(table, thesis, "the thesis, Table 6")
     row = t.loc[("band_gap", "cgcnn")]
     assert row["diff_test_mae"] == pytest.approx(0.05) and row["diff_test_r2"] == pytest.approx(-0.2)
-    assert math.isnan(row["diff_test_rmse"]) and "diff_train_time_s" not in t.columns
+    assert row["verdict_test_mae"] == "worse" and row["verdict_test_r2"] == "within"
+    assert math.isnan(row["diff_test_rmse"]) and row["verdict_test_rmse"] == ""
+    assert "diff_train_time_s" not in t.columns
     md = bm.to_markdown(t)
-    assert "0.450 (Δ +0.050)" in md and bm.NOT_TRANSCRIBED in md
+    assert "0.450 ± 0.010 (worse)" in md and bm.NOT_REPORTED in md  # megnet: no thesis row given here
     assert "**0.500 ± 0.100**" in md  # the best MAE of band_gap, in bold
 
 
