@@ -4,6 +4,21 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
 BENCH ?=
+# torch build: cpu (default: the CPU wheel from PyTorch's index, ~200 MB) or cuda (PyPI's default Linux wheel,
+# built with CUDA; several GB). `make setup TORCH=cuda` on a GPU machine.
+TORCH ?= cpu
+ifeq ($(TORCH),cuda)
+TORCH_PIN := torch==2.13.0
+TORCH_INDEX :=
+else ifeq ($(TORCH),cpu)
+TORCH_PIN := torch==2.13.0+cpu
+TORCH_INDEX := --extra-index-url https://download.pytorch.org/whl/cpu --timeout 20 --retries 1
+else
+$(error TORCH must be cpu or cuda, not '$(TORCH)')
+endif
+# JupyterLab: as root it needs --allow-root (containers often run as root); LAB_ARGS adds options
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_ARGS ?=
 # The sweep (`make all`): parallel runs and threads per run on this machine (default: one run per core,
 # 1 thread each), or every run as a task on a Dask cluster; ONLY/PROPERTIES/SEEDS narrow it down.
 JOBS ?=
@@ -23,7 +38,9 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-lock.txt pyproject.toml
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt -c requirements-lock.txt
+	$(PY) -m pip install -q $(TORCH_INDEX) "$(TORCH_PIN)"
+	grep -v '^torch==' requirements-lock.txt > $(VENV)/constraints.txt && echo "$(TORCH_PIN)" >> $(VENV)/constraints.txt
+	$(PY) -m pip install -q -r requirements.txt -c $(VENV)/constraints.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -c "import torch, pymatgen.core, dscribe, mp_api, papermill, nbval; print('torch', torch.__version__)"
 	touch $@
@@ -58,8 +75,9 @@ all: setup
 sweep-plan: setup
 	$(SWEEP) --dry-run
 
+# JupyterLab on the whole project (notebooks, results, figures), opening on notebooks/
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks $(LAB_ROOT) $(LAB_ARGS)
 
 # Every benchmark script, or one: `make bench BENCH=graphs`. Each prints one JSON line per figure
 # and appends it to results/bench.jsonl.

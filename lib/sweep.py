@@ -268,12 +268,13 @@ _LIVE_LOCK = threading.Lock()
 
 
 def run_env(threads: int, root: str | Path, python: str | None = None) -> dict[str, str]:
-    """The environment of a run's papermill process and kernel: threads capped, project root, Agg backend."""
+    """The environment of a run's papermill process and kernel: threads capped, project root, and the inline
+    matplotlib backend, so that the executed notebook shows every figure (the figure files are written too)."""
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = str(int(threads))
     env["COMPENDIUM_ROOT"] = str(root)
-    env["MPLBACKEND"] = "Agg"
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # not Agg: it left chapters without figures
     env.setdefault("TQDM_MININTERVAL", "5")  # progress bars in executed notebooks: a line per 5 s, not 10/s
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # quiets a debugpy warning in every kernel
     bindir = str(Path(python or sys.executable).parent)
