@@ -62,8 +62,8 @@ def test_make_lab_as_this_user(tmp_path):
 
 def test_make_lab_asks_for_root_only_as_root(tmp_path):
     """--allow-root is passed as root and only as root. (The server itself cannot start as another user on
-    this machine: the virtual environment's interpreter lives under /root. So a normal user's command is checked
-    with `make -n`, as that user, which runs nothing.)"""
+    this machine: the virtual environment's interpreter lives under /root. So a normal user's command is
+    checked with `make -n`, as that user, which runs nothing.)"""
     def command(prefix: list[str]) -> str:
         out = subprocess.run([*prefix, "make", "-n", "-s", "-C", str(ROOT), "lab"], capture_output=True,
                              text=True, timeout=60, env=dict(os.environ, HOME=str(tmp_path)))
