@@ -213,17 +213,16 @@ def compare_row(record: dict, sources: tuple[str, ...] | None = None) -> pd.Data
     test = record.get("metrics", {}).get("test", {})
     rows = [{"": f"this run ({record['profile']}, seed {record['seed']})", f"MAE{u}": record["test_mae"],
              f"RMSE{u}": test.get("rmse"), "R²": test.get("r2"), "n_train": record["split_sizes"]["train"],
-             "source": f"results/runs/{record['run']}.json"}]
+             "epochs": str(record.get("epochs_run") or ""), "source": f"results/runs/{record['run']}.json"}]
     for src in dict.fromkeys(sources):
         for r in reported(model, record["property"], src):
             if r.dataset != dataset and not (src != "thesis" and model == "megnet"):
                 continue
-            std = f" ± {r.mae_std:g}" if r.mae_std is not None else ""
             runs = f", mean of {r.n_runs} runs" if r.n_runs else ""
+            spread = f"MAE std {r.mae_std:g} over its runs; " if r.mae_std is not None else ""
             rows.append({"": f"{src}, {r.where.split(' (')[0]}{runs}", f"MAE{u}": r.mae, f"RMSE{u}": r.rmse,
-                         "R²": r.r2, "n_train": r.n_train,
-                         "source": f"{r.citation}" + (f" (± {r.mae_std:g}{std and ''})" if std else "")
-                         + (f"; {r.note}" if r.note else "")})
+                         "R²": r.r2, "n_train": r.n_train, "epochs": r.epochs or "",
+                         "source": spread + r.citation + (f"; {r.note}" if r.note else "")})
     out = pd.DataFrame(rows).set_index("")
     out["n_train"] = out["n_train"].astype("Int64")
     return out
