@@ -60,7 +60,7 @@ def test_cif_files_and_a_broken_one(trained, tmp_path):
              tmp_path / f"{ids[1]}.cif"]
     df = predict(ckpt, files, device="cpu")
     assert list(df.columns) == ["id", "source", COL, "error"]
-    assert df["id"].tolist() == [f"{ids[0]}.cif", "broken.cif", "missing.cif", f"{ids[1]}.cif"]
+    assert df["id"].tolist() == [ids[0], "broken", "missing", ids[1]]  # names without .cif, as in folders
     assert df.loc[1, "error"].startswith("unreadable CIF") and np.isnan(df.loc[1, COL])
     assert df.loc[2, "error"] == "no such file or folder"
     ok = df[df["error"] == ""]
@@ -126,6 +126,7 @@ def test_cli(trained, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "2 structure(s) predicted" in proc.stderr and "broken.cif" in proc.stderr
+    assert "trained on only" in proc.stderr  # 19 training crystals: said
     df = pd.read_csv(out, keep_default_na=False)
     assert list(df.columns) == ["id", "source", COL, "error"] and len(df) == 3
     np.testing.assert_allclose(df[COL].to_numpy()[[0, 2]].astype(float), expected[:2], atol=1e-4)
@@ -150,3 +151,71 @@ def test_cpu_checkpoint_predicts_on_cuda(trained, tmp_path):
     _write_cifs(tmp_path, ids, crystals)
     df = predict(ckpt, [tmp_path / f"{m}.cif" for m in ids], device="cuda")
     np.testing.assert_allclose(df[COL].to_numpy(), expected, atol=1e-4)
+
+
+def test_cli_refuses_what_is_not_a_checkpoint_and_exits_1_when_nothing_is_predicted(trained, tmp_path):
+    ckpt, ids, crystals, _ = trained
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "lib.predict", *map(str, args)], capture_output=True,
+                              text=True, cwd=ROOT, timeout=300)
+
+    _write_cifs(tmp_path, ids[:1], crystals[:1])
+    cif = tmp_path / f"{ids[0]}.cif"
+    for wrong, says in ((ckpt.with_suffix(".json"), "is a run record"),
+                        (ckpt.with_name(ckpt.stem + ".state.pt"), "resumable training state"),
+                        (tmp_path / "soap_svr_band_gap_quick_s0.svr.pkl", "SOAP-SVR"),
+                        (cif, "not a checkpoint of this project")):
+        proc = cli("-c", wrong, cif)
+        assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    (tmp_path / "broken.cif").write_text(BROKEN_CIF)
+    proc = cli("-c", ckpt, tmp_path / "broken.cif", tmp_path / "absent.cif")
+    assert proc.returncode == 1 and "0 structure(s) predicted" in proc.stderr
+    proc = cli(cif)
+    assert proc.returncode == 2 and "--model NAME" in proc.stderr
+    proc = cli("--help")
+    assert proc.returncode == 0 and "examples:" in proc.stdout and "--model formation_energy" in proc.stdout
+
+
+def test_list_names_checkpoints_with_profile_and_mae(trained):
+    from lib.predict import found_checkpoints
+
+    ckpt, *_ = trained
+    found = found_checkpoints(ckpt.parent)
+    row = found[found["use"] == f"-c {ckpt}"].iloc[0]
+    rec = json.loads(ckpt.with_suffix(".json").read_text())
+    assert row["profile/recipe"] == "test" and row["test MAE"] == pytest.approx(rec["test_mae"])
+
+
+def test_an_ensemble_gives_mean_and_sigma(trained, tmp_path, mirror):
+    """Two seeds: the mean of their predictions and its standard deviation; one checkpoint: no σ column."""
+    from lib.data import load_dataset, split, target_frame
+    from lib.graphs import build_graphs, cgcnn_params
+    from lib.models.cgcnn import CGCNN
+    from lib.predict import predict_structures
+    from lib.train import fit, seed_everything
+
+    ckpt, ids, crystals, expected = trained
+    table = load_dataset("cgcnn", source="mirror", progress=False, verbose=False)
+    frame = target_frame(table, PROP, n_max=24, seed=2)
+    gs = build_graphs(frame, cgcnn_params(), cache=False, n_jobs=1, progress=False)
+    seed_everything(1)
+    rec = fit(CGCNN(atom_fea_len=16, n_conv=2, h_fea_len=16), gs, frame[PROP].to_numpy()[gs.source_index],
+              split(len(gs), 0), property=PROP, profile="test", seed=1, runs_dir=tmp_path, epochs=1,
+              batch_size=8, num_threads=1, progress=False)
+    other = tmp_path / f"{rec['run']}.pt"
+    _write_cifs(tmp_path / "cifs", ids, crystals)
+    files = [tmp_path / "cifs" / f"{m}.cif" for m in ids]
+    one = predict(ckpt, files, device="cpu")
+    two = predict(other, files, device="cpu")
+    both = predict([ckpt, other], files, device="cpu")
+    sig = "formation_energy_per_atom σ [eV/atom]"
+    assert list(both.columns) == ["id", "source", COL, sig, "error"] and sig not in one.columns
+    pair = np.vstack([one[COL], two[COL]])
+    np.testing.assert_allclose(both[COL], pair.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(both[sig], pair.std(axis=0, ddof=1), rtol=1e-12)
+    assert (both[sig] > 0).all()
+    # pymatgen Structures in Python, the same numbers
+    py = predict_structures([c.to_structure() for c in crystals], checkpoints=[ckpt, other], ids=ids)
+    np.testing.assert_allclose(py[COL], both[COL], atol=1e-5)
+    assert py["id"].tolist() == ids
