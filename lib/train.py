@@ -31,6 +31,7 @@ fuses the model's memory-bound part when the model offers ``compile_hot_path``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -92,6 +93,8 @@ class TrainConfig:
     num_threads: int | None = None  # torch CPU threads during fit (restored after); None: torch's default
     compile: bool = False  # torch.compile the model's hot path (model.compile_hot_path(), else the model)
     tune_malloc: bool = True  # glibc: keep freed memory for reuse instead of unmapping it (see below)
+    ema: float = 0.0  # decay of a moving average of the weights, updated every step (0: off); when on, the
+    #                   averaged weights are validated, kept as the best epoch and written to the checkpoint
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some fields changed; unknown names are an error, not a silent no-op."""
@@ -235,6 +238,43 @@ def _fingerprint(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
+class _Ema:
+    """An exponential moving average of a model's weights and buffers, updated after every optimiser step.
+
+    ``swapped()`` puts the averaged weights into the model for the time of a ``with`` block (validation,
+    keeping the best epoch) and the trained ones back after it.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema decay must be in (0, 1), got {decay}")
+        self.model, self.decay = model, float(decay)
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self._float = [k for k, v in self.state.items() if v.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        current = self.model.state_dict()
+        torch._foreach_lerp_([self.state[k] for k in self._float], [current[k] for k in self._float],
+                             1.0 - self.decay)
+        for k, v in current.items():
+            if not v.is_floating_point():
+                self.state[k].copy_(v)
+
+    def load(self, state: dict) -> None:
+        for k, v in state.items():
+            self.state[k].copy_(v)
+
+    @contextlib.contextmanager
+    def swapped(self):
+        trained = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.state)
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(trained)
+
+
 @dataclass
 class _State:
     """Everything a resumed run needs, saved after each epoch."""
@@ -357,11 +397,14 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
                if k not in ("device", "num_threads", "compile", "tune_malloc", "eval_batch_size")}
     if cfg.scheduler != "cosine":
         key_cfg.pop("epochs")
+    if not cfg.ema:  # absent when off, so that the keys of runs made before it existed do not change
+        key_cfg.pop("ema")
     key = _fingerprint(key_cfg, jsonable(model_spec(model)), seed, graph_params, idx["train"], idx["val"],
                        idx["test"], y.astype(np.float64))
     st_path = records.state_path(name, runs_dir)
     st = _State()
     resumed_from = None
+    ema = _Ema(model, cfg.ema) if cfg.ema else None
     if resume and st_path.exists():
         try:
             saved = records.torch_load(st_path, map_location=device)
@@ -381,6 +424,8 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
             torch.set_rng_state(saved["torch_rng"].cpu())
             if device.type == "cuda" and saved.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), device)
+            if ema is not None:
+                ema.load(saved["ema"])
             st = _State(epoch=saved["epoch"], best_metric=saved["best_metric"],
                         best_epoch=saved["best_epoch"], best_state=saved["best_state"],
                         curves=saved["curves"], train_time_s=saved["train_time_s"])
@@ -417,6 +462,8 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
                 if cfg.grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
+                if ema is not None:
+                    ema.update()
                 with torch.no_grad():
                     loss_sum += loss.detach().double() * len(bidx)
                     if classify:
@@ -428,12 +475,13 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
             sched.step()
             t_train = time.perf_counter() - t0
             train_metric = float(err_sum) / n_seen * (1.0 if classify else std)
-            val_out = predict_data(model, data, idx["val"], normalizer, cfg.eval_batch_size, device)
-            val_metric = _score(cfg.task, y[idx["val"]], val_out)[metric_name]
-            better = val_metric > st.best_metric if classify else val_metric < st.best_metric
-            if st.best_epoch < 0 or better:
-                st.best_metric, st.best_epoch = val_metric, epoch
-                st.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            with ema.swapped() if ema is not None else contextlib.nullcontext():
+                val_out = predict_data(model, data, idx["val"], normalizer, cfg.eval_batch_size, device)
+                val_metric = _score(cfg.task, y[idx["val"]], val_out)[metric_name]
+                better = val_metric > st.best_metric if classify else val_metric < st.best_metric
+                if st.best_epoch < 0 or better:
+                    st.best_metric, st.best_epoch = val_metric, epoch
+                    st.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             dt = time.perf_counter() - t0
             st.train_time_s += dt
             st.epoch = epoch + 1
@@ -447,6 +495,7 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 "best_metric": st.best_metric, "best_epoch": st.best_epoch, "best_state": st.best_state,
                 "curves": st.curves, "train_time_s": st.train_time_s,
+                "ema": ema.state if ema is not None else None,
             }, st_path)
             bar.update(1)
             bar.set_postfix(train=f"{train_metric:.4g}", val=f"{val_metric:.4g}")

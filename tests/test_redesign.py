@@ -79,6 +79,8 @@ def test_smoke_record_unchanged_by_the_redesign(records_now, model):
     assert (now["best_epoch"], now["epochs_run"]) == (before["best_epoch"], before["epochs_run"])
     assert now["n_parameters"] == before["n_parameters"]
     assert now["hparams"]["model"] == before["hparams"]["model"]
+    if "data_key" in before:  # the resume key: a state saved before the redesign goes on after it
+        assert now["data_key"] == before["data_key"]
     assert now["normalizer"]["mean"] == pytest.approx(before["normalizer"]["mean"], rel=1e-12)
     assert now["normalizer"]["std"] == pytest.approx(before["normalizer"]["std"], rel=1e-12)
     for split in ("val", "test"):
