@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from lib.data.holdout import without_holdout
 from lib.data.table import target_frame
 from lib.profiles import Profile, get_profile
 
@@ -74,8 +75,9 @@ class ModelInfo:
     def training_rows(self, df: pd.DataFrame, property: str, profile: str | Profile, seed: int
                       ) -> pd.DataFrame:
         """The rows a run of this model trains on (split and evaluated): the notebooks and the stale-record
-        check both call this, so they cannot disagree."""
-        return target_frame(df, property, n_max=self.n_rows(profile), seed=seed)
+        check both call this, so they cannot disagree. A profile's held-out set is left out first."""
+        prof = get_profile(profile)
+        return target_frame(without_holdout(df, prof.holdout), property, n_max=self.n_rows(prof), seed=seed)
 
     @property
     def graph_kind(self) -> str | None:
