@@ -51,6 +51,8 @@ from tqdm.auto import tqdm
 
 from lib import models, records
 from lib.data.table import check_targets
+from lib.device_graphs import DeviceGraphSet
+from lib.graphs import GraphSet
 from lib.metrics import accuracy, regression_metrics
 from lib.models.registry import count_parameters, jsonable, model_spec
 from lib.normalizer import Normalizer
@@ -92,6 +94,7 @@ class TrainConfig:
     device: str | None = None  # None: cuda if available, else cpu
     num_threads: int | None = None  # torch CPU threads during fit (restored after); None: torch's default
     compile: bool = False  # torch.compile the model's hot path (model.compile_hot_path(), else the model)
+    resident: bool | None = None  # a GraphSet copied to the device once, batches made there (None: on CUDA)
     tune_malloc: bool = True  # glibc: keep freed memory for reuse instead of unmapping it (see below)
     ema: float = 0.0  # decay of a moving average of the weights, updated every step (0: off); when on, the
     #                   averaged weights are validated, kept as the best epoch and written to the checkpoint
@@ -380,6 +383,8 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
         y_t = torch.as_tensor(y_n, dtype=torch.float32, device=device)
     std = normalizer.std if normalizer else 1.0
 
+    if (cfg.resident if cfg.resident is not None else device.type == "cuda") and isinstance(data, GraphSet):
+        data = DeviceGraphSet(data, device)  # same batches, made on the device (lib.device_graphs)
     torch.manual_seed(seed)
     model.to(device)
     opt = _make_optimizer(cfg, model)
@@ -394,7 +399,7 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
     # resumable state: same data, split, model and settings (the number of epochs may grow, except
     # under a cosine schedule, whose shape depends on it)
     key_cfg = {k: v for k, v in cfg.as_dict().items()
-               if k not in ("device", "num_threads", "compile", "tune_malloc", "eval_batch_size")}
+               if k not in ("device", "num_threads", "compile", "tune_malloc", "eval_batch_size", "resident")}
     if cfg.scheduler != "cosine":
         key_cfg.pop("epochs")
     if not cfg.ema:  # absent when off, so that the keys of runs made before it existed do not change

@@ -259,3 +259,21 @@ def test_weight_averaging(data, tmp_path):
     assert plain["data_key"] == _fit(gs, y, sp, tmp_path / "again", 1, lr=0.02)[1]["data_key"]
     with pytest.raises(ValueError, match="ema decay"):
         _fit(gs, y, sp, tmp_path / "bad", 1, ema=1.5)
+
+
+def test_resident_graphs_give_the_host_batches_and_results(data, tmp_path):
+    """A GraphSet held on the device (lib.device_graphs) batches exactly like the host GraphSet, so a run with
+    resident=True (the default on CUDA) is the run with resident=False."""
+    from lib.device_graphs import DeviceGraphSet
+
+    gs, y, sp, _ = data
+    dev = DeviceGraphSet(gs, "cpu")
+    for idx in (np.array([3, 0, 7]), np.arange(len(gs))[::-1], np.array([5])):
+        a, b = gs.batch(idx), dev.batch(idx)
+        for f in ("numbers", "edge_src", "edge_dst", "distance", "crystal"):
+            assert torch.equal(getattr(a, f), getattr(b, f)), f
+        assert a.n_crystals == b.n_crystals
+    _, host = _fit(gs, y, sp, tmp_path / "host", 2, resident=False)
+    _, resident = _fit(gs, y, sp, tmp_path / "dev", 2, resident=True)
+    assert resident["curves"]["val_mae"] == host["curves"]["val_mae"]
+    assert resident["test_mae"] == host["test_mae"] and resident["data_key"] == host["data_key"]
