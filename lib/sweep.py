@@ -265,6 +265,8 @@ runpy.run_module("papermill", run_name="__main__", alter_sys=True)
 """
 _LIVE: set[subprocess.Popen] = set()  # papermill processes this process started (killed on Ctrl-C)
 _LIVE_LOCK = threading.Lock()
+#: set (under _LIVE_LOCK) when the sweep is interrupted: a run that starts after that is killed at once
+_STOPPING = threading.Event()
 
 
 def run_env(threads: int, root: str | Path, python: str | None = None) -> dict[str, str]:
@@ -356,6 +358,9 @@ def execute_run(
             return Result(**base, status="failed", message=f"could not start papermill: {err}")
         with _LIVE_LOCK:
             _LIVE.add(proc)
+            stopping = _STOPPING.is_set()
+        if stopping:  # interrupted while this run was starting: the interrupt's kill missed it
+            _kill(proc)
         timed_out = False
         try:
             proc.wait(timeout=timeout)
@@ -647,6 +652,7 @@ def sweep(
                         _report(res, bar, echo)
     except KeyboardInterrupt:
         with _LIVE_LOCK:
+            _STOPPING.set()
             live = list(_LIVE)
         for proc in live:
             _kill(proc)
