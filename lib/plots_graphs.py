@@ -16,6 +16,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from ase.data.colors import jmol_colors
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from lib.graphs import GraphParams, build_graph
 from lib.plots import PALETTE, corner_text, stamp, use_style
@@ -192,7 +193,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1)))
 
 
-def _degree_panel(ax, curves: list[tuple[float, np.ndarray]], colors: dict) -> None:
+def _degree_panel(ax, curves: list[tuple[float, np.ndarray]], styles: dict[float, dict]) -> None:
     """Share of atoms per neighbour count, one line per cutoff, each visible even where two coincide:
     a marker and line style of its own and a small sideways shift per cutoff (few distinct counts), or
     steps in distinct styles (many). Cutoffs whose distributions are the same are named in the corner."""
@@ -203,15 +204,15 @@ def _degree_panel(ax, curves: list[tuple[float, np.ndarray]], colors: dict) -> N
         hi = max(int(deg.max()) if len(deg) else 1, 1)
         share = np.bincount(deg.astype(int), minlength=hi + 1) / max(len(deg), 1)
         x = np.arange(hi + 1)
-        style = {"color": colors.get(cutoff, "k"), "ls": LINESTYLES[i % len(LINESTYLES)], "lw": 1.3,
-                 "label": f"{cutoff:g} Å"}
+        style = {**styles[cutoff], "label": f"{cutoff:g} Å"}
         if dodge:
             keep = share > 0
             shift = (i - (len(curves) - 1) / 2) * width
-            ax.plot(x[keep] + shift, share[keep], marker=MARKERS[i % len(MARKERS)], ms=5,
-                    mfc="white" if i % 2 else style["color"], **style)
+            ax.plot(x[keep] + shift, share[keep], ms=5, lw=1.3, **style)
         else:
-            ax.step(x, share, where="mid", **style)
+            style.pop("marker")
+            style.pop("mfc")
+            ax.step(x, share, where="mid", lw=1.0, **style)
     same: list[list[float]] = []
     for cutoff, deg in curves:
         for group in same:
@@ -224,6 +225,7 @@ def _degree_panel(ax, curves: list[tuple[float, np.ndarray]], colors: dict) -> N
     if dup:
         corner_text(ax, "\n".join(", ".join(f"{c:g}" for c in g) + " Å: the same" for g in dup))
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("neighbours per atom")
 
 
@@ -243,24 +245,27 @@ def degree_histograms(table: pd.DataFrame, degrees: dict[str, np.ndarray], profi
     fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.4), squeeze=False)
     axes = axes[0]
     cutoffs = sorted(table.cutoff.unique())
-    colors = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(cutoffs)}
+    styles = {c: {"color": PALETTE[i % len(PALETTE)], "ls": LINESTYLES[i % len(LINESTYLES)],
+                  "marker": MARKERS[i % len(MARKERS)], "mfc": "white" if i % 2 else PALETTE[i % len(PALETTE)]}
+              for i, c in enumerate(cutoffs)}  # one look per cutoff, the same in every panel
     for ax, k in zip(axes, ks, strict=False):  # the last panel may be MEGNet's
         rows = cg[cg.k == k].sort_values("cutoff")
         curves = [(r.cutoff, degrees[GraphParams("cgcnn", r.cutoff, int(k)).tag]) for r in rows.itertuples()]
-        _degree_panel(ax, curves, colors)
+        _degree_panel(ax, curves, styles)
         ax.axvline(k, color="0.3", ls=":", lw=1)
         ax.set_title(f"CGCNN, k = {k}")
     if has_megnet:
         rows = table[table.builder == "megnet"].sort_values("cutoff")
         curves = [(r.cutoff, degrees[GraphParams("megnet", r.cutoff).tag]) for r in rows.itertuples()]
-        _degree_panel(axes[-1], curves, colors)
+        _degree_panel(axes[-1], curves, styles)
         axes[-1].set_title("MEGNet, all within the cutoff")
     axes[0].set_ylabel("share of atoms")
-    for ax in axes:
-        ax.legend(title="cutoff", fontsize=8, title_fontsize=8, loc="lower left")
+    handles = [Line2D([], [], label=f"{c:g} Å", lw=1.3, ms=5, **st) for c, st in styles.items()]
     n_st = int(table.n_structures.max())
     fig.suptitle(f"How many neighbours each atom gets ({n_st:,} structures)", y=1.02)
     fig.tight_layout()
+    fig.legend(handles=handles, title="cutoff", loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncols=len(handles), fontsize=9, title_fontsize=9)  # below the panels: it hides no line
     stamp(fig, profile)
     return fig
 
@@ -276,7 +281,9 @@ def sweep_summary(table: pd.DataFrame, profile: str | None = None) -> Figure:
     markers = ["o", "s", "^", "D", "v"]
     for i, k in enumerate(sorted(cg.k.dropna().astype(int).unique())):
         sub = cg[cg.k == k].sort_values("cutoff")
-        style = dict(marker=markers[i % 5], color=PALETTE[i % len(PALETTE)], label=f"CGCNN k = {k}")
+        # nested marker sizes: where the k's coincide (0 % from 5 Å on) every marker still shows
+        style = dict(marker=markers[i % 5], ms=max(10 - 2.5 * i, 3), color=PALETTE[i % len(PALETTE)],
+                     label=f"CGCNN k = {k}", zorder=2 + i)
         axes[0].plot(sub.cutoff, sub.pct_atoms_fewer_than_k, **style)
         axes[2].plot(sub.cutoff, sub.env_similarity, **style)
     iso = cg.groupby("cutoff").pct_structures_isolated.first()
