@@ -89,14 +89,16 @@ def figure_file(stem: str, profile: str | Profile, seed: int | None = None, ext:
     return f"{stem}_{name}{seed_part}.{ext}"
 
 
-def corner_text(ax: Axes, text: str) -> None:
-    """A short note (e.g. the sample size) in the upper-right corner of a panel, on a light box."""
+def corner_text(ax: Axes, text: str, loc: str = "upper right") -> None:
+    """A short note (e.g. the sample size) in a top corner of a panel ("upper right" or "upper left"), on a
+    light box."""
+    left = loc == "upper left"
     ax.text(
-        0.97,
+        0.03 if left else 0.97,
         0.95,
         text,
         transform=ax.transAxes,
-        ha="right",
+        ha="left" if left else "right",
         va="top",
         bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
     )

@@ -51,8 +51,10 @@ def parity_plot(record: dict, path: str | Path | None = None, ax: Axes | None = 
     ax.set_xlabel(f"DFT {label}")
     ax.set_ylabel(f"predicted {label}")
     m = record["metrics"]["test"]
-    corner_text(ax, f"{models.display_name(record['model'])}, test set\nMAE {m['mae']:.3g}\nR² {m['r2']:.3f}"
-                    f"\nn = {m['n']:,}")
+    r2 = f"{m['r2']:.3f}".replace("-", "−")
+    # upper left: off the diagonal, where a parity plot has the fewest points (upper right is its end)
+    corner_text(ax, f"{models.display_name(record['model'])}, test set\nMAE {m['mae']:.3g}\nR² {r2}"
+                    f"\nn = {m['n']:,}", loc="upper left")
     ax.set_title(_title(record), loc="left")
     fig.tight_layout()
     stamp(fig, record.get("profile"))
