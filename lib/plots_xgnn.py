@@ -184,7 +184,8 @@ def xgnn_enrichment(table: pd.DataFrame, *, agreement: dict | None = None, path:
     ax.set_xlim(-0.6, nl - 0.4)
     ax.set_xlabel(labelling)
     ax.set_ylabel("log₂ (freq. high / freq. low)")
-    only = "\n(crystals only: " + "; ".join(missing) + ")" if missing else ""
+    empty = " and ".join(m.split(":")[0] for m in missing)  # 'class low and class high'
+    only = f"\n(crystals only: no explanation of {empty})" if missing else ""
     ax.set_title("atoms: enrichment in the high class" + only, fontsize=9 if missing else None)
     lo, hi = ax.get_ylim()
     for i in range(nl):

@@ -377,7 +377,7 @@ def test_an_empty_class_is_said_in_words_not_drawn(tmp_path, toy_explanations):
     assert table.attrs["explanations"]["low"]["attempts"] == 1234
     fig = plots.xgnn_enrichment(table, agreement=xgnn.enrichment_agreement(table), path=tmp_path / "enr.png")
     ax_bars, ax_scatter, ax_expl, ax_data = fig.axes[:4]
-    assert "crystals only" in ax_bars.get_title()
+    assert "crystals only: no explanation of class low" in ax_bars.get_title()
     assert [t.get_text() for t in ax_bars.get_legend().get_texts()] == ["crystals (data)"]
     for ax in (ax_scatter, ax_expl):
         assert not ax.images and not ax.collections and not ax.axison
