@@ -137,6 +137,14 @@ def test_smoke_table_starts_with_its_warning(records, tmp_path):
     assert "not a result" not in bm.to_markdown(quick, "quick")
 
 
+@pytest.fixture
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 def _axes(fig):
     return {ax.get_label(): ax for ax in fig.axes}
 
@@ -151,7 +159,7 @@ def _errorbars(ax):
     return [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
 
 
-def test_figure14_panels_units_thesis_bars_and_error_bars(records, tmp_path):
+def test_figure14_panels_units_thesis_bars_and_error_bars(records, tmp_path, _close_figures):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,7 +202,7 @@ def test_figure14_panels_units_thesis_bars_and_error_bars(records, tmp_path):
     assert "thesis" not in ax["train_time_s"].get_title()
 
 
-def test_figure14_cuts_r2_and_says_so_outside_the_bars(records):
+def test_figure14_cuts_r2_and_says_so_outside_the_bars(records, _close_figures):
     import matplotlib
 
     matplotlib.use("Agg")

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -32,6 +33,12 @@ def record(profile: str, seed: int = 0, prop: str = "band_gap") -> dict:
             "test_predictions": {"y_true": t.tolist(), "y_pred": p.tolist()},
             "metrics": {"test": {"mae": 0.24, "r2": 0.95, "n": 50}}, "best_epoch": 2,
             "curves": {"epoch": [1, 2, 3], "train_mae": [1.0, 0.5, 0.4], "val_mae": [1.1, 0.6, 0.5]}}
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
 
 
 def banners(fig) -> list:

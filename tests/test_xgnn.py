@@ -319,6 +319,7 @@ def test_figures_and_enrichment_from_explanations(tmp_path, toy_explanations):
         texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
         assert any("smoke profile" in t and "not a result" in t for t in texts), fn.__name__  # the banner
         assert not any("no graph reached" in t for t in texts), fn.__name__  # both classes have graphs
+        matplotlib.pyplot.close(fig)
     # the titles use the property's label, not its column
     assert "Band gap by periodic group" in plots.xgnn_explanations(doc)._suptitle.get_text()
     assert plots.xgnn_enrichment(table)._suptitle.get_text().startswith("Band gap by group")
