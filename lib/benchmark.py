@@ -4,7 +4,7 @@
     table = table6(runs)                        # per (property, model): n, mean and std of each metric, ...
     table = with_thesis(table)                  # + the thesis's values (where transcribed) and the difference
     save_table6(table, "quick")                 # results/table6_quick.csv and .md
-    figure14(table, "fig14_benchmark.png")      # bars with error bars; training time on a log axis
+    figure14(table, "fig14_benchmark_quick.png", profile="quick")  # lib.plots_benchmark: per-property panels
 
 Nothing here trains: a record written anywhere (a GPU box, a cluster) counts the same. Training times
 are only comparable on the same hardware with the same number of threads, so every run's device is
@@ -15,6 +15,7 @@ flagged ``mixed_devices``, and the fastest model is marked only among cells time
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import pandas as pd
 from lib import literature, models
 from lib.data.targets import TARGETS
 from lib.paths import RESULTS, RUNS, atomic_path
+from lib.profiles import not_a_result
 from lib.records import list_records
 
 
@@ -193,15 +195,42 @@ def devices(runs: pd.DataFrame) -> pd.DataFrame:
     }).reset_index()
 
 
-def timing_warning(table: pd.DataFrame) -> str | None:
-    """A sentence when the table's times come from more than one device (None when they are comparable)."""
+_CPU_LABEL = re.compile(r"^cpu: (?P<name>.*), (?P<threads>\d+) threads?$")
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def table_devices(table: pd.DataFrame) -> list[str]:
+    """Every device label (:func:`device_label`) that timed a run of the table, mixed cells unpacked."""
     labels: set[str] = set()
     for d, mixed in zip(table.get("device", []), table.get("mixed_devices", []), strict=False):
         labels |= set(d.split(": ", 1)[1].split("; ")) if mixed else {d}
+    return sorted(labels)
+
+
+def describe_devices(labels: Iterable[str]) -> str:
+    """What differs between the devices that timed the runs, as a phrase: 'with 1 and 2 threads on the same
+    CPU (AMD EPYC)' when only the thread count does, else 'on 3 different devices (...)'."""
+    labels = sorted(set(labels))
+    if len(labels) == 1:
+        return f"on one device ({labels[0]})"
+    cpu = [_CPU_LABEL.match(x) for x in labels]
+    if all(cpu) and len({m["name"] for m in cpu}) == 1:
+        threads = sorted({int(m["threads"]) for m in cpu})
+        return f"with {_and([str(t) for t in threads])} threads on the same CPU ({cpu[0]['name']})"
+    return f"on {len(labels)} different devices ({'; '.join(labels)})"
+
+
+def timing_warning(table: pd.DataFrame) -> str | None:
+    """A sentence when the table's times were not all taken alike: on different devices, or on one CPU with
+    different thread counts (which it says); None when they compare directly."""
+    labels = table_devices(table)
     if len(labels) <= 1:
         return None
-    return (f"Training times were taken on {len(labels)} different devices ({'; '.join(sorted(labels))}): "
-            "they are ranked only among runs on the same device, and cells marked 'mixed' are not ranked.")
+    return (f"Training times were taken {describe_devices(labels)}: they are ranked only among runs timed "
+            "alike (same device and thread count), and cells marked 'mixed' are not ranked.")
 
 
 # ----------------------------------------------------------------------------- the thesis's values
@@ -288,12 +317,18 @@ def display_table(table: pd.DataFrame, bold: str = "**") -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """Table 6 as a Markdown table (best in bold), with the timing warning and the thesis's source below."""
+def to_markdown(table: pd.DataFrame, profile: str | None = None) -> str:
+    """Table 6 as a Markdown table (best in bold), with the timing warning and the thesis's source below.
+
+    profile: the runs' profile; a pipeline-test profile's table (smoke) starts with a line saying its
+    numbers are no result (:func:`lib.profiles.not_a_result`).
+    """
     disp = display_table(table)
     if disp.empty:
         return "_no run records_\n"
-    lines = ["| " + " | ".join(disp.columns) + " |", "|" + "---|" * len(disp.columns)]
+    warn_first = not_a_result(profile)
+    lines = [f"**{warn_first[0].upper()}{warn_first[1:]}.**", ""] if warn_first else []
+    lines += ["| " + " | ".join(disp.columns) + " |", "|" + "---|" * len(disp.columns)]
     lines += ["| " + " | ".join(str(v).replace("|", "/") for v in row) + " |"
               for row in disp.itertuples(index=False)]
     notes = ["", "Mean ± standard deviation over the n runs (random splits); **bold**: the best model of the "
@@ -315,7 +350,7 @@ def save_table6(
     """Write ``table6_<profile>.csv`` (numbers) and ``.md`` (formatted) under results/; their paths."""
     d = Path(results_dir) if results_dir is not None else RESULTS
     csv = _write_text(d / f"table6_{profile}.csv", table.reset_index().to_csv(index=False))
-    md = _write_text(d / f"table6_{profile}.md", to_markdown(table))
+    md = _write_text(d / f"table6_{profile}.md", to_markdown(table, profile))
     return csv, md
 
 
@@ -357,5 +392,6 @@ def what_to_run(profile: str, runs_dir: str | Path | None = None) -> str:
 
 
 __all__ = ["METRICS", "Metric", "device_label", "runs_frame", "table6", "mark_best", "devices",
-           "timing_warning", "missing_cells", "winners", "with_thesis", "display_table",
+           "timing_warning", "table_devices", "describe_devices", "missing_cells", "winners", "with_thesis",
+           "display_table",
            "to_markdown", "save_table6", "what_to_run"]

@@ -3,20 +3,27 @@
 Style: one accent colour per series from :data:`PALETTE`, light grid, no top/right spines, labels
 with units from :data:`lib.data.TARGETS`, counts written in the panel corner. :func:`save` writes
 PNGs (150 dpi) under figures/.
+
+Every notebook names its figure files with :func:`figure_file` (the profile, and the seed where one applies,
+in the name, so a smoke run never overwrites a quick one), writes chemical formulas with
+:func:`formula_label`, and every figure of a pipeline-test profile (smoke) carries :func:`stamp`'s banner.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import matplotlib as mpl
 from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from lib.data.targets import TARGETS
 from lib.paths import FIGURES
+from lib.profiles import Profile, not_a_result
 
 PALETTE = ("#2f6690", "#d1495b", "#edae49", "#66a182", "#8d6a9f", "#3a3a3a")
 STYLE = {
@@ -41,26 +48,90 @@ def use_style() -> None:
     mpl.rcParams["axes.prop_cycle"] = cycler(color=list(PALETTE))
 
 
+def unit_of(column: str) -> str:
+    """The unit of a target column as figures write it ('eV/atom', 'log₁₀ GPa'; '' when it has none)."""
+    t = TARGETS.get(column)
+    if t is None or not t.unit or t.unit in ("–", "-"):
+        return ""
+    return re.sub(r"^log10\((.*)\)$", r"log₁₀ \1", t.unit)
+
+
 def axis_label(column: str) -> str:
     """'Label (unit)' of a target column, from lib.data.TARGETS (the column itself if unknown)."""
     t = TARGETS.get(column)
     if t is None:
         return column
-    unit = re.sub(r"^log10\((.*)\)$", r"log₁₀ \1", t.unit)
-    return f"{t.label} ({unit})" if unit and unit != "–" else t.label
+    unit = unit_of(column)
+    return f"{t.label} ({unit})" if unit else t.label
 
 
-def corner_text(ax: Axes, text: str) -> None:
-    """A short note (e.g. the sample size) in the upper-right corner of a panel, on a light box."""
+def target_label(column: str) -> str:
+    """The plot label of a target column ('Band gap' for 'band_gap'; the column itself if unknown)."""
+    t = TARGETS.get(column)
+    return t.label if t is not None else column
+
+
+def formula_label(formula: str) -> str:
+    """A chemical formula with subscripts for mathtext: 'Ta2O5' -> 'Ta$_{2}$O$_{5}$' (also '0.5', spaces
+    dropped: pymatgen's 'Ta2 O5')."""
+    return re.sub(r"(?<=[A-Za-z)\]])(\d+(?:\.\d+)?)", r"$_{\1}$", formula.replace(" ", ""))
+
+
+def figure_file(stem: str, profile: str | Profile, seed: int | None = None, ext: str = "png") -> str:
+    """A figure's file name, ``<stem>_<profile>[_s<seed>].<ext>``: 'parity_cgcnn_band_gap_quick_s0.png'.
+
+    Every notebook names its figures with this, so two profiles (or seeds) never write the same file.
+    """
+    name = profile.name if isinstance(profile, Profile) else str(profile)
+    if not name or any(c in name for c in "/\\ "):
+        raise ValueError(f"not a profile name for a file: {name!r}")
+    seed_part = f"_s{int(seed)}" if seed is not None else ""
+    return f"{stem}_{name}{seed_part}.{ext}"
+
+
+def corner_text(ax: Axes, text: str, loc: str = "upper right") -> None:
+    """A short note (e.g. the sample size) in a top corner of a panel ("upper right" or "upper left"), on a
+    light box."""
+    left = loc == "upper left"
     ax.text(
-        0.97,
+        0.03 if left else 0.97,
         0.95,
         text,
         transform=ax.transAxes,
-        ha="right",
+        ha="left" if left else "right",
         va="top",
         bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
     )
+
+
+STAMP_GID = "not-a-result"
+
+
+def stamp(fig: Figure, profile: str | Profile | None) -> Text | None:
+    """Put the pipeline-test warning (:func:`lib.profiles.not_a_result`) as a red banner above everything
+    drawn in ``fig``, where it hides no data; nothing for a profile whose figures are results.
+
+    Call it last (after titles); calling it again moves the one banner above whatever was added since.
+    Returns the banner's text artist (``None`` when there is none).
+    """
+    for t in [t for t in fig.texts if t.get_gid() == STAMP_GID]:
+        t.remove()
+    note = not_a_result(profile)
+    if note is None:
+        return None
+    x, y = 0.5, 1.0
+    w, h = fig.get_size_inches()
+    try:  # above the tight box of what is drawn (suptitle included), centred on it
+        if fig.get_layout_engine() is not None:  # constrained layout places the axes when drawn
+            fig.draw_without_rendering()
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+        x, y, w = (box.x0 + box.x1) / 2 / w, box.y1 / h + 0.08 / h, box.width
+    except (AttributeError, ValueError):
+        pass
+    note = textwrap.fill(note, max(32, int(11 * w)))  # about the figure's width at 10 pt bold
+    return fig.text(x, y, note, ha="center", multialignment="center", va="bottom", color="white",
+                    fontsize=10, fontweight="bold", gid=STAMP_GID,
+                    bbox={"boxstyle": "square,pad=0.4", "facecolor": "#c0392b", "edgecolor": "none"})
 
 
 def save(fig: Figure, path: str | Path) -> Path:

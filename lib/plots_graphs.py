@@ -16,9 +16,10 @@ from ase.data import atomic_numbers, chemical_symbols
 from ase.data.colors import jmol_colors
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from lib.graphs import GraphParams, build_graph
-from lib.plots import PALETTE, corner_text, use_style
+from lib.plots import PALETTE, corner_text, stamp, use_style
 from lib.structures import Crystal
 
 
@@ -47,7 +48,7 @@ def _cell_edges(ax, lattice: np.ndarray) -> None:
 def _equal_3d(ax, pts: np.ndarray) -> None:
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     mid, half = (lo + hi) / 2, (hi - lo).max() / 2 + 0.3
-    for setter, m in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), mid):
+    for setter, m in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), mid, strict=True):
         setter(m - half, m + half)
     ax.set_box_aspect((1, 1, 1))
     ax.set_xlabel("x (Å)", labelpad=-8)
@@ -106,7 +107,8 @@ def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, titl
     ax.scatter(*cart.T, c=[element_color(z) for z in crystal.numbers], s=sizes, edgecolors="k",
                linewidths=0.4, depthshade=False)
     ax.scatter(*cart[centre], s=320, facecolors="none", edgecolors=PALETTE[1], linewidths=1.8)
-    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float) @ crystal.lattice
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float)
+    corners = corners @ crystal.lattice
     _equal_3d(ax, np.vstack([cart, corners]))
     ax.set_title(f"(a) {len(crystal)} atoms of the unit cell")
     ax.legend(handles=handles, loc="upper left", fontsize=8)
@@ -139,7 +141,8 @@ def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, titl
     ax = fig.add_subplot(2, 2, 3)
     G = nx.Graph()
     G.add_nodes_from(range(g.n_atoms))
-    mult = Counter(tuple(sorted(e)) for e in zip(g.edge_src.tolist(), g.edge_dst.tolist()) if e[0] != e[1])
+    mult = Counter(tuple(sorted(e)) for e in zip(g.edge_src.tolist(), g.edge_dst.tolist(), strict=True)
+                   if e[0] != e[1])
     for (a, b), m in mult.items():
         G.add_edge(a, b, weight=m)
     layout = nx.kamada_kawai_layout(G) if G.number_of_edges() else nx.circular_layout(G)
@@ -161,7 +164,7 @@ def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, titl
     S.add_node("c")
     angles = np.linspace(0, 2 * np.pi, max(len(src), 1), endpoint=False) + np.pi / 2
     star = {"c": np.zeros(2)}
-    for e, (j, d, ang) in enumerate(zip(src.tolist(), dist.tolist(), angles)):
+    for e, (d, ang) in enumerate(zip(dist.tolist(), angles, strict=True)):
         S.add_edge(e, "c", d=d)
         star[e] = np.array([np.cos(ang), np.sin(ang)])
     nx.draw_networkx_edges(S, star, ax=ax, edge_color="0.3", width=1.4, arrows=True, arrowsize=12,
@@ -186,48 +189,91 @@ def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, titl
     return fig
 
 
-def degree_histograms(table: pd.DataFrame, degrees: dict[str, np.ndarray]) -> Figure:
-    """Distribution of neighbours per atom: one panel per CGCNN k (a line per cutoff), one for MEGNet."""
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1)))
+
+
+def _degree_panel(ax, curves: list[tuple[float, np.ndarray]], styles: dict[float, dict]) -> None:
+    """Share of atoms per neighbour count, one line per cutoff, each visible even where two coincide:
+    a marker and line style of its own and a small sideways shift per cutoff (few distinct counts), or
+    steps in distinct styles (many). Cutoffs whose distributions are the same are named in the corner."""
+    values = np.unique(np.concatenate([d for _, d in curves])) if curves else np.array([])
+    dodge = len(values) <= 30
+    width = 0.6 / max(len(curves), 1)
+    for i, (cutoff, deg) in enumerate(curves):
+        hi = max(int(deg.max()) if len(deg) else 1, 1)
+        share = np.bincount(deg.astype(int), minlength=hi + 1) / max(len(deg), 1)
+        x = np.arange(hi + 1)
+        style = {**styles[cutoff], "label": f"{cutoff:g} Å"}
+        if dodge:
+            keep = share > 0
+            shift = (i - (len(curves) - 1) / 2) * width
+            ax.plot(x[keep] + shift, share[keep], ms=5, lw=1.3, **style)
+        else:
+            style.pop("marker")
+            style.pop("mfc")
+            ax.step(x, share, where="mid", lw=1.0, **style)
+    same: list[list[float]] = []
+    for cutoff, deg in curves:
+        for group in same:
+            if np.array_equal(np.sort(deg), np.sort(dict(curves)[group[0]])):
+                group.append(cutoff)
+                break
+        else:
+            same.append([cutoff])
+    dup = [g for g in same if len(g) > 1]
+    if dup:
+        corner_text(ax, "\n".join(", ".join(f"{c:g}" for c in g) + " Å: the same" for g in dup))
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("neighbours per atom")
+
+
+def degree_histograms(table: pd.DataFrame, degrees: dict[str, np.ndarray], profile: str | None = None
+                      ) -> Figure:
+    """Distribution of neighbours per atom: one panel per CGCNN k (a line per cutoff), one for MEGNet.
+
+    Every cutoff's line stays visible where two coincide (k caps the count, so larger cutoffs often give
+    the same graph): own marker, style and a small sideways shift, and the panel names the cutoffs that
+    give the same distribution. ``profile``: the sample's (its smoke banner, :func:`lib.plots.stamp`).
+    """
     use_style()
     cg = table[table.builder == "cgcnn"]
     ks = sorted(cg.k.dropna().astype(int).unique())
     has_megnet = bool((table.builder == "megnet").any())
     n = len(ks) + int(has_megnet)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.4), squeeze=False)
     axes = axes[0]
     cutoffs = sorted(table.cutoff.unique())
-    colors = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(cutoffs)}
-    for ax, k in zip(axes, ks):
-        for _, row in cg[cg.k == k].sort_values("cutoff").iterrows():
-            deg = degrees[GraphParams("cgcnn", row.cutoff, int(k)).tag]
-            hi = max(int(deg.max()) if len(deg) else 1, 1)
-            ax.hist(deg, bins=np.arange(-0.5, hi + 1.5), histtype="step", lw=1.4, color=colors[row.cutoff],
-                    density=True, label=f"{row.cutoff:g} Å")
+    styles = {c: {"color": PALETTE[i % len(PALETTE)], "ls": LINESTYLES[i % len(LINESTYLES)],
+                  "marker": MARKERS[i % len(MARKERS)], "mfc": "white" if i % 2 else PALETTE[i % len(PALETTE)]}
+              for i, c in enumerate(cutoffs)}  # one look per cutoff, the same in every panel
+    for ax, k in zip(axes, ks, strict=False):  # the last panel may be MEGNet's
+        rows = cg[cg.k == k].sort_values("cutoff")
+        curves = [(r.cutoff, degrees[GraphParams("cgcnn", r.cutoff, int(k)).tag]) for r in rows.itertuples()]
+        _degree_panel(ax, curves, styles)
         ax.axvline(k, color="0.3", ls=":", lw=1)
-        ax.set_yscale("log")
         ax.set_title(f"CGCNN, k = {k}")
-        ax.set_xlabel("neighbours per atom")
     if has_megnet:
-        ax = axes[-1]
-        for _, row in table[table.builder == "megnet"].sort_values("cutoff").iterrows():
-            deg = degrees[GraphParams("megnet", row.cutoff).tag]
-            hi = max(int(deg.max()) if len(deg) else 1, 1)
-            ax.hist(deg, bins=np.arange(-0.5, hi + 1.5), histtype="step", lw=1.4,
-                    color=colors.get(row.cutoff, "k"), density=True, label=f"{row.cutoff:g} Å")
-        ax.set_title("MEGNet, all within the cutoff")
-        ax.set_xlabel("neighbours per atom")
+        rows = table[table.builder == "megnet"].sort_values("cutoff")
+        curves = [(r.cutoff, degrees[GraphParams("megnet", r.cutoff).tag]) for r in rows.itertuples()]
+        _degree_panel(axes[-1], curves, styles)
+        axes[-1].set_title("MEGNet, all within the cutoff")
     axes[0].set_ylabel("share of atoms")
-    for ax in axes:
-        ax.legend(title="cutoff", fontsize=8, title_fontsize=8)
+    handles = [Line2D([], [], label=f"{c:g} Å", lw=1.3, ms=5, **st) for c, st in styles.items()]
     n_st = int(table.n_structures.max())
     fig.suptitle(f"How many neighbours each atom gets ({n_st:,} structures)", y=1.02)
     fig.tight_layout()
+    fig.legend(handles=handles, title="cutoff", loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncols=len(handles), fontsize=9, title_fontsize=9)  # below the panels: it hides no line
+    stamp(fig, profile)
     return fig
 
 
-def sweep_summary(table: pd.DataFrame) -> Figure:
+def sweep_summary(table: pd.DataFrame, profile: str | None = None) -> Figure:
     """Three panels against the cutoff: % atoms with fewer than k neighbours, % structures with an
-    isolated atom, and the neighbour-composition similarity of atoms within a crystal."""
+    isolated atom, and the neighbour-composition similarity of atoms within a crystal. ``profile``: the
+    sample's (its smoke banner)."""
     use_style()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     cg = table[table.builder == "cgcnn"]
@@ -235,7 +281,9 @@ def sweep_summary(table: pd.DataFrame) -> Figure:
     markers = ["o", "s", "^", "D", "v"]
     for i, k in enumerate(sorted(cg.k.dropna().astype(int).unique())):
         sub = cg[cg.k == k].sort_values("cutoff")
-        style = dict(marker=markers[i % 5], color=PALETTE[i % len(PALETTE)], label=f"CGCNN k = {k}")
+        # nested marker sizes: where the k's coincide (0 % from 5 Å on) every marker still shows
+        style = dict(marker=markers[i % 5], ms=max(10 - 2.5 * i, 3), color=PALETTE[i % len(PALETTE)],
+                     label=f"CGCNN k = {k}", zorder=2 + i)
         axes[0].plot(sub.cutoff, sub.pct_atoms_fewer_than_k, **style)
         axes[2].plot(sub.cutoff, sub.env_similarity, **style)
     iso = cg.groupby("cutoff").pct_structures_isolated.first()
@@ -255,4 +303,5 @@ def sweep_summary(table: pd.DataFrame) -> Figure:
         ax.set_xlabel("cutoff (Å)")
         ax.legend(fontsize=8)
     fig.tight_layout()
+    stamp(fig, profile)
     return fig

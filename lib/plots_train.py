@@ -1,7 +1,8 @@
 """Figures of a training run, drawn from its run record alone: parity plot and learning curves.
 
-Both read only the record (``test_predictions``, ``curves``, ``metrics``), so a run trained elsewhere
-draws the same figures. Style, labels and saving come from :mod:`lib.plots`.
+Both read only the record (``test_predictions``, ``curves``, ``metrics``, ``profile``), so a run trained
+elsewhere draws the same figures. Style, labels and saving come from :mod:`lib.plots`; a record of the smoke
+profile gets its banner (:func:`lib.plots.stamp`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from lib.plots import PALETTE, axis_label, corner_text, save, use_style
+from lib import models
+from lib.data.targets import TARGETS
+from lib.plots import PALETTE, axis_label, corner_text, save, stamp, target_label, unit_of, use_style
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+
+def _title(record: dict) -> str:
+    """'CGCNN, Band gap (quick, seed 0)': the model's display name and the property's label."""
+    return (f"{models.display_name(record['model'])}, {target_label(record['property'])} "
+            f"({record.get('profile', '?')}, seed {record.get('seed', '?')})")
 
 
 def parity_plot(record: dict, path: str | Path | None = None, ax: Axes | None = None) -> Figure:
@@ -42,8 +51,13 @@ def parity_plot(record: dict, path: str | Path | None = None, ax: Axes | None = 
     ax.set_xlabel(f"DFT {label}")
     ax.set_ylabel(f"predicted {label}")
     m = record["metrics"]["test"]
-    corner_text(ax, f"{record['model']}, test set\nMAE {m['mae']:.3g}\nR² {m['r2']:.3f}\nn = {m['n']:,}")
+    r2 = f"{m['r2']:.3f}".replace("-", "−")
+    # upper left: off the diagonal, where a parity plot has the fewest points (upper right is its end)
+    corner_text(ax, f"{models.display_name(record['model'])}, test set\nMAE {m['mae']:.3g}\nR² {r2}"
+                    f"\nn = {m['n']:,}", loc="upper left")
+    ax.set_title(_title(record), loc="left")
     fig.tight_layout()
+    stamp(fig, record.get("profile"))
     if path is not None:
         save(fig, path)
     return fig
@@ -81,13 +95,13 @@ def learning_curves(record: dict, path: str | Path | None = None, ax: Axes | Non
     if metric == "mae" and (log or (log is None and len(vals) and vals.max() > 10 * vals.min())):
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    unit = record.get("unit")
-    mae_label = f"MAE ({unit})" if unit and unit != "–" else "MAE"
+    unit = unit_of(record["property"]) if record["property"] in TARGETS else record.get("unit")
+    mae_label = f"MAE ({unit})" if unit and unit not in ("–", "-") else "MAE"
     ax.set_ylabel("accuracy" if metric == "accuracy" else mae_label)
-    ax.set_title(f"{record['model']}, {record['property']} ({record['profile']}, seed {record['seed']})",
-                 loc="left")
+    ax.set_title(_title(record), loc="left")
     ax.legend()
     fig.tight_layout()
+    stamp(fig, record.get("profile"))
     if path is not None:
         save(fig, path)
     return fig

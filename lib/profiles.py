@@ -54,3 +54,24 @@ def get_profile(name: str | Profile) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+
+
+#: profiles whose outputs test the pipeline and are no result: their figures and tables say so
+PIPELINE_TESTS = ("smoke",)
+
+
+def not_a_result(profile: str | Profile | None) -> str | None:
+    """The warning every figure and table of a pipeline-test profile carries (``None`` for the others):
+    'smoke profile: 200–300 crystals, 2 epochs — a test of the pipeline, not a result'."""
+    if profile is None:
+        return None
+    name = profile.name if isinstance(profile, Profile) else str(profile)
+    if name not in PIPELINE_TESTS:
+        return None
+    p = PROFILES.get(name)
+    if p is None:
+        return f"{name} profile: a test of the pipeline, not a result"
+    sizes = sorted({n for n in (p.n_soap_max, p.n_max) if n is not None})
+    crystals = "–".join(f"{n:,}" for n in sizes) + " crystals, " if sizes else ""
+    return (f"{name} profile: {crystals}{p.epochs} epoch{'s' if p.epochs != 1 else ''} — "
+            "a test of the pipeline, not a result")

@@ -271,12 +271,13 @@ _STOPPING = threading.Event()
 
 def run_env(threads: int, root: str | Path, python: str | None = None) -> dict[str, str]:
     """The environment of a run's papermill process and kernel: threads capped, project root, and the inline
-    matplotlib backend, so that the executed notebook shows every figure (the figure files are written too)."""
+    matplotlib backend, so that the executed notebook shows every figure (the figure files are written
+    too)."""
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = str(int(threads))
     env["COMPENDIUM_ROOT"] = str(root)
-    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # not Agg: it left chapters without figures
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # Agg left chapters without figures
     env.setdefault("TQDM_MININTERVAL", "5")  # progress bars in executed notebooks: a line per 5 s, not 10/s
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # quiets a debugpy warning in every kernel
     bindir = str(Path(python or sys.executable).parent)

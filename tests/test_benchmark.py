@@ -79,9 +79,13 @@ def test_mixed_devices_flagged_and_warned(records):
     assert list(t["mixed_devices"]) == [False, False, False, True, False]
     assert t.loc[("band_gap", "megnet"), "device"].startswith("mixed (2)")
     warn = bm.timing_warning(t)
-    assert warn and "3 different devices" in warn
+    assert warn and "on 3 different devices" in warn
     one = bm.table6(runs[runs["device"] == "cpu: AMD EPYC, 1 thread"])
     assert bm.timing_warning(one) is None
+    # one machine, different thread counts: the warning says that, not "different devices"
+    cpu = bm.table6(runs[runs["device_type"] == "cpu"])
+    warn = bm.timing_warning(cpu)
+    assert "with 1 and 2 threads on the same CPU (AMD EPYC)" in warn and "different devices" not in warn
     d = bm.devices(runs).set_index("device")
     assert d.loc["cuda: NVIDIA H100", "runs"] == 2 and d.loc["cuda: NVIDIA H100", "models"] == "cgcnn, megnet"
 
@@ -116,11 +120,103 @@ def test_outputs_and_empty(records, tmp_path):
     back = pd.read_csv(csv)
     assert len(back) == 5
     assert {"property", "model", "n", "test_mae_mean", "best_test_mae"} <= set(back.columns)
-    assert md.read_text().startswith("| property | model | n | MAE")
-    fig = plots_benchmark.figure14(t, tmp_path / "fig14.png")
-    assert (tmp_path / "fig14.png").stat().st_size > 10_000
-    assert fig.axes[3].get_yscale() == "log"
+    assert md.read_text().startswith("| property | model | n | MAE")  # quick: no warning
     empty = bm.table6(bm.runs_frame(tmp_path / "nothing"))
     assert empty.empty and bm.to_markdown(empty).startswith("_no run records_")
     assert "make all PROFILE=quick" in bm.what_to_run("quick")
     assert len(bm.missing_cells(t)) == 28 - 5
+
+
+def test_smoke_table_starts_with_its_warning(records, tmp_path):
+    smoke = bm.with_thesis(bm.table6(bm.runs_frame(records=records, profile="smoke")))
+    md = bm.to_markdown(smoke, "smoke")
+    assert md.startswith("**Smoke profile:") and "not a result" in md.splitlines()[0]
+    _, path = bm.save_table6(smoke, "smoke", tmp_path)
+    assert path.read_text() == md
+    quick = bm.table6(bm.runs_frame(records=records, profile="quick"))
+    assert "not a result" not in bm.to_markdown(quick, "quick")
+
+
+@pytest.fixture
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def _axes(fig):
+    return {ax.get_label(): ax for ax in fig.axes}
+
+
+def _bars(ax):
+    from matplotlib.patches import Rectangle
+
+    return [p for p in ax.patches if isinstance(p, Rectangle)]
+
+
+def _errorbars(ax):
+    return [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+
+
+def test_figure14_panels_units_thesis_bars_and_error_bars(records, tmp_path, _close_figures):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    t = bm.with_thesis(bm.table6(bm.runs_frame(records=records, profile="quick")))
+    fig = plots_benchmark.figure14(t, tmp_path / "fig14.png", profile="quick")
+    assert (tmp_path / "fig14.png").stat().st_size > 10_000
+    ax = _axes(fig)
+    assert set(ax) >= {"mae:band_gap", "mae:efermi", "r2", "train_time_s", "legend"}
+    # one MAE panel per property, in its own unit, titled with its label
+    assert ax["mae:band_gap"].get_ylabel() == "test MAE (eV)" and ax["mae:band_gap"].get_title() == "Band gap"
+    # band gap: three models, ours and the thesis's beside it; the thesis's hatched, in the model's colour
+    bars = _bars(ax["mae:band_gap"])
+    assert len(bars) == 6
+    ours, thesis = [b for b in bars if not b.get_hatch()], [b for b in bars if b.get_hatch()]
+    assert sorted(b.get_height() for b in ours) == pytest.approx([0.5, 0.6, 0.8])
+    assert sorted(b.get_height() for b in thesis) == pytest.approx([0.387, 0.531, 0.843])
+    cgcnn_colour = matplotlib.colors.to_rgb(bm.models.get("cgcnn").color)
+    assert matplotlib.colors.to_rgb(ours[0].get_facecolor()) == pytest.approx(cgcnn_colour)
+    assert matplotlib.colors.to_rgb(thesis[0].get_edgecolor()) == pytest.approx(cgcnn_colour)
+    # error bars: ours where n >= 2 (all three band-gap cells), the thesis's everywhere (its std is given);
+    # efermi's runs are single (n = 1): only the thesis's two bars get one
+    assert len(_errorbars(ax["mae:band_gap"])) == 6
+    assert len(_errorbars(ax["mae:efermi"])) == 2
+    legend = [x.get_text() for x in ax["legend"].get_legend().get_texts()]
+    assert legend == ["CGCNN", "MEGNet", "SOAP-SVR", "SOAP-MLP", "thesis (its Table 6)"]
+    assert any("Error bars: ± 1 std" in x.get_text() for x in ax["legend"].texts)
+    # time: log axis; says how ours were timed and that the thesis's are its own CPU / GPU
+    time = ax["train_time_s"]
+    assert time.get_yscale() == "log"
+    title = time.get_title()
+    assert "on 3 different devices" in title and "thesis's times are its own CPU" in title
+    assert "SOAP-MLP on its GPU" in title
+    assert not any("smoke profile" in x.get_text() for x in fig.texts)  # quick: no banner
+
+    # ours only: a table without the thesis's columns draws no hatched bar and no "thesis" entry
+    fig = plots_benchmark.figure14(bm.table6(bm.runs_frame(records=records, profile="quick")))
+    ax = _axes(fig)
+    assert len(_bars(ax["mae:band_gap"])) == 3 and not any(b.get_hatch() for b in _bars(ax["mae:band_gap"]))
+    assert "thesis" not in " ".join(x.get_text() for x in ax["legend"].get_legend().get_texts())
+    assert "thesis" not in ax["train_time_s"].get_title()
+
+
+def test_figure14_cuts_r2_and_says_so_outside_the_bars(records, _close_figures):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    bad = records + [rec("soap_mlp", "band_gap", s, 2.0, 3.0, -15.3, 1.0, device=CPU2) for s in (0, 1)]
+    t = bm.with_thesis(bm.table6(bm.runs_frame(records=bad, profile="quick")))
+    fig = plots_benchmark.figure14(t, profile="smoke")
+    r2 = _axes(fig)["r2"]
+    assert r2.get_ylim()[0] == -1
+    title = r2.get_title()
+    assert "axis cut at −1" in title and "−15.3" in title and "SOAP-MLP, Band gap" in title
+    assert not r2.texts  # no note drawn inside the panel, over the bars
+    banner = [x for x in fig.texts if "not a result" in x.get_text()]
+    assert len(banner) == 1  # smoke: the banner
+    # only CPU runs: the time panel says what differs (threads), not "different devices"
+    cpu = [r for r in bad if r.get("device") is not GPU]
+    fig = plots_benchmark.figure14(bm.table6(bm.runs_frame(records=cpu, profile="quick")))
+    assert "with 1 and 2 threads on the same CPU" in _axes(fig)["train_time_s"].get_title()

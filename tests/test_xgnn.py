@@ -277,22 +277,29 @@ def _toy_doc(gen1: XGNN, gen0: XGNN) -> dict:
     return doc
 
 
-def test_figures_and_enrichment_from_explanations(tmp_path):
+@pytest.fixture(scope="module")
+def toy_explanations():
+    """An explanations document of two toy generators and the toy classifier run it explains."""
+    gens = [XGNN(CountClassifier(), 18, c, XGNNConfig(max_steps=6, n_rollouts=2), seed=c) for c in (0, 1)]
+    for g in gens:
+        g.train(64, progress=False)
+    doc = _toy_doc(gens[1], gens[0])
+    clf = xgnn.ClassifierRun(model=CountClassifier(), property="band_gap", labelling="group", threshold=0.5,
+                             graphs=xgnn.LabelledGraphs(_toy_graphset(), "group"),
+                             values=np.array([0.0, 1.0]),
+                             y=np.array([0, 1]), split={"train": np.array([0, 1]), "val": np.array([0]),
+                                                        "test": np.array([1])},
+                             labels_seen=np.arange(18), record={"run": "toy"})
+    return doc, clf
+
+
+def test_figures_and_enrichment_from_explanations(tmp_path, toy_explanations):
     import matplotlib
 
     matplotlib.use("Agg")
     from lib import plots_xgnn as plots
 
-    gens = [XGNN(CountClassifier(), 18, c, XGNNConfig(max_steps=6, n_rollouts=2), seed=c) for c in (0, 1)]
-    for g in gens:
-        g.train(64, progress=False)
-    doc = _toy_doc(gens[1], gens[0])
-    gs = _toy_graphset()
-    clf = xgnn.ClassifierRun(model=CountClassifier(), property="band_gap", labelling="group", threshold=0.5,
-                             graphs=xgnn.LabelledGraphs(gs, "group"), values=np.array([0.0, 1.0]),
-                             y=np.array([0, 1]), split={"train": np.array([0, 1]), "val": np.array([0]),
-                                                        "test": np.array([1])},
-                             labels_seen=np.arange(18), record={"run": "toy"})
+    doc, clf = toy_explanations
     table = xgnn.enrichment_table(doc, clf)
     assert len(table) == 18 + 18 * 19 // 2
     g17 = table[(table["kind"] == "label") & (table["a"] == "17")].iloc[0]
@@ -307,7 +314,73 @@ def test_figures_and_enrichment_from_explanations(tmp_path):
                    (plots.xgnn_enrichment, {"agreement": agree})):
         arg = table if fn is plots.xgnn_enrichment else doc
         path = tmp_path / f"{fn.__name__}.png"
-        fn(arg, path=path, **kw)
+        fig = fn(arg, path=path, **kw)
         assert path.stat().st_size > 10_000
-    assert xgnn.figure_name("band_gap", "period") == "fig16_xgnn_band_gap_period.png"
-    assert xgnn.figure_name("efermi", "group") == "xgnn_efermi_group.png"
+        texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+        assert any("smoke profile" in t and "not a result" in t for t in texts), fn.__name__  # the banner
+        assert not any("no graph reached" in t for t in texts), fn.__name__  # both classes have graphs
+        matplotlib.pyplot.close(fig)
+    # the titles use the property's label, not its column
+    assert "Band gap by periodic group" in plots.xgnn_explanations(doc)._suptitle.get_text()
+    assert plots.xgnn_enrichment(table)._suptitle.get_text().startswith("Band gap by group")
+    # file names: the thesis's figure number, the profile and the seed
+    assert xgnn.figure_name("band_gap", "period", "quick", 0) == "fig16_xgnn_band_gap_period_quick_s0.png"
+    assert xgnn.figure_name("efermi", "group", "smoke") == "xgnn_efermi_group_smoke.png"
+    names = {xgnn.figure_name("band_gap", "group", p, 0) for p in ("smoke", "quick")}
+    assert len(names) == 2
+
+
+def test_an_empty_class_is_said_in_words_not_drawn(tmp_path, toy_explanations):
+    """A class whose generator kept no graph: its panels say so; no bars, heatmap or colour bar for it."""
+    import copy
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.image import AxesImage
+    from matplotlib.patches import Rectangle
+
+    from lib import plots_xgnn as plots
+
+    doc, clf = toy_explanations
+    doc = copy.deepcopy(doc)
+    doc["profile"] = "quick"
+    low = doc["classes"]["0"]
+    low.update(explanations=[], kept=0, unique=0, attempts=1234)
+    want = "no graph reached p > 0.8\nin 1,234 tries"
+    assert plots.empty_note(low, doc) == want
+
+    def texts(ax):
+        return " ".join(t.get_text() for t in ax.texts)
+
+    def bars(ax):
+        return [p for p in ax.patches if isinstance(p, Rectangle) and p.get_height() != 0]
+
+    fig = plots.xgnn_explanations(doc, path=tmp_path / "expl.png")
+    ax_lab, ax_pairs, ax_lab_hi, ax_pairs_hi = fig.axes[:4]
+    for ax in (ax_lab, ax_pairs):  # class low
+        assert not ax.images and not bars(ax) and not ax.axison
+    assert want in texts(ax_lab) and "no explanation" in texts(ax_pairs)
+    assert bars(ax_lab_hi) and ax_pairs_hi.images  # class high is drawn
+    assert len(fig.axes) == 5  # four panels and one colour bar: class high's
+    assert not any("smoke profile" in t.get_text() for t in fig.texts)  # quick: no banner
+
+    fig = plots.xgnn_graphs(doc, path=tmp_path / "graphs.png")
+    row_low = fig.axes[:4]
+    assert "no graph reached p > 0.8 in 1,234 tries" in texts(row_low[0])
+    assert not any(ax.collections for ax in row_low)  # no graph drawn for class low
+    assert any(ax.collections for ax in fig.axes[4:])
+
+    fig = plots.xgnn_training(doc, path=tmp_path / "training.png")
+    assert "class low: no graph reached p > 0.8 in 1,234 tries" in fig.axes[1].get_title(loc="left")
+
+    table = xgnn.enrichment_table(doc, clf)
+    assert table.attrs["explanations"]["low"]["attempts"] == 1234
+    fig = plots.xgnn_enrichment(table, agreement=xgnn.enrichment_agreement(table), path=tmp_path / "enr.png")
+    ax_bars, ax_scatter, ax_expl, ax_data = fig.axes[:4]
+    assert "crystals only: no explanation of class low" in ax_bars.get_title()
+    assert [t.get_text() for t in ax_bars.get_legend().get_texts()] == ["crystals (data)"]
+    for ax in (ax_scatter, ax_expl):
+        assert not ax.images and not ax.collections and not ax.axison
+        assert "class low: no graph reached p > 0.8 in 1,234 tries" in texts(ax)
+    assert any(isinstance(im, AxesImage) for im in ax_data.images)  # the crystals' side stays

@@ -119,9 +119,13 @@ def explain_classifier(
     return doc
 
 
-def figure_name(property: str, labelling: str) -> str:
-    """The thesis's file name for Figures 15-18, ``xgnn_<property>_<labelling>.png`` for the others."""
-    return THESIS_FIGURES.get((property, labelling), f"xgnn_{property}_{labelling}.png")
+def figure_name(property: str, labelling: str, profile: Any, seed: int | None = None) -> str:
+    """The file of Figures 15-18 (the thesis's number kept), ``xgnn_<property>_<labelling>`` for the others,
+    with the profile and seed (:func:`lib.plots.figure_file`): 'fig15_xgnn_band_gap_group_quick_s0.png'."""
+    from lib.plots import figure_file  # matplotlib only when a figure is named
+
+    stem = THESIS_FIGURES.get((property, labelling), f"xgnn_{property}_{labelling}.png").removesuffix(".png")
+    return figure_file(stem, profile, seed)
 
 
 # ==================================================================================================
@@ -201,7 +205,10 @@ def enrichment_table(doc: dict, clf: ClassifierRun, pseudo: float = 0.5):
                          "n_low_expl": int(e_lo[k]), "log2_expl": le[k], "n_high_data": int(d_hi[k]),
                          "n_low_data": int(d_lo[k]), "log2_data": ld[k]})
     out = pd.DataFrame(rows)
-    out.attrs.update(property=clf.property, labelling=clf.labelling, pseudo=pseudo)
+    kept = {CLASS_NAMES[c]: {k: doc["classes"][str(c)].get(k)
+                             for k in ("kept", "requested", "attempts", "keep_threshold")} for c in (0, 1)}
+    out.attrs.update(property=clf.property, labelling=clf.labelling, pseudo=pseudo,
+                     profile=doc.get("profile"), seed=doc.get("seed"), explanations=kept)
     return out
 
 
