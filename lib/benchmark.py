@@ -90,6 +90,8 @@ def runs_frame(
             continue
         if r.get("test_mae") is None or r.get("model") is None or r.get("property") is None:
             continue
+        if r.get("member_of"):  # an extra seed of a run's ensemble (same split): not another random split
+            continue
         dev = r.get("device") or {}
         rows.append({
             "run": r.get("run"), "model": r["model"], "property": r["property"], "unit": r.get("unit"),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
+from scipy.stats import norm
 
 from lib import models
 from lib.data.targets import TARGETS
@@ -108,3 +109,53 @@ def learning_curves(record: dict, path: str | Path | None = None, ax: Axes | Non
 
 
 __all__ = ["parity_plot", "learning_curves"]
+
+
+def calibration_plot(cal: dict, ens: dict, profile: str | None = None, path: str | Path | None = None
+                     ) -> Figure:
+    """A seed ensemble on the test set (lib.ensembles.calibration): (a) each member's MAE beside the
+    ensemble mean's; (b) reliability: the RMSE of the errors against σ (scaled on the validation set),
+    binned by σ, beside y = x (a calibrated σ lies on it); (c) coverage: the share of errors within k·σ
+    against k, raw and scaled σ, beside a Gaussian's."""
+    use_style()
+    unit = ens.get("unit") or ""
+    u = f" ({unit})" if unit and unit != "–" else ""
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.6))
+    ax = axes[0]
+    names = [f"seed {k}" for k in range(len(cal["member_mae"]))] + ["ensemble"]
+    vals = [*cal["member_mae"], cal["ensemble_mae"]]
+    ax.bar(range(len(vals)), vals, color=[PALETTE[0]] * len(cal["member_mae"]) + [PALETTE[1]], width=0.7)
+    ax.set_xticks(range(len(vals)), names)
+    ax.set_ylabel(f"test MAE{u}")
+    ax.set_ylim(0, max(vals) * 1.08)
+    ax.set_title(f"(a) {cal['members']} members and their mean", loc="left")
+    ax = axes[1]
+    rel = cal["reliability"]
+    top = float(max(rel["sigma"].max(), rel["rmse"].max())) * 1.1
+    ax.plot([0, top], [0, top], color=PALETTE[5], linewidth=0.8, label="calibrated: RMSE = σ")
+    ax.plot(rel["sigma"], rel["rmse"], marker="o", color=PALETTE[1], label="ensemble (bins of equal n)")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel(f"σ × {cal['sigma_scale']:.2f} (scale fitted on validation){u}")
+    ax.set_ylabel(f"RMSE of the errors{u}")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"(b) reliability; Spearman(σ, |error|) = {cal['spearman_sigma_error']:.2f}", loc="left")
+    ax = axes[2]
+    d = ens["test"]
+    err = np.abs(d["y"] - d["mean"])
+    k = np.linspace(0, 3, 61)
+    ax.plot(k, 2 * norm.cdf(k) - 1, color=PALETTE[5], linewidth=0.8, label="Gaussian")
+    for s, lab, c in ((1.0, "raw σ", PALETTE[0]), (cal["sigma_scale"], "scaled σ", PALETTE[1])):
+        ax.plot(k, [(err <= kk * s * d["std"]).mean() for kk in k], color=c, label=lab)
+    ax.set_xlabel("k")
+    ax.set_ylabel("share of test errors within k·σ")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"(c) coverage: {100 * cal['within_1sigma_scaled']:.0f} % within 1σ, "
+                 f"{100 * cal['within_2sigma_scaled']:.0f} % within 2σ", loc="left")
+    fig.suptitle(f"{target_label(ens['property'])}: a seed ensemble on one split (n = {cal['n']:,} test)")
+    fig.tight_layout()
+    stamp(fig, profile)
+    if path is not None:
+        save(fig, path)
+    return fig

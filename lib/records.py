@@ -148,13 +148,15 @@ def new_record(
     task: str = "regression",
     unit: str | None = None,
     extra: dict | None = None,
+    val_pred: np.ndarray | None = None,
     **fields: Any,
 ) -> dict:
     """The run record every fitter writes (``lib.train.fit``: CGCNN, MEGNet, the SOAP MLP, XGNN classifiers;
     ``lib.svr.fit_svr``): what ran, on what, how well, how long; ``fields`` are the fitter's own (epochs,
     curves, support vectors...), ``extra`` the caller's. The unit and label come from ``lib.data.targets``
     unless ``unit`` is given. ``metrics`` is {"val": ..., "test": ...} as lib.metrics returns them; the test
-    metrics are also top-level ``test_mae``, ``test_rmse``, ``test_r2`` (or ``test_accuracy``).
+    metrics are also top-level ``test_mae``, ``test_rmse``, ``test_r2`` (or ``test_accuracy``); the test
+    predictions (with ids) and, given ``val_pred``, the validation ones (in split order) are kept.
     """
     default_unit, label = target_info(property)
     test = np.asarray(split["test"], dtype=np.int64)
@@ -177,6 +179,8 @@ def new_record(
         "checkpoint": checkpoint,
         "test_predictions": {"id": test_ids, "y_true": np.asarray(y)[test].tolist(),
                              "y_pred": np.asarray(y_pred).tolist()},
+        **({"val_predictions": {"y_true": np.asarray(y)[np.asarray(split["val"], dtype=np.int64)].tolist(),
+                                "y_pred": np.asarray(val_pred).tolist()}} if val_pred is not None else {}),
         **(extra or {}),
     }
 

@@ -526,6 +526,7 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
         train_time_s=st.train_time_s, device=records.device_info(device), n_parameters=n_params,
         parameter_bytes=n_bytes, normalizer=normalizer, content_hash=content_hash,
         checkpoint=records.checkpoint_path(name, runs_dir).name, test_ids=test_ids, y=y, y_pred=preds["test"],
+        val_pred=preds["val"],
         extra=extra,
         best_epoch=st.best_epoch + 1, epochs_run=st.epoch,
         time_per_epoch_s=st.train_time_s / max(len(st.curves["epoch"]), 1),
@@ -537,7 +538,7 @@ def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, prope
         normalizer=normalizer.as_dict() if normalizer else None, graph_params=graph_params, target=property,
         unit=record["unit"], label=record["label"], task=cfg.task,
         record=json.loads(json.dumps({k: v for k, v in record.items()
-                                      if k not in ("curves", "test_predictions")})),
+                                      if k not in ("curves", "test_predictions", "val_predictions")})),
     )
     records.write_record(record, runs_dir)
     return record
