@@ -200,6 +200,7 @@ class Predictor:
 
     checkpoints: list[Checkpoint]
     name: str = ""
+    sigma_scale: float = 1.0  # σ = scale x the members' standard deviation (a shipped ensemble's card has it)
 
     def __post_init__(self) -> None:
         if not self.checkpoints:
@@ -252,7 +253,7 @@ class Predictor:
         bad = np.array([bool(e) for e in errors], dtype=bool)
         stack[:, bad] = np.nan
         mean = stack.mean(axis=0)
-        std = stack.std(axis=0, ddof=1) if self.sigma_column else None
+        std = self.sigma_scale * stack.std(axis=0, ddof=1) if self.sigma_column else None
         return mean, std, errors
 
 
@@ -266,7 +267,8 @@ def load_predictor(model: str | None = None, checkpoints: Sequence[str | Path | 
             paths = pretrained.checkpoints(model)
         except KeyError as exc:
             raise CheckpointError(str(exc.args[0])) from None
-        return Predictor([open_checkpoint(p, device) for p in paths], name=model)
+        scale = float(pretrained.card(model).get("sigma_scale") or 1.0)
+        return Predictor([open_checkpoint(p, device) for p in paths], name=model, sigma_scale=scale)
     ckpts = [c if isinstance(c, Checkpoint) else open_checkpoint(c, device) for c in checkpoints]
     return Predictor(ckpts, name=", ".join(str(c.path.name) for c in ckpts if c.path))
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib import models, records
+from lib import ensembles, models, records
 from lib.data.targets import TARGETS
 from lib.metrics import regression_metrics
 from lib.paths import ROOT, atomic_path
@@ -89,14 +89,14 @@ def available(root: Path | None = None) -> pd.DataFrame:
 
 
 def ship(run_names: Sequence[str], recipe: dict, *, runs_dir: str | Path | None = None,
-         root: str | Path | None = None, ensemble_test: dict | None = None, notes: Sequence[str] = ()
-         ) -> Path:
+         root: str | Path | None = None, notes: Sequence[str] = ()) -> Path:
     """Copy the checkpoints of ``run_names`` (one property, one model, several seeds) into
     ``pretrained/<model>_<property>/`` and write its card; returns the folder.
 
     recipe: {"name": ..., "description": ..., "train": TrainConfig fields, "model": constructor kwargs,
-    "graph": graph parameters, "split": how the data were split}. ensemble_test: the ensemble's metrics on
-    the members' common test set, when they share one (same split, several seeds).
+    "graph": graph parameters, "split": how the data were split}. Several members on one split (a seed
+    ensemble, lib.ensembles) also get the ensemble's test metrics, its calibration and the σ scale fitted on
+    the validation set, which lib.predict applies.
     """
     recs = [records.read_record(n, runs_dir) for n in run_names]
     props = {r["property"] for r in recs}
@@ -122,12 +122,25 @@ def ship(run_names: Sequence[str], recipe: dict, *, runs_dir: str | Path | None 
             "bytes": (folder / name).stat().st_size,
         })
     first = recs[0]
+    ensemble_test, scale = None, 1.0
+    if len(recs) > 1:
+        cal = ensembles.calibration(ensembles.combine(sorted(recs, key=lambda r: r["seed"])))
+        scale = cal["sigma_scale"]
+        ensemble_test = {"mae": cal["ensemble_mae"], "rmse": cal["ensemble_rmse"], "r2": cal["ensemble_r2"],
+                         "n": cal["n"], "member_mae_mean": cal["member_mae_mean"],
+                         "within_1sigma": cal["within_1sigma_scaled"],
+                         "within_2sigma": cal["within_2sigma_scaled"],
+                         "within_1sigma_raw": cal["within_1sigma_raw"],
+                         "spearman_sigma_error": cal["spearman_sigma_error"]}
     doc: dict[str, Any] = {
         "format": CARD_FORMAT, "name": folder.name, "model": model, "model_class": first["model_class"],
         "property": prop, "unit": first["unit"], "label": first.get("label") or TARGETS[prop].label,
-        "dataset": first.get("dataset", "cgcnn"), "data_note": TARGETS[prop].note if prop in TARGETS else "",
+        "dataset": first.get("dataset", "cgcnn"), "profile": first["profile"],
+        "profile_settings": first.get("profile_settings"), "split_seed": min(r["seed"] for r in recs),
+        "data_note": TARGETS[prop].note if prop in TARGETS else "",
         "recipe": recipe, "n_parameters": first["n_parameters"], "members": members,
-        "ensemble_test": ensemble_test, "notes": list(notes), "shipped": time.strftime("%Y-%m-%d"),
+        "ensemble_test": ensemble_test, "sigma_scale": scale, "notes": list(notes),
+        "shipped": time.strftime("%Y-%m-%d"),
         "shipped_commit": records.git_commit(),
     }
     records.write_json(folder / "card.json", doc)
@@ -160,8 +173,11 @@ def card_markdown(doc: dict) -> str:
                       f"{ens['mae']:.4g} {unit}, RMSE {ens['rmse']:.4g}, R² {ens['r2']:.3f} "
                       f"(n = {ens['n']:,})."]
         if "within_1sigma" in ens:
-            lines.append(f"Calibration of its σ (the members' spread): {100 * ens['within_1sigma']:.0f} % "
-                         f"of the test errors within 1σ, {100 * ens['within_2sigma']:.0f} % within 2σ.")
+            lines.append(f"Its σ is the members' spread times {doc['sigma_scale']:.2f} (fitted on the "
+                         f"validation set): {100 * ens['within_1sigma']:.0f} % of the test errors lie within "
+                         "1σ, "
+                         f"{100 * ens['within_2sigma']:.0f} % within 2σ (a Gaussian: 68 %, 95 %); Spearman "
+                         f"of σ and the errors {ens['spearman_sigma_error']:.2f}.")
     first = doc["members"][0]
     lines += ["", f"Content hash of the training rows: `{first['content_hash']}`; trained at commit "
                   f"`{first['git_commit']}`, shipped {doc['shipped']}.", *doc.get("notes", []), ""]
