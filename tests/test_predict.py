@@ -219,3 +219,46 @@ def test_an_ensemble_gives_mean_and_sigma(trained, tmp_path, mirror):
     py = predict_structures([c.to_structure() for c in crystals], checkpoints=[ckpt, other], ids=ids)
     np.testing.assert_allclose(py[COL], both[COL], atol=1e-5)
     assert py["id"].tolist() == ids
+
+
+def test_a_shipped_ensemble_predicts_by_name(trained, tmp_path, monkeypatch, mirror):
+    """lib.pretrained.ship makes pretrained/<model>_<property>/ (checkpoints + a JSON card with the
+    ensemble's calibration); predict(model=...) and the CLI's --model use it, σ scaled as the card says."""
+    from lib import pretrained
+    from lib.data import load_dataset, split, target_frame
+    from lib.graphs import build_graphs, cgcnn_params
+    from lib.models.cgcnn import CGCNN
+    from lib.train import fit, seed_everything
+
+    runs, ship_root = tmp_path / "runs", tmp_path / "pretrained"
+    table = load_dataset("cgcnn", source="mirror", progress=False, verbose=False)
+    frame = target_frame(table, PROP, n_max=60, seed=3)
+    gs = build_graphs(frame, cgcnn_params(), cache=False, n_jobs=1, progress=False)
+    y, sp = frame[PROP].to_numpy()[gs.source_index], split(len(gs), 0)
+    names = []
+    for s in (0, 1, 2):
+        seed_everything(s)
+        rec = fit(CGCNN(atom_fea_len=8, n_conv=1, h_fea_len=8), gs, y, sp, property=PROP, profile="test",
+                  seed=s, runs_dir=runs, epochs=2, batch_size=8, num_threads=1, progress=False,
+                  run_name=None if s == 0 else f"cgcnn_{PROP}_test_s0_e{s}")
+        names.append(rec["run"])
+    folder = pretrained.ship(names, {"name": "test", "description": "a tiny test recipe"}, runs_dir=runs,
+                             root=ship_root)
+    card = json.loads((folder / "card.json").read_text())
+    assert folder.name == f"cgcnn_{PROP}"
+    assert [m["checkpoint"] for m in card["members"]] == ["s0.pt", "s1.pt", "s2.pt"]
+    assert card["ensemble_test"]["n"] == len(sp["test"]) and card["sigma_scale"] > 0
+    assert card["split_seed"] == 0 and "card" not in card and (folder / "card.md").read_text().startswith("# ")
+    monkeypatch.setattr(pretrained, "PRETRAINED", ship_root)
+    assert pretrained.resolve("formation_energy") == folder  # an alias of the property
+    assert pretrained.available()["members"].tolist() == [3]
+    ids = list(gs.material_ids[:4])
+    _write_cifs(tmp_path / "cifs", ids, [frame.structure[i] for i in gs.source_index[:4]])
+    files = [tmp_path / "cifs" / f"{m}.cif" for m in ids]
+    by_name = predict(None, files, model="formation_energy", device="cpu")
+    by_ckpt = predict([folder / "s0.pt", folder / "s1.pt", folder / "s2.pt"], files, device="cpu")
+    sig = "formation_energy_per_atom σ [eV/atom]"
+    np.testing.assert_allclose(by_name[COL], by_ckpt[COL], rtol=1e-12)
+    np.testing.assert_allclose(by_name[sig], card["sigma_scale"] * by_ckpt[sig], rtol=1e-9)
+    with pytest.raises(Exception, match="no shipped model 'gcn_gap'"):
+        predict(None, files, model="gcn_gap")
