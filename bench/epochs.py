@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         gnn_s = sum(10 * 30 * n / full * (per_epoch[("cgcnn", "cuda")] + per_epoch[("megnet", "cuda")])
                     for n in N_TRAIN.values())
         emit(BENCH, "thesis_protocol_gpu_h", gnn_s / 3600, "h",
-             note="GNN runs only (7 properties x 10 seeds x 30 epochs, epoch time scaled by training-set size); add the SOAP runs (CPU)")
+             note="GNN runs only (7 properties x 10 seeds x 30 epochs, epoch time scaled by training-set "
+                  "size); add the SOAP runs (CPU)")
 
 
 if __name__ == "__main__":
