@@ -220,7 +220,8 @@ def generate_candidates(table: pd.DataFrame, prototypes: Sequence[Prototype], io
 
     ``candidates``: ``candidate_id``, ``prototype``, ``substitution``, ``formula`` (discharged),
     ``formula_charged``, ``discharged`` / ``charged`` (Crystals), ``charged_from``, ``oxidation_states`` of
-    both states, ``volume_rule``. ``dropped``: ``candidate_id``, ``formula``, ``reason``.
+    both states, ``volume_rule``. ``dropped``: ``candidate_id``, ``formula``, ``reason`` and its ``category``
+    (discharged / charged not balanced, in the mirror, duplicate, not an electrode pair).
     """
     from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.transformations.site_transformations import ReplaceSiteSpeciesTransformation
@@ -265,7 +266,7 @@ def generate_candidates(table: pd.DataFrame, prototypes: Sequence[Prototype], io
         formula = d.composition.reduced_formula
         gd = guess(d)
         if gd is None:
-            dropped.append((cid, formula, "discharged state cannot be charge-balanced"))
+            dropped.append((cid, formula, "discharged state cannot be charge-balanced", "discharged not balanced"))
             continue
         if c0 is not None and single is not None:
             c = SubstitutionTransformation({p.metal: single}).apply_transformation(c0)
@@ -276,12 +277,12 @@ def generate_candidates(table: pd.DataFrame, prototypes: Sequence[Prototype], io
         gc = guess(c)
         if gc is None:
             dropped.append((cid, formula, f"charged state {c.composition.reduced_formula} cannot be charge-balanced "
-                                          f"({charged_from})"))
+                                          f"({charged_from})", "charged not balanced"))
             continue
         try:
             check_pair(c.composition, d.composition, ion)
         except ElectrodeError as exc:
-            dropped.append((cid, formula, f"not an electrode pair: {exc}"))
+            dropped.append((cid, formula, f"not an electrode pair: {exc}", "not an electrode pair"))
             continue
         g0 = guess(d0)
         d, rule = _scaled(d, gd, d0, g0) if g0 else (d, "prototype volume (prototype not balanced)")
@@ -292,15 +293,15 @@ def generate_candidates(table: pd.DataFrame, prototypes: Sequence[Prototype], io
             c = RemoveSpeciesTransformation([ion]).apply_transformation(d)
         known = [t["material_id"][i] for i in findex.get(composition_key(d.composition), [])]
         if known and exclude == "formula":
-            dropped.append((cid, formula, f"formula in the mirror ({', '.join(known[:3])})"))
+            dropped.append((cid, formula, f"formula in the mirror ({', '.join(known[:3])})", "in the mirror"))
             continue
         hit = next((mid for mid in known if matcher.fit(d, t["structure"][pos[mid]].to_structure())), None)
         if hit:
-            dropped.append((cid, formula, f"in the mirror as {hit} (same formula and structure)"))
+            dropped.append((cid, formula, f"in the mirror as {hit} (same formula and structure)", "in the mirror"))
             continue
         dup = next((k for k, s in seen.get(formula, []) if matcher.fit(d, s)), None)
         if dup:
-            dropped.append((cid, formula, f"duplicate of candidate {dup}"))
+            dropped.append((cid, formula, f"duplicate of candidate {dup}", "duplicate"))
             continue
         seen.setdefault(formula, []).append((cid, d))
         ox = lambda g: " ".join(f"{e}{v:+g}" for e, v in g.items())  # noqa: E731
@@ -310,7 +311,7 @@ def generate_candidates(table: pd.DataFrame, prototypes: Sequence[Prototype], io
                      "oxidation_states": ox(gd), "oxidation_states_charged": ox(gc), "volume_rule": rule,
                      "formula_known_in_mirror": bool(known)})
     cands = pd.DataFrame(kept)
-    drops = pd.DataFrame(dropped, columns=["candidate_id", "formula", "reason"])
+    drops = pd.DataFrame(dropped, columns=["candidate_id", "formula", "reason", "category"])
     cands.attrs.update(ion=ion, exclude=exclude, n_prototypes=len(prototypes), n_tried=len(jobs))
     return cands, drops
 
@@ -436,6 +437,24 @@ KNOWN_CATHODES = ("LiCoO2", "LiNiO2", "LiMnO2", "LiMn2O4", "LiFePO4", "LiMnPO4",
                   "LiFeBO3", "LiMnBO3", "LiCo2O4", "LiNi2O4")
 
 
+def _ground_states(table: pd.DataFrame, formulas: Sequence[str]) -> set[str]:
+    """Ids of the lowest-E_f table entry of each of ``formulas`` the table holds."""
+    from pymatgen.core import Composition
+
+    keys = {composition_key(Composition(f)) for f in formulas}
+    t = table[table[ENERGY].notna()].drop_duplicates("material_id")
+    t = t.assign(key=composition_keys(t["structure"].tolist()))
+    t = t[t["key"].isin(keys)]
+    return set(t.sort_values([ENERGY, "material_id"]).drop_duplicates("key")["material_id"])
+
+
+def known_cathode_ids(table: pd.DataFrame, pairs: pd.DataFrame, formulas: Sequence[str] = KNOWN_CATHODES) -> set[str]:
+    """Every id :func:`known_cathodes` uses (the ground-state discharged ids and their pairs' charged ids), to
+    hold out of a model's training so the check is honest."""
+    ground = _ground_states(table, formulas)
+    return ground | set(pairs.loc[pairs["low_mpid"].isin(ground), "high_mpid"])
+
+
 def known_cathodes(table: pd.DataFrame, pairs: pd.DataFrame, predict, hull: Hull | None = None,
                    formulas: Sequence[str] = KNOWN_CATHODES, candidates: pd.DataFrame | None = None) -> pd.DataFrame:
     """The screen's pipeline on known cathodes the table holds, beside DFT and MP: one row per MP electrode
@@ -458,11 +477,7 @@ def known_cathodes(table: pd.DataFrame, pairs: pd.DataFrame, predict, hull: Hull
 
     hull = hull or Hull(table)
     t = table.drop_duplicates("material_id").set_index("material_id")
-    keys = {composition_key(Composition(f)): Composition(f).reduced_formula for f in formulas}
-    tk = t[t[ENERGY].notna()]
-    tk = tk.assign(key=composition_keys(tk["structure"].tolist()))
-    tk = tk[tk["key"].isin(list(keys))]
-    ground = set(tk.reset_index().sort_values(ENERGY).drop_duplicates("key")["material_id"])
+    ground = _ground_states(table, formulas)
     rows = []
     for _, p in pairs[pairs["low_mpid"].isin(ground)].iterrows():
         d = t.loc[p["low_mpid"], "structure"]
@@ -509,4 +524,4 @@ def known_cathodes(table: pd.DataFrame, pairs: pd.DataFrame, predict, hull: Hull
 
 
 __all__ = ["METALS", "Prototype", "CLASSICS", "SCREEN_SIZES", "find_prototypes", "generate_candidates", "Hull",
-           "screen", "known_cathodes", "KNOWN_CATHODES"]
+           "screen", "known_cathodes", "known_cathode_ids", "KNOWN_CATHODES"]

@@ -271,17 +271,19 @@ def checkpoint_predictor(checkpoints: Sequence[str | Path], device: str = "cpu",
 
 
 def check_leak_free(records: Sequence[dict], benchmark_ids: Iterable[str]) -> None:
-    """Raise unless every record says it was trained by :func:`group_split` with all ``benchmark_ids`` held out."""
+    """Raise unless every run record says it was trained by :func:`group_split` with all ``benchmark_ids``
+    among the ids it was asked to hold out (ids the training table lacks cannot have been trained on)."""
     need = set(map(str, benchmark_ids))
     for rec in records:
         gs = rec.get("group_split") or {}
-        held = set(gs.get("held_out_ids", []))
-        missing = need - held
-        if not gs or missing:
-            raise ValueError(f"run {rec.get('run', '?')} was not trained with the benchmark held out "
-                             f"({len(missing) if gs else 'no'} group-split record"
-                             f"{'; ' + str(len(missing)) + ' benchmark ids not held out' if gs else ''}): "
-                             "its voltages would leak. Train with lib.electrode_benchmark.train_formation_models")
+        if not gs:
+            raise ValueError(f"run {rec.get('run', '?')} has no group-split record: it may have trained on the "
+                             "benchmark structures, so its voltages could leak. Train with "
+                             "lib.electrode_benchmark.train_formation_models")
+        missing = need - set(gs.get("excluded_ids", []))
+        if missing:
+            raise ValueError(f"run {rec.get('run', '?')} was not trained with these ids held out: {len(missing)} "
+                             f"benchmark ids not held out (e.g. {sorted(missing)[:3]}); its voltages could leak")
 
 
 def ml_pair_table(matched: pd.DataFrame, predict, prefix: str = "ml", progress: bool = True) -> pd.DataFrame:
@@ -326,8 +328,9 @@ def train_formation_models(table: pd.DataFrame, exclude_ids: Iterable[str], prof
     all), in the split's 8:1 ratio; the test set is the held-out structures, so the record's test MAE is the
     formation-energy error on the benchmark structures. Graphs: CGCNN's (k = 8, 8 Å), cached. Runs are
     named ``cgcnn-groupsplit_formation_energy_per_atom_<profile>_s<seed>`` under ``results/electrodes/runs``
-    (not results/runs, which 06_benchmark reads); each record keeps the held-out ids, so
-    :func:`check_leak_free` can verify it. A finished run is not trained again (``fit`` resumes).
+    (not results/runs, which 06_benchmark reads); each record keeps the ids it was asked to hold out
+    (``group_split.excluded_ids``) and those the table had (``held_out_ids``), so :func:`check_leak_free`
+    can verify it. A finished run is not trained again (``fit`` resumes).
     """
     from lib.data import target_frame
     from lib.graphs import build_graphs, cgcnn_params
@@ -373,7 +376,7 @@ def train_formation_models(table: pd.DataFrame, exclude_ids: Iterable[str], prof
         cfg = TrainConfig(epochs=epochs, num_threads=threads)
         rec = fit(model, gs, y, split, cfg, property=ENERGY, seed=seed, profile=prof, model_name="cgcnn-groupsplit",
                   runs_dir=runs_dir, progress=progress,
-                  extra={"group_split": {"by": by, "n_excluded_asked": len(exclude), "held_out_hash": ids_hash(held_ids),
+                  extra={"group_split": {"by": by, "excluded_ids": exclude, "excluded_hash": ids_hash(exclude),
                                          "held_out_ids": held_ids, "n_train": int(len(split["train"])),
                                          "n_val": int(len(split["val"]))}})
         rec["checkpoint_path"] = str(runs_dir / rec["checkpoint"])

@@ -224,12 +224,13 @@ def test_ml_voltages_from_any_predictor(dft):
 
 def test_group_split_models_are_leak_free(table, dft, tmp_path):
     bench = sorted(set(dft["high_mpid"][:10]) | set(dft["low_mpid"][:10]))
-    recs = B.train_formation_models(table, bench, profile="smoke", seeds=[0, 1], n_max=60, epochs=1,
+    recs = B.train_formation_models(table, [*bench, "mp-25001"], profile="smoke", seeds=[0, 1], n_max=60, epochs=1,
                                     runs_dir=tmp_path, progress=False, atom_fea_len=16, n_conv=1, h_fea_len=16)
     assert [r["run"] for r in recs] == [f"cgcnn-groupsplit_formation_energy_per_atom_smoke_s{s}" for s in (0, 1)]
     for r in recs:
         assert r["split_sizes"]["train"] + r["split_sizes"]["val"] == 60
         assert r["split_sizes"]["test"] == len(bench) and set(r["group_split"]["held_out_ids"]) == set(bench)
+        assert set(r["group_split"]["excluded_ids"]) == set(bench) | {"mp-25001"}
         assert set(r["test_predictions"]["id"]) == set(bench)
     paths = [r["checkpoint_path"] for r in recs]
     crystals = list(dft["discharged"][:5])
@@ -239,6 +240,7 @@ def test_group_split_models_are_leak_free(table, dft, tmp_path):
     assert one_std is None and np.isfinite(one_mean).all()
     with pytest.raises(ValueError, match="benchmark ids not held out"):
         B.checkpoint_predictor(paths, require=[*bench, "mp-19017"])
+    B.checkpoint_predictor(paths, require=[*bench, "mp-25001"])  # not in the mirror, but asked to be held out
     with pytest.raises(ValueError, match="no group-split record"):
         B.check_leak_free([{"run": "cgcnn_formation_energy_per_atom_smoke_s0"}], bench)
 
