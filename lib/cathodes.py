@@ -120,8 +120,13 @@ def _formula_index(table: pd.DataFrame) -> dict[tuple, list[int]]:
 # ----------------------------------------------------------------------------------------------
 
 
-def find_prototypes(table: pd.DataFrame, pairs: pd.DataFrame | None = None, n_extra: int = 0,
-                    max_atoms: int = 40, progress: bool = False) -> list[Prototype]:
+def find_prototypes(
+    table: pd.DataFrame,
+    pairs: pd.DataFrame | None = None,
+    n_extra: int = 0,
+    max_atoms: int = 40,
+    progress: bool = False,
+) -> list[Prototype]:
     """The classic prototypes the table holds, then up to ``n_extra`` from MP's Li electrode pairs (see the
     module docstring), in order of (sites, id)."""
     from pymatgen.core import Element
@@ -135,7 +140,12 @@ def find_prototypes(table: pd.DataFrame, pairs: pd.DataFrame | None = None, n_ex
         return protos
     pairs = read_pairs() if pairs is None else pairs
     m = match_pairs(pairs[pairs["ion"] == "Li"], table)
-    m = m[[len(c) <= max_atoms and len(d) <= max_atoms for c, d in zip(m["charged"], m["discharged"], strict=True)]]
+    m = m[
+        [
+            len(c) <= max_atoms and len(d) <= max_atoms
+            for c, d in zip(m["charged"], m["discharged"], strict=True)
+        ]
+    ]
     t = pair_table(m.reset_index(drop=True), progress=progress)
     t = t[(t["dft_voltage"] - t["avg_voltage"]).abs() <= 0.1]
     seen = {(p.discharged_id) for p in protos}
@@ -148,10 +158,19 @@ def find_prototypes(table: pd.DataFrame, pairs: pd.DataFrame | None = None, n_ex
         if len(metals) != 1 or other_tm or not els & set(ANIONS) or r["low_mpid"] in seen:
             continue
         sg = SpacegroupAnalyzer(s, symprec=0.1).get_space_group_number()
-        cand.append((len(s), r["low_mpid"], r["high_mpid"], s.composition.anonymized_formula, sg,
-                     r["low_formula"], metals.pop()))
+        cand.append(
+            (
+                len(s),
+                r["low_mpid"],
+                r["high_mpid"],
+                s.composition.anonymized_formula,
+                sg,
+                r["low_formula"],
+                metals.pop(),
+            )
+        )
     keys = set()
-    for n, lid, hid, anon, sg, formula, metal in sorted(cand, key=lambda c: (c[0], c[1])):
+    for _n, lid, hid, anon, sg, formula, metal in sorted(cand, key=lambda c: (c[0], c[1])):
         if (anon, sg) in keys:
             continue
         keys.add((anon, sg))
@@ -196,8 +215,9 @@ def _mix_sites(n: int, k: int) -> list[int]:
     return sorted({int(round(i * n / k)) % n for i in range(k)})
 
 
-def _substitutions(proto: Prototype, structure, metals: Sequence[str], mixes: Sequence[float],
-                   mix_metals: Sequence[str]):
+def _substitutions(
+    proto: Prototype, structure, metals: Sequence[str], mixes: Sequence[float], mix_metals: Sequence[str]
+):
     """(label, {site index: new species}, single?) for every substitution of the prototype's metal."""
     sites = [i for i, sp in enumerate(structure.species) if sp.symbol == proto.metal]
     for m in metals:
@@ -213,9 +233,16 @@ def _substitutions(proto: Prototype, structure, metals: Sequence[str], mixes: Se
             yield label, {i: (m1 if i in first else m2) for i in sites}, None
 
 
-def generate_candidates(table: pd.DataFrame, prototypes: Sequence[Prototype], ion: str = "Li",
-                        metals: Sequence[str] = METALS, mixes: Sequence[float] = (),
-                        mix_metals: Sequence[str] = METALS, exclude: str = "structure", progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def generate_candidates(
+    table: pd.DataFrame,
+    prototypes: Sequence[Prototype],
+    ion: str = "Li",
+    metals: Sequence[str] = METALS,
+    mixes: Sequence[float] = (),
+    mix_metals: Sequence[str] = METALS,
+    exclude: str = "structure",
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Candidates from ``prototypes`` (module docstring): returns ``(candidates, dropped)``.
 
     ``candidates``: ``candidate_id``, ``prototype``, ``substitution``, ``formula`` (discharged),
@@ -266,7 +293,9 @@ def generate_candidates(table: pd.DataFrame, prototypes: Sequence[Prototype], io
         formula = d.composition.reduced_formula
         gd = guess(d)
         if gd is None:
-            dropped.append((cid, formula, "discharged state cannot be charge-balanced", "discharged not balanced"))
+            dropped.append(
+                (cid, formula, "discharged state cannot be charge-balanced", "discharged not balanced")
+            )
             continue
         if c0 is not None and single is not None:
             c = SubstitutionTransformation({p.metal: single}).apply_transformation(c0)
@@ -276,8 +305,15 @@ def generate_candidates(table: pd.DataFrame, prototypes: Sequence[Prototype], io
             charged_from = f"all {ion} removed"
         gc = guess(c)
         if gc is None:
-            dropped.append((cid, formula, f"charged state {c.composition.reduced_formula} cannot be charge-balanced "
-                                          f"({charged_from})", "charged not balanced"))
+            dropped.append(
+                (
+                    cid,
+                    formula,
+                    f"charged state {c.composition.reduced_formula} cannot be charge-balanced "
+                    f"({charged_from})",
+                    "charged not balanced",
+                )
+            )
             continue
         try:
             check_pair(c.composition, d.composition, ion)
@@ -297,7 +333,9 @@ def generate_candidates(table: pd.DataFrame, prototypes: Sequence[Prototype], io
             continue
         hit = next((mid for mid in known if matcher.fit(d, t["structure"][pos[mid]].to_structure())), None)
         if hit:
-            dropped.append((cid, formula, f"in the mirror as {hit} (same formula and structure)", "in the mirror"))
+            dropped.append(
+                (cid, formula, f"in the mirror as {hit} (same formula and structure)", "in the mirror")
+            )
             continue
         dup = next((k for k, s in seen.get(formula, []) if matcher.fit(d, s)), None)
         if dup:
@@ -305,11 +343,22 @@ def generate_candidates(table: pd.DataFrame, prototypes: Sequence[Prototype], io
             continue
         seen.setdefault(formula, []).append((cid, d))
         ox = lambda g: " ".join(f"{e}{v:+g}" for e, v in g.items())  # noqa: E731
-        kept.append({"candidate_id": cid, "prototype": p.key, "substitution": label, "formula": formula,
-                     "formula_charged": c.composition.reduced_formula, "discharged": Crystal.from_structure(d),
-                     "charged": Crystal.from_structure(c), "charged_from": charged_from,
-                     "oxidation_states": ox(gd), "oxidation_states_charged": ox(gc), "volume_rule": rule,
-                     "formula_known_in_mirror": bool(known)})
+        kept.append(
+            {
+                "candidate_id": cid,
+                "prototype": p.key,
+                "substitution": label,
+                "formula": formula,
+                "formula_charged": c.composition.reduced_formula,
+                "discharged": Crystal.from_structure(d),
+                "charged": Crystal.from_structure(c),
+                "charged_from": charged_from,
+                "oxidation_states": ox(gd),
+                "oxidation_states_charged": ox(gc),
+                "volume_rule": rule,
+                "formula_known_in_mirror": bool(known),
+            }
+        )
     cands = pd.DataFrame(kept)
     drops = pd.DataFrame(dropped, columns=["candidate_id", "formula", "reason", "category"])
     cands.attrs.update(ion=ion, exclude=exclude, n_prototypes=len(prototypes), n_tried=len(jobs))
@@ -345,18 +394,22 @@ class Hull:
         els = sorted({Element(e).Z for e in elements})
         key = (frozenset(els), frozenset(exclude_ids))
         if key not in self._pd:
-            entries = [PDEntry(Composition({Element.from_Z(z): 1}), 0.0, name=Element.from_Z(z).symbol) for z in els]
+            entries = [
+                PDEntry(Composition({Element.from_Z(z): 1}), 0.0, name=Element.from_Z(z).symbol) for z in els
+            ]
             for r in range(1, len(els) + 1):
                 for sub in itertools.combinations(els, r):
                     for mid, (z, n), e in self._by_elements.get(frozenset(sub), []):
                         if mid not in exclude_ids:
-                            comp = Composition({Element.from_Z(int(a)): int(b) for a, b in zip(z, n, strict=True)})
+                            comp = Composition(
+                                {Element.from_Z(int(a)): int(b) for a, b in zip(z, n, strict=True)}
+                            )
                             entries.append(PDEntry(comp, e, name=mid))
             self._pd[key] = PhaseDiagram(entries)
         return self._pd[key]
 
     def e_above_hull(self, structure, ef_per_atom: float, exclude_ids: Sequence[str] = ()) -> float:
-        """eV/atom above (negative: below) the hull, for a structure (Crystal/Structure) with E_f (eV/atom)."""
+        """eV/atom above (negative: below) the hull of a structure (Crystal/Structure) with E_f (eV/atom)."""
         from pymatgen.analysis.phase_diagram import PDEntry
 
         comp = (structure.to_structure() if isinstance(structure, Crystal) else structure).composition
@@ -372,7 +425,8 @@ class Hull:
 
 
 def _pareto(se: np.ndarray, eh: np.ndarray) -> np.ndarray:
-    """True where no other point has higher-or-equal specific energy and lower-or-equal E_hull (one strictly)."""
+    """True where no other point has higher-or-equal specific energy and lower-or-equal E_hull (one of
+    them strictly): the Pareto front of (max specific energy, min E_hull)."""
     ok = np.isfinite(se) & np.isfinite(eh)
     out = np.zeros(len(se), bool)
     for i in np.flatnonzero(ok):
@@ -381,8 +435,15 @@ def _pareto(se: np.ndarray, eh: np.ndarray) -> np.ndarray:
     return out
 
 
-def screen(candidates: pd.DataFrame, predict, hull: Hull, ion: str = "Li", max_e_hull: float = 0.1,
-           v_window: tuple[float, float] = (2.5, 4.8), progress: bool = True) -> pd.DataFrame:
+def screen(
+    candidates: pd.DataFrame,
+    predict,
+    hull: Hull,
+    ion: str = "Li",
+    max_e_hull: float = 0.1,
+    v_window: tuple[float, float] = (2.5, 4.8),
+    progress: bool = True,
+) -> pd.DataFrame:
     """Score and rank candidates (module docstring). Adds per state ``ef_*`` and ``ef_*_std`` (eV/atom),
     ``e_hull_*`` (eV/atom), then ``voltage`` (V), ``voltage_std``, ``capacity_grav`` (mAh/g),
     ``capacity_vol`` (mAh/cm³), ``specific_energy`` (Wh/kg), ``energy_density`` (Wh/L), ``passes``,
@@ -401,12 +462,25 @@ def screen(candidates: pd.DataFrame, predict, hull: Hull, ion: str = "Li", max_e
     out["ef_discharged_std"], out["ef_charged_std"] = std[:n], std[n:]
     rows = []
     it = out[["discharged", "charged", "ef_discharged", "ef_charged", "ef_discharged_std", "ef_charged_std"]]
-    for d, c, ed, ec, sd, sc in tqdm(it.itertuples(index=False), total=n, desc="scores", disable=not progress):
+    for d, c, ed, ec, sd, sc in tqdm(
+        it.itertuples(index=False), total=n, desc="scores", disable=not progress
+    ):
         r = {"e_hull_discharged": hull.e_above_hull(d, ed), "e_hull_charged": hull.e_above_hull(c, ec)}
         try:
             p = pair_properties(c, d, ec, ed, ion)
-            r.update({k: p[k] for k in ("voltage", "capacity_grav", "capacity_vol", "specific_energy",
-                                        "energy_density", "dx")})
+            r.update(
+                {
+                    k: p[k]
+                    for k in (
+                        "voltage",
+                        "capacity_grav",
+                        "capacity_vol",
+                        "specific_energy",
+                        "energy_density",
+                        "dx",
+                    )
+                }
+            )
             r["voltage_std"] = float(check_pair(c, d, ion).voltage(0, 0, sc, sd)[1])
             r["score_error"] = p["note"]
         except (ElectrodeError, ValueError) as exc:
@@ -414,17 +488,26 @@ def screen(candidates: pd.DataFrame, predict, hull: Hull, ion: str = "Li", max_e
         rows.append(r)
     out = out.join(pd.DataFrame(rows))
     v, eh = out["voltage"].to_numpy(float), out["e_hull_discharged"].to_numpy(float)
-    why = np.where(~np.isfinite(v) | ~np.isfinite(eh), "not scored",
-                   np.where(eh > max_e_hull, f"E_hull > {max_e_hull:g} eV/atom",
-                            np.where((v < v_window[0]) | (v > v_window[1]),
-                                     f"V outside {v_window[0]:g}-{v_window[1]:g} V", "")))
+    why = np.where(
+        ~np.isfinite(v) | ~np.isfinite(eh),
+        "not scored",
+        np.where(
+            eh > max_e_hull,
+            f"E_hull > {max_e_hull:g} eV/atom",
+            np.where(
+                (v < v_window[0]) | (v > v_window[1]), f"V outside {v_window[0]:g}-{v_window[1]:g} V", ""
+            ),
+        ),
+    )
     out["why_not"], out["passes"] = why, why == ""
     out["pareto"] = _pareto(out["specific_energy"].to_numpy(float), eh)
     se = out["specific_energy"].fillna(-np.inf)
     order = np.lexsort((out["candidate_id"].to_numpy(), -se.to_numpy(), ~out["passes"].to_numpy()))
     out = out.iloc[order].reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
-    out.attrs.update(candidates.attrs, seconds=time.perf_counter() - t0, max_e_hull=max_e_hull, v_window=v_window)
+    out.attrs.update(
+        candidates.attrs, seconds=time.perf_counter() - t0, max_e_hull=max_e_hull, v_window=v_window
+    )
     return out
 
 
@@ -432,9 +515,29 @@ def screen(candidates: pd.DataFrame, predict, hull: Hull, ion: str = "Li", max_e
 # the known cathodes
 # ----------------------------------------------------------------------------------------------
 
-KNOWN_CATHODES = ("LiCoO2", "LiNiO2", "LiMnO2", "LiMn2O4", "LiFePO4", "LiMnPO4", "LiCoPO4", "LiNiPO4", "LiVO2",
-                  "LiCrO2", "LiTiS2", "Li2FeSiO4", "Li2MnSiO4", "LiFeSO4F", "Li2VPO4F", "Li3V2(PO4)3", "Li2MnO3",
-                  "LiFeBO3", "LiMnBO3", "LiCo2O4", "LiNi2O4")
+KNOWN_CATHODES = (
+    "LiCoO2",
+    "LiNiO2",
+    "LiMnO2",
+    "LiMn2O4",
+    "LiFePO4",
+    "LiMnPO4",
+    "LiCoPO4",
+    "LiNiPO4",
+    "LiVO2",
+    "LiCrO2",
+    "LiTiS2",
+    "Li2FeSiO4",
+    "Li2MnSiO4",
+    "LiFeSO4F",
+    "Li2VPO4F",
+    "Li3V2(PO4)3",
+    "Li2MnO3",
+    "LiFeBO3",
+    "LiMnBO3",
+    "LiCo2O4",
+    "LiNi2O4",
+)
 
 
 def _ground_states(table: pd.DataFrame, formulas: Sequence[str]) -> set[str]:
@@ -448,15 +551,23 @@ def _ground_states(table: pd.DataFrame, formulas: Sequence[str]) -> set[str]:
     return set(t.sort_values([ENERGY, "material_id"]).drop_duplicates("key")["material_id"])
 
 
-def known_cathode_ids(table: pd.DataFrame, pairs: pd.DataFrame, formulas: Sequence[str] = KNOWN_CATHODES) -> set[str]:
+def known_cathode_ids(
+    table: pd.DataFrame, pairs: pd.DataFrame, formulas: Sequence[str] = KNOWN_CATHODES
+) -> set[str]:
     """Every id :func:`known_cathodes` uses (the ground-state discharged ids and their pairs' charged ids), to
     hold out of a model's training so the check is honest."""
     ground = _ground_states(table, formulas)
     return ground | set(pairs.loc[pairs["low_mpid"].isin(ground), "high_mpid"])
 
 
-def known_cathodes(table: pd.DataFrame, pairs: pd.DataFrame, predict, hull: Hull | None = None,
-                   formulas: Sequence[str] = KNOWN_CATHODES, candidates: pd.DataFrame | None = None) -> pd.DataFrame:
+def known_cathodes(
+    table: pd.DataFrame,
+    pairs: pd.DataFrame,
+    predict,
+    hull: Hull | None = None,
+    formulas: Sequence[str] = KNOWN_CATHODES,
+    candidates: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """The screen's pipeline on known cathodes the table holds, beside DFT and MP: one row per MP electrode
     pair whose discharged end is a known cathode (``formulas``) in the table, in its lowest-energy polymorph
     there (olivine LiFePO4 mp-19017, not the 6 other LiFePO4 polymorphs).
@@ -489,21 +600,37 @@ def known_cathodes(table: pd.DataFrame, pairs: pd.DataFrame, predict, hull: Hull
         mean, std = predict(crystals)
         std = std if std is not None else np.full(len(crystals), np.nan)
         ef_d = float(t.loc[p["low_mpid"], ENERGY])
-        row = {"formula": d.formula, "ion": ion, "discharged_id": p["low_mpid"], "charged_id": p["high_mpid"],
-               "charged_formula": p["high_formula"], "charged_in_mirror": have_c, "v_mp": p["avg_voltage"],
-               "ef_dft": ef_d, "ef_ml": mean[0], "ef_ml_std": std[0],
-               "e_hull_dft": hull.e_above_hull(d, ef_d, exclude_ids=[p["low_mpid"]]),
-               "e_hull_ml": hull.e_above_hull(d, mean[0], exclude_ids=[p["low_mpid"]])}
+        row = {
+            "formula": d.formula,
+            "ion": ion,
+            "discharged_id": p["low_mpid"],
+            "charged_id": p["high_mpid"],
+            "charged_formula": p["high_formula"],
+            "charged_in_mirror": have_c,
+            "v_mp": p["avg_voltage"],
+            "ef_dft": ef_d,
+            "ef_ml": mean[0],
+            "ef_ml_std": std[0],
+            "e_hull_dft": hull.e_above_hull(d, ef_d, exclude_ids=[p["low_mpid"]]),
+            "e_hull_ml": hull.e_above_hull(d, mean[0], exclude_ids=[p["low_mpid"]]),
+        }
         scr = pair_properties(cs, ds, mean[1], mean[0], ion)
         geo = check_pair(cs, ds, ion)
-        row.update(v_ml_screen=scr["voltage"], v_ml_screen_std=float(geo.voltage(0, 0, std[1], std[0])[1]),
-                   dx_screen=geo.dx, specific_energy_ml_screen=scr["specific_energy"],
-                   screen_balanced=_oxi(cs) is not None)
+        row.update(
+            v_ml_screen=scr["voltage"],
+            v_ml_screen_std=float(geo.voltage(0, 0, std[1], std[0])[1]),
+            dx_screen=geo.dx,
+            specific_energy_ml_screen=scr["specific_energy"],
+            screen_balanced=_oxi(cs) is not None,
+        )
         if have_c:
             c = t.loc[p["high_mpid"], "structure"]
             gp = check_pair(c, d, ion)
-            row.update(dx_mp=gp.dx, v_dft=pair_properties(c, d, t.loc[p["high_mpid"], ENERGY], ef_d, ion)["voltage"],
-                       v_ml_pair=pair_properties(c, d, mean[2], mean[0], ion)["voltage"])
+            row.update(
+                dx_mp=gp.dx,
+                v_dft=pair_properties(c, d, t.loc[p["high_mpid"], ENERGY], ef_d, ion)["voltage"],
+                v_ml_pair=pair_properties(c, d, mean[2], mean[0], ion)["voltage"],
+            )
         else:
             cf = Composition(p["high_formula"])
             try:
@@ -512,16 +639,51 @@ def known_cathodes(table: pd.DataFrame, pairs: pd.DataFrame, predict, hull: Hull
                 row["dx_mp"] = np.nan
         if candidates is not None and len(candidates) and "specific_energy" in candidates:
             ok = candidates[candidates["passes"]]
-            row["better_candidates"] = float((ok["specific_energy"] > row["specific_energy_ml_screen"]).mean()) \
-                if len(ok) else np.nan
+            row["better_candidates"] = (
+                float((ok["specific_energy"] > row["specific_energy_ml_screen"]).mean())
+                if len(ok)
+                else np.nan
+            )
         row["same_reaction"] = bool(np.isclose(row["dx_mp"], row["dx_screen"]))
         rows.append(row)
-    cols = ["formula", "ion", "discharged_id", "charged_id", "charged_formula", "charged_in_mirror", "dx_mp",
-            "dx_screen", "same_reaction", "screen_balanced", "v_mp", "v_dft", "v_ml_pair", "v_ml_screen", "v_ml_screen_std", "specific_energy_ml_screen",
-            "ef_dft", "ef_ml", "ef_ml_std", "e_hull_dft", "e_hull_ml", "better_candidates"]
+    cols = [
+        "formula",
+        "ion",
+        "discharged_id",
+        "charged_id",
+        "charged_formula",
+        "charged_in_mirror",
+        "dx_mp",
+        "dx_screen",
+        "same_reaction",
+        "screen_balanced",
+        "v_mp",
+        "v_dft",
+        "v_ml_pair",
+        "v_ml_screen",
+        "v_ml_screen_std",
+        "specific_energy_ml_screen",
+        "ef_dft",
+        "ef_ml",
+        "ef_ml_std",
+        "e_hull_dft",
+        "e_hull_ml",
+        "better_candidates",
+    ]
     out = pd.DataFrame(rows)
     return out.reindex(columns=[c for c in cols if c in out.columns or c != "better_candidates"])
 
 
-__all__ = ["METALS", "Prototype", "CLASSICS", "SCREEN_SIZES", "find_prototypes", "generate_candidates", "Hull",
-           "screen", "known_cathodes", "known_cathode_ids", "KNOWN_CATHODES"]
+__all__ = [
+    "METALS",
+    "Prototype",
+    "CLASSICS",
+    "SCREEN_SIZES",
+    "find_prototypes",
+    "generate_candidates",
+    "Hull",
+    "screen",
+    "known_cathodes",
+    "known_cathode_ids",
+    "KNOWN_CATHODES",
+]

@@ -54,17 +54,24 @@ def _metrics(pred: np.ndarray, ref: np.ndarray) -> dict:
     if not len(p):
         return {"n": 0}
     e = np.abs(p - r)
-    out = {"n": int(len(p)), "mae": float(e.mean()), "median_ae": float(np.median(e)),
-           "rmse": float(np.sqrt(np.mean((p - r) ** 2)))}
+    out = {
+        "n": int(len(p)),
+        "mae": float(e.mean()),
+        "median_ae": float(np.median(e)),
+        "rmse": float(np.sqrt(np.mean((p - r) ** 2))),
+    }
     for t in THRESHOLDS:
         out[f"within_{t:g}"] = float(np.mean(e <= t))
-    out["spearman"] = float(spearmanr(p, r).statistic) if len(p) > 2 and np.ptp(p) > 0 and np.ptp(r) > 0 else math.nan
+    out["spearman"] = (
+        float(spearmanr(p, r).statistic) if len(p) > 2 and np.ptp(p) > 0 and np.ptp(r) > 0 else math.nan
+    )
     out["n_missing"] = int((~ok).sum())
     return out
 
 
-def voltage_metrics(table: pd.DataFrame, pred: str = "dft_voltage", ref: str = "avg_voltage",
-                    by: str | None = "ion") -> pd.DataFrame:
+def voltage_metrics(
+    table: pd.DataFrame, pred: str = "dft_voltage", ref: str = "avg_voltage", by: str | None = "ion"
+) -> pd.DataFrame:
     """Errors of ``pred`` against ``ref`` (V): n, MAE, median absolute error, RMSE, the fraction within
     0.1 / 0.3 / 0.5 V, Spearman ρ and the pairs without a value; one row "all", then one per ``by`` group
     (largest first). A group whose values are all missing has n = 0."""
@@ -91,14 +98,23 @@ def energies_2024(table: pd.DataFrame | None = None, mirror: str | Path | None =
     e["pbe"] = None
     if table is not None and "rejected" in table.attrs:
         rej = table.attrs["rejected"]
-        r2scan = set(rej.loc[(rej["target"] == "energy_per_atom")
-                             & (rej["reason"] == "not on the PBE energy scale"), "material_id"])
+        r2scan = set(
+            rej.loc[
+                (rej["target"] == "energy_per_atom") & (rej["reason"] == "not on the PBE energy scale"),
+                "material_id",
+            ]
+        )
         e["pbe"] = [mid not in r2scan for mid in e.index]
     return e
 
 
-def explain_outliers(table: pd.DataFrame, e2024: pd.DataFrame | None = None, threshold: float = 0.3,
-                     pred: str = "dft_voltage", agree: float = 0.1) -> pd.DataFrame:
+def explain_outliers(
+    table: pd.DataFrame,
+    e2024: pd.DataFrame | None = None,
+    threshold: float = 0.3,
+    pred: str = "dft_voltage",
+    agree: float = 0.1,
+) -> pd.DataFrame:
     """Every pair whose ``pred`` voltage misses MP's ``avg_voltage`` by more than ``threshold`` V, with the
     cause the data supports, checked in this order:
 
@@ -130,25 +146,35 @@ def explain_outliers(table: pd.DataFrame, e2024: pd.DataFrame | None = None, thr
             geo = check_pair(r["charged"], r["discharged"], r["ion"])
         except ValueError as exc:
             detail = str(exc)
-        have24 = (e2024 is not None and r["high_mpid"] in e2024.index and r["low_mpid"] in e2024.index)
+        have24 = e2024 is not None and r["high_mpid"] in e2024.index and r["low_mpid"] in e2024.index
         if geo is not None and have24:
             e_c, e_d = e2024.loc[r["high_mpid"]], e2024.loc[r["low_mpid"]]
             v24 = float(geo.voltage(e_c["ef_2024"], e_d["ef_2024"])[0])
         if not r.get("formula_ok", True):
             cause = "structure mismatch"
-            detail = (f"mirror {r['high_mpid']} is {r['formula_charged']} (file: {r['high_formula']}), "
-                      f"{r['low_mpid']} is {r['formula_discharged']} (file: {r['low_formula']})")
+            detail = (
+                f"mirror {r['high_mpid']} is {r['formula_charged']} (file: {r['high_formula']}), "
+                f"{r['low_mpid']} is {r['formula_discharged']} (file: {r['low_formula']})"
+            )
         elif r.get("dft_note", ""):
             cause = "hull"
             detail = f"{r['dft_note']}; V = {r[pred]:.2f} V"
-        elif have24 and np.isfinite(v24) and (abs(v24 - r["avg_voltage"]) <= agree
-                                              or abs(v24 - r["avg_voltage"]) < 0.5 * abs(r[pred] - r["avg_voltage"])):
+        elif (
+            have24
+            and np.isfinite(v24)
+            and (
+                abs(v24 - r["avg_voltage"]) <= agree
+                or abs(v24 - r["avg_voltage"]) < 0.5 * abs(r[pred] - r["avg_voltage"])
+            )
+        ):
             close = abs(v24 - r["avg_voltage"]) <= agree
             cause = "energies changed between releases" if close else "energies changed, 2024 closer"
             a_c, a_d = geo.coefficients
             ends = []
-            for end, e, ef_old, sign, a in (("charged", e_c, r["ef_charged"], 1, a_c),
-                                            ("discharged", e_d, r["ef_discharged"], -1, a_d)):
+            for end, e, ef_old, sign, a in (
+                ("charged", e_c, r["ef_charged"], 1, a_c),
+                ("discharged", e_d, r["ef_discharged"], -1, a_d),
+            ):
                 d_ef = e["ef_2024"] - ef_old
                 mid = r["high_mpid"] if end == "charged" else r["low_mpid"]
                 remap = f" (now {e['material_id_2024']})" if e["material_id_2024"] != mid else ""
@@ -161,8 +187,17 @@ def explain_outliers(table: pd.DataFrame, e2024: pd.DataFrame | None = None, thr
             detail = f"2024 energies give {v24:.2f} V (MP {r['avg_voltage']:.2f} V)"
         rows.append({"cause": cause, "detail": detail, "v_2024": v24, "multi_material": multi})
     info = pd.DataFrame(rows, index=out.index, columns=["cause", "detail", "v_2024", "multi_material"])
-    cols = ["battery_id", "ion", "high_formula", "high_mpid", "low_formula", "low_mpid", "avg_voltage", pred,
-            "error"]
+    cols = [
+        "battery_id",
+        "ion",
+        "high_formula",
+        "high_mpid",
+        "low_formula",
+        "low_mpid",
+        "avg_voltage",
+        pred,
+        "error",
+    ]
     return out[cols].join(info).sort_values("error", key=np.abs, ascending=False)
 
 
@@ -198,8 +233,13 @@ def ids_hash(ids: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(set(map(str, ids)))).encode()).hexdigest()[:16]
 
 
-def group_split(df: pd.DataFrame, seed: int, exclude_ids: Iterable[str],
-                fractions: Sequence[float] = (0.8, 0.1, 0.1), by: str = "id") -> dict[str, np.ndarray]:
+def group_split(
+    df: pd.DataFrame,
+    seed: int,
+    exclude_ids: Iterable[str],
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    by: str = "id",
+) -> dict[str, np.ndarray]:
     """A deterministic train/val/test split (positional indices) with ``exclude_ids`` held out.
 
     Every row whose ``material_id`` is in ``exclude_ids`` goes to test, and with ``by="formula"`` also every
@@ -277,13 +317,17 @@ def check_leak_free(records: Sequence[dict], benchmark_ids: Iterable[str]) -> No
     for rec in records:
         gs = rec.get("group_split") or {}
         if not gs:
-            raise ValueError(f"run {rec.get('run', '?')} has no group-split record: it may have trained on the "
-                             "benchmark structures, so its voltages could leak. Train with "
-                             "lib.electrode_benchmark.train_formation_models")
+            raise ValueError(
+                f"run {rec.get('run', '?')} has no group-split record: it may have trained on the "
+                "benchmark structures, so its voltages could leak. Train with "
+                "lib.electrode_benchmark.train_formation_models"
+            )
         missing = need - set(gs.get("excluded_ids", []))
         if missing:
-            raise ValueError(f"run {rec.get('run', '?')} was not trained with these ids held out: {len(missing)} "
-                             f"benchmark ids not held out (e.g. {sorted(missing)[:3]}); its voltages could leak")
+            raise ValueError(
+                f"run {rec.get('run', '?')} was not trained with these ids held out: {len(missing)} "
+                f"benchmark ids not held out (e.g. {sorted(missing)[:3]}); its voltages could leak"
+            )
 
 
 def ml_pair_table(matched: pd.DataFrame, predict, prefix: str = "ml", progress: bool = True) -> pd.DataFrame:
@@ -295,8 +339,10 @@ def ml_pair_table(matched: pd.DataFrame, predict, prefix: str = "ml", progress: 
     distinct structure is predicted once.
     """
     ids = pd.unique(pd.concat([matched["high_mpid"], matched["low_mpid"]]))
-    crystals = {**dict(zip(matched["high_mpid"], matched["charged"], strict=True)),
-                **dict(zip(matched["low_mpid"], matched["discharged"], strict=True))}
+    crystals = {
+        **dict(zip(matched["high_mpid"], matched["charged"], strict=True)),
+        **dict(zip(matched["low_mpid"], matched["discharged"], strict=True)),
+    }
     mean, std = predict([crystals[i] for i in ids])
     mean = pd.Series(np.asarray(mean, float), index=ids)
     std = pd.Series(np.asarray(std, float) if std is not None else np.full(len(ids), np.nan), index=ids)
@@ -307,8 +353,14 @@ def ml_pair_table(matched: pd.DataFrame, predict, prefix: str = "ml", progress: 
     t[f"{prefix}_ef_discharged_std"] = std[t["low_mpid"]].to_numpy()
     t = pair_table(t, f"{prefix}_ef_charged", f"{prefix}_ef_discharged", prefix=prefix, progress=progress)
     sig = []
-    for c, d, ion, sc, sd in zip(t["charged"], t["discharged"], t["ion"], t[f"{prefix}_ef_charged_std"],
-                                 t[f"{prefix}_ef_discharged_std"], strict=True):
+    for c, d, ion, sc, sd in zip(
+        t["charged"],
+        t["discharged"],
+        t["ion"],
+        t[f"{prefix}_ef_charged_std"],
+        t[f"{prefix}_ef_discharged_std"],
+        strict=True,
+    ):
         try:
             sig.append(float(check_pair(c, d, ion).voltage(0.0, 0.0, sc, sd)[1]))
         except ValueError:
@@ -317,10 +369,19 @@ def ml_pair_table(matched: pd.DataFrame, predict, prefix: str = "ml", progress: 
     return t
 
 
-def train_formation_models(table: pd.DataFrame, exclude_ids: Iterable[str], profile: str = "smoke",
-                           seeds: Sequence[int] | None = None, n_max: int | None | str = "profile",
-                           epochs: int | None = None, by: str = "id", threads: int | None = 1,
-                           runs_dir: str | Path | None = None, progress: bool = True, **model_kwargs) -> list[dict]:
+def train_formation_models(
+    table: pd.DataFrame,
+    exclude_ids: Iterable[str],
+    profile: str = "smoke",
+    seeds: Sequence[int] | None = None,
+    n_max: int | None | str = "profile",
+    epochs: int | None = None,
+    by: str = "id",
+    threads: int | None = 1,
+    runs_dir: str | Path | None = None,
+    progress: bool = True,
+    **model_kwargs,
+) -> list[dict]:
     """CGCNN formation-energy models on the group split, one per seed; returns their run records.
 
     ``table``: the ``lib.data`` table. For each seed, :func:`group_split` holds ``exclude_ids`` out; training
@@ -358,8 +419,14 @@ def train_formation_models(table: pd.DataFrame, exclude_ids: Iterable[str], prof
         rows = np.concatenate([tr, va, sp["held_out"]])
         sub = frame.iloc[rows].reset_index(drop=True)
         sub.attrs = {"content_hash": None}
-        gs = build_graphs(sub, params, name=f"electrodes_{prof.name}_s{seed}", n_jobs=1 if len(sub) < 3000 else 2,
-                          progress=progress, verbose=False)
+        gs = build_graphs(
+            sub,
+            params,
+            name=f"electrodes_{prof.name}_s{seed}",
+            n_jobs=1 if len(sub) < 3000 else 2,
+            progress=progress,
+            verbose=False,
+        )
         pos = {mid: i for i, mid in enumerate(gs.material_ids)}
         y = sub[ENERGY].to_numpy(dtype=float)[gs.source_index]
         ids = sub["material_id"].to_numpy()
@@ -368,21 +435,53 @@ def train_formation_models(table: pd.DataFrame, exclude_ids: Iterable[str], prof
             return np.array(sorted(_pos[m] for m in _ids[idx] if m in _pos), dtype=np.int64)
 
         n_tr, n_va = len(tr), len(va)
-        split = {"train": where(np.arange(n_tr)), "val": where(np.arange(n_tr, n_tr + n_va)),
-                 "test": where(np.arange(n_tr + n_va, len(sub)))}
+        split = {
+            "train": where(np.arange(n_tr)),
+            "val": where(np.arange(n_tr, n_tr + n_va)),
+            "test": where(np.arange(n_tr + n_va, len(sub))),
+        }
         held_ids = sorted(frame["material_id"].iloc[sp["held_out"]].astype(str))
         seed_everything(seed)
         model = CGCNN.from_graph_params(params, **model_kwargs)
         cfg = TrainConfig(epochs=epochs, num_threads=threads)
-        rec = fit(model, gs, y, split, cfg, property=ENERGY, seed=seed, profile=prof, model_name="cgcnn-groupsplit",
-                  runs_dir=runs_dir, progress=progress,
-                  extra={"group_split": {"by": by, "excluded_ids": exclude, "excluded_hash": ids_hash(exclude),
-                                         "held_out_ids": held_ids, "n_train": int(len(split["train"])),
-                                         "n_val": int(len(split["val"]))}})
+        rec = fit(
+            model,
+            gs,
+            y,
+            split,
+            cfg,
+            property=ENERGY,
+            seed=seed,
+            profile=prof,
+            model_name="cgcnn-groupsplit",
+            runs_dir=runs_dir,
+            progress=progress,
+            extra={
+                "group_split": {
+                    "by": by,
+                    "excluded_ids": exclude,
+                    "excluded_hash": ids_hash(exclude),
+                    "held_out_ids": held_ids,
+                    "n_train": int(len(split["train"])),
+                    "n_val": int(len(split["val"])),
+                }
+            },
+        )
         rec["checkpoint_path"] = str(runs_dir / rec["checkpoint"])
         records.append(rec)
     return records
 
 
-__all__ = ["voltage_metrics", "energies_2024", "explain_outliers", "group_split", "ids_hash", "composition_key", "composition_keys",
-           "checkpoint_predictor", "check_leak_free", "ml_pair_table", "train_formation_models"]
+__all__ = [
+    "voltage_metrics",
+    "energies_2024",
+    "explain_outliers",
+    "group_split",
+    "ids_hash",
+    "composition_key",
+    "composition_keys",
+    "checkpoint_predictor",
+    "check_leak_free",
+    "ml_pair_table",
+    "train_formation_models",
+]

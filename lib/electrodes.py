@@ -51,8 +51,18 @@ with warnings.catch_warnings():  # tqdm.auto warns when a notebook has no ipywid
     from tqdm.auto import tqdm
 
 #: MP's working ions and their charge z (the largest oxidation state, as pymatgen's voltage uses)
-WORKING_IONS: dict[str, int] = {"Li": 1, "Na": 1, "K": 1, "Rb": 1, "Cs": 1, "Mg": 2, "Ca": 2, "Zn": 2,
-                                "Al": 3, "Y": 3}
+WORKING_IONS: dict[str, int] = {
+    "Li": 1,
+    "Na": 1,
+    "K": 1,
+    "Rb": 1,
+    "Cs": 1,
+    "Mg": 2,
+    "Ca": 2,
+    "Zn": 2,
+    "Al": 3,
+    "Y": 3,
+}
 PAIRS_FILE = "mp_insertion_electrodes.csv"
 PAIR_COLUMNS = ("high_formula", "high_mpid", "low_formula", "low_mpid", "avg_voltage", "battery_id")
 FARADAY_MAH_PER_MOL = 96485.33212 / 3.6  # mAh per mole of elementary charges
@@ -160,7 +170,9 @@ class PairGeometry:
         v = a_c * np.asarray(ef_charged, dtype=float) - a_d * np.asarray(ef_discharged, dtype=float)
         if sigma_charged is None or sigma_discharged is None:
             return v, None
-        s = np.hypot(a_c * np.asarray(sigma_charged, dtype=float), a_d * np.asarray(sigma_discharged, dtype=float))
+        s = np.hypot(
+            a_c * np.asarray(sigma_charged, dtype=float), a_d * np.asarray(sigma_discharged, dtype=float)
+        )
         return v, s
 
     @property
@@ -193,26 +205,42 @@ def check_pair(charged, discharged, ion: str) -> PairGeometry:
         s = _structure(x)
         return s.composition, float(s.volume), len(s)
 
-    (cc, vc, nc), (cd, vd, nd) = comp_vol(charged), comp_vol(discharged)
+    (cc, _, nc), (cd, vd, nd) = comp_vol(charged), comp_vol(discharged)
     if cd[el] == 0:
-        raise ElectrodeError(f"the discharged state {cd.reduced_formula} contains no {ion}: it cannot be the "
-                             f"{ion}-rich end of a {ion} insertion electrode")
+        raise ElectrodeError(
+            f"the discharged state {cd.reduced_formula} contains no {ion}: it cannot be the "
+            f"{ion}-rich end of a {ion} insertion electrode"
+        )
     fc = Composition({e: a for e, a in cc.items() if e != el})
     fd = Composition({e: a for e, a in cd.items() if e != el})
     if len(fc) == 0 or len(fd) == 0:
         raise ElectrodeError(f"{cc.reduced_formula} / {cd.reduced_formula}: no framework besides {ion}")
     if fc.reduced_formula != fd.reduced_formula:
-        raise ElectrodeError(f"the frameworks do not match: charged {cc.reduced_formula} has framework "
-                             f"{fc.reduced_formula}, discharged {cd.reduced_formula} has {fd.reduced_formula}")
+        raise ElectrodeError(
+            f"the frameworks do not match: charged {cc.reduced_formula} has framework "
+            f"{fc.reduced_formula}, discharged {cd.reduced_formula} has {fd.reduced_formula}"
+        )
     red, f_c = fc.get_reduced_composition_and_factor()
     f_d = fd.get_reduced_composition_and_factor()[1]
     x_c, x_d = cc[el] / f_c, cd[el] / f_d
     if not x_d > x_c + 1e-9:
-        raise ElectrodeError(f"the discharged state {cd.reduced_formula} holds {x_d:g} {ion} per {red.reduced_formula},"
-                             f" not more than the charged {cc.reduced_formula} ({x_c:g}): swapped states?")
-    return PairGeometry(ion=ion, z=z, framework=red.reduced_formula, n_charged=nc, n_discharged=nd,
-                        f_charged=float(f_c), f_discharged=float(f_d), x_charged=float(x_c), x_discharged=float(x_d),
-                        mass_discharged=float(cd.weight) / f_d, volume_discharged=vd / f_d)
+        raise ElectrodeError(
+            f"the discharged state {cd.reduced_formula} holds {x_d:g} {ion} per {red.reduced_formula},"
+            f" not more than the charged {cc.reduced_formula} ({x_c:g}): swapped states?"
+        )
+    return PairGeometry(
+        ion=ion,
+        z=z,
+        framework=red.reduced_formula,
+        n_charged=nc,
+        n_discharged=nd,
+        f_charged=float(f_c),
+        f_discharged=float(f_d),
+        x_charged=float(x_c),
+        x_discharged=float(x_d),
+        mass_discharged=float(cd.weight) / f_d,
+        volume_discharged=vd / f_d,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,9 +259,13 @@ def insertion_electrode(charged_entry, discharged_entry, ion: str):
     """
     from pymatgen.apps.battery.insertion_battery import InsertionElectrode, InsertionVoltagePair
 
-    check_pair(charged_entry.structure if hasattr(charged_entry, "structure") else charged_entry.composition,
-               discharged_entry.structure if hasattr(discharged_entry, "structure") else discharged_entry.composition,
-               ion)
+    check_pair(
+        charged_entry.structure if hasattr(charged_entry, "structure") else charged_entry.composition,
+        discharged_entry.structure
+        if hasattr(discharged_entry, "structure")
+        else discharged_entry.composition,
+        ion,
+    )
     ion_e = ion_entry(ion)
     try:
         el = InsertionElectrode.from_entries([charged_entry, discharged_entry], ion_e)
@@ -242,8 +274,13 @@ def insertion_electrode(charged_entry, discharged_entry, ion: str):
     except IndexError:  # one stable entry: no voltage pair
         pass
     vp = InsertionVoltagePair.from_entries(charged_entry, discharged_entry, ion_e)
-    el = InsertionElectrode(voltage_pairs=(vp,), working_ion_entry=ion_e, framework_formula=vp.framework_formula,
-                            stable_entries=(vp.entry_charge, vp.entry_discharge), unstable_entries=())
+    el = InsertionElectrode(
+        voltage_pairs=(vp,),
+        working_ion_entry=ion_e,
+        framework_formula=vp.framework_formula,
+        stable_entries=(vp.entry_charge, vp.entry_discharge),
+        unstable_entries=(),
+    )
     return el, "pymatgen's electrode hull drops one state (discharged above the charged-ion tie line)"
 
 
@@ -261,8 +298,14 @@ def electrode_properties(electrode) -> dict:
     }
 
 
-def pair_properties(charged, discharged, ef_charged: float, ef_discharged: float, ion: str,
-                    ids: tuple[str | None, str | None] = (None, None)) -> dict:
+def pair_properties(
+    charged,
+    discharged,
+    ef_charged: float,
+    ef_discharged: float,
+    ion: str,
+    ids: tuple[str | None, str | None] = (None, None),
+) -> dict:
     """Voltage, capacities, specific energy and energy density of one pair from formation energies (eV/atom).
 
     ``charged``, ``discharged``: Crystals or pymatgen Structures. All numbers come from pymatgen's
@@ -294,7 +337,9 @@ def read_pairs(path: str | Path | None = None) -> pd.DataFrame:
     if path is None:
         mirror = default_mirror()
         if mirror is None:
-            raise FileNotFoundError(f"no data mirror found for {PAIRS_FILE}: set COMPENDIUM_MIRROR or pass path=")
+            raise FileNotFoundError(
+                f"no data mirror found for {PAIRS_FILE}: set COMPENDIUM_MIRROR or pass path="
+            )
         path = Path(mirror) / PAIRS_FILE
     df = pd.read_csv(path, dtype={c: str for c in PAIR_COLUMNS if c != "avg_voltage"})
     missing = [c for c in PAIR_COLUMNS if c not in df.columns]
@@ -303,11 +348,15 @@ def read_pairs(path: str | Path | None = None) -> pd.DataFrame:
     df["ion"] = df["battery_id"].str.rsplit("_", n=1).str[-1]
     bad = df[~df["ion"].isin(list(WORKING_IONS))]
     if len(bad):
-        raise ElectrodeError(f"{path}: {len(bad)} row(s) with an unknown working ion, e.g. battery_id "
-                             f"{bad['battery_id'].iloc[0]!r}; known: {', '.join(WORKING_IONS)}")
+        raise ElectrodeError(
+            f"{path}: {len(bad)} row(s) with an unknown working ion, e.g. battery_id "
+            f"{bad['battery_id'].iloc[0]!r}; known: {', '.join(WORKING_IONS)}"
+        )
     v = pd.to_numeric(df["avg_voltage"], errors="coerce")
     if v.isna().any():
-        raise ElectrodeError(f"{path}: non-numeric avg_voltage in row(s) {list(np.flatnonzero(v.isna())[:5])}")
+        raise ElectrodeError(
+            f"{path}: non-numeric avg_voltage in row(s) {list(np.flatnonzero(v.isna())[:5])}"
+        )
     df["avg_voltage"] = v.astype(float)
     df["z"] = df["ion"].map(WORKING_IONS).astype(int)
     df.attrs["source"] = str(path)
@@ -320,7 +369,9 @@ def _reduced(formula: str) -> str:
     return Composition(formula).reduced_formula
 
 
-def match_pairs(pairs: pd.DataFrame, table: pd.DataFrame, energy: str = "formation_energy_per_atom") -> pd.DataFrame:
+def match_pairs(
+    pairs: pd.DataFrame, table: pd.DataFrame, energy: str = "formation_energy_per_atom"
+) -> pd.DataFrame:
     """The pairs with both structures in ``table`` (a ``lib.data`` table), with structures and energies.
 
     Adds ``charged`` / ``discharged`` (Crystals), ``ef_charged`` / ``ef_discharged`` (``energy``, eV/atom)
@@ -340,17 +391,29 @@ def match_pairs(pairs: pd.DataFrame, table: pd.DataFrame, energy: str = "formati
     out["ef_discharged"] = t.loc[out["low_mpid"], energy].to_numpy(dtype=float)
     out["formula_charged"] = [c.formula for c in out["charged"]]
     out["formula_discharged"] = [c.formula for c in out["discharged"]]
-    out["formula_ok"] = [(a == _reduced(b)) and (c == _reduced(d)) for a, b, c, d in
-                         zip(out["formula_charged"], out["high_formula"], out["formula_discharged"],
-                             out["low_formula"], strict=True)]
+    out["formula_ok"] = [
+        (a == _reduced(b)) and (c == _reduced(d))
+        for a, b, c, d in zip(
+            out["formula_charged"],
+            out["high_formula"],
+            out["formula_discharged"],
+            out["low_formula"],
+            strict=True,
+        )
+    ]
     cov = pd.crosstab(pd.Series(status, name="in table", index=pairs.index), pairs["ion"])
     # plain dicts in attrs (pandas compares attrs with == when it concatenates; a DataFrame there breaks that)
     out.attrs = {"coverage": cov.to_dict(orient="index"), "n_pairs": len(pairs), "energy": energy}
     return out
 
 
-def pair_table(matched: pd.DataFrame, ef_charged: str = "ef_charged", ef_discharged: str = "ef_discharged",
-               prefix: str = "dft", progress: bool = True) -> pd.DataFrame:
+def pair_table(
+    matched: pd.DataFrame,
+    ef_charged: str = "ef_charged",
+    ef_discharged: str = "ef_discharged",
+    prefix: str = "dft",
+    progress: bool = True,
+) -> pd.DataFrame:
     """Electrode properties of every matched pair from the energies in two columns (eV/atom), via pymatgen.
 
     Adds ``<prefix>_voltage`` (V), ``<prefix>_capacity_grav`` (mAh/g), ``<prefix>_capacity_vol``
@@ -360,25 +423,47 @@ def pair_table(matched: pd.DataFrame, ef_charged: str = "ef_charged", ef_dischar
     """
     keys = ("voltage", "capacity_grav", "capacity_vol", "specific_energy", "energy_density")
     rows = []
-    it = zip(matched["charged"], matched["discharged"], matched[ef_charged], matched[ef_discharged],
-             matched["ion"], matched.get("high_mpid", [None] * len(matched)),
-             matched.get("low_mpid", [None] * len(matched)), strict=True)
-    for c, d, ec, ed, ion, hid, lid in tqdm(it, total=len(matched), desc=f"{prefix} voltages", disable=not progress):
+    it = zip(
+        matched["charged"],
+        matched["discharged"],
+        matched[ef_charged],
+        matched[ef_discharged],
+        matched["ion"],
+        matched.get("high_mpid", [None] * len(matched)),
+        matched.get("low_mpid", [None] * len(matched)),
+        strict=True,
+    )
+    for c, d, ec, ed, ion, hid, lid in tqdm(
+        it, total=len(matched), desc=f"{prefix} voltages", disable=not progress
+    ):
         try:
             p = pair_properties(c, d, ec, ed, ion, ids=(hid, lid))
-            rows.append({**{f"{prefix}_{k}": p[k] for k in keys}, "dx": p["dx"], "framework": p["framework"],
-                         f"{prefix}_note": p["note"], f"{prefix}_error": ""})
+            rows.append(
+                {
+                    **{f"{prefix}_{k}": p[k] for k in keys},
+                    "dx": p["dx"],
+                    "framework": p["framework"],
+                    f"{prefix}_note": p["note"],
+                    f"{prefix}_error": "",
+                }
+            )
         except (ElectrodeError, ValueError) as exc:
-            rows.append({**{f"{prefix}_{k}": np.nan for k in keys}, f"{prefix}_note": "",
-                         f"{prefix}_error": f"{type(exc).__name__}: {exc}"})
+            rows.append(
+                {
+                    **{f"{prefix}_{k}": np.nan for k in keys},
+                    f"{prefix}_note": "",
+                    f"{prefix}_error": f"{type(exc).__name__}: {exc}",
+                }
+            )
     res = pd.DataFrame(rows, index=matched.index)
     out = matched.drop(columns=[c for c in res.columns if c in matched.columns]).join(res)
     out.attrs = dict(matched.attrs)
     return out
 
 
-def voltages_from_energies(geometries: Sequence[PairGeometry], ef_charged, ef_discharged,
-                           sigma_charged=None, sigma_discharged=None) -> tuple[np.ndarray, np.ndarray | None]:
+def voltages_from_energies(
+    geometries: Sequence[PairGeometry], ef_charged, ef_discharged, sigma_charged=None, sigma_discharged=None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Voltages (V) of many pairs at once from formation energies (eV/atom) by :meth:`PairGeometry.voltage`,
     with σ_V when both σ arrays are given (None otherwise)."""
     a = np.array([g.coefficients for g in geometries], dtype=float).reshape(-1, 2)
@@ -386,11 +471,28 @@ def voltages_from_energies(geometries: Sequence[PairGeometry], ef_charged, ef_di
     v = a[:, 0] * ec - a[:, 1] * ed
     if sigma_charged is None or sigma_discharged is None:
         return v, None
-    return v, np.hypot(a[:, 0] * np.asarray(sigma_charged, float), a[:, 1] * np.asarray(sigma_discharged, float))
+    return v, np.hypot(
+        a[:, 0] * np.asarray(sigma_charged, float), a[:, 1] * np.asarray(sigma_discharged, float)
+    )
 
 
 Predictor = Callable[[Sequence[Crystal]], tuple[np.ndarray, np.ndarray | None]]
 
-__all__ = ["WORKING_IONS", "ElectrodeError", "PairGeometry", "Predictor", "check_ion", "ion_valence",
-           "formation_entry", "ion_entry", "check_pair", "insertion_electrode", "electrode_properties",
-           "pair_properties", "read_pairs", "match_pairs", "pair_table", "voltages_from_energies"]
+__all__ = [
+    "WORKING_IONS",
+    "ElectrodeError",
+    "PairGeometry",
+    "Predictor",
+    "check_ion",
+    "ion_valence",
+    "formation_entry",
+    "ion_entry",
+    "check_pair",
+    "insertion_electrode",
+    "electrode_properties",
+    "pair_properties",
+    "read_pairs",
+    "match_pairs",
+    "pair_table",
+    "voltages_from_energies",
+]

@@ -43,10 +43,28 @@ with warnings.catch_warnings():
 
 RAW_DIR = DATA / "raw" / "mp_electrodes"
 FIELDS = [
-    "battery_id", "working_ion", "num_steps", "average_voltage", "capacity_grav", "capacity_vol",
-    "energy_grav", "energy_vol", "id_charge", "id_discharge", "formula_charge", "formula_discharge",
-    "fracA_charge", "fracA_discharge", "framework_formula", "material_ids", "stability_charge",
-    "stability_discharge", "max_delta_volume", "max_voltage_step", "thermo_type", "last_updated",
+    "battery_id",
+    "working_ion",
+    "num_steps",
+    "average_voltage",
+    "capacity_grav",
+    "capacity_vol",
+    "energy_grav",
+    "energy_vol",
+    "id_charge",
+    "id_discharge",
+    "formula_charge",
+    "formula_discharge",
+    "fracA_charge",
+    "fracA_discharge",
+    "framework_formula",
+    "material_ids",
+    "stability_charge",
+    "stability_discharge",
+    "max_delta_volume",
+    "max_voltage_step",
+    "thermo_type",
+    "last_updated",
     "electrode_object",
 ]
 
@@ -56,7 +74,8 @@ class FetchError(RuntimeError):
 
 
 def legacy_id(value) -> str:
-    """``mp-714944`` from ``mp-714944``, ``mp-aaaborpw`` (MP's alphabetical ids) or an int; other strings as they are.
+    """``mp-714944`` from ``mp-714944``, ``mp-aaaborpw`` (MP's alphabetical ids) or an int; other strings
+    as they are.
 
     The alphabetical form is the integer in base 26 with a = 0 ... z = 25 (emmet's ``AlphaID``; a test
     checks the two agree).
@@ -71,7 +90,9 @@ def legacy_id(value) -> str:
     return f"{m.group(1)}-{n}"
 
 
-def chunk_files(battery_ids: Sequence[str], out_dir: Path, chunk_size: int) -> tuple[list[list[str]], list[Path]]:
+def chunk_files(
+    battery_ids: Sequence[str], out_dir: Path, chunk_size: int
+) -> tuple[list[list[str]], list[Path]]:
     """The chunks of ids and the file each is saved to (named by position and a hash of ids and fields)."""
     chunks = [list(battery_ids[i : i + chunk_size]) for i in range(0, len(battery_ids), chunk_size)]
     files = []
@@ -86,7 +107,9 @@ def _rester(api_key: str | None):
 
     key = api_key or os.environ.get("MP_API_KEY")
     if not key:
-        raise DataUnavailable("no Materials Project API key: set MP_API_KEY (https://next-gen.materialsproject.org/api)")
+        raise DataUnavailable(
+            "no Materials Project API key: set MP_API_KEY (https://next-gen.materialsproject.org/api)"
+        )
     try:
         from mp_api.client import MPRester
     except ImportError as exc:
@@ -94,8 +117,10 @@ def _rester(api_key: str | None):
     try:
         return MPRester(key, mute_progress_bars=True, use_document_model=False)
     except Exception as exc:  # noqa: BLE001 - network, auth and server errors all end here
-        raise DataUnavailable(f"cannot reach the Materials Project API ({type(exc).__name__}: {exc}); check the "
-                              "network and MP_API_KEY") from None
+        raise DataUnavailable(
+            f"cannot reach the Materials Project API ({type(exc).__name__}: {exc}); check the "
+            "network and MP_API_KEY"
+        ) from None
 
 
 def _jsonable(doc) -> dict:
@@ -103,8 +128,14 @@ def _jsonable(doc) -> dict:
     return json.loads(json.dumps({k: d.get(k) for k in FIELDS if k in d}, default=str))
 
 
-def fetch_electrodes(battery_ids: Sequence[str], api_key: str | None = None, out_dir: str | Path | None = None,
-                     chunk_size: int = 100, timeout: int = 60, progress: bool = True) -> list[Path]:
+def fetch_electrodes(
+    battery_ids: Sequence[str],
+    api_key: str | None = None,
+    out_dir: str | Path | None = None,
+    chunk_size: int = 100,
+    timeout: int = 60,
+    progress: bool = True,
+) -> list[Path]:
     """Download the insertion-electrode documents of ``battery_ids`` (e.g. ``mp-19017_Li``) in chunks.
 
     Chunks already on disk are not fetched again (not even a client is made when all are there); each new
@@ -119,8 +150,13 @@ def fetch_electrodes(battery_ids: Sequence[str], api_key: str | None = None, out
     if not todo:
         return files
     rester = _rester(api_key)
-    bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc="MP electrode chunks", unit="chunk",
-               disable=not progress)
+    bar = tqdm(
+        total=len(chunks),
+        initial=len(chunks) - len(todo),
+        desc="MP electrode chunks",
+        unit="chunk",
+        disable=not progress,
+    )
     try:
         with rester as mpr:
             route = mpr.materials.insertion_electrodes
@@ -134,9 +170,14 @@ def fetch_electrodes(battery_ids: Sequence[str], api_key: str | None = None, out
                     raise FetchError(
                         f"the MP electrode fetch stopped at chunk {k + 1}/{len(chunks)} ({chunks[k][0]} ... "
                         f"{chunks[k][-1]}): {type(exc).__name__}: {exc}. {saved} chunk(s) are saved under "
-                        f"{out_dir}; run the same call again to resume.") from exc
-                payload = {"ids": chunks[k], "fields": FIELDS, "retrieved": _dt.date.today().isoformat(),
-                           "docs": [_jsonable(d) for d in docs]}
+                        f"{out_dir}; run the same call again to resume."
+                    ) from exc
+                payload = {
+                    "ids": chunks[k],
+                    "fields": FIELDS,
+                    "retrieved": _dt.date.today().isoformat(),
+                    "docs": [_jsonable(d) for d in docs],
+                }
                 with atomic_path(files[k]) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as fh:
                     json.dump(payload, fh)
                 bar.update(1)
@@ -179,13 +220,25 @@ def read_electrodes(files: Sequence[str | Path]) -> pd.DataFrame:
             if m:
                 bid = f"{legacy_id(m.group(1))}_{m.group(2)}"
             got.add(bid)
-            row = {"battery_id": bid, "ion": d.get("working_ion"), "num_steps": d.get("num_steps"),
-                   "avg_voltage": d.get("average_voltage"), "capacity_grav": d.get("capacity_grav"),
-                   "energy_grav": d.get("energy_grav"), "id_charge": legacy_id(d.get("id_charge")),
-                   "id_discharge": legacy_id(d.get("id_discharge")), "formula_charge": d.get("formula_charge"),
-                   "formula_discharge": d.get("formula_discharge"), "charged": None, "discharged": None,
-                   "energy_charged": np.nan, "energy_discharged": np.nan, "voltage_recomputed": np.nan,
-                   "problem": "", "retrieved": payload.get("retrieved", "")}
+            row = {
+                "battery_id": bid,
+                "ion": d.get("working_ion"),
+                "num_steps": d.get("num_steps"),
+                "avg_voltage": d.get("average_voltage"),
+                "capacity_grav": d.get("capacity_grav"),
+                "energy_grav": d.get("energy_grav"),
+                "id_charge": legacy_id(d.get("id_charge")),
+                "id_discharge": legacy_id(d.get("id_discharge")),
+                "formula_charge": d.get("formula_charge"),
+                "formula_discharge": d.get("formula_discharge"),
+                "charged": None,
+                "discharged": None,
+                "energy_charged": np.nan,
+                "energy_discharged": np.nan,
+                "voltage_recomputed": np.nan,
+                "problem": "",
+                "retrieved": payload.get("retrieved", ""),
+            }
             eo = d.get("electrode_object")
             if not eo:
                 row["problem"] = "no electrode_object in the document"
@@ -206,19 +259,37 @@ def read_electrodes(files: Sequence[str | Path]) -> pd.DataFrame:
     return out
 
 
-def load_electrodes(battery_ids: Sequence[str] | None = None, api_key: str | None = None,
-                    out_dir: str | Path | None = None, chunk_size: int = 100, timeout: int = 60,
-                    progress: bool = True) -> pd.DataFrame:
+def load_electrodes(
+    battery_ids: Sequence[str] | None = None,
+    api_key: str | None = None,
+    out_dir: str | Path | None = None,
+    chunk_size: int = 100,
+    timeout: int = 60,
+    progress: bool = True,
+) -> pd.DataFrame:
     """:func:`fetch_electrodes` then :func:`read_electrodes`; default ids: every battery id of the mirror's
     pairs file (4,401)."""
     if battery_ids is None:
         from lib.electrodes import read_pairs
 
         battery_ids = read_pairs()["battery_id"].tolist()
-    files = fetch_electrodes(battery_ids, api_key=api_key, out_dir=out_dir, chunk_size=chunk_size,
-                             timeout=timeout, progress=progress)
+    files = fetch_electrodes(
+        battery_ids,
+        api_key=api_key,
+        out_dir=out_dir,
+        chunk_size=chunk_size,
+        timeout=timeout,
+        progress=progress,
+    )
     return read_electrodes(files)
 
 
-__all__ = ["FIELDS", "FetchError", "legacy_id", "chunk_files", "fetch_electrodes", "read_electrodes",
-           "load_electrodes"]
+__all__ = [
+    "FIELDS",
+    "FetchError",
+    "legacy_id",
+    "chunk_files",
+    "fetch_electrodes",
+    "read_electrodes",
+    "load_electrodes",
+]

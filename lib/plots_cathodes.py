@@ -21,8 +21,18 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-ION_COLORS = {"Li": PALETTE[0], "Na": PALETTE[1], "K": PALETTE[2], "Mg": PALETTE[3], "Ca": PALETTE[4],
-              "Zn": "#7a5c3e", "Al": "#999999", "Rb": "#d17fb0", "Cs": "#4aa3a3", "Y": "#b8b800"}
+ION_COLORS = {
+    "Li": PALETTE[0],
+    "Na": PALETTE[1],
+    "K": PALETTE[2],
+    "Mg": PALETTE[3],
+    "Ca": PALETTE[4],
+    "Zn": "#7a5c3e",
+    "Al": "#999999",
+    "Rb": "#d17fb0",
+    "Cs": "#4aa3a3",
+    "Y": "#b8b800",
+}
 ISO_ENERGIES = (400, 600, 800, 1000)  # Wh/kg
 
 
@@ -51,9 +61,20 @@ def _empty(ax: Axes, what: str) -> None:
     ax.set_axis_off()
 
 
-def voltage_parity(table: pd.DataFrame, pred: str, ref: str, *, pred_label: str, ref_label: str,
-                   std: str | None = None, title: str = "", stamp: str | None = None, name: str | None = None,
-                   profile: str | None = None, lim: tuple[float, float] = (-1.0, 7.0)) -> Figure:
+def voltage_parity(
+    table: pd.DataFrame,
+    pred: str,
+    ref: str,
+    *,
+    pred_label: str,
+    ref_label: str,
+    std: str | None = None,
+    title: str = "",
+    stamp: str | None = None,
+    name: str | None = None,
+    profile: str | None = None,
+    lim: tuple[float, float] = (-1.0, 7.0),
+) -> Figure:
     """``pred`` against ``ref`` voltage (V), one colour per working ion, y = x and ±0.1 V bands; σ bars from
     ``std``. Points beyond ``lim`` are drawn as triangles on the frame and counted in the corner."""
     import matplotlib.pyplot as plt
@@ -76,19 +97,48 @@ def voltage_parity(table: pd.DataFrame, pred: str, ref: str, *, pred_label: str,
             outside += int((~inside).sum())
             col = ION_COLORS.get(ion, PALETTE[5])
             if std is not None and g[std].notna().any():
-                ax.errorbar(x[inside], y[inside], yerr=g[std].to_numpy(float)[inside], fmt="none", ecolor=col,
-                            alpha=0.35, lw=0.7, zorder=2)
-            ax.scatter(x[inside], y[inside], s=14, color=col, alpha=0.8, lw=0, zorder=3, label=f"{ion} ({len(g)})")
-            ax.scatter(np.clip(x[~inside], lo, hi), np.clip(y[~inside], lo, hi), s=22, marker="^", color=col,
-                       alpha=0.9, lw=0, zorder=3, clip_on=False)
+                ax.errorbar(
+                    x[inside],
+                    y[inside],
+                    yerr=g[std].to_numpy(float)[inside],
+                    fmt="none",
+                    ecolor=col,
+                    alpha=0.35,
+                    lw=0.7,
+                    zorder=2,
+                )
+            ax.scatter(
+                x[inside], y[inside], s=14, color=col, alpha=0.8, lw=0, zorder=3, label=f"{ion} ({len(g)})"
+            )
+            ax.scatter(
+                np.clip(x[~inside], lo, hi),
+                np.clip(y[~inside], lo, hi),
+                s=22,
+                marker="^",
+                color=col,
+                alpha=0.9,
+                lw=0,
+                zorder=3,
+                clip_on=False,
+            )
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal")
         e = np.abs(t[pred].to_numpy(float) - t[ref].to_numpy(float))
-        note = (f"n = {len(t)}\nMAE {e.mean():.2f} V\nmedian {np.median(e):.3f} V\nwithin 0.1 V: {np.mean(e <= 0.1):.0%}"
-                + (f"\n{outside} beyond the axes (▲)" if outside else ""))
-        ax.text(0.03, 0.97, note, transform=ax.transAxes, ha="left", va="top", fontsize=8,
-                bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+        note = (
+            f"n = {len(t)}\nMAE {e.mean():.2f} V\nmedian {np.median(e):.3f} V\n"
+            f"within 0.1 V: {np.mean(e <= 0.1):.0%}" + (f"\n{outside} beyond the axes (▲)" if outside else "")
+        )
+        ax.text(
+            0.03,
+            0.97,
+            note,
+            transform=ax.transAxes,
+            ha="left",
+            va="top",
+            fontsize=8,
+            bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+        )
         ax.legend(loc="lower right", fontsize=7, markerscale=1.2)
     ax.set_xlabel(ref_label)
     ax.set_ylabel(pred_label)
@@ -107,13 +157,28 @@ def _iso_lines(ax: Axes, qmax: float, vmax: float) -> None:
         ok = v <= vmax
         ax.plot(q[ok], v[ok], color=PALETTE[5], lw=0.7, ls="--", zorder=1)
         if ok.any():  # labelled where the curve leaves the top of the panel
-            ax.text(e / vmax, vmax, f"{e}" + (" Wh/kg" if e == ISO_ENERGIES[-1] else ""), fontsize=7,
-                    color=PALETTE[5], va="top", ha="left")
+            ax.text(
+                e / vmax,
+                vmax,
+                f"{e}" + (" Wh/kg" if e == ISO_ENERGIES[-1] else ""),
+                fontsize=7,
+                color=PALETTE[5],
+                va="top",
+                ha="left",
+            )
 
 
-def voltage_capacity(res: pd.DataFrame, *, known: pd.DataFrame | None = None, n_labels: int = 8, title: str = "",
-                     stamp: str | None = None, name: str | None = None, profile: str | None = None,
-                     e_hull_max: float = 0.3) -> Figure:
+def voltage_capacity(
+    res: pd.DataFrame,
+    *,
+    known: pd.DataFrame | None = None,
+    n_labels: int = 8,
+    title: str = "",
+    stamp: str | None = None,
+    name: str | None = None,
+    profile: str | None = None,
+    e_hull_max: float = 0.3,
+) -> Figure:
     """Predicted voltage against gravimetric capacity of the screened candidates, coloured by the discharged
     state's energy above the hull (clipped at ``e_hull_max``), σ_V as bars, lines of equal specific energy
     (400-1000 Wh/kg), the top ``n_labels`` passing candidates named; known cathodes (``known``, the same
@@ -122,8 +187,14 @@ def voltage_capacity(res: pd.DataFrame, *, known: pd.DataFrame | None = None, n_
 
     use_style()
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    t = res[np.isfinite(res.get("voltage", pd.Series(dtype=float))) &
-            np.isfinite(res.get("capacity_grav", pd.Series(dtype=float)))] if len(res) else res
+    t = (
+        res[
+            np.isfinite(res.get("voltage", pd.Series(dtype=float)))
+            & np.isfinite(res.get("capacity_grav", pd.Series(dtype=float)))
+        ]
+        if len(res)
+        else res
+    )
     if t.empty:
         _empty(ax, "no candidate was scored: nothing to show")
     else:
@@ -132,25 +203,58 @@ def voltage_capacity(res: pd.DataFrame, *, known: pd.DataFrame | None = None, n_
         qmax = float(t["capacity_grav"].max()) * 1.08
         _iso_lines(ax, qmax, vmax)
         if "voltage_std" in t and t["voltage_std"].notna().any():
-            ax.errorbar(t["capacity_grav"], t["voltage"], yerr=t["voltage_std"], fmt="none", ecolor="#888888",
-                        alpha=0.4, lw=0.6, zorder=2)
+            ax.errorbar(
+                t["capacity_grav"],
+                t["voltage"],
+                yerr=t["voltage_std"],
+                fmt="none",
+                ecolor="#888888",
+                alpha=0.4,
+                lw=0.6,
+                zorder=2,
+            )
         lo_c = min(0.0, float(t["e_hull_discharged"].min()))
-        sc = ax.scatter(t["capacity_grav"], t["voltage"], c=t["e_hull_discharged"].clip(upper=e_hull_max),
-                        cmap="viridis_r", vmin=lo_c, vmax=e_hull_max, s=18, lw=0.3, edgecolor="white", zorder=3)
-        fig.colorbar(sc, ax=ax, label=f"E above hull, discharged (eV/atom; ≥ {e_hull_max:g} clipped)",
-                     extend="max")
+        sc = ax.scatter(
+            t["capacity_grav"],
+            t["voltage"],
+            c=t["e_hull_discharged"].clip(upper=e_hull_max),
+            cmap="viridis_r",
+            vmin=lo_c,
+            vmax=e_hull_max,
+            s=18,
+            lw=0.3,
+            edgecolor="white",
+            zorder=3,
+        )
+        fig.colorbar(
+            sc, ax=ax, label=f"E above hull, discharged (eV/atom; ≥ {e_hull_max:g} clipped)", extend="max"
+        )
         top = t[t["passes"]].head(n_labels) if "passes" in t else t.head(0)
         for _, r in top.iterrows():
-            ax.annotate(formula_label(r["formula"]), (r["capacity_grav"], r["voltage"]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points", zorder=4)
+            ax.annotate(
+                formula_label(r["formula"]),
+                (r["capacity_grav"], r["voltage"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+                zorder=4,
+            )
         if known is not None and len(known):
             k = known.dropna(subset=["v_ml_screen"])
             k = k[k["same_reaction"]] if "same_reaction" in k else k
             cap = k["specific_energy_ml_screen"] / k["v_ml_screen"]
-            ax.scatter(cap, k["v_ml_screen"], marker="D", s=26, color="black", zorder=5, label="known cathodes (ML)")
+            ax.scatter(
+                cap, k["v_ml_screen"], marker="D", s=26, color="black", zorder=5, label="known cathodes (ML)"
+            )
             for (_, r), q in zip(k.iterrows(), cap, strict=True):
-                ax.annotate(formula_label(r["formula"]), (q, r["v_ml_screen"]), fontsize=7, xytext=(3, -9),
-                            textcoords="offset points", zorder=5)
+                ax.annotate(
+                    formula_label(r["formula"]),
+                    (q, r["v_ml_screen"]),
+                    fontsize=7,
+                    xytext=(3, -9),
+                    textcoords="offset points",
+                    zorder=5,
+                )
             ax.legend(loc="upper right", fontsize=7)
         ax.set_xlim(0, qmax)
         ax.set_ylim(vmin, vmax)
@@ -165,34 +269,81 @@ def voltage_capacity(res: pd.DataFrame, *, known: pd.DataFrame | None = None, n_
     return fig
 
 
-def pareto_front(res: pd.DataFrame, *, title: str = "", stamp: str | None = None, name: str | None = None,
-                 profile: str | None = None, n_labels: int = 6) -> Figure:
+def pareto_front(
+    res: pd.DataFrame,
+    *,
+    title: str = "",
+    stamp: str | None = None,
+    name: str | None = None,
+    profile: str | None = None,
+    n_labels: int = 6,
+) -> Figure:
     """Predicted specific energy against the discharged state's energy above the hull; the Pareto front
     (no candidate better in both) joined and labelled; σ bars from σ_Ef (x) and capacity × σ_V (y)."""
     import matplotlib.pyplot as plt
 
     use_style()
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
-    t = res[np.isfinite(res.get("specific_energy", pd.Series(dtype=float))) &
-            np.isfinite(res.get("e_hull_discharged", pd.Series(dtype=float)))] if len(res) else res
+    t = (
+        res[
+            np.isfinite(res.get("specific_energy", pd.Series(dtype=float)))
+            & np.isfinite(res.get("e_hull_discharged", pd.Series(dtype=float)))
+        ]
+        if len(res)
+        else res
+    )
     if t.empty:
         _empty(ax, "no candidate was scored: no Pareto front")
     else:
         if t["ef_discharged_std"].notna().any():
-            ax.errorbar(t["e_hull_discharged"], t["specific_energy"], xerr=t["ef_discharged_std"],
-                        yerr=t["capacity_grav"] * t["voltage_std"], fmt="none", ecolor="#999999", alpha=0.35, lw=0.6)
-        ax.scatter(t["e_hull_discharged"], t["specific_energy"], s=12, color=PALETTE[0], alpha=0.6, lw=0,
-                   label="candidates")
+            ax.errorbar(
+                t["e_hull_discharged"],
+                t["specific_energy"],
+                xerr=t["ef_discharged_std"],
+                yerr=t["capacity_grav"] * t["voltage_std"],
+                fmt="none",
+                ecolor="#999999",
+                alpha=0.35,
+                lw=0.6,
+            )
+        ax.scatter(
+            t["e_hull_discharged"],
+            t["specific_energy"],
+            s=12,
+            color=PALETTE[0],
+            alpha=0.6,
+            lw=0,
+            label="candidates",
+        )
         f = t[t["pareto"]].sort_values("e_hull_discharged")
-        ax.plot(f["e_hull_discharged"], f["specific_energy"], "-o", color=PALETTE[1], ms=4, lw=1.2,
-                label=f"Pareto front ({len(f)})")
+        ax.plot(
+            f["e_hull_discharged"],
+            f["specific_energy"],
+            "-o",
+            color=PALETTE[1],
+            ms=4,
+            lw=1.2,
+            label=f"Pareto front ({len(f)})",
+        )
         for _, r in f.sort_values("specific_energy", ascending=False).head(n_labels).iterrows():
-            ax.annotate(formula_label(r["formula"]), (r["e_hull_discharged"], r["specific_energy"]), fontsize=7,
-                        xytext=(4, 2), textcoords="offset points")
+            ax.annotate(
+                formula_label(r["formula"]),
+                (r["e_hull_discharged"], r["specific_energy"]),
+                fontsize=7,
+                xytext=(4, 2),
+                textcoords="offset points",
+            )
         thr = res.attrs.get("max_e_hull", 0.1)
         ax.axvline(thr, color=PALETTE[5], lw=0.8, ls=":")
-        ax.text(thr, 1.0, f" {thr:g} eV/atom", transform=ax.get_xaxis_transform(), fontsize=7, color=PALETTE[5],
-                va="top")
+        ax.text(
+            thr,
+            1.0,
+            f" {thr:g} eV/atom",
+            transform=ax.get_xaxis_transform(),
+            fontsize=7,
+            color=PALETTE[5],
+            va="top",
+        )
         ax.axvline(0, color=PALETTE[5], lw=0.6)
         ax.legend(loc="best", fontsize=8)
         lo = float(t["e_hull_discharged"].min())
@@ -200,8 +351,15 @@ def pareto_front(res: pd.DataFrame, *, title: str = "", stamp: str | None = None
         ax.set_xlim(min(lo, -0.05) - 0.02, max(hi, 0.3) + 0.05)
         beyond = int((t["e_hull_discharged"] > max(hi, 0.3) + 0.05).sum())
         if beyond:
-            ax.text(0.99, 0.02, f"{beyond} beyond 1 eV/atom, not shown", transform=ax.transAxes, ha="right",
-                    fontsize=7, color=PALETTE[5])
+            ax.text(
+                0.99,
+                0.02,
+                f"{beyond} beyond 1 eV/atom, not shown",
+                transform=ax.transAxes,
+                ha="right",
+                fontsize=7,
+                color=PALETTE[5],
+            )
     ax.set_xlabel("E above hull, discharged state (eV/atom; < 0: below the mirror's hull)")
     ax.set_ylabel("predicted specific energy (Wh/kg)")
     _title(ax, title, stamp)
@@ -211,8 +369,15 @@ def pareto_front(res: pd.DataFrame, *, title: str = "", stamp: str | None = None
     return fig
 
 
-def top_candidates(res: pd.DataFrame, *, n: int = 6, title: str = "", stamp: str | None = None,
-                   name: str | None = None, profile: str | None = None) -> Figure:
+def top_candidates(
+    res: pd.DataFrame,
+    *,
+    n: int = 6,
+    title: str = "",
+    stamp: str | None = None,
+    name: str | None = None,
+    profile: str | None = None,
+) -> Figure:
     """The ``n`` best-ranked candidates that pass the screen's filters, drawn (ase's ``plot_atoms``: the
     discharged cell, slightly rotated, atoms coloured by element), each with rank, formula, voltage, capacity
     and E_hull. If none passes, the best-ranked ones are drawn and the title says that none passes."""
@@ -234,10 +399,12 @@ def top_candidates(res: pd.DataFrame, *, n: int = 6, title: str = "", stamp: str
         atoms = AseAtomsAdaptor.get_atoms(r["discharged"].to_structure())
         plot_atoms(atoms, ax, radii=0.4, rotation="15x,20y,0z", show_unit_cell=2)
         ax.set_axis_off()
-        ax.set_title(f"#{r['rank']} {formula_label(r['formula'])} ({r['prototype']})\n{r['voltage']:.2f} V, "
-                     f"{r['capacity_grav']:.0f} mAh/g, E$_{{hull}}$ {r['e_hull_discharged']:+.2f} eV/atom",
-                     fontsize=8)
-    for ax in list(axes.flat)[max(1, len(top)):]:
+        ax.set_title(
+            f"#{r['rank']} {formula_label(r['formula'])} ({r['prototype']})\n{r['voltage']:.2f} V, "
+            f"{r['capacity_grav']:.0f} mAh/g, E$_{{hull}}$ {r['e_hull_discharged']:+.2f} eV/atom",
+            fontsize=8,
+        )
+    for ax in list(axes.flat)[max(1, len(top)) :]:
         ax.set_visible(False)
     if len(top):  # which colour is which element (ase's jmol colours)
         from ase.data import chemical_symbols
@@ -245,8 +412,15 @@ def top_candidates(res: pd.DataFrame, *, n: int = 6, title: str = "", stamp: str
         from matplotlib.patches import Patch
 
         zs = sorted({int(z) for c in top["discharged"] for z in c.numbers})
-        fig.legend(handles=[Patch(facecolor=jmol_colors[z], edgecolor="black", label=chemical_symbols[z]) for z in zs],
-                   loc="lower center", ncol=min(len(zs), 10), fontsize=8, bbox_to_anchor=(0.5, -0.01))
+        fig.legend(
+            handles=[
+                Patch(facecolor=jmol_colors[z], edgecolor="black", label=chemical_symbols[z]) for z in zs
+            ],
+            loc="lower center",
+            ncol=min(len(zs), 10),
+            fontsize=8,
+            bbox_to_anchor=(0.5, -0.01),
+        )
     _title(fig, title, stamp)
     fig.tight_layout()
     if name:
@@ -254,4 +428,11 @@ def top_candidates(res: pd.DataFrame, *, n: int = 6, title: str = "", stamp: str
     return fig
 
 
-__all__ = ["formula_label", "save_figure", "voltage_parity", "voltage_capacity", "pareto_front", "top_candidates"]
+__all__ = [
+    "formula_label",
+    "save_figure",
+    "voltage_parity",
+    "voltage_capacity",
+    "pareto_front",
+    "top_candidates",
+]

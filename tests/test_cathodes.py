@@ -35,11 +35,15 @@ def hull(table) -> C.Hull:
 
 def _dft_predictor(table: pd.DataFrame, other: float = -1.5):
     """The mirror's DFT formation energy for a mirror crystal (same arrays), ``other`` for anything else."""
-    lut = {(c.numbers.tobytes(), c.frac_coords.tobytes()): e
-           for c, e in zip(table["structure"], table["formation_energy_per_atom"], strict=True)}
+    lut = {
+        (c.numbers.tobytes(), c.frac_coords.tobytes()): e
+        for c, e in zip(table["structure"], table["formation_energy_per_atom"], strict=True)
+    }
 
     def predict(crystals):
-        return np.array([lut.get((c.numbers.tobytes(), c.frac_coords.tobytes()), other) for c in crystals]), None
+        return np.array(
+            [lut.get((c.numbers.tobytes(), c.frac_coords.tobytes()), other) for c in crystals]
+        ), None
 
     return predict
 
@@ -47,7 +51,10 @@ def _dft_predictor(table: pd.DataFrame, other: float = -1.5):
 def test_prototypes_are_the_classic_families(smoke):
     protos = smoke[0]
     assert [(p.key, p.discharged_id, p.charged_id, p.metal) for p in protos] == [
-        ("layered", "mp-19340", "mp-714944", "V"), ("olivine", "mp-19017", None, "Fe"), ("spinel", "mp-19394", None, "V")]
+        ("layered", "mp-19340", "mp-714944", "V"),
+        ("olivine", "mp-19017", None, "Fe"),
+        ("spinel", "mp-19394", None, "V"),
+    ]
 
 
 def test_candidates_are_deterministic_charge_balanced_and_new(table, smoke):
@@ -55,15 +62,21 @@ def test_candidates_are_deterministic_charge_balanced_and_new(table, smoke):
     size = C.SCREEN_SIZES["smoke"]
     again, drops2 = C.generate_candidates(table, protos, progress=False, **size.kwargs())
     assert cands["candidate_id"].tolist() == again["candidate_id"].tolist()
-    assert all(a.equals(b) and c.equals(d) for a, b, c, d in
-               zip(cands["discharged"], again["discharged"], cands["charged"], again["charged"], strict=True))
+    assert all(
+        a.equals(b) and c.equals(d)
+        for a, b, c, d in zip(
+            cands["discharged"], again["discharged"], cands["charged"], again["charged"], strict=True
+        )
+    )
     assert drops.equals(drops2)
-    # 3 prototypes x (9 single substitutions + 6 Mn/Fe/Co/Ni 50:50 mixes); each either kept or dropped with a reason
+    # 3 prototypes x (9 single substitutions + 6 Mn/Fe/Co/Ni 50:50 mixes); each kept or dropped with a reason
     assert cands.attrs["n_tried"] == 45 == len(cands) + len(drops) and len(cands) == 26
     assert (drops["reason"] != "").all()
     why = drops.set_index("candidate_id")["reason"]
     assert why["layered:V->Fe"].startswith("charged state FeO2 cannot be charge-balanced")  # would need Fe4+
-    assert why["olivine:Fe->Mn"] == "in the mirror as mp-18997 (same formula and structure)"  # olivine LiMnPO4
+    assert (
+        why["olivine:Fe->Mn"] == "in the mirror as mp-18997 (same formula and structure)"
+    )  # olivine LiMnPO4
     assert why["olivine:Fe->Co"] == "in the mirror as mp-18915 (same formula and structure)"
     assert why["spinel:V->Fe"] == "discharged state cannot be charge-balanced"  # LiFe2O4 needs Fe3.5+
     c = cands.set_index("candidate_id")
@@ -94,7 +107,9 @@ def test_volume_scaling_predicts_real_olivines(table):
     s = t.loc["mp-19017", "structure"].to_structure()
     for metal, real in (("Co", "mp-18915"), ("Mn", "mp-18997")):
         sub = SubstitutionTransformation({"Fe": metal}).apply_transformation(s)
-        scaled, rule = C._scaled(sub, sub.composition.oxi_state_guesses()[0], s, s.composition.oxi_state_guesses()[0])
+        scaled, rule = C._scaled(
+            sub, sub.composition.oxi_state_guesses()[0], s, s.composition.oxi_state_guesses()[0]
+        )
         v_real = t.loc[real, "structure"].volume
         assert rule == "ionic radii" and abs(scaled.volume / v_real - 1) < 0.01 < abs(s.volume / v_real - 1)
     assert C._mix_sites(4, 2) == [0, 2] and C._mix_sites(2, 1) == [0]
@@ -103,12 +118,16 @@ def test_volume_scaling_predicts_real_olivines(table):
 def test_hull_of_the_mirror(table, hull):
     t = table.set_index("material_id")
     lfp, ef = t.loc["mp-19017", "structure"], t.loc["mp-19017", "formation_energy_per_atom"]
-    assert hull.e_above_hull(lfp, ef) == pytest.approx(0.0, abs=1e-9)  # olivine LiFePO4 is on the mirror's hull
+    assert hull.e_above_hull(lfp, ef) == pytest.approx(
+        0.0, abs=1e-9
+    )  # olivine LiFePO4 is on the mirror's hull
     below = hull.e_above_hull(lfp, ef, exclude_ids=["mp-19017"])
     assert -0.03 < below < 0  # 16 meV/atom below the hull of the other Li-Fe-P-O phases
     assert hull.e_above_hull(lfp, ef + 0.1) == pytest.approx(0.1, abs=1e-9)
     vo2 = t.loc["mp-714944"]
-    assert 0.1 < hull.e_above_hull(vo2["structure"], vo2["formation_energy_per_atom"]) < 0.2  # VO2 (C2/m) metastable
+    assert (
+        0.1 < hull.e_above_hull(vo2["structure"], vo2["formation_energy_per_atom"]) < 0.2
+    )  # VO2 (C2/m) metastable
     assert np.isnan(hull.e_above_hull(lfp, float("nan")))
 
 
@@ -131,8 +150,16 @@ def test_screen_scores_and_ranks(table, smoke, hull):
     # the Pareto front: no candidate has both more specific energy and a lower E_hull than a front member
     front = res[res["pareto"]]
     for _, r in front.iterrows():
-        assert not ((res["specific_energy"] > r["specific_energy"]) & (res["e_hull_discharged"] < r["e_hull_discharged"])).any()
-    assert C._pareto(np.array([1.0, 2.0, 2.0, 0.5]), np.array([0.0, 0.1, 0.2, 0.0])).tolist() == [True, True, False, False]
+        assert not (
+            (res["specific_energy"] > r["specific_energy"])
+            & (res["e_hull_discharged"] < r["e_hull_discharged"])
+        ).any()
+    assert C._pareto(np.array([1.0, 2.0, 2.0, 0.5]), np.array([0.0, 0.1, 0.2, 0.0])).tolist() == [
+        True,
+        True,
+        False,
+        False,
+    ]
     empty = C.screen(cands.iloc[:0], predict, hull, progress=False)
     assert empty.empty and empty.attrs["max_e_hull"] == 0.1
 
@@ -146,8 +173,15 @@ def test_known_cathodes_beside_dft_and_mp(table, hull, mirror):
     assert lfp["formula"] == "LiFePO4" and lfp["charged_id"] == "mp-25001" and not lfp["charged_in_mirror"]
     assert lfp["v_mp"] == pytest.approx(3.405, abs=1e-3) and lfp["same_reaction"] and lfp["screen_balanced"]
     assert lfp["ef_ml"] == lfp["ef_dft"] and -0.03 < lfp["e_hull_dft"] < 0
-    lvo = k.loc["mp-19340"]  # both ends in the mirror: the "model" that returns DFT energies gives the DFT voltage
+    lvo = k.loc[
+        "mp-19340"
+    ]  # both ends in the mirror: the "model" that returns DFT energies gives the DFT voltage
     assert lvo["charged_in_mirror"] and lvo["v_ml_pair"] == pytest.approx(lvo["v_dft"], abs=1e-9)
     assert lvo["v_dft"] == pytest.approx(lvo["v_mp"], abs=0.03)
     lfs = k.loc["mp-18968"]  # Li2FeSiO4: MP's charged state is LiFeSiO4; removing both Li would need Fe4+
-    assert lfs["dx_mp"] == 1 and lfs["dx_screen"] == 2 and not lfs["same_reaction"] and not lfs["screen_balanced"]
+    assert (
+        lfs["dx_mp"] == 1
+        and lfs["dx_screen"] == 2
+        and not lfs["same_reaction"]
+        and not lfs["screen_balanced"]
+    )

@@ -23,7 +23,9 @@ from lib.structures import Crystal
 def _licoo2() -> tuple[Structure, Structure]:
     """A LiCoO2 cell (4 atoms) and the CoO2 left by removing its Li; geometry is irrelevant to V."""
     lat = Lattice.hexagonal(2.82, 14.05 / 3)
-    lco = Structure(lat, ["Li", "Co", "O", "O"], [[0, 0, 0.5], [0, 0, 0], [1 / 3, 2 / 3, 0.24], [2 / 3, 1 / 3, 0.76]])
+    lco = Structure(
+        lat, ["Li", "Co", "O", "O"], [[0, 0, 0.5], [0, 0, 0], [1 / 3, 2 / 3, 0.24], [2 / 3, 1 / 3, 0.76]]
+    )
     coo2 = lco.copy()
     coo2.remove_species(["Li"])
     return coo2, lco
@@ -50,8 +52,9 @@ def test_hand_computed_voltage_capacity_and_energy_licoo2():
     assert q == pytest.approx(273.8, abs=0.1)
     assert p["capacity_grav"] == pytest.approx(q, rel=1e-9)
     assert p["specific_energy"] == pytest.approx(q * v_hand, rel=1e-9)  # 903.7 Wh/kg
-    assert p["capacity_vol"] == pytest.approx(q * Composition("LiCoO2").weight / (lco.volume * 1e-24 * 6.02214076e23),
-                                             rel=1e-9)
+    assert p["capacity_vol"] == pytest.approx(
+        q * Composition("LiCoO2").weight / (lco.volume * 1e-24 * 6.02214076e23), rel=1e-9
+    )
     assert p["dx"] == 1 and p["z"] == 1 and p["framework"] == "CoO2" and p["note"] == ""
     # a supercell of either state changes nothing: everything is per framework formula unit
     big = lco * (2, 1, 1)
@@ -59,7 +62,9 @@ def test_hand_computed_voltage_capacity_and_energy_licoo2():
     # a divalent ion carries two charges per ion: MgCoO2 at the same energy difference gives half the voltage
     mg = lco.copy()
     mg.replace_species({"Li": "Mg"})
-    assert E.pair_properties(coo2, mg, ef_coo2, ef_lco, "Mg")["voltage"] == pytest.approx(v_hand / 2, abs=1e-9)
+    assert E.pair_properties(coo2, mg, ef_coo2, ef_lco, "Mg")["voltage"] == pytest.approx(
+        v_hand / 2, abs=1e-9
+    )
     # the hand-written geometry agrees, and propagates sigma as independent errors
     geo = E.check_pair(coo2, lco, "Li")
     v, s = geo.voltage(ef_coo2, ef_lco, 0.02, 0.01)
@@ -125,7 +130,9 @@ def dft(table, mirror) -> pd.DataFrame:
 
 
 def test_real_pairs_agree_with_pymatgen(dft):
-    geos = [E.check_pair(c, d, i) for c, d, i in zip(dft["charged"], dft["discharged"], dft["ion"], strict=True)]
+    geos = [
+        E.check_pair(c, d, i) for c, d, i in zip(dft["charged"], dft["discharged"], dft["ion"], strict=True)
+    ]
     v, _ = E.voltages_from_energies(geos, dft["ef_charged"], dft["ef_discharged"])
     # pymatgen's InsertionElectrode and the hand-written geometry: the same numbers to rounding
     assert np.max(np.abs(v - dft["dft_voltage"])) < 1e-9
@@ -133,15 +140,27 @@ def test_real_pairs_agree_with_pymatgen(dft):
     capv = np.array([g.capacity_vol for g in geos])
     assert np.max(np.abs(cap / dft["dft_capacity_grav"] - 1)) < 1e-9
     assert np.max(np.abs(capv / dft["dft_capacity_vol"] - 1)) < 1e-9
-    np.testing.assert_allclose(dft["dft_specific_energy"], dft["dft_capacity_grav"] * dft["dft_voltage"], rtol=1e-9)
+    np.testing.assert_allclose(
+        dft["dft_specific_energy"], dft["dft_capacity_grav"] * dft["dft_voltage"], rtol=1e-9
+    )
 
 
 def test_dft_consistency_with_mp(dft):
     cov = pd.DataFrame(dft.attrs["coverage"]).T
     assert cov.loc["both"].sum() == len(dft) == 451
     m = B.voltage_metrics(dft)
-    assert dict(m["n"]) == {"all": 451, "Li": 341, "Na": 64, "K": 17, "Zn": 7, "Rb": 6, "Ca": 5, "Al": 5,
-                            "Mg": 5, "Cs": 1}
+    assert dict(m["n"]) == {
+        "all": 451,
+        "Li": 341,
+        "Na": 64,
+        "K": 17,
+        "Zn": 7,
+        "Rb": 6,
+        "Ca": 5,
+        "Al": 5,
+        "Mg": 5,
+        "Cs": 1,
+    }
     a = m.loc["all"]
     # the mirror's 2020 energies reproduce MP's voltages to 0.04 V at the median; a tail of outliers makes
     # the mean 0.31 V (see explain_outliers)
@@ -162,11 +181,19 @@ def test_outliers_are_explained_by_the_data(dft, table):
     out = B.explain_outliers(dft, e24, threshold=0.3)
     assert len(out) == ((dft["dft_voltage"] - dft["avg_voltage"]).abs() > 0.3).sum()
     counts = out["cause"].value_counts()
-    assert set(counts.index) <= {"structure mismatch", "hull", "energies changed between releases",
-                                 "energies changed, 2024 closer", "2024 energy is r2SCAN", "unexplained"}
+    assert set(counts.index) <= {
+        "structure mismatch",
+        "hull",
+        "energies changed between releases",
+        "energies changed, 2024 closer",
+        "2024 energy is r2SCAN",
+        "unexplained",
+    }
     # most large deviations disappear with MP's 2024 energies of the same ids: the energies changed
     assert counts["energies changed between releases"] >= 0.6 * len(out)
-    assert ((out["v_2024"] - out["avg_voltage"]).abs() <= 0.1).sum() >= counts["energies changed between releases"]
+    assert ((out["v_2024"] - out["avg_voltage"]).abs() <= 0.1).sum() >= counts[
+        "energies changed between releases"
+    ]
     # Cr3Fe(PO4)6: the mirror's -5.0 eV/atom for mp-775201 puts the discharged state above the hull line
     cr = out[out["high_mpid"] == "mp-775201"].iloc[0]
     assert cr["cause"] == "hull" and cr["dft_voltage"] < 0 and abs(cr["v_2024"] - cr["avg_voltage"]) < 0.1
@@ -213,8 +240,12 @@ def test_ml_voltages_from_any_predictor(dft):
     sub = dft[dft["ion"].isin(["K", "Mg"])].reset_index(drop=True)
     ml = B.ml_pair_table(sub, _lookup_predictor(sub, 0.02), progress=False)
     np.testing.assert_allclose(ml["ml_voltage"], sub["dft_voltage"], atol=1e-9)
-    a = np.array([E.check_pair(c, d, i).coefficients for c, d, i in zip(sub["charged"], sub["discharged"],
-                                                                        sub["ion"], strict=True)])
+    a = np.array(
+        [
+            E.check_pair(c, d, i).coefficients
+            for c, d, i in zip(sub["charged"], sub["discharged"], sub["ion"], strict=True)
+        ]
+    )
     np.testing.assert_allclose(ml["ml_voltage_std"], 0.02 * np.hypot(a[:, 0], a[:, 1]), rtol=1e-12)
     single = B.ml_pair_table(sub, _lookup_predictor(sub, None), progress=False)
     assert single["ml_voltage_std"].isna().all()
@@ -224,9 +255,22 @@ def test_ml_voltages_from_any_predictor(dft):
 
 def test_group_split_models_are_leak_free(table, dft, tmp_path):
     bench = sorted(set(dft["high_mpid"][:10]) | set(dft["low_mpid"][:10]))
-    recs = B.train_formation_models(table, [*bench, "mp-25001"], profile="smoke", seeds=[0, 1], n_max=60, epochs=1,
-                                    runs_dir=tmp_path, progress=False, atom_fea_len=16, n_conv=1, h_fea_len=16)
-    assert [r["run"] for r in recs] == [f"cgcnn-groupsplit_formation_energy_per_atom_smoke_s{s}" for s in (0, 1)]
+    recs = B.train_formation_models(
+        table,
+        [*bench, "mp-25001"],
+        profile="smoke",
+        seeds=[0, 1],
+        n_max=60,
+        epochs=1,
+        runs_dir=tmp_path,
+        progress=False,
+        atom_fea_len=16,
+        n_conv=1,
+        h_fea_len=16,
+    )
+    assert [r["run"] for r in recs] == [
+        f"cgcnn-groupsplit_formation_energy_per_atom_smoke_s{s}" for s in (0, 1)
+    ]
     for r in recs:
         assert r["split_sizes"]["train"] + r["split_sizes"]["val"] == 60
         assert r["split_sizes"]["test"] == len(bench) and set(r["group_split"]["held_out_ids"]) == set(bench)

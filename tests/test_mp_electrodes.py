@@ -29,7 +29,9 @@ class _FakeRoute:
 
     def search(self, battery_ids=None, fields=None, **kwargs):
         self.calls.append(list(battery_ids))
-        assert {"battery_id", "average_voltage", "electrode_object", "id_charge", "id_discharge"} <= set(fields)
+        assert {"battery_id", "average_voltage", "electrode_object", "id_charge", "id_discharge"} <= set(
+            fields
+        )
         if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
             raise ConnectionError("simulated network failure")
         return [{k: self.docs[b].get(k) for k in fields} for b in battery_ids if b in self.docs]
@@ -94,7 +96,9 @@ def test_fetch_resumes_after_a_failure_and_reads_structures(monkeypatch, tmp_pat
     table = data.load_dataset("cgcnn", source="mirror", mirror=mirror, progress=False, verbose=False)
     ref = table.set_index("material_id")
     assert row["discharged"].equals(ref.loc["mp-19340", "structure"], atol=1e-8)
-    assert row["energy_discharged"] == pytest.approx(ref.loc["mp-19340", "formation_energy_per_atom"], abs=1e-9)
+    assert row["energy_discharged"] == pytest.approx(
+        ref.loc["mp-19340", "formation_energy_per_atom"], abs=1e-9
+    )
     # pymatgen's voltage of the stored electrode object is the document's average_voltage
     np.testing.assert_allclose(t["voltage_recomputed"], t["avg_voltage"], atol=1e-9)
     assert row["avg_voltage"] == pytest.approx(2.949, abs=1e-3)
@@ -134,6 +138,8 @@ def test_no_key_no_network_and_bad_documents(monkeypatch, tmp_path, docs):
     first = next(iter(broken))
     broken[first]["electrode_object"] = None
     _patch(monkeypatch, broken)
-    t = M.read_electrodes(M.fetch_electrodes(list(broken), api_key="k", out_dir=tmp_path / "b", progress=False))
+    t = M.read_electrodes(
+        M.fetch_electrodes(list(broken), api_key="k", out_dir=tmp_path / "b", progress=False)
+    )
     assert t.set_index("battery_id").loc[first, "problem"] == "no electrode_object in the document"
     assert (t["problem"] == "").sum() == 2
