@@ -185,3 +185,30 @@ def test_known_cathodes_beside_dft_and_mp(table, hull, mirror):
         and not lfs["same_reaction"]
         and not lfs["screen_balanced"]
     )
+
+
+def test_figures_say_when_there_is_nothing_to_draw(smoke):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lib import plots_cathodes as pc
+
+    assert pc.formula_label("Li2MnCo(PO4)2") == "Li$_{2}$MnCo(PO$_{4}$)$_{2}$"
+    assert pc.formula_label("LiNi0.5Mn1.5O4") == "LiNi$_{0.5}$Mn$_{1.5}$O$_{4}$"
+    empty = smoke[1].iloc[:0]
+    texts = []
+    for fig in (
+        pc.voltage_capacity(empty),
+        pc.pareto_front(empty),
+        pc.top_candidates(empty),
+        pc.voltage_parity(
+            pd.DataFrame({"a": [], "b": [], "ion": []}), "a", "b", pred_label="p", ref_label="r"
+        ),
+    ):
+        texts += [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == [
+        "no candidate was scored: nothing to show",
+        "no candidate was scored: no Pareto front",
+        "no candidate to draw",
+        "no pair has both voltages",
+    ]
