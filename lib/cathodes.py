@@ -18,8 +18,9 @@ holds, and the predictor any formation-energy model ``predict(crystals) -> (mean
    prototype's own charged structure from the pairs file with the same substitution when there is one
    (single substitutions), otherwise the discharged candidate with *all* working ions removed
    (``RemoveSpeciesTransformation``) on the same lattice. **Charge balance:** both states must have an
-   oxidation-state assignment (pymatgen's ``Composition.oxi_state_guesses``, ICSD oxidation states); a
-   candidate that has none is dropped with the reason (e.g. removing all Li would need Fe⁴⁺).
+   oxidation-state assignment (pymatgen's ``Composition.oxi_state_guesses``, ICSD oxidation states, the
+   metals capped at :data:`MAX_OXIDATION`: no Cr⁶⁺ or Mn⁷⁺ in a cathode); a candidate that has none is
+   dropped with the reason (e.g. FeO2 from LiFeO2 would need Fe⁴⁺, not among iron's ICSD oxidation states).
    **No relaxation is possible here:** the atoms keep the prototype's fractional coordinates and the
    volume is scaled by pymatgen's ``RLSVolumePredictor`` (reference lattice scaling: the prototype's
    volume × (Σ r_new n^(1/3) / Σ r_old n^(1/3))³ with Shannon ionic radii of the guessed oxidation
@@ -34,9 +35,10 @@ holds, and the predictor any formation-energy model ``predict(crystals) -> (mean
    formation energies, elements at 0; the candidate's entry from its predicted energy; negative = below
    the known hull, which for an unrelaxed structure is more likely a model error than a discovery),
    voltage, capacities, specific energy and energy density through pymatgen (``lib.electrodes``), σ_V.
-   Ranked: candidates with E_hull(discharged) ≤ ``max_e_hull`` and ``v_window[0]`` ≤ V ≤ ``v_window[1]``
-   first, by specific energy; ``pareto`` marks the candidates no other beats in both specific energy and
-   E_hull.
+   Ranked: candidates with E_hull(discharged) ≤ ``max_e_hull``, ``v_window[0]`` ≤ V ≤ ``v_window[1]`` and
+   neither state more than 0.1 eV/atom below the known hull (``min_e_hull``: a model error is then far
+   likelier than a discovery) first, by specific energy; ``pareto`` marks the candidates no other beats in
+   both specific energy and E_hull.
 
 :func:`known_cathodes` runs the same pipeline on known cathodes the mirror holds and sets it beside DFT
 and MP.
@@ -62,6 +64,10 @@ with warnings.catch_warnings():
     from tqdm.auto import tqdm
 
 METALS = ("Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Nb", "Mo")  # redox-active substituents
+#: the highest oxidation state a metal may reach in a cathode here (ICSD states above it are not used):
+#: Cr6+ and Mn7+ exist (chromates, permanganates) but leave the octahedral sites of a cathode framework
+#: (irreversibly), and Fe4+, Co4+, Ni4+ are the usual end points of oxide cathodes
+MAX_OXIDATION = {"Ti": 4, "V": 5, "Cr": 4, "Mn": 4, "Fe": 4, "Co": 4, "Ni": 4, "Cu": 3, "Nb": 5, "Mo": 6}
 ANIONS = ("O", "F", "S", "Se")
 ENERGY = "formation_energy_per_atom"
 
@@ -186,9 +192,20 @@ def find_prototypes(
 
 
 def _oxi(structure):
-    """The most likely oxidation-state assignment of a structure's composition (dict), or None."""
+    """The most likely oxidation-state assignment of a structure's composition (dict), or None.
+
+    pymatgen's ``oxi_state_guesses`` over the ICSD oxidation states, with the substituent metals capped at
+    :data:`MAX_OXIDATION`."""
+    from pymatgen.core import Element
+
+    comp = structure.composition
+    override = {
+        e.symbol: tuple(s for s in Element(e.symbol).icsd_oxidation_states if s <= MAX_OXIDATION[e.symbol])
+        for e in comp
+        if e.symbol in MAX_OXIDATION
+    }
     try:
-        g = structure.composition.oxi_state_guesses(max_sites=-1)
+        g = comp.oxi_state_guesses(oxi_states_override=override, max_sites=-1)
     except ValueError:
         return None
     return g[0] if g else None
@@ -442,12 +459,18 @@ def screen(
     ion: str = "Li",
     max_e_hull: float = 0.1,
     v_window: tuple[float, float] = (2.5, 4.8),
+    min_e_hull: float = -0.1,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Score and rank candidates (module docstring). Adds per state ``ef_*`` and ``ef_*_std`` (eV/atom),
     ``e_hull_*`` (eV/atom), then ``voltage`` (V), ``voltage_std``, ``capacity_grav`` (mAh/g),
     ``capacity_vol`` (mAh/cm³), ``specific_energy`` (Wh/kg), ``energy_density`` (Wh/L), ``passes``,
-    ``why_not``, ``pareto`` and ``rank`` (1 = best); ``attrs["seconds"]`` times the predictions and scores."""
+    ``why_not``, ``pareto`` and ``rank`` (1 = best); ``attrs["seconds"]`` times the predictions and scores.
+
+    A candidate passes with E_hull(discharged) ≤ ``max_e_hull``, ``v_window[0]`` ≤ V ≤ ``v_window[1]``, and
+    neither state more than ``-min_e_hull`` below the mirror's hull: an unrelaxed structure predicted far
+    below every known phase of its system is a model error far more often than a discovery. The Pareto
+    front is taken over the candidates that are not so flagged."""
     t0 = time.perf_counter()
     out = candidates.copy().reset_index(drop=True)
     if out.empty:
@@ -488,25 +511,30 @@ def screen(
         rows.append(r)
     out = out.join(pd.DataFrame(rows))
     v, eh = out["voltage"].to_numpy(float), out["e_hull_discharged"].to_numpy(float)
-    why = np.where(
-        ~np.isfinite(v) | ~np.isfinite(eh),
-        "not scored",
-        np.where(
-            eh > max_e_hull,
+    low = np.fmin(eh, out["e_hull_charged"].to_numpy(float)) < min_e_hull
+    why = np.select(
+        [~np.isfinite(v) | ~np.isfinite(eh), low, eh > max_e_hull, (v < v_window[0]) | (v > v_window[1])],
+        [
+            "not scored",
+            f"E_hull < {min_e_hull:g} eV/atom: model error suspected",
             f"E_hull > {max_e_hull:g} eV/atom",
-            np.where(
-                (v < v_window[0]) | (v > v_window[1]), f"V outside {v_window[0]:g}-{v_window[1]:g} V", ""
-            ),
-        ),
+            f"V outside {v_window[0]:g}-{v_window[1]:g} V",
+        ],
+        "",
     )
     out["why_not"], out["passes"] = why, why == ""
-    out["pareto"] = _pareto(out["specific_energy"].to_numpy(float), eh)
+    se_all = out["specific_energy"].to_numpy(float)
+    out["pareto"] = _pareto(np.where(low, np.nan, se_all), np.where(low, np.nan, eh))
     se = out["specific_energy"].fillna(-np.inf)
     order = np.lexsort((out["candidate_id"].to_numpy(), -se.to_numpy(), ~out["passes"].to_numpy()))
     out = out.iloc[order].reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out.attrs.update(
-        candidates.attrs, seconds=time.perf_counter() - t0, max_e_hull=max_e_hull, v_window=v_window
+        candidates.attrs,
+        seconds=time.perf_counter() - t0,
+        max_e_hull=max_e_hull,
+        v_window=v_window,
+        min_e_hull=min_e_hull,
     )
     return out
 
@@ -621,6 +649,7 @@ def known_cathodes(
             v_ml_screen_std=float(geo.voltage(0, 0, std[1], std[0])[1]),
             dx_screen=geo.dx,
             specific_energy_ml_screen=scr["specific_energy"],
+            capacity_grav_screen=scr["capacity_grav"],
             screen_balanced=_oxi(cs) is not None,
         )
         if have_c:
@@ -663,6 +692,7 @@ def known_cathodes(
         "v_ml_screen",
         "v_ml_screen_std",
         "specific_energy_ml_screen",
+        "capacity_grav_screen",
         "ef_dft",
         "ef_ml",
         "ef_ml_std",

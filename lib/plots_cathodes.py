@@ -172,7 +172,7 @@ def voltage_capacity(
     res: pd.DataFrame,
     *,
     known: pd.DataFrame | None = None,
-    n_labels: int = 8,
+    n_labels: int = 6,
     title: str = "",
     stamp: str | None = None,
     name: str | None = None,
@@ -180,9 +180,10 @@ def voltage_capacity(
     e_hull_max: float = 0.3,
 ) -> Figure:
     """Predicted voltage against gravimetric capacity of the screened candidates, coloured by the discharged
-    state's energy above the hull (clipped at ``e_hull_max``), σ_V as bars, lines of equal specific energy
-    (400-1000 Wh/kg), the top ``n_labels`` passing candidates named; known cathodes (``known``, the same
-    pipeline's values) as black diamonds."""
+    state's energy above the hull (clipped to the screen's lower bound and ``e_hull_max``), the candidates
+    that pass the filters circled with σ_V bars, lines of equal specific energy (400-1000 Wh/kg), the top
+    ``n_labels`` passing candidates named; known cathodes (``known``, the same pipeline's values) as black
+    diamonds."""
     import matplotlib.pyplot as plt
 
     use_style()
@@ -202,32 +203,46 @@ def voltage_capacity(
         vmax = max(5.5, float(t["voltage"].quantile(0.99)) + 0.3)
         qmax = float(t["capacity_grav"].max()) * 1.08
         _iso_lines(ax, qmax, vmax)
-        if "voltage_std" in t and t["voltage_std"].notna().any():
+        passing = t[t["passes"]] if "passes" in t else t.iloc[:0]
+        if "voltage_std" in t and passing["voltage_std"].notna().any():  # bars on the passing ones only
             ax.errorbar(
-                t["capacity_grav"],
-                t["voltage"],
-                yerr=t["voltage_std"],
+                passing["capacity_grav"],
+                passing["voltage"],
+                yerr=passing["voltage_std"],
                 fmt="none",
                 ecolor="#888888",
-                alpha=0.4,
-                lw=0.6,
+                alpha=0.5,
+                lw=0.7,
                 zorder=2,
             )
-        lo_c = min(0.0, float(t["e_hull_discharged"].min()))
+        lo_c = res.attrs.get("min_e_hull", -0.1)
         sc = ax.scatter(
             t["capacity_grav"],
             t["voltage"],
-            c=t["e_hull_discharged"].clip(upper=e_hull_max),
+            c=t["e_hull_discharged"].clip(lo_c, e_hull_max),
             cmap="viridis_r",
             vmin=lo_c,
             vmax=e_hull_max,
-            s=18,
-            lw=0.3,
+            s=14,
+            lw=0.2,
             edgecolor="white",
             zorder=3,
         )
+        ax.scatter(
+            passing["capacity_grav"],
+            passing["voltage"],
+            s=30,
+            facecolor="none",
+            edgecolor=PALETTE[1],
+            lw=0.8,
+            zorder=4,
+            label=f"pass the filters ({len(passing)}; ±σ$_V$ bars)",
+        )
         fig.colorbar(
-            sc, ax=ax, label=f"E above hull, discharged (eV/atom; ≥ {e_hull_max:g} clipped)", extend="max"
+            sc,
+            ax=ax,
+            label=f"E above hull, discharged (eV/atom; clipped to {lo_c:g}…{e_hull_max:g})",
+            extend="both",
         )
         top = t[t["passes"]].head(n_labels) if "passes" in t else t.head(0)
         for _, r in top.iterrows():
@@ -242,7 +257,7 @@ def voltage_capacity(
         if known is not None and len(known):
             k = known.dropna(subset=["v_ml_screen"])
             k = k[k["same_reaction"]] if "same_reaction" in k else k
-            cap = k["specific_energy_ml_screen"] / k["v_ml_screen"]
+            cap = k["capacity_grav_screen"]
             ax.scatter(
                 cap, k["v_ml_screen"], marker="D", s=26, color="black", zorder=5, label="known cathodes (ML)"
             )
@@ -255,7 +270,7 @@ def voltage_capacity(
                     textcoords="offset points",
                     zorder=5,
                 )
-            ax.legend(loc="upper right", fontsize=7)
+        ax.legend(loc="upper right", fontsize=7)
         ax.set_xlim(0, qmax)
         ax.set_ylim(vmin, vmax)
         n_pass = int(t["passes"].sum()) if "passes" in t else 0
