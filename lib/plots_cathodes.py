@@ -168,6 +168,39 @@ def _iso_lines(ax: Axes, qmax: float, vmax: float) -> None:
             )
 
 
+def _place_labels(ax: Axes, labels: list[tuple[float, float, str, str]], fontsize: int = 7) -> None:
+    """Formula labels next to their points, each moved to the first of a few offsets where it overlaps
+    no label placed before it (greedy, in order: the first labels get the best spots); a label with no free
+    spot is left out. Call it after the axis limits are set (it measures the labels on screen)."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    offsets = [(4, 3), (4, -10), (-4, 3), (-4, -10), (4, 12), (4, -19), (-4, 12), (-4, -19)]
+    for x, y, text, color in labels:
+        ann = None
+        for dx, dy in offsets:
+            if ann is not None:
+                ann.remove()
+                ann = None
+            ann = ax.annotate(
+                formula_label(text),
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=fontsize,
+                color=color,
+                bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.75},
+                ha="left" if dx > 0 else "right",
+                zorder=6,
+            )
+            box = ann.get_window_extent(renderer)
+            if not any(box.overlaps(p) for p in placed):
+                placed.append(box)
+                break
+        else:
+            ann.remove()
+
+
 def voltage_capacity(
     res: pd.DataFrame,
     *,
@@ -245,15 +278,7 @@ def voltage_capacity(
             extend="both",
         )
         top = t[t["passes"]].head(n_labels) if "passes" in t else t.head(0)
-        for _, r in top.iterrows():
-            ax.annotate(
-                formula_label(r["formula"]),
-                (r["capacity_grav"], r["voltage"]),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-                zorder=4,
-            )
+        labels = [(r["capacity_grav"], r["voltage"], r["formula"], "black") for _, r in top.iterrows()]
         if known is not None and len(known):
             k = known.dropna(subset=["v_ml_screen"])
             k = k[k["same_reaction"]] if "same_reaction" in k else k
@@ -261,18 +286,13 @@ def voltage_capacity(
             ax.scatter(
                 cap, k["v_ml_screen"], marker="D", s=26, color="black", zorder=5, label="known cathodes (ML)"
             )
-            for (_, r), q in zip(k.iterrows(), cap, strict=True):
-                ax.annotate(
-                    formula_label(r["formula"]),
-                    (q, r["v_ml_screen"]),
-                    fontsize=7,
-                    xytext=(3, -9),
-                    textcoords="offset points",
-                    zorder=5,
-                )
+            labels += [
+                (q, v, f, "#444444") for q, v, f in zip(cap, k["v_ml_screen"], k["formula"], strict=True)
+            ]
         ax.legend(loc="upper right", fontsize=7)
         ax.set_xlim(0, qmax)
         ax.set_ylim(vmin, vmax)
+        _place_labels(ax, labels)
         n_pass = int(t["passes"].sum()) if "passes" in t else 0
         title = f"{title}: {len(t):,} candidates, {n_pass} pass the filters" if title else title
     ax.set_xlabel("gravimetric capacity (mAh/g)")
@@ -294,7 +314,8 @@ def pareto_front(
     n_labels: int = 6,
 ) -> Figure:
     """Predicted specific energy against the discharged state's energy above the hull; the Pareto front
-    (no candidate better in both) joined and labelled; σ bars from σ_Ef (x) and capacity × σ_V (y)."""
+    (no candidate better in both, among those not flagged as model errors) joined and labelled, with σ bars
+    from σ_Ef (x) and capacity × σ_V (y); the zone below the screen's lower E_hull bound shaded."""
     import matplotlib.pyplot as plt
 
     use_style()
@@ -310,27 +331,39 @@ def pareto_front(
     if t.empty:
         _empty(ax, "no candidate was scored: no Pareto front")
     else:
-        if t["ef_discharged_std"].notna().any():
-            ax.errorbar(
-                t["e_hull_discharged"],
-                t["specific_energy"],
-                xerr=t["ef_discharged_std"],
-                yerr=t["capacity_grav"] * t["voltage_std"],
-                fmt="none",
-                ecolor="#999999",
-                alpha=0.35,
-                lw=0.6,
-            )
+        f = t[t["pareto"]].sort_values("e_hull_discharged")
+        lo_e = res.attrs.get("min_e_hull", -0.1)
+        ax.axvspan(-10, lo_e, color=PALETTE[5], alpha=0.08, lw=0, zorder=0)
+        ax.text(
+            lo_e,
+            0.02,
+            "model error\nsuspected ",
+            transform=ax.get_xaxis_transform(),
+            ha="right",
+            fontsize=7,
+            color=PALETTE[5],
+        )
         ax.scatter(
             t["e_hull_discharged"],
             t["specific_energy"],
-            s=12,
+            s=10,
             color=PALETTE[0],
-            alpha=0.6,
+            alpha=0.5,
             lw=0,
             label="candidates",
         )
-        f = t[t["pareto"]].sort_values("e_hull_discharged")
+        if f["ef_discharged_std"].notna().any():  # σ bars on the front only (thousands of bars hide the data)
+            ax.errorbar(
+                f["e_hull_discharged"],
+                f["specific_energy"],
+                xerr=f["ef_discharged_std"],
+                yerr=f["capacity_grav"] * f["voltage_std"],
+                fmt="none",
+                ecolor=PALETTE[1],
+                alpha=0.5,
+                lw=0.8,
+                zorder=3,
+            )
         ax.plot(
             f["e_hull_discharged"],
             f["specific_energy"],
@@ -338,16 +371,9 @@ def pareto_front(
             color=PALETTE[1],
             ms=4,
             lw=1.2,
-            label=f"Pareto front ({len(f)})",
+            zorder=4,
+            label=f"Pareto front ({len(f)}; ±σ bars)",
         )
-        for _, r in f.sort_values("specific_energy", ascending=False).head(n_labels).iterrows():
-            ax.annotate(
-                formula_label(r["formula"]),
-                (r["e_hull_discharged"], r["specific_energy"]),
-                fontsize=7,
-                xytext=(4, 2),
-                textcoords="offset points",
-            )
         thr = res.attrs.get("max_e_hull", 0.1)
         ax.axvline(thr, color=PALETTE[5], lw=0.8, ls=":")
         ax.text(
@@ -364,6 +390,14 @@ def pareto_front(
         lo = float(t["e_hull_discharged"].min())
         hi = min(float(t["e_hull_discharged"].max()), 1.0)
         ax.set_xlim(min(lo, -0.05) - 0.02, max(hi, 0.3) + 0.05)
+        top = f.sort_values("specific_energy", ascending=False).head(n_labels)
+        _place_labels(
+            ax,
+            [
+                (r["e_hull_discharged"], r["specific_energy"], r["formula"], "black")
+                for _, r in top.iterrows()
+            ],
+        )
         beyond = int((t["e_hull_discharged"] > max(hi, 0.3) + 0.05).sum())
         if beyond:
             ax.text(
