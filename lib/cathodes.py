@@ -291,11 +291,12 @@ def generate_candidates(
             raise ValueError(f"prototype {p.key}: {p.discharged_id} is not in the table")
         d0 = t["structure"][pos[p.discharged_id]].to_structure()
         c0 = t["structure"][pos[p.charged_id]].to_structure() if p.charged_id else None
+        refs = (d0, c0)  # the real (Li) prototypes: the volume references, so Li -> Na is scaled too
         if ion != "Li":
             d0 = SubstitutionTransformation({"Li": ion}).apply_transformation(d0)
             if c0 is not None and "Li" in c0.symbol_set:
                 c0 = SubstitutionTransformation({"Li": ion}).apply_transformation(c0)
-        jobs += [(p, d0, c0, *sub) for sub in _substitutions(p, d0, metals, mixes, mix_metals)]
+        jobs += [(p, d0, c0, refs, *sub) for sub in _substitutions(p, d0, metals, mixes, mix_metals)]
     guess_cache: dict = {}
 
     def guess(s):
@@ -304,7 +305,9 @@ def generate_candidates(
             guess_cache[key] = _oxi(s)
         return guess_cache[key]
 
-    for p, d0, c0, label, sites, single in tqdm(jobs, desc="candidates", disable=not progress):
+    for p, d0, c0, (d_ref, c_ref), label, sites, single in tqdm(
+        jobs, desc="candidates", disable=not progress
+    ):
         cid = f"{p.key}:{label}" + ("" if ion == "Li" else f":{ion}")
         d = ReplaceSiteSpeciesTransformation(sites).apply_transformation(d0)
         formula = d.composition.reduced_formula
@@ -337,11 +340,11 @@ def generate_candidates(
         except ElectrodeError as exc:
             dropped.append((cid, formula, f"not an electrode pair: {exc}", "not an electrode pair"))
             continue
-        g0 = guess(d0)
-        d, rule = _scaled(d, gd, d0, g0) if g0 else (d, "prototype volume (prototype not balanced)")
+        g0 = guess(d_ref)
+        d, rule = _scaled(d, gd, d_ref, g0) if g0 else (d, "prototype volume (prototype not balanced)")
         if charged_from.startswith("prototype"):
-            gc0 = guess(c0)
-            c = _scaled(c, gc, c0, gc0)[0] if gc0 else c
+            gc0 = guess(c_ref)
+            c = _scaled(c, gc, c_ref, gc0)[0] if gc0 else c
         else:
             c = RemoveSpeciesTransformation([ion]).apply_transformation(d)
         known = [t["material_id"][i] for i in findex.get(composition_key(d.composition), [])]

@@ -216,3 +216,16 @@ def test_figures_say_when_there_is_nothing_to_draw(smoke):
         "no candidate to draw",
         "no pair has both voltages",
     ]
+
+
+def test_another_working_ion_is_scaled_from_the_li_prototype(table, smoke):
+    protos = smoke[0]
+    li = C.generate_candidates(table, protos, metals=("Cr",), progress=False)[0].set_index("candidate_id")
+    na = C.generate_candidates(table, protos, ion="Na", metals=("Cr",), progress=False)[0].set_index(
+        "candidate_id"
+    )
+    assert na.loc["layered:V->Cr:Na", "formula"] == "NaCrO2" and na.attrs["ion"] == "Na"
+    # Na+ (1.02 Å) is larger than Li+ (0.76 Å): the RLS volume grows; the charged CrO2 is the same framework
+    ratio = na.loc["layered:V->Cr:Na", "discharged"].volume / li.loc["layered:V->Cr", "discharged"].volume
+    assert 1.1 < ratio < 1.4
+    assert na.loc["layered:V->Cr:Na", "charged"].equals(li.loc["layered:V->Cr", "charged"])
