@@ -1,0 +1,487 @@
+"""The electrode benchmark: DFT consistency, its outliers, and leak-free machine-learned voltages.
+
+(a) **DFT consistency.** Voltages from the mirror's DFT formation energies (``lib.electrodes``) against
+MP's ``avg_voltage`` for the pairs whose two structures the mirror holds: :func:`voltage_metrics` (MAE,
+median absolute error, RMSE, fraction within 0.1 / 0.3 / 0.5 V, Spearman ρ; overall and per working ion)
+and :func:`explain_outliers`, which checks each large deviation against the data: the mirror's structure
+is another formula than the pairs file's; pymatgen's electrode hull drops a state; MP's 2024 formation
+energies of the same ids (the mirror's ``mp_energy_2024.csv``) reproduce MP's voltage, i.e. the 2020
+energies changed between releases (re-relaxations, corrections); a 2024 energy that is r2SCAN, not PBE.
+A multi-step electrode is *not* a cause by itself: the average voltage between the two end members is
+the Δx-weighted mean of the steps, which telescopes to the end members' energies (a test checks this on
+pymatgen). :func:`voltage_metrics` is the one place the numbers are computed.
+
+(b) **Machine-learned voltages.** Any formation-energy predictor ``predict(crystals) -> (mean, std or
+None)`` (eV/atom per structure: one model or a seed ensemble, :func:`checkpoint_predictor`) gives the
+voltages of the same pairs: :func:`ml_pair_table`, σ_V propagated from σ of the two energies.
+
+(c) **Leak-free split.** :func:`group_split` puts every structure of the benchmark pairs (charged and
+discharged; optionally every structure sharing a reduced formula with one) out of training and
+validation; :func:`train_formation_models` trains CGCNN formation-energy models on it with
+``lib.train.fit`` and records the held-out set's hash in each run record, so a checkpoint can be
+checked for leaks before it is used (:func:`check_leak_free`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lib.electrodes import PairGeometry, check_pair, pair_table
+from lib.paths import RESULTS, default_mirror
+from lib.structures import Crystal
+
+ENERGY = "formation_energy_per_atom"
+RUNS_DIR = RESULTS / "electrodes" / "runs"  # not results/runs: 06_benchmark and the sweep read that one
+THRESHOLDS = (0.1, 0.3, 0.5)  # V
+
+
+# ----------------------------------------------------------------------------------------------
+# (a) metrics and outliers
+# ----------------------------------------------------------------------------------------------
+
+
+def _metrics(pred: np.ndarray, ref: np.ndarray) -> dict:
+    from scipy.stats import spearmanr
+
+    ok = np.isfinite(pred) & np.isfinite(ref)
+    p, r = pred[ok], ref[ok]
+    if not len(p):
+        return {"n": 0}
+    e = np.abs(p - r)
+    out = {
+        "n": int(len(p)),
+        "mae": float(e.mean()),
+        "median_ae": float(np.median(e)),
+        "rmse": float(np.sqrt(np.mean((p - r) ** 2))),
+    }
+    for t in THRESHOLDS:
+        out[f"within_{t:g}"] = float(np.mean(e <= t))
+    out["spearman"] = (
+        float(spearmanr(p, r).statistic) if len(p) > 2 and np.ptp(p) > 0 and np.ptp(r) > 0 else math.nan
+    )
+    out["n_missing"] = int((~ok).sum())
+    return out
+
+
+def voltage_metrics(
+    table: pd.DataFrame, pred: str = "dft_voltage", ref: str = "avg_voltage", by: str | None = "ion"
+) -> pd.DataFrame:
+    """Errors of ``pred`` against ``ref`` (V): n, MAE, median absolute error, RMSE, the fraction within
+    0.1 / 0.3 / 0.5 V, Spearman ρ and the pairs without a value; one row "all", then one per ``by`` group
+    (largest first). A group whose values are all missing has n = 0."""
+    p = table[pred].to_numpy(dtype=float)
+    r = table[ref].to_numpy(dtype=float)
+    rows = [{"group": "all", **_metrics(p, r)}]
+    if by is not None:
+        for g in table[by].value_counts().index:
+            m = (table[by] == g).to_numpy()
+            rows.append({"group": str(g), **_metrics(p[m], r[m])})
+    return pd.DataFrame(rows).set_index("group")
+
+
+def energies_2024(table: pd.DataFrame | None = None, mirror: str | Path | None = None) -> pd.DataFrame:
+    """MP's 2024 formation energies of the mirror's ids (``mp_energy_2024.csv``): ``ef_2024`` (eV/atom),
+    ``material_id_2024`` and ``pbe`` (False where lib.data found the 2024 total energy on the r2SCAN scale,
+    i.e. ``table.attrs['rejected']`` says "not on the PBE energy scale"; None when no table is given)."""
+    mirror = Path(mirror) if mirror is not None else default_mirror()
+    if mirror is None:
+        raise FileNotFoundError("no data mirror: set COMPENDIUM_MIRROR")
+    e = pd.read_csv(mirror / "mp_energy_2024.csv", dtype={"material_id": str, "material_id_2024": str})
+    e = e.rename(columns={"formation_energy_per_atom_2024": "ef_2024"}).set_index("material_id")
+    e = e[["material_id_2024", "ef_2024"]].copy()
+    e["pbe"] = None
+    if table is not None and "rejected" in table.attrs:
+        rej = table.attrs["rejected"]
+        r2scan = set(
+            rej.loc[
+                (rej["target"] == "energy_per_atom") & (rej["reason"] == "not on the PBE energy scale"),
+                "material_id",
+            ]
+        )
+        e["pbe"] = [mid not in r2scan for mid in e.index]
+    return e
+
+
+def explain_outliers(
+    table: pd.DataFrame,
+    e2024: pd.DataFrame | None = None,
+    threshold: float = 0.3,
+    pred: str = "dft_voltage",
+    agree: float = 0.1,
+) -> pd.DataFrame:
+    """Every pair whose ``pred`` voltage misses MP's ``avg_voltage`` by more than ``threshold`` V, with the
+    cause the data supports, checked in this order:
+
+    - ``structure mismatch``: a mirror structure has another reduced formula than the pairs file names;
+    - ``hull``: pymatgen's electrode dropped a state (the mirror's energies put the discharged state above
+      the charged state + ion line);
+    - ``energies changed between releases``: with MP's 2024 formation energies of the same two ids the
+      voltage agrees with MP's within ``agree`` V; ``detail`` gives each end's energy change, what it does
+      to the voltage (coefficient × change) and whether its id was remapped in 2024;
+    - ``energies changed, 2024 closer``: the 2024 voltage is off by more than ``agree`` but by less than
+      half the 2020 error;
+    - ``2024 energy is r2SCAN``: the 2024 voltage misses too, and one end's 2024 energy is r2SCAN (not
+      comparable with MP's PBE electrodes);
+    - ``unexplained``: none of these.
+
+    ``multi_material`` marks electrodes whose battery id names neither end (MP grouped more materials into
+    them: intermediates or unstable entries); by itself that is no cause (see the module docstring).
+    """
+    err = table[pred] - table["avg_voltage"]
+    out = table[err.abs() > threshold].copy()
+    out["error"] = err[out.index]
+    rows = []
+    for _, r in out.iterrows():
+        prefix = r["battery_id"].rsplit("_", 1)[0]
+        multi = prefix not in (r["high_mpid"], r["low_mpid"])
+        v24, cause, detail = math.nan, "unexplained", ""
+        geo: PairGeometry | None = None
+        try:
+            geo = check_pair(r["charged"], r["discharged"], r["ion"])
+        except ValueError as exc:
+            detail = str(exc)
+        have24 = e2024 is not None and r["high_mpid"] in e2024.index and r["low_mpid"] in e2024.index
+        if geo is not None and have24:
+            e_c, e_d = e2024.loc[r["high_mpid"]], e2024.loc[r["low_mpid"]]
+            v24 = float(geo.voltage(e_c["ef_2024"], e_d["ef_2024"])[0])
+        if not r.get("formula_ok", True):
+            cause = "structure mismatch"
+            detail = (
+                f"mirror {r['high_mpid']} is {r['formula_charged']} (file: {r['high_formula']}), "
+                f"{r['low_mpid']} is {r['formula_discharged']} (file: {r['low_formula']})"
+            )
+        elif r.get("dft_note", ""):
+            cause = "hull"
+            detail = f"{r['dft_note']}; V = {r[pred]:.2f} V"
+        elif (
+            have24
+            and np.isfinite(v24)
+            and (
+                abs(v24 - r["avg_voltage"]) <= agree
+                or abs(v24 - r["avg_voltage"]) < 0.5 * abs(r[pred] - r["avg_voltage"])
+            )
+        ):
+            close = abs(v24 - r["avg_voltage"]) <= agree
+            cause = "energies changed between releases" if close else "energies changed, 2024 closer"
+            a_c, a_d = geo.coefficients
+            ends = []
+            for end, e, ef_old, sign, a in (
+                ("charged", e_c, r["ef_charged"], 1, a_c),
+                ("discharged", e_d, r["ef_discharged"], -1, a_d),
+            ):
+                d_ef = e["ef_2024"] - ef_old
+                mid = r["high_mpid"] if end == "charged" else r["low_mpid"]
+                remap = f" (now {e['material_id_2024']})" if e["material_id_2024"] != mid else ""
+                ends.append(f"{end} {mid}{remap} {d_ef:+.3f} eV/atom -> {sign * a * d_ef:+.2f} V")
+            detail = f"2024 energies give {v24:.2f} V (MP {r['avg_voltage']:.2f} V); " + "; ".join(ends)
+        elif have24 and (e_c["pbe"] is False or e_d["pbe"] is False):
+            cause = "2024 energy is r2SCAN"
+            detail = f"2024 energies give {v24:.2f} V, but an end's 2024 energy is on the r2SCAN scale"
+        elif have24:
+            detail = f"2024 energies give {v24:.2f} V (MP {r['avg_voltage']:.2f} V)"
+        rows.append({"cause": cause, "detail": detail, "v_2024": v24, "multi_material": multi})
+    info = pd.DataFrame(rows, index=out.index, columns=["cause", "detail", "v_2024", "multi_material"])
+    cols = [
+        "battery_id",
+        "ion",
+        "high_formula",
+        "high_mpid",
+        "low_formula",
+        "low_mpid",
+        "avg_voltage",
+        pred,
+        "error",
+    ]
+    return out[cols].join(info).sort_values("error", key=np.abs, ascending=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# (c) the leak-free group split
+# ----------------------------------------------------------------------------------------------
+
+
+def composition_key(numbers) -> tuple:
+    """A hashable reduced composition from atomic numbers (or a pymatgen Composition): ((Z, count), ...)
+    with the counts divided by their gcd; equal for every cell and polymorph of one reduced formula."""
+    if hasattr(numbers, "items"):  # a Composition
+        z = np.array([e.Z for e in numbers], dtype=np.int64)
+        n = np.array([numbers[e] for e in numbers], dtype=float)
+        if not np.allclose(n, np.round(n)):
+            raise ValueError(f"{numbers} has non-integer amounts")
+        n = np.round(n).astype(np.int64)
+        o = np.argsort(z)
+        z, n = z[o], n[o]
+    else:
+        z, n = np.unique(np.asarray(numbers), return_counts=True)
+    g = int(np.gcd.reduce(n))
+    return tuple(zip(z.tolist(), (n // g).tolist(), strict=True))
+
+
+def composition_keys(crystals: Sequence[Crystal]) -> list[tuple]:
+    """:func:`composition_key` of every crystal (no Structure is built: ~10 µs each)."""
+    return [composition_key(c.numbers) for c in crystals]
+
+
+def ids_hash(ids: Iterable[str]) -> str:
+    """A short stable hash of a set of ids (order and duplicates do not matter)."""
+    return hashlib.sha256("\n".join(sorted(set(map(str, ids)))).encode()).hexdigest()[:16]
+
+
+def group_split(
+    df: pd.DataFrame,
+    seed: int,
+    exclude_ids: Iterable[str],
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    by: str = "id",
+) -> dict[str, np.ndarray]:
+    """A deterministic train/val/test split (positional indices) with ``exclude_ids`` held out.
+
+    Every row whose ``material_id`` is in ``exclude_ids`` goes to test, and with ``by="formula"`` also every
+    row that shares a reduced formula with one of them (its polymorphs). The other rows are split at
+    random by ``fractions`` exactly like ``lib.data.split`` (same seed, same permutation rule), and their
+    test part joins the held-out rows. Returns ``{"train", "val", "test", "held_out"}`` (sorted; held_out
+    is the part of test that was excluded). No held-out row can reach training or validation.
+    """
+    from lib.data import split as random_split
+
+    if by not in ("id", "formula"):
+        raise ValueError(f"by must be 'id' or 'formula', got {by!r}")
+    if "material_id" not in df.columns:
+        raise ValueError("group_split needs a material_id column")
+    excl = set(map(str, exclude_ids))
+    ids = df["material_id"].astype(str).to_numpy()
+    held = np.isin(ids, list(excl))
+    if by == "formula":
+        if "structure" not in df.columns:
+            raise ValueError("by='formula' needs a structure column")
+        keys = composition_keys(df["structure"].tolist())
+        held_keys = {k for k, h in zip(keys, held, strict=True) if h}
+        held |= np.array([k in held_keys for k in keys], dtype=bool)
+    rest = np.flatnonzero(~held)
+    parts = random_split(len(rest), seed, fractions)
+    out = {k: np.sort(rest[v]).astype(np.int64) for k, v in parts.items()}
+    held_idx = np.flatnonzero(held).astype(np.int64)
+    out["test"] = np.sort(np.concatenate([out.get("test", np.zeros(0, np.int64)), held_idx]))
+    out["held_out"] = held_idx
+    if "val" not in out:
+        out["val"] = np.zeros(0, np.int64)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# (b) predictors and machine-learned voltages
+# ----------------------------------------------------------------------------------------------
+
+
+def checkpoint_predictor(checkpoints: Sequence[str | Path], device: str = "cpu", require: Iterable[str] = ()):
+    """``predict(crystals) -> (mean, std or None)`` in eV/atom from one or more formation-energy checkpoints.
+
+    One checkpoint: std is None. Several (a seed ensemble): the mean and the standard deviation (ddof=1)
+    of the members. ``require``: benchmark ids that must have been held out of the checkpoints' training
+    (:func:`check_leak_free`).
+    """
+    from lib.predict import predict_crystals
+    from lib.records import load_checkpoint
+
+    if not checkpoints:
+        raise ValueError("no checkpoints given")
+    ckpts = [load_checkpoint(p, device) for p in checkpoints]
+    for c in ckpts:
+        if c.target != ENERGY:
+            raise ValueError(f"{c.path} predicts {c.target!r}, not {ENERGY}")
+    require = list(require)
+    if require:
+        check_leak_free([c.record for c in ckpts], require)
+
+    def predict(crystals: Sequence[Crystal]) -> tuple[np.ndarray, np.ndarray | None]:
+        vals = np.array([predict_crystals(c, list(crystals))[0] for c in ckpts]).reshape(len(ckpts), -1)
+        if len(ckpts) == 1:
+            return vals[0], None
+        return vals.mean(axis=0), vals.std(axis=0, ddof=1)
+
+    predict.members = len(ckpts)  # type: ignore[attr-defined]
+    predict.checkpoints = [str(c.path) for c in ckpts]  # type: ignore[attr-defined]
+    return predict
+
+
+def check_leak_free(records: Sequence[dict], benchmark_ids: Iterable[str]) -> None:
+    """Raise unless every run record says it was trained by :func:`group_split` with all ``benchmark_ids``
+    among the ids it was asked to hold out (ids the training table lacks cannot have been trained on)."""
+    need = set(map(str, benchmark_ids))
+    for rec in records:
+        gs = rec.get("group_split") or {}
+        if not gs:
+            raise ValueError(
+                f"run {rec.get('run', '?')} has no group-split record: it may have trained on the "
+                "benchmark structures, so its voltages could leak. Train with "
+                "lib.electrode_benchmark.train_formation_models"
+            )
+        missing = need - set(gs.get("excluded_ids", []))
+        if missing:
+            raise ValueError(
+                f"run {rec.get('run', '?')} was not trained with these ids held out: {len(missing)} "
+                f"benchmark ids not held out (e.g. {sorted(missing)[:3]}); its voltages could leak"
+            )
+
+
+def ml_pair_table(matched: pd.DataFrame, predict, prefix: str = "ml", progress: bool = True) -> pd.DataFrame:
+    """Voltages etc. of the matched pairs from predicted formation energies (``predict(crystals) ->
+    (mean, std or None)``, eV/atom), through pymatgen like the DFT ones (:func:`lib.electrodes.pair_table`).
+
+    Adds ``<prefix>_ef_charged``/``_discharged`` and their σ, the electrode columns with ``prefix``, and
+    ``<prefix>_voltage_std`` (σ_V from the two σ as independent errors; NaN for a single model). Each
+    distinct structure is predicted once.
+    """
+    ids = pd.unique(pd.concat([matched["high_mpid"], matched["low_mpid"]]))
+    crystals = {
+        **dict(zip(matched["high_mpid"], matched["charged"], strict=True)),
+        **dict(zip(matched["low_mpid"], matched["discharged"], strict=True)),
+    }
+    mean, std = predict([crystals[i] for i in ids])
+    mean = pd.Series(np.asarray(mean, float), index=ids)
+    std = pd.Series(np.asarray(std, float) if std is not None else np.full(len(ids), np.nan), index=ids)
+    t = matched.copy()
+    t[f"{prefix}_ef_charged"] = mean[t["high_mpid"]].to_numpy()
+    t[f"{prefix}_ef_discharged"] = mean[t["low_mpid"]].to_numpy()
+    t[f"{prefix}_ef_charged_std"] = std[t["high_mpid"]].to_numpy()
+    t[f"{prefix}_ef_discharged_std"] = std[t["low_mpid"]].to_numpy()
+    t = pair_table(t, f"{prefix}_ef_charged", f"{prefix}_ef_discharged", prefix=prefix, progress=progress)
+    sig = []
+    for c, d, ion, sc, sd in zip(
+        t["charged"],
+        t["discharged"],
+        t["ion"],
+        t[f"{prefix}_ef_charged_std"],
+        t[f"{prefix}_ef_discharged_std"],
+        strict=True,
+    ):
+        try:
+            sig.append(float(check_pair(c, d, ion).voltage(0.0, 0.0, sc, sd)[1]))
+        except ValueError:
+            sig.append(math.nan)
+    t[f"{prefix}_voltage_std"] = sig
+    return t
+
+
+def train_formation_models(
+    table: pd.DataFrame,
+    exclude_ids: Iterable[str],
+    profile: str = "smoke",
+    seeds: Sequence[int] | None = None,
+    n_max: int | None | str = "profile",
+    epochs: int | None = None,
+    by: str = "id",
+    threads: int | None = 1,
+    runs_dir: str | Path | None = None,
+    progress: bool = True,
+    **model_kwargs,
+) -> list[dict]:
+    """CGCNN formation-energy models on the group split, one per seed; returns their run records.
+
+    ``table``: the ``lib.data`` table. For each seed, :func:`group_split` holds ``exclude_ids`` out; training
+    and validation are subsampled to ``n_max`` structures together (default: the profile's ``n_max``; None:
+    all), in the split's 8:1 ratio; the test set is the held-out structures, so the record's test MAE is the
+    formation-energy error on the benchmark structures. Graphs: CGCNN's (k = 8, 8 Å), cached. Runs are
+    named ``cgcnn-groupsplit_formation_energy_per_atom_<profile>_s<seed>`` under ``results/electrodes/runs``
+    (not results/runs, which 06_benchmark reads); each record keeps the ids it was asked to hold out
+    (``group_split.excluded_ids``) and those the table had (``held_out_ids``), so :func:`check_leak_free`
+    can verify it. A finished run is not trained again (``fit`` resumes).
+    """
+    from lib.data import target_frame
+    from lib.graphs import build_graphs, cgcnn_params
+    from lib.models.cgcnn import CGCNN
+    from lib.profiles import get_profile
+    from lib.train import TrainConfig, fit, seed_everything
+
+    prof = get_profile(profile)
+    seeds = list(prof.seeds_gnn if seeds is None else seeds)
+    n_max = prof.n_max if n_max == "profile" else n_max
+    epochs = epochs or prof.epochs
+    runs_dir = Path(runs_dir) if runs_dir is not None else RUNS_DIR
+    frame = target_frame(table, ENERGY)
+    exclude = sorted(set(map(str, exclude_ids)))
+    params = cgcnn_params()
+    records = []
+    for seed in seeds:
+        sp = group_split(frame, seed, exclude, by=by)
+        rng = np.random.default_rng([seed, 8])
+        tr, va = sp["train"], sp["val"]
+        if n_max is not None and len(tr) + len(va) > n_max:
+            k_tr = int(round(n_max * len(tr) / (len(tr) + len(va))))
+            tr = np.sort(rng.choice(tr, size=k_tr, replace=False))
+            va = np.sort(rng.choice(va, size=max(1, n_max - k_tr), replace=False))
+        rows = np.concatenate([tr, va, sp["held_out"]])
+        sub = frame.iloc[rows].reset_index(drop=True)
+        sub.attrs = {"content_hash": None}
+        gs = build_graphs(
+            sub,
+            params,
+            name=f"electrodes_{prof.name}_s{seed}",
+            n_jobs=1 if len(sub) < 3000 else 2,
+            progress=progress,
+            verbose=False,
+        )
+        pos = {mid: i for i, mid in enumerate(gs.material_ids)}
+        y = sub[ENERGY].to_numpy(dtype=float)[gs.source_index]
+        ids = sub["material_id"].to_numpy()
+
+        def where(idx, _ids=ids, _pos=pos):
+            return np.array(sorted(_pos[m] for m in _ids[idx] if m in _pos), dtype=np.int64)
+
+        n_tr, n_va = len(tr), len(va)
+        split = {
+            "train": where(np.arange(n_tr)),
+            "val": where(np.arange(n_tr, n_tr + n_va)),
+            "test": where(np.arange(n_tr + n_va, len(sub))),
+        }
+        held_ids = sorted(frame["material_id"].iloc[sp["held_out"]].astype(str))
+        seed_everything(seed)
+        model = CGCNN.from_graph_params(params, **model_kwargs)
+        cfg = TrainConfig(epochs=epochs, num_threads=threads)
+        rec = fit(
+            model,
+            gs,
+            y,
+            split,
+            cfg,
+            property=ENERGY,
+            seed=seed,
+            profile=prof,
+            model_name="cgcnn-groupsplit",
+            runs_dir=runs_dir,
+            progress=progress,
+            extra={
+                "group_split": {
+                    "by": by,
+                    "excluded_ids": exclude,
+                    "excluded_hash": ids_hash(exclude),
+                    "held_out_ids": held_ids,
+                    "n_train": int(len(split["train"])),
+                    "n_val": int(len(split["val"])),
+                }
+            },
+        )
+        rec["checkpoint_path"] = str(runs_dir / rec["checkpoint"])
+        records.append(rec)
+    return records
+
+
+__all__ = [
+    "voltage_metrics",
+    "energies_2024",
+    "explain_outliers",
+    "group_split",
+    "ids_hash",
+    "composition_key",
+    "composition_keys",
+    "checkpoint_predictor",
+    "check_leak_free",
+    "ml_pair_table",
+    "train_formation_models",
+]
