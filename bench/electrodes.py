@@ -28,6 +28,8 @@ import time
 import warnings
 
 from bench import emit
+from lib import cathode_screen, cathodes, data, electrodes
+from lib import electrode_benchmark as eb
 
 BENCH = "electrodes"
 
@@ -55,8 +57,6 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv if argv is not None else [])
     warnings.filterwarnings("ignore")
 
-    from lib import cathodes, data, electrodes
-    from lib import electrode_benchmark as eb
 
     before = _load()
     table = data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     emit(BENCH, "dft_seconds", dft_s, "s", pairs=len(dft), load_before=before, load_after=_load())
 
     bench_ids = set(dft["high_mpid"]) | set(dft["low_mpid"])
-    held = bench_ids | cathodes.known_cathode_ids(table, pairs)
+    held = bench_ids | cathode_screen.known_cathode_ids(table, pairs)
     paths = args.checkpoints
     if paths is None and os.environ.get("BENCH_ELECTRODE_CHECKPOINTS"):
         paths = [p for p in os.environ["BENCH_ELECTRODE_CHECKPOINTS"].replace(",", ":").split(":") if p]
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             protos = cathodes.find_prototypes(table, pairs, n_extra=size.n_extra)
             cands, _ = cathodes.generate_candidates(table, protos, progress=False, **size.kwargs())
-            res = cathodes.screen(cands, predict, cathodes.Hull(table), progress=False)
+            res = cathode_screen.screen(cands, predict, cathode_screen.Hull(table), progress=False)
             emit(
                 BENCH,
                 f"screen_seconds_{args.screen}",

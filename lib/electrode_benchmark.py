@@ -31,10 +31,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
+from lib.data import split as random_split
+from lib.data import target_frame
+from lib.data.holdout import holdout_ids
 from lib.electrodes import PairGeometry, check_pair, pair_table
+from lib.graphs import build_graphs, cgcnn_params
+from lib.models.cgcnn import CGCNN
 from lib.paths import RESULTS, default_mirror
+from lib.predict import Predictor, open_checkpoint
+from lib.profiles import get_profile
 from lib.structures import Crystal
+from lib.train import TrainConfig, fit, seed_everything
 
 ENERGY = "formation_energy_per_atom"
 RUNS_DIR = RESULTS / "electrodes" / "runs"  # not results/runs: 06_benchmark and the sweep read that one
@@ -47,7 +56,6 @@ THRESHOLDS = (0.1, 0.3, 0.5)  # V
 
 
 def _metrics(pred: np.ndarray, ref: np.ndarray) -> dict:
-    from scipy.stats import spearmanr
 
     ok = np.isfinite(pred) & np.isfinite(ref)
     p, r = pred[ok], ref[ok]
@@ -117,7 +125,6 @@ def explain_outliers(
 ) -> pd.DataFrame:
     """Every pair whose ``pred`` voltage misses MP's ``avg_voltage`` by more than ``threshold`` V, with the
     cause the data supports, checked in this order:
-
     - ``structure mismatch``: a mirror structure has another reduced formula than the pairs file names;
     - ``hull``: pymatgen's electrode dropped a state (the mirror's energies put the discharged state above
       the charged state + ion line);
@@ -248,8 +255,6 @@ def group_split(
     test part joins the held-out rows. Returns ``{"train", "val", "test", "held_out"}`` (sorted; held_out
     is the part of test that was excluded). No held-out row can reach training or validation.
     """
-    from lib.data import split as random_split
-
     if by not in ("id", "formula"):
         raise ValueError(f"by must be 'id' or 'formula', got {by!r}")
     if "material_id" not in df.columns:
@@ -279,50 +284,48 @@ def group_split(
 # ----------------------------------------------------------------------------------------------
 
 
-def checkpoint_predictor(checkpoints: Sequence[str | Path], device: str = "cpu", require: Iterable[str] = ()):
-    """``predict(crystals) -> (mean, std or None)`` in eV/atom from one or more formation-energy checkpoints.
-
-    One checkpoint: std is None. Several (a seed ensemble): the mean and the standard deviation (ddof=1)
-    of the members. ``require``: benchmark ids that must have been held out of the checkpoints' training
-    (:func:`check_leak_free`).
+def checkpoint_predictor(checkpoints: Sequence[str | Path], device: str = "cpu", require: Iterable[str] = (),
+                         sigma_scale: float = 1.0):
+    """``predict(crystals) -> (mean, std or None)`` in eV/atom from one or more formation-energy checkpoints
+    (``lib.predict.Predictor``: one checkpoint gives std None; a seed ensemble the members' mean and
+    standard deviation, times ``sigma_scale``). ``require``: benchmark ids that must have been held out of
+    the checkpoints' training (:func:`check_leak_free`).
     """
-    from lib.predict import predict_crystals
-    from lib.records import load_checkpoint
-
     if not checkpoints:
         raise ValueError("no checkpoints given")
-    ckpts = [load_checkpoint(p, device) for p in checkpoints]
-    for c in ckpts:
-        if c.target != ENERGY:
-            raise ValueError(f"{c.path} predicts {c.target!r}, not {ENERGY}")
+    pred = Predictor([open_checkpoint(p, device) for p in checkpoints], sigma_scale=sigma_scale)
+    if pred.first.target != ENERGY:
+        raise ValueError(f"{pred.first.path} predicts {pred.first.target!r}, not {ENERGY}")
     require = list(require)
     if require:
-        check_leak_free([c.record for c in ckpts], require)
+        check_leak_free([c.record for c in pred.checkpoints], require)
 
     def predict(crystals: Sequence[Crystal]) -> tuple[np.ndarray, np.ndarray | None]:
-        vals = np.array([predict_crystals(c, list(crystals))[0] for c in ckpts]).reshape(len(ckpts), -1)
-        if len(ckpts) == 1:
-            return vals[0], None
-        return vals.mean(axis=0), vals.std(axis=0, ddof=1)
+        mean, std, _ = pred.predict_crystals(list(crystals))
+        return mean, std
 
-    predict.members = len(ckpts)  # type: ignore[attr-defined]
-    predict.checkpoints = [str(c.path) for c in ckpts]  # type: ignore[attr-defined]
+    predict.members = len(pred.checkpoints)  # type: ignore[attr-defined]
+    predict.checkpoints = [str(c.path) for c in pred.checkpoints]  # type: ignore[attr-defined]
     return predict
 
 
 def check_leak_free(records: Sequence[dict], benchmark_ids: Iterable[str]) -> None:
-    """Raise unless every run record says it was trained by :func:`group_split` with all ``benchmark_ids``
-    among the ids it was asked to hold out (ids the training table lacks cannot have been trained on)."""
+    """Raise unless every run record was trained without all ``benchmark_ids``: by :func:`group_split` with
+    them among the ids it held out, or in a profile whose held-out set (``lib.data.holdout``, e.g. the best
+    profile's "electrodes", the shipped models') contains them (ids the training table lacks cannot have been
+    trained on)."""
     need = set(map(str, benchmark_ids))
     for rec in records:
         gs = rec.get("group_split") or {}
-        if not gs:
+        holdout = (rec.get("profile_settings") or {}).get("holdout")
+        if not gs and not holdout:
             raise ValueError(
                 f"run {rec.get('run', '?')} has no group-split record: it may have trained on the "
                 "benchmark structures, so its voltages could leak. Train with "
                 "lib.electrode_benchmark.train_formation_models"
             )
-        missing = need - set(gs.get("excluded_ids", []))
+        held = set(gs.get("excluded_ids", [])) | (set(holdout_ids(holdout)) if holdout else set())
+        missing = need - held
         if missing:
             raise ValueError(
                 f"run {rec.get('run', '?')} was not trained with these ids held out: {len(missing)} "
@@ -393,12 +396,6 @@ def train_formation_models(
     (``group_split.excluded_ids``) and those the table had (``held_out_ids``), so :func:`check_leak_free`
     can verify it. A finished run is not trained again (``fit`` resumes).
     """
-    from lib.data import target_frame
-    from lib.graphs import build_graphs, cgcnn_params
-    from lib.models.cgcnn import CGCNN
-    from lib.profiles import get_profile
-    from lib.train import TrainConfig, fit, seed_everything
-
     prof = get_profile(profile)
     seeds = list(prof.seeds_gnn if seeds is None else seeds)
     n_max = prof.n_max if n_max == "profile" else n_max

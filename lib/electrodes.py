@@ -42,6 +42,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pymatgen.apps.battery.insertion_battery import InsertionElectrode, InsertionVoltagePair
+from pymatgen.core import Composition, Element
+from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
 from lib.paths import default_mirror
 from lib.structures import Crystal
@@ -88,8 +91,6 @@ def check_ion(ion: str) -> str:
 def ion_valence(ion: str) -> int:
     """The charge z the ion carries, as pymatgen's ``InsertionVoltagePair`` takes it:
     ``abs(max(Element(ion).oxidation_states))`` (Li 1, Mg 2, Al 3, ...)."""
-    from pymatgen.core import Element
-
     check_ion(ion)
     return abs(max(Element(ion).oxidation_states))
 
@@ -104,8 +105,6 @@ def formation_entry(structure, formation_energy_per_atom: float, entry_id: str |
 
     ``structure``: a :class:`lib.structures.Crystal` or a pymatgen ``Structure``.
     """
-    from pymatgen.entries.computed_entries import ComputedStructureEntry
-
     ef = float(formation_energy_per_atom)
     if not math.isfinite(ef):
         raise ElectrodeError(f"{entry_id or 'structure'}: formation energy is {formation_energy_per_atom!r}")
@@ -115,9 +114,6 @@ def formation_entry(structure, formation_energy_per_atom: float, entry_id: str |
 
 def ion_entry(ion: str):
     """The working ion's metal as a ``ComputedEntry`` at energy 0: its formation energy by definition."""
-    from pymatgen.core import Composition
-    from pymatgen.entries.computed_entries import ComputedEntry
-
     return ComputedEntry(Composition(check_ion(ion)), 0.0, entry_id=f"{ion} metal (E_f = 0)")
 
 
@@ -138,7 +134,6 @@ class PairGeometry:
     a = n / (f dx z) (V per eV/atom): :meth:`voltage`. Capacity Q = dx z F / M_d (mAh/g), volumetric
     dx z F / (V_d N_A) (mAh/cm³), specific energy Q·V (Wh/kg): the same as pymatgen's (tested).
     """
-
     ion: str
     z: int
     framework: str
@@ -194,8 +189,6 @@ def check_pair(charged, discharged, ion: str) -> PairGeometry:
     ion, frameworks (the states without the ion) of different reduced formulas, or a discharged state
     that does not hold more ions per framework formula unit than the charged one.
     """
-    from pymatgen.core import Composition, Element
-
     z = ion_valence(ion)
     el = Element(ion)
 
@@ -257,8 +250,6 @@ def insertion_electrode(charged_entry, discharged_entry, ion: str):
     Then the electrode is built from pymatgen's bare ``InsertionVoltagePair`` of the two entries and
     ``note`` says so; the voltage is still pymatgen's.
     """
-    from pymatgen.apps.battery.insertion_battery import InsertionElectrode, InsertionVoltagePair
-
     check_pair(
         charged_entry.structure if hasattr(charged_entry, "structure") else charged_entry.composition,
         discharged_entry.structure
@@ -364,7 +355,6 @@ def read_pairs(path: str | Path | None = None) -> pd.DataFrame:
 
 
 def _reduced(formula: str) -> str:
-    from pymatgen.core import Composition
 
     return Composition(formula).reduced_formula
 

@@ -50,9 +50,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -116,7 +117,7 @@ class GraphParams:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GraphParams":
+    def from_dict(cls, d: dict) -> GraphParams:
         """Inverse of :meth:`as_dict` (unknown keys are an error)."""
         return cls(**d)
 
@@ -278,7 +279,7 @@ class GraphBatch:
     crystal: torch.Tensor
     n_crystals: int
 
-    def to(self, device, non_blocking: bool = False) -> "GraphBatch":
+    def to(self, device, non_blocking: bool = False) -> GraphBatch:
         """The same batch on ``device``."""
         return GraphBatch(
             self.numbers.to(device, non_blocking=non_blocking),
@@ -437,7 +438,7 @@ class GraphSet:
         return _batch_from_arrays(self.numbers[aidx], self.edge_src[eidx], self.edge_dst[eidx],
                                   self.distance[eidx], na, ne)
 
-    def subset(self, indices) -> "GraphSet":
+    def subset(self, indices) -> GraphSet:
         """A new GraphSet of the crystals at ``indices`` (in that order); its report is recomputed."""
         idx, na, ne, aidx, eidx = self._gather(indices)
         zero = np.zeros(1, dtype=np.int64)
@@ -469,7 +470,7 @@ class GraphSet:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "GraphSet":
+    def load(cls, path: str | os.PathLike) -> GraphSet:
         """Read a GraphSet written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as z:
             return cls(

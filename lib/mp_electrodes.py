@@ -33,7 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pymatgen.apps.battery.insertion_battery import InsertionElectrode
+from pymatgen.entries.computed_entries import ComputedStructureEntry
 
+from lib.data import DataUnavailable
+from lib.electrodes import read_pairs
 from lib.paths import DATA, atomic_path
 from lib.structures import parse_structure_dict
 
@@ -103,7 +107,6 @@ def chunk_files(
 
 
 def _rester(api_key: str | None):
-    from lib.data import DataUnavailable
 
     key = api_key or os.environ.get("MP_API_KEY")
     if not key:
@@ -188,8 +191,6 @@ def fetch_electrodes(
 
 def _entry_by_id(electrode: dict, mid: str):
     """The ComputedStructureEntry (pymatgen) of material ``mid`` among the electrode's entries, or None."""
-    from pymatgen.entries.computed_entries import ComputedStructureEntry
-
     for d in list(electrode.get("stable_entries") or []) + list(electrode.get("unstable_entries") or []):
         ids = {legacy_id(d.get("entry_id")), legacy_id((d.get("data") or {}).get("material_id"))}
         if mid in ids:
@@ -207,8 +208,6 @@ def read_electrodes(files: Sequence[str | Path]) -> pd.DataFrame:
     ``voltage_recomputed`` (pymatgen's average voltage of the stored electrode object, V) and ``problem``
     (why a row lacks structures). ``attrs["missing"]``: battery ids asked for but not returned.
     """
-    from pymatgen.apps.battery.insertion_battery import InsertionElectrode
-
     rows, asked, got = [], [], set()
     for f in files:
         with gzip.open(f, "rt", encoding="utf-8") as fh:
@@ -270,8 +269,6 @@ def load_electrodes(
     """:func:`fetch_electrodes` then :func:`read_electrodes`; default ids: every battery id of the mirror's
     pairs file (4,401)."""
     if battery_ids is None:
-        from lib.electrodes import read_pairs
-
         battery_ids = read_pairs()["battery_id"].tolist()
     files = fetch_electrodes(
         battery_ids,

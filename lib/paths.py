@@ -11,12 +11,14 @@ from pathlib import Path
 ROOT = Path(os.environ.get("COMPENDIUM_ROOT", Path(__file__).resolve().parent.parent))
 DATA = ROOT / "data"
 FIGURES = ROOT / "figures"
-RESULTS = ROOT / "results"
-#: run records and checkpoints, relative to the root (the sweep names files relative to any checkout)
-RUNS_DIR = "results/runs"
+#: results, relative to the root (the sweep names files relative to any checkout)
+RESULTS_DIR = "results"
+RESULTS = ROOT / RESULTS_DIR
+#: run records and checkpoints, relative to the root
+RUNS_DIR = f"{RESULTS_DIR}/runs"
 RUNS = ROOT / RUNS_DIR
 #: XGNN explanations (07_xgnn), relative to the root
-XGNN_DIR = "results/xgnn"
+XGNN_DIR = f"{RESULTS_DIR}/xgnn"
 
 
 def default_mirror() -> Path | None:

@@ -12,8 +12,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from ase.data import chemical_symbols
+from ase.data.colors import jmol_colors
+from ase.visualize.plot import plot_atoms
+from matplotlib.patches import Patch
+from pymatgen.io.ase import AseAtomsAdaptor
 
 from lib.plots import PALETTE, save, use_style
 
@@ -77,8 +83,6 @@ def voltage_parity(
 ) -> Figure:
     """``pred`` against ``ref`` voltage (V), one colour per working ion, y = x and ±0.1 V bands; σ bars from
     ``std``. Points beyond ``lim`` are drawn as triangles on the frame and counted in the corner."""
-    import matplotlib.pyplot as plt
-
     use_style()
     fig, ax = plt.subplots(figsize=(4.6, 4.4))
     t = table[np.isfinite(table[pred].astype(float)) & np.isfinite(table[ref].astype(float))]
@@ -217,8 +221,6 @@ def voltage_capacity(
     that pass the filters circled with σ_V bars, lines of equal specific energy (400-1000 Wh/kg), the top
     ``n_labels`` passing candidates named; known cathodes (``known``, the same pipeline's values) as black
     diamonds."""
-    import matplotlib.pyplot as plt
-
     use_style()
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     t = (
@@ -316,8 +318,6 @@ def pareto_front(
     """Predicted specific energy against the discharged state's energy above the hull; the Pareto front
     (no candidate better in both, among those not flagged as model errors) joined and labelled, with σ bars
     from σ_Ef (x) and capacity × σ_V (y); the zone below the screen's lower E_hull bound shaded."""
-    import matplotlib.pyplot as plt
-
     use_style()
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
     t = (
@@ -430,10 +430,6 @@ def top_candidates(
     """The ``n`` best-ranked candidates that pass the screen's filters, drawn (ase's ``plot_atoms``: the
     discharged cell, slightly rotated, atoms coloured by element), each with rank, formula, voltage, capacity
     and E_hull. If none passes, the best-ranked ones are drawn and the title says that none passes."""
-    import matplotlib.pyplot as plt
-    from ase.visualize.plot import plot_atoms
-    from pymatgen.io.ase import AseAtomsAdaptor
-
     use_style()
     passing = res[res["passes"]] if len(res) and "passes" in res else res.iloc[:0]
     top = (passing if len(passing) else res).head(n)
@@ -456,9 +452,6 @@ def top_candidates(
     for ax in list(axes.flat)[max(1, len(top)) :]:
         ax.set_visible(False)
     if len(top):  # which colour is which element (ase's jmol colours)
-        from ase.data import chemical_symbols
-        from ase.data.colors import jmol_colors
-        from matplotlib.patches import Patch
 
         zs = sorted({int(z) for c in top["discharged"] for z in c.numbers})
         fig.legend(

@@ -10,6 +10,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition
 from pymatgen.transformations.standard_transformations import SubstitutionTransformation
 
+from lib import cathode_screen as S
 from lib import cathodes as C
 from lib import data
 from lib import electrodes as E
@@ -29,8 +30,8 @@ def smoke(table):
 
 
 @pytest.fixture(scope="module")
-def hull(table) -> C.Hull:
-    return C.Hull(table)
+def hull(table) -> S.Hull:
+    return S.Hull(table)
 
 
 def _dft_predictor(table: pd.DataFrame, other: float = -1.5):
@@ -138,7 +139,7 @@ def test_screen_scores_and_ranks(table, smoke, hull):
         li = np.array([np.mean(c.numbers == 3) for c in crystals])
         return -1.5 - 1.6 * li, np.full(len(crystals), 0.03)
 
-    res = C.screen(cands, predict, hull, progress=False)
+    res = S.screen(cands, predict, hull, progress=False)
     assert len(res) == len(cands) and res["rank"].tolist() == list(range(1, len(res) + 1))
     assert res["passes"].tolist() == sorted(res["passes"], reverse=True)  # passing candidates first
     for ok in (True, False):
@@ -158,19 +159,19 @@ def test_screen_scores_and_ranks(table, smoke, hull):
             rest["e_hull_discharged"] < r["e_hull_discharged"]
         )
         assert not beats.any()
-    assert C._pareto(np.array([1.0, 2.0, 2.0, 0.5]), np.array([0.0, 0.1, 0.2, 0.0])).tolist() == [
+    assert S._pareto(np.array([1.0, 2.0, 2.0, 0.5]), np.array([0.0, 0.1, 0.2, 0.0])).tolist() == [
         True,
         True,
         False,
         False,
     ]
-    empty = C.screen(cands.iloc[:0], predict, hull, progress=False)
+    empty = S.screen(cands.iloc[:0], predict, hull, progress=False)
     assert empty.empty and empty.attrs["max_e_hull"] == 0.1
 
 
 def test_known_cathodes_beside_dft_and_mp(table, hull, mirror):
     pairs = E.read_pairs(mirror / E.PAIRS_FILE)
-    k = C.known_cathodes(table, pairs, _dft_predictor(table), hull).set_index("discharged_id")
+    k = S.known_cathodes(table, pairs, _dft_predictor(table), hull).set_index("discharged_id")
     # one row per MP pair of the lowest-energy polymorph of each known cathode the mirror holds
     assert {"mp-19017", "mp-18997", "mp-19340", "mp-18968"} <= set(k.index)
     lfp = k.loc["mp-19017"]

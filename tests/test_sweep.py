@@ -36,12 +36,15 @@ def test_plan_smoke_lists_every_run_in_stage_order():
     by = {s: [r for r in runs if r.stage == s] for s in sw.stage_notebooks()}
     # 01, 02 once; 7 CGCNN, 7 MEGNet, 7 x 2 SOAP (one seed); 06 once; XGNN: 2 properties x 2 labellings
     counts = {s: len(v) for s, v in by.items() if v}
-    assert counts == {"01": 1, "02": 1, "03": 7, "04": 7, "05": 14, "06": 1, "07": 4}
+    assert counts == {"01": 1, "02": 1, "03": 7, "04": 7, "05": 14, "06": 1, "07": 4, "08": 1}
     # phases in order: 01 < 02 < (03, 04, 05) < 06 < 07
     phase = [r.phase for r in runs]
     assert phase == sorted(phase)
     assert names[:2] == ["01_fetch_smoke", "02_graphs_smoke"]
-    assert names[-5] == "06_benchmark_smoke"
+    assert names[-6] == "06_benchmark_smoke"
+    r = next(r for r in runs if r.stage == "08")
+    assert (r.name, r.record, r.parameters) == ("08_cathodes_smoke", "results/cathode_candidates_smoke.csv",
+                                                {"profile": "smoke"})
     xprops = ("band_gap", "formation_energy_per_atom")
     labs = ("group", "period")
     assert {r.name for r in by["07"]} == {f"07_xgnn_{p}_{lab}_smoke_s0" for p in xprops for lab in labs}
@@ -65,8 +68,8 @@ def test_plan_smoke_lists_every_run_in_stage_order():
 def test_plan_thesis_counts_seeds_and_order():
     prof = PROFILES["thesis"]
     runs = sw.plan("thesis")
-    n = {s: sum(r.stage == s for r in runs) for s in sw.stage_notebooks() if s != "08"}
-    assert n == {"01": 1, "02": 1, "03": 7 * 10, "04": 7 * 10, "05": 7 * 2 * 2, "06": 1, "07": 7 * 2}
+    n = {s: sum(r.stage == s for r in runs) for s in sw.stage_notebooks()}
+    assert n == {"01": 1, "02": 1, "03": 7 * 10, "04": 7 * 10, "05": 7 * 2 * 2, "06": 1, "07": 7 * 2, "08": 1}
     assert sorted({r.parameters["seed"] for r in runs if r.stage == "03"}) == list(prof.seeds_gnn)
     assert sorted({r.parameters["seed"] for r in runs if r.stage == "05"}) == list(prof.seeds_soap)
     assert {r.parameters["seed"] for r in runs if r.stage == "07"} == {0}
@@ -74,7 +77,7 @@ def test_plan_thesis_counts_seeds_and_order():
     per = [r for r in runs if r.stage in ("03", "04", "05")]
     first_s1 = next(i for i, r in enumerate(per) if r.parameters["seed"] == 1)
     assert all(r.parameters["seed"] == 0 for r in per[:first_s1]) and first_s1 == 7 * 4
-    assert len({r.name for r in runs}) == len(runs) == 1 + 1 + 140 + 28 + 1 + 14
+    assert len({r.name for r in runs}) == len(runs) == 1 + 1 + 140 + 28 + 1 + 14 + 1
 
 
 def test_plan_filters_and_errors():

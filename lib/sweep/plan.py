@@ -9,7 +9,7 @@ from typing import Any
 
 from lib import models, records
 from lib.data.targets import TARGETS
-from lib.paths import ROOT, XGNN_DIR
+from lib.paths import RESULTS_DIR, ROOT, XGNN_DIR
 from lib.profiles import Profile, get_profile
 from lib.xgnn.analysis import explanations_path
 
@@ -170,6 +170,10 @@ def plan(
 
     if "06" in stages:
         runs.append(Run(f"06_benchmark_{p}", "06", nb["06"], (("profile", p),)))
+
+    if "08" in stages:  # after every model (the best profile's reads its shipped formation-energy ensemble)
+        runs.append(Run(f"08_cathodes_{p}", "08", nb["08"], (("profile", p),),
+                        f"{RESULTS_DIR}/cathode_candidates_{p}.csv", needs=(fetch,)))
 
     if "07" in stages:
         xprops = [x for x in props if p != "smoke" or x in XGNN_ALWAYS]
