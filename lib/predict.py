@@ -29,7 +29,8 @@ import pandas as pd
 import torch
 
 from lib.records import Checkpoint, load_checkpoint
-from lib.structures import Crystal
+from lib.structures import Crystal, StructureError, crystal_from_arrays
+from lib.validate import check_arrays
 
 SNAPSHOT_SUFFIXES = (".jsonl", ".jsonl.xz", ".jsonl.gz", ".json.xz", ".json.gz")
 
@@ -64,7 +65,8 @@ def read_cif(path: str | Path, id: str | None = None) -> Item:
     try:
         return ident, str(path), _parse_cif_text(text), ""
     except Exception as exc:  # noqa: BLE001 - any parser failure is reported for this file only
-        return ident, str(path), None, f"unreadable CIF: {_reason(exc)}"
+        read = getattr(exc, "reason", "unparseable CIF") in ("unparseable CIF", "no structure")
+        return ident, str(path), None, f"{'unreadable CIF' if read else 'invalid structure'}: {_reason(exc)}"
 
 
 def read_folder(folder: str | Path) -> list[Item]:
@@ -118,7 +120,7 @@ def read_snapshot(path: str | Path) -> list[Item]:
                 ident = str(rec.get("material_id", ident))
                 if rec.get("crystal") is not None:
                     c = rec["crystal"]
-                    crystal = Crystal(c["lattice"], c["frac_coords"], c["numbers"])
+                    crystal = crystal_from_arrays(c["lattice"], c["frac_coords"], c["numbers"])
                 elif rec.get("cif"):
                     crystal = _parse_cif_text(rec["cif"])
                 else:
@@ -182,7 +184,7 @@ def predict_crystals(
     For a classifier the values are the predicted class. Structures are batched; a batch that fails
     is retried one structure at a time, so one bad structure costs only its own row.
     """
-    from lib.graphs import build_graph
+    from lib.graphs import _as_crystal, build_graph
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, device)
     params = _graph_params(ckpt)
@@ -191,6 +193,12 @@ def predict_crystals(
     errors = [""] * n
     graphs: list = [None] * n
     for i, c in enumerate(crystals):
+        try:  # the crystals may come from anywhere: the same checks as every parser's
+            c = _as_crystal(c)
+            check_arrays(c.lattice, c.frac_coords, c.numbers)
+        except (StructureError, TypeError) as exc:
+            errors[i] = f"invalid structure: {_reason(exc)}"
+            continue
         try:
             g = build_graph(c, params)
             lonely = np.setdiff1d(np.arange(len(c)), np.asarray(g.edge_dst))

@@ -19,9 +19,11 @@ from lib.data.energy import energy_scale
 from lib.data.mapping import PROPERTY_MAP, PropertyMapping
 from lib.data.sources.base import tqdm
 from lib.data.targets import POISSON_RANGE, TARGETS, Target
+from lib.validate import check_many
 from lib.structures import (
     Crystal,
     StructureError,
+    crystal_from_arrays,
     crystals_to_flat,
     parse_cif,
     parse_optimade,
@@ -342,20 +344,23 @@ def _extract(sub: pd.DataFrame, m: PropertyMapping) -> np.ndarray:
     return out
 
 
-def _parse_one(item: tuple[str, object]) -> Crystal | tuple[str, str]:
-    """One structure input -> Crystal, or (reason, detail)."""
+def _parse_one(item: tuple[str, object], check: bool = True) -> Crystal | tuple[str, str]:
+    """One structure input -> Crystal, or (reason, detail). ``check=False``: the caller runs
+    lib.validate's checks (``_parse_chunk`` does, for many crystals at once)."""
     kind, val = item
     try:
         if kind == "cif":
-            return parse_cif(val)
+            return parse_cif(val, check=check)
         if kind == "crystal":
-            return Crystal(val["lattice"], val["frac_coords"], val["numbers"])
+            if not isinstance(val, Mapping):
+                return ("bad structure", f"a 'crystal' field of type {type(val).__name__}, not a mapping")
+            return crystal_from_arrays(val.get("lattice"), val.get("frac_coords"), val.get("numbers"), check)
         if kind == "pmg":
             if hasattr(val, "as_dict"):
-                return Crystal.from_structure(val)
-            return parse_structure_dict(val)
+                return Crystal.from_structure(val, check=check)
+            return parse_structure_dict(val, check=check)
         if kind == "optimade":
-            return parse_optimade(val)
+            return parse_optimade(val, check=check)
         return ("no structure", "the source gives no structure for this material")
     except StructureError as exc:
         return (exc.reason, str(exc))
@@ -364,7 +369,13 @@ def _parse_one(item: tuple[str, object]) -> Crystal | tuple[str, str]:
 
 
 def _parse_chunk(items: list[tuple[str, object]]) -> list[Crystal | tuple[str, str]]:
-    return [_parse_one(it) for it in items]
+    """Parse, then check every crystal at once (lib.validate.check_many: the same rules, vectorised)."""
+    out = [_parse_one(it, check=False) for it in items]
+    made = [k for k, res in enumerate(out) if isinstance(res, Crystal)]
+    for k, err in zip(made, check_many([out[k] for k in made]), strict=True):
+        if err is not None:
+            out[k] = (err.reason, str(err))
+    return out
 
 
 def _parse_all(
