@@ -39,8 +39,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lib.validate import StructureError, check_arrays
-
+from lib.validate import StructureError, check_arrays, check_cif, check_formula
 
 #: Å (lattice) and fractional units: two structures that differ by less are the same structure. Two code
 #: paths (our CIF parser and pymatgen's, an as_dict round trip) agree to ~1e-15, but not bit for bit on
@@ -116,8 +115,8 @@ class Crystal:
         if len(structure) == 0:
             raise StructureError("no structure", "a structure without sites")
         species = [site.specie for site in structure]
-        odd = next((sp for sp in species if isinstance(sp, DummySpecies) or not isinstance(sp, Element | Species)),
-                   None)
+        odd = next((sp for sp in species
+                    if isinstance(sp, DummySpecies) or not isinstance(sp, Element | Species)), None)
         if odd is not None:
             raise StructureError("unknown element", f"species {str(odd)!r} is not an element "
                                  f"({type(odd).__name__})")
@@ -322,7 +321,7 @@ def _fast_parse_cif(text: str) -> Crystal | None:
     if any(s not in table or math.isnan(table[s][1]) for s in symbols):
         return None
     frac = np.array(xyz, dtype=np.float64)
-    if not np.all(np.isfinite(frac)) or not all(np.isfinite(cell)) or min(cell) <= 0:
+    if not np.all(np.isfinite(frac)) or not all(np.isfinite(cell)) or min(cell) <= 0 or max(cell[3:]) >= 180:
         return None
 
     from pymatgen.core import Lattice
@@ -348,6 +347,8 @@ def _fast_parse_cif(text: str) -> Crystal | None:
     frac = frac - np.floor(frac)
     order = sorted(range(len(symbols)), key=lambda k: (table[symbols[k]][1], symbols[k]))
     numbers = np.array([table[symbols[k]][0] for k in order], dtype=np.int64)
+    if "_chemical_formula_sum" in tags:  # what the file says it holds: a truncated or edited file differs
+        check_formula(tags["_chemical_formula_sum"], symbols)
     return Crystal(matrix, frac[order], numbers)
 
 
@@ -372,73 +373,11 @@ def crystal_from_arrays(lattice, frac_coords, numbers, check: bool = True) -> Cr
     return _checked(crystal) if check else crystal
 
 
-_CELL_LENGTHS, _CELL_ANGLES = _CELL[:3], _CELL[3:]
-_ELEMENT_LETTERS = re.compile(r"\s*([A-Za-z]+)")
-
-
-def _cif_values(block, key: str) -> list[str] | None:
-    v = block.data.get(key)
-    return None if v is None else (v if isinstance(v, list) else [v])
-
-
-def _check_cif(text: str) -> None:
-    """What only the CIF shows, before pymatgen reads it: one data block with atoms, a sane cell,
-    occupancies of exactly 1, element symbols that are elements. StructureError otherwise."""
-    from pymatgen.io.cif import CifFile, str2float
-
-    try:
-        blocks = list(CifFile.from_str(text).data.items())
-    except Exception:  # noqa: BLE001 - pymatgen's parser will say what is wrong
-        return
-    with_atoms = [(name, b) for name, b in blocks
-                  if "_atom_site_fract_x" in b.data or "_atom_site_Cartn_x" in b.data]
-    if len(with_atoms) > 1:
-        raise StructureError("several data blocks", f"{len(with_atoms)} data blocks hold atoms "
-                             f"({', '.join(n for n, _ in with_atoms[:5])}): give one structure per CIF file")
-    if not with_atoms:
-        return
-    block = with_atoms[0][1]
-
-    def number(raw: str) -> float | None:
-        try:
-            return str2float(raw)
-        except (ValueError, TypeError):
-            return None
-
-    for key in _CELL:
-        vals = _cif_values(block, key)
-        if vals is None:
-            continue
-        x = number(vals[0])
-        lo, hi = (0.0, math.inf) if key in _CELL_LENGTHS else (0.0, 180.0)
-        if x is None or not (lo < x < hi):
-            raise StructureError("bad lattice", f"{key} = {vals[0]!r}: "
-                                 + ("a length must be a positive number of Å" if key in _CELL_LENGTHS
-                                    else "an angle must lie strictly between 0 and 180 degrees"))
-    labels = _cif_values(block, "_atom_site_label") or []
-    symbols = _cif_values(block, "_atom_site_type_symbol") or labels
-    table = _element_table()
-    for k, sym in enumerate(symbols):
-        m = _ELEMENT_LETTERS.match(str(sym))
-        if m is None or m.group(1).title() not in table:
-            raise StructureError("unknown element", f"site {k + 1}: {sym!r} is no element symbol")
-    for k, raw in enumerate(_cif_values(block, "_atom_site_occupancy") or []):
-        if raw in ("?", "."):
-            continue  # unknown: pymatgen (and the CIF standard) take 1
-        x = number(raw)
-        if x is None or not math.isfinite(x) or x <= 0 or x > 1 + 1e-6:
-            raise StructureError("bad occupancy", f"site {k + 1} ({symbols[k] if k < len(symbols) else '?'}): "
-                                 f"occupancy {raw!r} is not in (0, 1]")
-        if x < 1:
-            raise StructureError("partial occupancy", f"site {k + 1} ({symbols[k] if k < len(symbols) else '?'}) "
-                                 f"has occupancy {raw}: a disordered structure; order it first or drop it")
-
-
 def _pymatgen_parse_cif(text: str) -> Crystal:
-    """pymatgen's CifParser (warnings silenced) after :func:`_check_cif`, as a checked Crystal."""
+    """pymatgen's CifParser (warnings silenced) after :func:`lib.validate.check_cif`, as a checked Crystal."""
     from pymatgen.io.cif import CifParser
 
-    _check_cif(text)
+    formula = check_cif(text)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parser = None
@@ -457,7 +396,9 @@ def _pymatgen_parse_cif(text: str) -> Crystal:
                 f"pymatgen cannot parse the CIF: {type(exc).__name__}: {first[-1] if first else ''}"
                 + (f" ({detail})" if detail else ""),
             ) from None
-    return Crystal.from_structure(structure)
+    crystal = Crystal.from_structure(structure)
+    check_formula(formula, crystal.numbers)
+    return crystal
 
 
 def parse_cif(text: str, check: bool = True) -> Crystal:
@@ -612,7 +553,8 @@ def parse_optimade(attrs: Mapping, check: bool = True) -> Crystal:
         lattice = np.asarray(lat, dtype=np.float64)
         cart = np.asarray(pos, dtype=np.float64).reshape(-1, 3)
     except (TypeError, ValueError):
-        raise StructureError("bad structure", "lattice_vectors or cartesian_site_positions are not numbers") from None
+        raise StructureError("bad structure",
+                             "lattice_vectors or cartesian_site_positions are not numbers") from None
     if lattice.shape != (3, 3) or not np.all(np.isfinite(lattice)) or abs(np.linalg.det(lattice)) < 1e-8:
         raise StructureError("bad lattice", "lattice_vectors is not a finite 3x3 non-singular matrix")
     if len(cart) != len(numbers):

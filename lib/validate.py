@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import warnings
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -53,6 +55,7 @@ REASONS = {
     "bad coordinates": "non-finite coordinates, or far outside the cell",
     "atoms too close": "two atoms (or an atom and its periodic image) closer than min_distance",
     "too large": "more atoms or a larger cell volume than the limits allow",
+    "formula mismatch": "a CIF whose atoms differ from its _chemical_formula_sum (truncated or edited?)",
     "not periodic": "not a 3D-periodic crystal",
     "bad structure": "anything else that makes the arrays unusable",
 }
@@ -158,7 +161,7 @@ def _symbol(z: int) -> str:
 
 def check_arrays(lattice: np.ndarray, frac: np.ndarray, numbers: np.ndarray,
                  limits: Limits | None = None) -> None:
-    """Raise :class:`StructureError` unless (lattice, fractional coordinates, atomic numbers) is a sound crystal.
+    """Raise :class:`StructureError` unless (lattice, fractional coordinates, atomic numbers) is sound.
 
     lattice (3, 3) rows in Å, frac (n, 3), numbers (n,) integers. Nothing is changed.
     """
@@ -203,10 +206,10 @@ def check_arrays(lattice: np.ndarray, frac: np.ndarray, numbers: np.ndarray,
         if close is not None:
             d, i, j = close
             zi, zj = _symbol(int(numbers[i])), _symbol(int(numbers[j]))
-            what = (f"atom {i} ({zi}) is {d:.4g} Å from its own periodic image (a collapsed or degenerate cell)"
-                    if i == j else f"atoms {i} ({zi}) and {j} ({zj}) are {d:.4g} Å apart")
-            raise StructureError("atoms too close", f"{what}, closer than {lim.min_distance:g} Å: overlapping "
-                                 f"or duplicated sites? (limit: {ENV['min_distance']})")
+            what = (f"atom {i} ({zi}) is {d:.4g} Å from its own periodic image (a collapsed or degenerate "
+                    "cell)" if i == j else f"atoms {i} ({zi}) and {j} ({zj}) are {d:.4g} Å apart")
+            raise StructureError("atoms too close", f"{what}, closer than {lim.min_distance:g} Å: "
+                                 f"overlapping or duplicated sites? (limit: {ENV['min_distance']})")
 
 
 def check_many(crystals, limits: Limits | None = None) -> list[StructureError | None]:
@@ -245,7 +248,8 @@ def check_many(crystals, limits: Limits | None = None) -> list[StructureError | 
         cross = np.cross(lat[:, [1, 2, 0]], lat[:, [2, 0, 1]])
         volume = np.abs(np.einsum("ij,ij->i", lat[:, 0], cross[:, 0]))
         spacing = (volume[:, None] / np.sqrt((cross * cross).sum(axis=2))).min(axis=1)
-        flag |= ~((volume > 1e-6 * (1 + 1e-9)) & (spacing > 1e-9 * (1 + 1e-9) * np.abs(lat).reshape(n_cr, 9).max(axis=1)))
+        longest = np.abs(lat).reshape(n_cr, 9).max(axis=1)
+        flag |= ~((volume > 1e-6 * (1 + 1e-9)) & (spacing > 1e-9 * (1 + 1e-9) * longest))
         flag |= ~(volume <= lim.max_volume * (1 - 1e-9))
         if r > 0:
             flag |= ~(spacing >= 2 * r * (1 + 1e-9))  # thin cells: LLL and the general search, one by one
@@ -295,6 +299,142 @@ def _too_close(lat, frac, starts, counts, idx, r: float) -> np.ndarray:
     return out
 
 
+# ----------------------------------------------------------------------------------------------
+# what only a CIF shows (lib.structures calls these on its CIF paths)
+# ----------------------------------------------------------------------------------------------
+
+_CIF_LENGTHS = ("_cell_length_a", "_cell_length_b", "_cell_length_c")
+_CIF_ANGLES = ("_cell_angle_alpha", "_cell_angle_beta", "_cell_angle_gamma")
+_LETTERS = re.compile(r"\s*([A-Za-z]+)")
+_BLOCK = re.compile(r"^[ \t]*data_", re.IGNORECASE | re.MULTILINE)
+_ATOMS = re.compile(r"^[ \t]*_atom_site_(?:fract|cartn)_x\b", re.IGNORECASE | re.MULTILINE)
+_FORMULA_TERM = re.compile(r"([A-Z][a-z]?)([0-9]*\.?[0-9]*)")
+
+
+def _elements() -> dict[str, tuple[int, float]]:
+    from lib.structures import _element_table
+
+    return _element_table()
+
+
+def check_cif(text: str) -> str | None:
+    """What only the CIF text shows, before pymatgen reads it: one data block with atoms (more are
+    refused: which one is meant?), cell lengths > 0 and angles in (0°, 180°), element symbols that are
+    elements (pymatgen would read ``Xx`` as a dummy species, ``Bq`` as boron, skip ``OH``), every
+    occupancy exactly 1 (``?`` and ``.`` count as 1, as in pymatgen). Returns the block's
+    ``_chemical_formula_sum`` (or None) for :func:`check_formula`. StructureError otherwise.
+    """
+    from pymatgen.io.cif import CifFile, str2float
+
+    chunks = _BLOCK.split(text)[1:]
+    with_atoms = [c for c in chunks if _ATOMS.search(c)]
+    if len(with_atoms) > 1:
+        names = [c.split(None, 1)[0] if c.split() else "?" for c in with_atoms]
+        raise StructureError("several data blocks", f"{len(with_atoms)} data blocks hold atoms "
+                             f"({', '.join('data_' + n for n in names[:4])}): give one structure per "
+                             "CIF file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            blocks = list(CifFile.from_str(text).data.values())
+    except Exception:  # noqa: BLE001 - pymatgen's parser will say what is wrong
+        return None
+    block = next((b for b in blocks if "_atom_site_fract_x" in b.data or "_atom_site_Cartn_x" in b.data),
+                 None)
+    if block is None:
+        return None
+
+    def values(key: str) -> list[str]:
+        v = block.data.get(key)
+        return [] if v is None else (v if isinstance(v, list) else [v])
+
+    def number(raw: str) -> float | None:
+        try:
+            return str2float(raw)
+        except (ValueError, TypeError):
+            return None
+
+    for key in _CIF_LENGTHS + _CIF_ANGLES:
+        for raw in values(key)[:1]:
+            x = number(raw)
+            if key in _CIF_LENGTHS and (x is None or not 0 < x < math.inf):
+                raise StructureError("bad lattice",
+                                     f"{key} = {raw!r}: a length must be a positive number of Å")
+            if key in _CIF_ANGLES and (x is None or not 0 < x < 180):
+                raise StructureError("bad lattice", f"{key} = {raw!r}: an angle must lie strictly between 0 "
+                                     "and 180 degrees")
+    cell = [number(values(k)[0]) if values(k) else None for k in _CIF_LENGTHS + _CIF_ANGLES]
+    if all(x is not None for x in cell):
+        cosines = [math.cos(math.radians(x)) for x in cell[3:]]
+        ca, cb, cg = cosines
+        shape = 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg
+        volume = cell[0] * cell[1] * cell[2] * math.sqrt(max(shape, 0.0))
+        if shape <= 1e-12 or not volume > 1e-6:
+            raise StructureError("bad lattice", f"the cell parameters {[round(x, 6) for x in cell]} make no "
+                                 f"cell (volume {volume:.3g} Å³): angles that cannot meet, or a flat cell")
+    symbols = values("_atom_site_type_symbol") or values("_atom_site_label")
+    for axis in "xyz":
+        for k, raw in enumerate(values(f"_atom_site_fract_{axis}")):
+            x = number(raw)
+            if x is None or not math.isfinite(x):
+                site = f"site {k + 1} ({symbols[k] if k < len(symbols) else '?'})"
+                raise StructureError("bad coordinates", f"{site}: _atom_site_fract_{axis} = {raw!r} is not a "
+                                     "finite number")
+    table = _elements()
+    for k, sym in enumerate(symbols):
+        m = _LETTERS.match(str(sym))
+        if m is None or m.group(1).title() not in table:
+            raise StructureError("unknown element", f"site {k + 1}: {sym!r} is no element symbol")
+    for k, raw in enumerate(values("_atom_site_occupancy")):
+        if raw in ("?", "."):
+            continue
+        x = number(raw)
+        site = f"site {k + 1} ({symbols[k] if k < len(symbols) else '?'})"
+        if x is None or not math.isfinite(x) or x <= 0 or x > 1 + 1e-6:
+            raise StructureError("bad occupancy", f"{site}: occupancy {raw!r} is not in (0, 1]")
+        if x < 1:
+            raise StructureError("partial occupancy", f"{site} has occupancy {raw}: a disordered structure; "
+                                 "order it first or drop it")
+    formula = values("_chemical_formula_sum")
+    return formula[0] if formula else None
+
+
+def check_formula(formula: str | None, atoms) -> None:
+    """StructureError("formula mismatch") unless ``atoms`` (symbols or atomic numbers of the parsed cell)
+    are a whole multiple of the CIF's ``_chemical_formula_sum`` (per formula unit or per cell, amounts
+    rounded to 1e-3). A formula this parser cannot read (parentheses, charges) is not checked."""
+    if not formula:
+        return
+    shown = formula.strip().strip("'\"").strip()
+    text = shown.replace(" ", "")
+    terms = _FORMULA_TERM.findall(text)
+    if not terms or "".join(a + b for a, b in terms) != text:
+        return
+    want: dict[str, float] = {}
+    for el, amount in terms:
+        try:
+            want[el] = want.get(el, 0.0) + (float(amount) if amount else 1.0)
+        except ValueError:
+            return
+    table = _elements()
+    if any(el not in table for el in want):
+        return
+    by_z = {table[el][0]: v for el, v in want.items()}
+    have: dict[int, int] = {}
+    for a in atoms:
+        z = table[a][0] if isinstance(a, str) else int(a)
+        have[z] = have.get(z, 0) + 1
+    ok = set(have) == set(by_z) and all(v > 0 for v in by_z.values())
+    if ok:
+        z0 = next(iter(by_z))
+        factor = have[z0] / by_z[z0]
+        ok = all(abs(have[z] - factor * v) <= 1e-3 * factor * v + 1e-9 for z, v in by_z.items())
+    if not ok:
+        got = " ".join(f"{_symbol(z)}{n}" for z, n in sorted(have.items()))
+        raise StructureError("formula mismatch", f"the atoms make {got} but _chemical_formula_sum is "
+                             f"'{shown}': a truncated or edited file?")
+
+
 def _cell_geometry(lattice: np.ndarray) -> tuple[float, np.ndarray]:
     """(volume in Å³, the distances between the lattice planes spanned by each pair of lattice vectors)."""
     (a1, a2, a3), (b1, b2, b3), (c1, c2, c3) = lattice.tolist()  # 3x3: plain floats beat numpy calls
@@ -311,7 +451,9 @@ def _d_spacings(lattice: np.ndarray) -> np.ndarray:
 
 def closest_pair(lattice: np.ndarray, frac: np.ndarray, r: float, spacings: np.ndarray | None = None
                  ) -> tuple[float, int, int] | None:
-    """(distance, i, j) of the closest pair of atoms nearer than ``r`` Å (i == j: an atom and its image), or None.
+    """(distance, i, j) of the closest pair of atoms nearer than ``r`` Å (i == j: an atom and its image).
+
+    None if there is none.
 
     Exact for any cell: when every d-spacing is >= 2r, a vector shorter than r has all its fractional
     components in (-1/2, 1/2), so only the minimum image of each pair can be that short (and no atom is
@@ -366,5 +508,5 @@ def _closest_pair_search(lattice: np.ndarray, frac: np.ndarray, r: float) -> tup
     return float(dist[k]), i, j
 
 
-__all__ = ["CHECKS_VERSION", "REASONS", "ENV", "StructureError", "Limits", "DEFAULT_LIMITS", "set_limits", "current_limits",
-           "check_arrays", "check_many", "closest_pair"]
+__all__ = ["CHECKS_VERSION", "REASONS", "ENV", "StructureError", "Limits", "DEFAULT_LIMITS", "set_limits",
+           "current_limits", "check_arrays", "check_many", "check_cif", "check_formula", "closest_pair"]

@@ -19,7 +19,6 @@ from lib.data.energy import energy_scale
 from lib.data.mapping import PROPERTY_MAP, PropertyMapping
 from lib.data.sources.base import tqdm
 from lib.data.targets import POISSON_RANGE, TARGETS, Target
-from lib.validate import check_many
 from lib.structures import (
     Crystal,
     StructureError,
@@ -29,6 +28,7 @@ from lib.structures import (
     parse_optimade,
     parse_structure_dict,
 )
+from lib.validate import check_many
 
 
 class RejectedTable(pd.DataFrame):
