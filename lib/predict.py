@@ -80,7 +80,11 @@ def read_folder(folder: str | Path) -> list[Item]:
                 continue
             mid = line.split(",")[0].strip()
             cif = folder / f"{mid}.cif"
-            if not cif.exists():
+            try:  # an id may be no file name at all (NUL bytes, too long): an error row, not a traceback
+                found = cif.is_file() and folder.resolve() in cif.resolve().parents
+            except (OSError, ValueError):
+                found = False
+            if not found:
                 items.append((mid, str(listing), None, f"id_prop.csv line {k}: no file {cif.name}"))
             else:
                 items.append(read_cif(cif, id=mid))

@@ -28,7 +28,7 @@ def _bad(name: str, text: str, *reasons: str) -> Case:
 
 
 def good_structures(seed: int = 0) -> list[Structure]:
-    """Real-looking ordered structures: rock salt, CsCl, perovskite, rutile, fluorite, wurtzite-like, random."""
+    """Real-looking ordered structures: rock salt, CsCl, perovskite, rutile, fluorite, wurtzite, random."""
     rng = np.random.default_rng(seed)
     out = [
         Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
@@ -147,8 +147,8 @@ def hostile_cifs(seed: int = 0) -> list[Case]:
         cases.append(_bad(f"unknown_element_{k}", _p1(CUBE, [(sym, 0, 0, 0), ("Cl", 0.5, 0.5, 0.5)]),
                           "unknown element", "unparseable CIF"))
     for k, sym in enumerate(("Md", "No", "Lr", "Rf", "Og")):
-        cases.append(_bad(f"heavy_element_{k}", _p1((6, 6, 6, 90, 90, 90), [(sym, 0, 0, 0), ("O", 0.5, 0.5, 0.5)]),
-                          "unsupported element"))
+        heavy = _p1((6, 6, 6, 90, 90, 90), [(sym, 0, 0, 0), ("O", 0.5, 0.5, 0.5)])
+        cases.append(_bad(f"heavy_element_{k}", heavy, "unsupported element"))
 
     # atoms too close (the fast path and pymatgen's, periodic images included)
     for k, (d, how) in enumerate([(0.0006, "x"), (0.0006, "xyz"), (0.1, "x"), (0.3, "y"), (0.49, "z"),
@@ -159,8 +159,8 @@ def hostile_cifs(seed: int = 0) -> list[Case]:
         cases.append(_bad(f"overlap_{k}", _p1(CUBE, atoms), "atoms too close"))
     cases.append(_bad("overlap_periodic", _p1(CUBE, [("O", 0.00001, 0.5, 0.5), ("O", 0.99995, 0.5, 0.5)]),
                       "atoms too close"))
-    cases.append(_bad("overlap_image_skewed", _p1((4, 4, 4, 60, 60, 60), [("O", 0.02, 0, 0), ("O", 0.97, 0.03, 0.01)]),
-                      "atoms too close"))
+    skewed = _p1((4, 4, 4, 60, 60, 60), [("O", 0.02, 0, 0), ("O", 0.97, 0.03, 0.01)])
+    cases.append(_bad("overlap_image_skewed", skewed, "atoms too close"))
     sym_close = ("data_x\n_cell_length_a 4\n_cell_length_b 4\n_cell_length_c 4\n_cell_angle_alpha 90\n"
                  "_cell_angle_beta 90\n_cell_angle_gamma 90\nloop_\n _symmetry_equiv_pos_as_xyz\n 'x, y, z'\n"
                  " '-x, y, z'\nloop_\n _atom_site_type_symbol\n _atom_site_label\n _atom_site_fract_x\n"
@@ -179,11 +179,11 @@ def hostile_cifs(seed: int = 0) -> list[Case]:
 
     # coordinates
     for k, v in enumerate(("nan", "inf", "-inf")):
-        cases.append(_bad(f"bad_coord_{k}", _p1(CUBE, [("Na", v, 0, 0), ("Cl", 0.5, 0.5, 0.5)]), "bad coordinates"))
+        cases.append(_bad(f"bad_coord_{k}", _p1(CUBE, [("Na", v, 0, 0), PAIR[1]]), "bad coordinates"))
 
     # size
-    for k, v in enumerate(("1e6", "-5e3", "3.25")):  # far out, but the same site after wrapping (both parsers)
-        cases.append(Case(f"far_coord_{k}", _p1(CUBE, [("Na", v, 0, 0), ("Cl", 0.5, 0.5, 0.5)]), None, "NaCl"))
+    for k, v in enumerate(("1e6", "-5e3", "3.25")):  # far out, but the same site once wrapped (both parsers)
+        cases.append(Case(f"far_coord_{k}", _p1(CUBE, [("Na", v, 0, 0), PAIR[1]]), None, "NaCl"))
     cases.append(_bad("huge_cell", _p1((1e5, 1e5, 1e5, 90, 90, 90), PAIR), "too large"))
     cases.append(_bad("huge_cell_pm", _p1((564, 564, 564, 90, 90, 90), PAIR), "too large"))
     many = [("C", x / 11, y / 11, z / 10) for x in range(11) for y in range(11) for z in range(10)]
@@ -192,8 +192,7 @@ def hostile_cifs(seed: int = 0) -> list[Case]:
     # isolated atoms: valid crystals whose graphs have an atom without neighbours within 8 Å
     for k, a in enumerate((20.0, 25.0, 30.0)):
         cases.append(_bad(f"isolated_{k}", _p1((a, a, a, 90, 90, 90), [("Xe", 0, 0, 0)]), GRAPH))
-    cases.append(_bad("isolated_pair", _p1((30, 30, 30, 90, 90, 90), [("Na", 0, 0, 0), ("Cl", 0.5, 0.5, 0.5)]),
-                      GRAPH))
+    cases.append(_bad("isolated_pair", _p1((30, 30, 30, 90, 90, 90), PAIR), GRAPH))
 
     # random corruption of good files: one token replaced by garbage (each checked: reason or unchanged)
     for k in range(12):
@@ -203,8 +202,10 @@ def hostile_cifs(seed: int = 0) -> list[Case]:
         i = rng.choice(atom_rows)
         tok = lines[i].split()
         j = rng.choice([0, 3, 4, 5, 6])
-        tok[j] = rng.choice(["nan", "inf", "abc"]) if j in (3, 4, 5) else rng.choice(["Xx", "Qq", "0", "Bq"]) \
-            if j == 0 else rng.choice(["-1", "0.5", "nan", "abc", "0", "7"])
+        if j in (3, 4, 5):
+            tok[j] = rng.choice(["nan", "inf", "abc"])
+        else:
+            tok[j] = rng.choice(["Xx", "Qq", "0", "Bq"] if j == 0 else ["-1", "0.5", "nan", "abc", "0", "7"])
         lines[i] = "  " + "  ".join(tok)
         reasons = {"unknown element", "unparseable CIF", "bad coordinates", "bad occupancy",
                    "partial occupancy", "atoms too close", "formula mismatch"}
@@ -212,56 +213,53 @@ def hostile_cifs(seed: int = 0) -> list[Case]:
     return cases
 
 
-def hostile_id_prop(ids_ok: list[str]) -> tuple[list[str], dict[str, str]]:
-    """id_prop.csv lines: the good ids with values, plus >= 30 broken lines; and {id: reason} for the
-    broken lines that name an id (lines without a usable id are reported by line number)."""
+def hostile_id_prop(ids_ok: list[str]) -> tuple[list[str], dict[str, str], list[str]]:
+    """id_prop.csv lines for the good ids plus >= 30 broken lines.
+
+    Returns (lines, {id or line text: the reason it must get}, ids that need a (good) CIF file so that
+    the line itself is what is wrong). Ids that are no file name get "bad id" and are reported by line.
+    """
     lines = [f"{mid},{0.1 * (k + 1):.3f}" for k, mid in enumerate(ids_ok)]
-    broken = {
-        "noval": ("noval,", "missing target value"),
-        "noval2": ("noval2", "missing target value"),
-        "nanval": ("nanval,nan", "missing target value"),
-        "textval": ("textval,abc", "bad target value"),
-        "infval": ("infval,inf", "not finite"),
-        "ninfval": ("ninfval,-inf", "not finite"),
-        "hugeval": ("hugeval,1e999", "not finite"),
-        "commaval": ("commaval,1,5", "bad line"),
-        "threecol": ("threecol,1.0,2.0", "bad line"),
-        "quoted": ('quoted,"1.0"', "bad target value"),
-        "spaces": ("spaces,1 .0", "bad target value"),
-        "hexval": ("hexval,0x10", "bad target value"),
-        "nocif": ("nocif,1.0", "no structure"),
-        "nocif2": ("nocif2,2.0", "no structure"),
-        "../escape": ("../escape,1.0", "bad id"),
-        "/etc/passwd": ("/etc/passwd,1.0", "bad id"),
-        "sub/dir": ("sub/dir,1.0", "bad id"),
-        "tab\tid": ("tab\tid,1.0", "bad id"),
-        "nul\x00id": ("nul\x00id,1.0", "bad id"),
-        "dupe": (f"{ids_ok[0]},9.9", "duplicated id"),
-        "dupe2": (f"{ids_ok[1]},8.8", "duplicated id"),
-        "semicolon": ("semicolon;1.0", "bad line"),
-        "unicode": ("ünïcødé,1.0", "no structure"),
-        "emptyval_sp": ("emptyval_sp,   ", "missing target value"),
-        "plusval": ("plusval,+-1", "bad target value"),
-        "dotval": ("dotval,.", "bad target value"),
-        "trueval": ("trueval,True", "bad target value"),
-        "listval": ("listval,[1]", "bad target value"),
-        "header": ("id,band_gap", "bad target value"),
-        "longid": ("x" * 300 + ",1.0", "bad id"),
-    }
-    rows_without_id = [",1.0", " ,2.0", ",,", "\t", ",", ";;;"]
-    for line, _ in broken.values():
-        lines.append(line)
-    lines += rows_without_id
-    mixed = lines[: len(ids_ok)] + lines[len(ids_ok):]
-    reasons = {}
-    for key, (line, reason) in broken.items():
-        mid = line.split(",")[0].strip() if "," in line else line.strip()
-        if key == "dupe":
-            mid = ids_ok[0]
-        elif key == "dupe2":
-            mid = ids_ok[1]
-        reasons.setdefault(mid, reason)
-    return mixed, reasons
+    broken = [  # (line, id it is reported under, reason, needs a CIF)
+        ("noval,", "noval", "missing target value", True),
+        ("emptyval_sp,   ", "emptyval_sp", "missing target value", True),
+        ("nanval,nan", "nanval", "missing target value", True),
+        ("noval2", "noval2", "bad line", True),
+        ("commaval,1,5", "commaval", "bad line", True),
+        ("threecol,1.0,2.0", "threecol", "bad line", True),
+        ("semicolon;1.0", "semicolon;1.0", "bad line", False),
+        ("textval,abc", "textval", "bad target value", True),
+        ('quoted,"1.0"', "quoted", "bad target value", True),
+        ("spaces,1 .0", "spaces", "bad target value", True),
+        ("hexval,0x10", "hexval", "bad target value", True),
+        ("plusval,+-1", "plusval", "bad target value", True),
+        ("dotval,.", "dotval", "bad target value", True),
+        ("trueval,True", "trueval", "bad target value", True),
+        ("listval,[1]", "listval", "bad target value", True),
+        ("id,band_gap", "id", "bad target value", True),
+        ("infval,inf", "infval", "not finite", True),
+        ("ninfval,-inf", "ninfval", "not finite", True),
+        ("hugeval,1e999", "hugeval", "not finite", True),
+        ("nocif,1.0", "nocif", "no structure", False),
+        ("nocif2,2.0", "nocif2", "no structure", False),
+        ("ünïcødé,1.0", "ünïcødé", "no structure", False),
+        (f"{ids_ok[0]},9.9", ids_ok[0], "duplicated id", False),
+        (f"{ids_ok[1]},8.8", ids_ok[1], "duplicated id", False),
+        ("../escape,1.0", "../escape", "bad id", False),
+        ("/etc/passwd,1.0", "/etc/passwd", "bad id", False),
+        ("sub/dir,1.0", "sub/dir", "bad id", False),
+        ("back\\slash,1.0", "back\\slash", "bad id", False),
+        ("tab\tid,1.0", "tab\tid", "bad id", False),
+        ("nul\x00id,1.0", "nul\x00id", "bad id", False),
+        ("x" * 300 + ",1.0", "x" * 300, "bad id", False),
+        (",1.0", "", "no material id", False),
+        (" ,2.0", "", "no material id", False),
+        (",", "", "no material id", False),
+        (",,", "", "bad line", False),
+    ]
+    lines += [b[0] for b in broken] + ["\t", "   "]  # blank lines are skipped
+    reasons = {mid or line: reason for line, mid, reason, _ in broken}
+    return lines, reasons, [mid for _, mid, _, cif in broken if cif]
 
 
 __all__ = ["Case", "GRAPH", "good_structures", "hostile_cifs", "hostile_id_prop"]
