@@ -588,7 +588,10 @@ def _build_arrays(packed: dict, params: GraphParams, n_jobs: int, progress: bool
                 results.append(_build_chunk(t))
                 bar.update(b - a)
         else:
-            with _mp_context().Pool(processes=min(n_jobs, len(bounds))) as pool:
+            from lib.procs import die_with_parent  # workers die with this process, even on SIGKILL
+
+            with _mp_context().Pool(processes=min(n_jobs, len(bounds)), initializer=die_with_parent,
+                                    initargs=(os.getpid(),)) as pool:
                 for (a, b), r in zip(bounds, pool.imap(_build_chunk, tasks)):
                     results.append(r)
                     bar.update(b - a)

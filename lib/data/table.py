@@ -381,7 +381,8 @@ def _parse_chunk(items: list[tuple[str, object]]) -> list[Crystal | tuple[str, s
 def _parse_all(
     items: list[tuple[str, object]], n_jobs: int | None, progress: bool
 ) -> list[Crystal | tuple[str, str]]:
-    """Parse many structures: a tqdm bar, and a process pool on both cores for big inputs."""
+    """Parse many structures: a tqdm bar, and a process pool on both cores for big inputs (its workers
+    die with this process: lib.procs.die_with_parent)."""
 
     n = len(items)
     n_jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
@@ -399,8 +400,11 @@ def _parse_all(
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
+        from lib.procs import die_with_parent
+
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             for res in pool.map(_parse_chunk, chunks):
                 out.extend(res)
                 bar.update(len(res))
