@@ -112,7 +112,7 @@ def _kill_during_build(script: str, args: list[str], tmp_path) -> tuple[int, dic
     try:
         deadline = time.monotonic() + 120
         while len(_children(proc.pid)) < 2:  # the pool's workers have started
-            assert proc.poll() is None, f"the build ended before its pool started: {proc.stderr.read()[-2000:]}"
+            assert proc.poll() is None, f"the build ended before its pool: {proc.stderr.read()[-2000:]}"
             assert time.monotonic() < deadline, "no worker processes within 120 s"
             time.sleep(0.05)
         workers = _children(proc.pid)
