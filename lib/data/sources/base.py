@@ -19,6 +19,7 @@ import lzma
 import threading
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,16 +110,45 @@ def open_text(path: Path, mode: str = "rt", compress_like: Path | None = None):
     return open(path, mode.replace("t", ""), encoding="utf-8")
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """One JSON object per line (plain, .xz or .gz); a clear error naming the line if one is broken."""
+def read_jsonl(path: Path, bad_lines: list | None = None) -> list[dict]:
+    """One JSON object per line (plain, .xz or .gz).
+
+    A line that is not a JSON object is skipped and reported: appended to ``bad_lines`` as a rejection
+    row (``"<file> line <k>"``, "", "bad line", why) that the table's report keeps; without
+    ``bad_lines`` it stops with a ValueError naming the file and line. One broken line costs one row,
+    as a broken CIF costs one structure. A file that ends in the middle of a line or of its compressed
+    stream (truncated: an unknown number of rows is missing) or that cannot be decompressed stops the
+    load with DataUnavailable naming the file: using what was read would silently lose data.
+    """
     out = []
-    with open_text(path) as fh:
-        for k, line in enumerate(fh, 1):
-            if line.strip():
+    k = 0
+    try:
+        with open_text(path) as fh:
+            for k, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
                 try:
-                    out.append(_loads(line))
+                    obj = _loads(line)
                 except ValueError as exc:
-                    raise ValueError(f"{path}: line {k} is not valid JSON ({exc})") from None
+                    obj, why = None, f"not valid JSON ({short(exc)})"
+                else:
+                    why = None if isinstance(obj, dict) else f"a JSON {type(obj).__name__}, not an object"
+                if why is None:
+                    out.append(obj)
+                    continue
+                if not line.endswith("\n") and obj is None:
+                    raise EOFError(f"the last line ({k}) is cut short")
+                if bad_lines is None:
+                    raise ValueError(f"{path}: line {k} is {why}")
+                bad_lines.append((f"{Path(path).name} line {k}", "", "bad line",
+                                  f"{path}: line {k} is {why}"))
+    except (EOFError, OSError, lzma.LZMAError, zlib.error, UnicodeDecodeError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DataUnavailable(
+            f"{path} is truncated or corrupt after line {k} ({short(exc)}): copy or download it again "
+            "(for the shared mirror: from ../shared/data; for a snapshot: export it again)"
+        ) from None
     return out
 
 
