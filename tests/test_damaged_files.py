@@ -109,6 +109,18 @@ def test_a_corrupt_graph_cache_is_rebuilt(table, tmp_path):
     assert isinstance(GraphSet.load(path), GraphSet)
 
 
+def test_a_corrupt_soap_cache_is_recomputed(table, tmp_path):
+    from lib.soap import soap_features
+
+    crystals = list(table["structure"][:4])
+    first = soap_features(crystals, cache_dir=tmp_path, n_jobs=1, progress=False)
+    (path,) = [p for p in tmp_path.glob("soap_*.npz")]
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.warns(UserWarning, match="recomputing SOAP rows: unreadable cache"):
+        again = soap_features(crystals, cache_dir=tmp_path, n_jobs=1, progress=False)
+    assert (again != first).nnz == 0 and first.nnz > 0
+
+
 def test_a_corrupt_mp_chunk_and_megnet_file_name_themselves(tmp_path):
     chunk = tmp_path / "chunk-00000-abc.json.gz"
     with gzip.open(chunk, "wt") as fh:
