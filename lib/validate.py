@@ -35,6 +35,7 @@ import math
 import os
 import re
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -416,21 +417,17 @@ def check_formula(formula: str | None, atoms) -> None:
             want[el] = want.get(el, 0.0) + (float(amount) if amount else 1.0)
         except ValueError:
             return
-    table = _elements()
-    if any(el not in table for el in want):
-        return
-    by_z = {table[el][0]: v for el, v in want.items()}
-    have: dict[int, int] = {}
-    for a in atoms:
-        z = table[a][0] if isinstance(a, str) else int(a)
-        have[z] = have.get(z, 0) + 1
-    ok = set(have) == set(by_z) and all(v > 0 for v in by_z.values())
+    have = Counter(atoms)
+    if have and not isinstance(next(iter(have)), str):  # atomic numbers: compare by symbol
+        have = Counter({_symbol(int(z)): n for z, n in have.items()})
+    ok = have.keys() == want.keys() and all(v > 0 for v in want.values())
     if ok:
-        z0 = next(iter(by_z))
-        factor = have[z0] / by_z[z0]
-        ok = all(abs(have[z] - factor * v) <= 1e-3 * factor * v + 1e-9 for z, v in by_z.items())
+        el0 = next(iter(want))
+        factor = have[el0] / want[el0]
+        ok = all(abs(have[el] - factor * v) <= 1e-3 * factor * v + 1e-9 for el, v in want.items())
     if not ok:
-        got = " ".join(f"{_symbol(z)}{n}" for z, n in sorted(have.items()))
+        table = _elements()
+        got = " ".join(f"{el}{n}" for el, n in sorted(have.items(), key=lambda t: table.get(t[0], (999,))[0]))
         raise StructureError("formula mismatch", f"the atoms make {got} but _chemical_formula_sum is "
                              f"'{shown}': a truncated or edited file?")
 
