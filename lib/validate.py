@@ -216,10 +216,11 @@ def check_arrays(lattice: np.ndarray, frac: np.ndarray, numbers: np.ndarray,
 def check_many(crystals, limits: Limits | None = None) -> list[StructureError | None]:
     """:func:`check_arrays` for many crystals at once: the StructureError of each (None where it passes).
 
-    The same rules and messages, vectorised over the crystals (a table's 40,000 structures cost
-    ~1 s instead of ~6 s one by one): one pass computes every rule's quantities for all crystals and
-    all minimum-image pairs; a crystal that any rule might reject (with a margin of 1e-9 on the
-    distances) is then checked again by :func:`check_arrays`, which decides and words the error.
+    The same rules and messages, vectorised over the crystals (the CGCNN table's 36,744 structures,
+    in chunks of 500: 1.5-1.9 s of CPU instead of 3.3-5 s one by one): one pass computes every rule's
+    quantities for all crystals and all minimum-image pairs; a crystal that any rule might reject
+    (with a margin of 1e-9 on the distances) is then checked again by :func:`check_arrays`, which
+    decides and words the error.
     ``crystals``: objects with ``lattice``, ``frac_coords`` and ``numbers`` (:class:`lib.structures.Crystal`).
     """
     lim = limits or current_limits()
