@@ -589,7 +589,10 @@ def _build_arrays(packed: dict, params: GraphParams, n_jobs: int, progress: bool
                 results.append(_build_chunk(t))
                 bar.update(b - a)
         else:
-            with _mp_context().Pool(processes=min(n_jobs, len(bounds))) as pool:
+            from lib.procs import die_with_parent  # workers die with this process, even on SIGKILL
+
+            with _mp_context().Pool(processes=min(n_jobs, len(bounds)), initializer=die_with_parent,
+                                    initargs=(os.getpid(),)) as pool:
                 for (a, b), r in zip(bounds, pool.imap(_build_chunk, tasks)):
                     results.append(r)
                     bar.update(b - a)
@@ -684,9 +687,18 @@ def build_graphs(
         stem = (name or "graphs").replace("/", "_")
         path = Path(cache_dir) if cache_dir is not None else graph_cache_dir()
         path = path / f"{stem}-{params.tag}-{key[:16]}.npz"
+        gs = None
         if path.exists():
             t0 = time.perf_counter()
-            gs = GraphSet.load(path)
+            try:
+                gs = GraphSet.load(path)
+            except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt (as the data cache is)
+                import warnings
+
+                warnings.warn(f"rebuilding the unreadable graph cache {path} ({type(exc).__name__}: {exc})",
+                              stacklevel=2)
+                path.unlink(missing_ok=True)
+        if gs is not None:
             gs.report["loaded_from"] = str(path)
             gs.report["load_seconds"] = time.perf_counter() - t0
             if gs.report.get("dropped_ids") and verbose:

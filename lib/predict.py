@@ -39,10 +39,11 @@ import pandas as pd
 import torch
 
 from lib import pretrained
-from lib.graphs import GraphParams, build_graph, collate
+from lib.graphs import GraphParams, _as_crystal, build_graph, collate
 from lib.paths import RUNS
 from lib.records import Checkpoint, load_checkpoint
-from lib.structures import Crystal, parse_cif
+from lib.structures import Crystal, StructureError, crystal_from_arrays, parse_cif
+from lib.validate import check_arrays
 
 SNAPSHOT_SUFFIXES = (".jsonl", ".jsonl.xz", ".jsonl.gz", ".json.xz", ".json.gz")
 #: checkpoints trained on fewer crystals than this (or in the smoke profile) predict with a warning
@@ -76,7 +77,8 @@ def read_cif(path: str | Path, id: str | None = None) -> Item:
     try:
         return ident, str(path), parse_cif(text), ""
     except Exception as exc:  # noqa: BLE001 - any parser failure is reported for this file only
-        return ident, str(path), None, f"unreadable CIF: {_reason(exc)}"
+        read = getattr(exc, "reason", "unparseable CIF") in ("unparseable CIF", "no structure")
+        return ident, str(path), None, f"{'unreadable CIF' if read else 'invalid structure'}: {_reason(exc)}"
 
 
 def read_folder(folder: str | Path) -> list[Item]:
@@ -90,7 +92,11 @@ def read_folder(folder: str | Path) -> list[Item]:
                 continue
             mid = line.split(",")[0].strip()
             cif = folder / f"{mid}.cif"
-            if not cif.exists():
+            try:  # an id may be no file name at all (NUL bytes, too long): an error row, not a traceback
+                found = cif.is_file() and folder.resolve() in cif.resolve().parents
+            except (OSError, ValueError):
+                found = False
+            if not found:
                 items.append((mid, str(listing), None, f"id_prop.csv line {k}: no file {cif.name}"))
             else:
                 items.append(read_cif(cif, id=mid))
@@ -129,7 +135,7 @@ def read_snapshot(path: str | Path) -> list[Item]:
                     ident = str(rec.get("material_id", ident))
                     if rec.get("crystal") is not None:
                         c = rec["crystal"]
-                        crystal = Crystal(c["lattice"], c["frac_coords"], c["numbers"])
+                        crystal = crystal_from_arrays(c["lattice"], c["frac_coords"], c["numbers"])
                     elif rec.get("cif"):
                         crystal = parse_cif(rec["cif"])
                     else:
@@ -301,6 +307,12 @@ def predict_crystals(
     errors = [""] * n
     graphs: list = [None] * n
     for i, c in enumerate(crystals):
+        try:  # the crystals may come from anywhere: the same checks as every parser's
+            c = _as_crystal(c)
+            check_arrays(c.lattice, c.frac_coords, c.numbers)
+        except (StructureError, TypeError) as exc:
+            errors[i] = f"invalid structure: {_reason(exc)}"
+            continue
         try:
             g = build_graph(c, params)
             lonely = np.setdiff1d(np.arange(len(c)), np.asarray(g.edge_dst))

@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
@@ -261,12 +263,16 @@ def soap_features(
     digests = crystal_digests(crystals)
     path = cache_path(crystals, species, params, cache_dir)
     rows_file = _sidecar(path, ".rows.npy")
-    if path.exists() and rows_file.exists() and np.array_equal(np.load(rows_file), digests):
-        return sps.load_npz(path).tocsr()
-    if cache_dir.exists():
-        hit = _from_superset(digests, params_key(species, params), cache_dir)
-        if hit is not None:
-            return hit
+    try:  # a damaged cache (a disk full, a killed copy) is computed again, not fatal on every run
+        if path.exists() and rows_file.exists() and np.array_equal(np.load(rows_file), digests):
+            return sps.load_npz(path).tocsr()
+        if cache_dir.exists():
+            hit = _from_superset(digests, params_key(species, params), cache_dir)
+            if hit is not None:
+                return hit
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        warnings.warn(f"recomputing SOAP rows: unreadable cache under {cache_dir} "
+                      f"({type(exc).__name__}: {exc})", stacklevel=2)
     X = compute_soap(crystals, species, params, n_jobs=n_jobs, progress=progress, labels=labels)
     meta = {"params": params.as_dict(), "species": species, "n": len(crystals), "n_features": X.shape[1],
             "nnz": int(X.nnz)}

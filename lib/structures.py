@@ -16,8 +16,16 @@ CIF parsing (:func:`parse_cif`) has two paths that give the same result:
   on mirror entries to :data:`STRUCTURE_ATOL` (another CPU may differ in the last bit);
 - pymatgen's ``CifParser`` for everything else (symmetry to expand, disorder, odd formatting).
 
+Every structure is checked where it becomes a Crystal (:func:`parse_cif` on both paths,
+:func:`parse_structure_dict`, :func:`parse_optimade`, :meth:`Crystal.from_structure`,
+:func:`crystal_from_arrays`) by :func:`lib.validate.check_arrays`: known elements (Z 1..100), a finite
+cell of positive volume, no two atoms closer than 0.5 Å (periodic images included), size limits. The
+CIF path also checks what only the CIF shows: one data block with atoms, cell lengths > 0 and angles in
+(0°, 180°), every occupancy exactly 1 (partial ones are disorder, which a Crystal cannot hold), element
+symbols that are elements (pymatgen would read ``Xx`` as a dummy species and ``Bq`` as boron).
 Bad input raises :class:`StructureError` whose ``reason`` is a short category ("unparseable CIF",
-"partial occupancy", ...) that the data tables count, and whose message names the problem.
+"partial occupancy", "atoms too close", ...; :data:`lib.validate.REASONS`) that the data tables count,
+and whose message names the problem.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from functools import lru_cache
 import numpy as np
 from pymatgen.core import Lattice, Structure
 from pymatgen.core.periodic_table import Element
+from pymatgen.io.cif import CifParser
+
+from lib.validate import StructureError, check_arrays, check_cif, check_formula
 
 #: Å (lattice) and fractional units: two structures that differ by less are the same structure. Two code
 #: paths (our CIF parser and pymatgen's, an as_dict round trip) agree to ~1e-15, but not bit for bit on
@@ -90,15 +101,28 @@ class Crystal:
         return Structure(Lattice(self.lattice), self.numbers.tolist(), self.frac_coords)
 
     @classmethod
-    def from_structure(cls, structure) -> Crystal:
-        """From a pymatgen ``Structure``; a clear error for partial occupancies (not representable)."""
+    def from_structure(cls, structure, check: bool = True) -> Crystal:
+        """From a pymatgen ``Structure``, checked (:func:`lib.validate.check_arrays`); partial occupancies
+        and dummy species are refused with a reason. ``check=False``: the caller checks (see
+        :func:`lib.validate.check_many`)."""
+        from pymatgen.core.periodic_table import DummySpecies, Element, Species
+
         if not structure.is_ordered:
             raise StructureError(
                 "partial occupancy",
                 f"{structure.composition.formula} has partial occupancies; order it first "
                 "(e.g. pymatgen's OrderDisorderedStructureTransformation) or drop it",
             )
-        return cls(structure.lattice.matrix, structure.frac_coords, [s.specie.Z for s in structure])
+        if len(structure) == 0:
+            raise StructureError("no structure", "a structure without sites")
+        species = [site.specie for site in structure]
+        odd = next((sp for sp in species
+                    if isinstance(sp, DummySpecies) or not isinstance(sp, Element | Species)), None)
+        if odd is not None:
+            raise StructureError("unknown element", f"species {str(odd)!r} is not an element "
+                                 f"({type(odd).__name__})")
+        crystal = cls(structure.lattice.matrix, structure.frac_coords, [sp.Z for sp in species])
+        return _checked(crystal) if check else crystal
 
     @classmethod
     def from_cif(cls, text: str) -> Crystal:
@@ -120,14 +144,6 @@ class Crystal:
         return np.allclose(self.lattice, other.lattice, rtol=0, atol=atol) and np.allclose(
             self.frac_coords, other.frac_coords, rtol=0, atol=atol
         )
-
-
-class StructureError(ValueError):
-    """A structure that cannot become a :class:`Crystal`; ``reason`` is a short category for counts."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,7 +320,7 @@ def _fast_parse_cif(text: str) -> Crystal | None:
     if any(s not in table or math.isnan(table[s][1]) for s in symbols):
         return None
     frac = np.array(xyz, dtype=np.float64)
-    if not np.all(np.isfinite(frac)) or not all(np.isfinite(cell)) or min(cell) <= 0:
+    if not np.all(np.isfinite(frac)) or not all(np.isfinite(cell)) or min(cell) <= 0 or max(cell[3:]) >= 180:
         return None
 
     matrix = Lattice.from_parameters(*cell).matrix
@@ -328,30 +344,70 @@ def _fast_parse_cif(text: str) -> Crystal | None:
     frac = frac - np.floor(frac)
     order = sorted(range(len(symbols)), key=lambda k: (table[symbols[k]][1], symbols[k]))
     numbers = np.array([table[symbols[k]][0] for k in order], dtype=np.int64)
+    if "_chemical_formula_sum" in tags:  # what the file says it holds: a truncated or edited file differs
+        check_formula(tags["_chemical_formula_sum"], symbols)
     return Crystal(matrix, frac[order], numbers)
 
 
+def _checked(crystal: Crystal) -> Crystal:
+    """The crystal itself once :func:`lib.validate.check_arrays` accepts it (StructureError otherwise)."""
+    check_arrays(crystal.lattice, crystal.frac_coords, crystal.numbers)
+    return crystal
+
+
+def crystal_from_arrays(lattice, frac_coords, numbers, check: bool = True) -> Crystal:
+    """A checked Crystal from exact arrays (a snapshot's ``crystal`` field); StructureError if unusable."""
+    try:
+        crystal = Crystal(lattice, frac_coords, numbers)
+    except (TypeError, ValueError) as exc:
+        raise StructureError("bad structure", f"unusable crystal arrays: {exc}") from None
+    try:
+        whole = np.array_equal(crystal.numbers, np.asarray(numbers, dtype=np.float64).reshape(-1))
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise StructureError("unknown element", "atomic numbers that are not whole numbers")
+    return _checked(crystal) if check else crystal
+
+
 def _pymatgen_parse_cif(text: str) -> Crystal:
-    """pymatgen's CifParser (warnings silenced), as a Crystal; StructureError on failure."""
+    """pymatgen's CifParser (warnings silenced) after :func:`lib.validate.check_cif`, as a checked Crystal."""
+    formula = check_cif(text)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        parser = None
         try:
-            structure = Structure.from_str(text, fmt="cif")
+            parser = CifParser.from_str(text)
+            structure = parser.parse_structures(primitive=False)[0]
         except Exception as exc:  # noqa: BLE001 - pymatgen raises many types on bad CIFs
+            why = [w for w in (getattr(parser, "warnings", None) or []) if "No structure parsed" in w]
+            detail = " ".join(why[-1].split()[6:]) if why else ""
+            if "exceeded tolerance" in detail:  # two sites merged into one site of occupancy > 1
+                raise StructureError("atoms too close", "two or more sites coincide (within pymatgen's site "
+                                     f"tolerance): {detail}") from None
             first = str(exc).strip().splitlines()
             raise StructureError(
                 "unparseable CIF",
-                f"pymatgen cannot parse the CIF: {type(exc).__name__}: {first[-1] if first else ''}",
+                f"pymatgen cannot parse the CIF: {type(exc).__name__}: {first[-1] if first else ''}"
+                + (f" ({detail})" if detail else ""),
             ) from None
-    return Crystal.from_structure(structure)
+    crystal = Crystal.from_structure(structure)
+    check_formula(formula, crystal.numbers)
+    return crystal
 
 
-def parse_cif(text: str) -> Crystal:
-    """Parse CIF text into a Crystal, fast and exact for pymatgen-style P1 files, else via pymatgen."""
+def parse_cif(text: str, check: bool = True) -> Crystal:
+    """Parse CIF text into a checked Crystal, fast and exact for pymatgen-style P1 files, else via pymatgen.
+
+    ``check=False`` leaves :func:`lib.validate.check_arrays` to the caller for the fast path (a table
+    checks all its structures at once, :func:`lib.validate.check_many`); the pymatgen path always checks.
+    """
     if not isinstance(text, str) or not text.strip():
         raise StructureError("no structure", "empty or missing CIF")
     crystal = _fast_parse_cif(text)
-    return crystal if crystal is not None else _pymatgen_parse_cif(text)
+    if crystal is None:
+        return _pymatgen_parse_cif(text)
+    return _checked(crystal) if check else crystal
 
 
 def _cif_number(x: float) -> str:
@@ -402,35 +458,63 @@ def write_cif(crystal: Crystal, name: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_structure_dict(d: dict) -> Crystal:
-    """A Crystal from pymatgen's ``Structure.as_dict()`` form (MP API documents), without pymatgen.
+def _occupancy_error(where: str, occu) -> StructureError | None:
+    """None for an occupancy of exactly 1; else the StructureError that says what is wrong with it."""
+    try:
+        x = float(occu)
+    except (TypeError, ValueError):
+        return StructureError("bad occupancy", f"{where}: occupancy {occu!r} is not a number")
+    if x == 1.0:
+        return None
+    if not (0.0 < x <= 1.0):
+        return StructureError("bad occupancy", f"{where}: occupancy {occu!r} is not in (0, 1]")
+    return StructureError("partial occupancy", f"{where} has occupancy {x:g}: a disordered structure; "
+                          "order it first or drop it")
+
+
+def _near_one(x) -> bool:
+    try:
+        return abs(float(x) - 1.0) <= 1e-6
+    except (TypeError, ValueError):
+        return False
+
+
+def parse_structure_dict(d: dict, check: bool = True) -> Crystal:
+    """A checked Crystal from pymatgen's ``Structure.as_dict()`` form (MP API documents), without pymatgen.
 
     Reads ``lattice.matrix`` and each site's ``abc`` as ``Structure.from_dict`` does; sites with more
     than one species or an occupancy below 1 raise StructureError("partial occupancy").
     """
     try:
         matrix = d["lattice"]["matrix"]
-        sites = d["sites"]
-    except (KeyError, TypeError):
+        sites = list(d["sites"])
+    except (KeyError, TypeError, IndexError):
         raise StructureError("no structure", "not a pymatgen structure dict (no lattice/sites)") from None
     table = _element_table()
     numbers, frac = [], []
-    for site in sites:
-        species = site.get("species", [])
-        if len(species) != 1 or float(species[0].get("occu", 1)) != 1.0:
-            raise StructureError("partial occupancy", f"site {site.get('label', '?')} is disordered")
-        sym = re.sub(r"[\d.+-]+$", "", str(species[0]["element"]))
+    for k, site in enumerate(sites):
+        if not isinstance(site, Mapping):
+            raise StructureError("bad structure", f"site {k} is not a mapping")
+        where = f"site {k} ({site.get('label', '?')})"
+        species = site.get("species") or []
+        if len(species) != 1:
+            raise StructureError("partial occupancy", f"{where} holds {len(species)} species: disordered")
+        err = _occupancy_error(where, species[0].get("occu", 1))
+        if err is not None:
+            raise err
+        sym = re.sub(r"[\d.+-]+$", "", str(species[0].get("element")))
         if sym not in table:
-            raise StructureError("unknown element", f"unknown element {species[0]['element']!r}")
+            raise StructureError("unknown element", f"{where}: unknown element {species[0].get('element')!r}")
         numbers.append(table[sym][0])
-        frac.append(site["abc"])
+        frac.append(site.get("abc"))
     if not numbers:
         raise StructureError("no structure", "structure without sites")
-    return Crystal(matrix, frac, numbers)
+    return crystal_from_arrays(matrix, frac, numbers, check)
 
 
-def parse_optimade(attrs: Mapping) -> Crystal:
-    """An OPTIMADE structure (lattice_vectors, cartesian_site_positions, species_at_sites, species)."""
+def parse_optimade(attrs: Mapping, check: bool = True) -> Crystal:
+    """A checked Crystal from an OPTIMADE structure (lattice_vectors, cartesian_site_positions,
+    species_at_sites, species)."""
     lat, pos, sites = (
         attrs.get(k) for k in ("lattice_vectors", "cartesian_site_positions", "species_at_sites")
     )
@@ -441,20 +525,32 @@ def parse_optimade(attrs: Mapping) -> Crystal:
     dims = attrs.get("dimension_types")
     if dims is not None and list(dims) != [1, 1, 1]:
         raise StructureError("not periodic", f"dimension_types = {list(dims)}; only 3D crystals are used")
-    species = {s["name"]: s for s in (attrs.get("species") or [])}
+    try:
+        species = {s["name"]: s for s in (attrs.get("species") or [])}
+    except (KeyError, TypeError):
+        raise StructureError("bad structure", "a species entry without a name") from None
     table = _element_table()
     numbers = []
     for name in sites:
         sp = species.get(name, {"chemical_symbols": [name], "concentration": [1.0]})
-        syms, conc = sp.get("chemical_symbols", []), sp.get("concentration", [1.0])
-        if len(syms) != 1 or abs(float(conc[0]) - 1.0) > 1e-6 or syms[0] in ("vacancy", "X"):
+        syms, conc = list(sp.get("chemical_symbols") or []), list(sp.get("concentration") or [1.0])
+        if len(syms) != 1 or syms[0] in ("vacancy", "X"):
             raise StructureError("partial occupancy", f"species {name!r} = {syms} with concentrations {conc}")
+        err = _occupancy_error(f"species {name!r}", conc[0])
+        if err is not None and not _near_one(conc[0]):  # OPTIMADE concentrations: 1 within 1e-6 is 1
+            raise err
         if syms[0] not in table:
             raise StructureError("unknown element", f"unknown chemical symbol {syms[0]!r}")
         numbers.append(table[syms[0]][0])
-    lattice = np.asarray(lat, dtype=np.float64)
-    cart = np.asarray(pos, dtype=np.float64).reshape(-1, 3)
+    try:
+        lattice = np.asarray(lat, dtype=np.float64)
+        cart = np.asarray(pos, dtype=np.float64).reshape(-1, 3)
+    except (TypeError, ValueError):
+        raise StructureError("bad structure",
+                             "lattice_vectors or cartesian_site_positions are not numbers") from None
     if lattice.shape != (3, 3) or not np.all(np.isfinite(lattice)) or abs(np.linalg.det(lattice)) < 1e-8:
-        raise StructureError("bad structure", "lattice_vectors is not a 3x3 non-singular matrix")
+        raise StructureError("bad lattice", "lattice_vectors is not a finite 3x3 non-singular matrix")
+    if len(cart) != len(numbers):
+        raise StructureError("bad structure", f"{len(cart)} positions for {len(numbers)} species_at_sites")
     frac = np.linalg.solve(lattice.T, cart.T).T
-    return Crystal(lattice, frac, numbers)
+    return crystal_from_arrays(lattice, frac, numbers, check)

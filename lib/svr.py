@@ -19,14 +19,25 @@ over and over. The cache changes the speed, never the result, so it is not a hyp
 
 Records: like the GNNs' (``lib.train.fit``): split sizes, metrics, training wall time, device,
 ``n_parameters`` = stored numbers of the fitted model (support-vector nonzeros + dual coefficients +
-intercept), ``parameter_bytes`` = size of the pickled model, plus ``n_support``.
+intercept), ``parameter_bytes`` = size of the pickled model (as before: a size, nothing is unpickled),
+plus ``n_support``.
+
+The fitted model is saved as data, never as code: ``<run>.svr.npz`` holds the support vectors (CSR
+arrays), the dual coefficients, the intercept, the kernel's parameters and the target normaliser, read
+back with ``numpy.load(allow_pickle=False)``; :class:`SVRArrays` evaluates sklearn's decision function
+from them (equal to ``SVR.predict`` to ~1e-12). A shared results folder is then safe to open: a
+pickle runs whatever code its author put in it. Pickled ``.svr.pkl`` files of older versions are
+refused (refit them).
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import time
+import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +51,87 @@ from lib.normalizer import Normalizer
 from lib.paths import atomic_path
 
 MODEL_NAME = models.get("soap_svr").name
+SVR_FORMAT = "compendium-svr/2"  # numpy arrays + JSON; /1 was a pickle (refused)
+KERNELS = ("rbf", "linear", "poly", "sigmoid")
 
 
 def svr_model_path(name: str, runs_dir: str | Path | None = None) -> Path:
-    """The pickled SVR of run ``name`` (beside its record; the GNNs' checkpoints are ``.pt``)."""
-    return Path(runs_dir or records.RUNS) / f"{name}.svr.pkl"
+    """The saved SVR of run ``name`` (beside its record; the GNNs' checkpoints are ``.pt``)."""
+    return Path(runs_dir or records.RUNS) / f"{name}.svr.npz"
 
 
-def _atomic_bytes(path: Path, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+@dataclass(frozen=True)
+class SVRArrays:
+    """A fitted epsilon-SVR as plain arrays, with sklearn's decision function.
+
+    predict(X) = sum_i dual_coef[i] * K(support_vectors[i], x) + intercept, with K the kernel of
+    ``sklearn.svm.SVR``: rbf exp(-gamma |x - s|^2), linear x.s, poly (gamma x.s + coef0)^degree,
+    sigmoid tanh(gamma x.s + coef0). Predictions are on the scale the SVR was fitted on (standardised
+    when the record's normaliser says so: ``Normalizer.denorm`` maps them back).
+    """
+
+    support_vectors: sps.csr_matrix
+    dual_coef: np.ndarray  # (n_support,)
+    intercept: float
+    kernel: str
+    gamma: float
+    coef0: float
+    degree: int
+
+    @classmethod
+    def from_model(cls, model) -> SVRArrays:
+        if model.kernel not in KERNELS:
+            raise ValueError(f"an SVR with kernel {model.kernel!r} cannot be saved as arrays; "
+                             f"use one of {KERNELS}")
+        dual = model.dual_coef_
+        dual = np.asarray(dual.todense() if sps.issparse(dual) else dual, dtype=np.float64).reshape(-1)
+        return cls(sps.csr_matrix(model.support_vectors_, dtype=np.float64), dual,
+                   float(np.asarray(model.intercept_).reshape(-1)[0]), str(model.kernel), float(model._gamma),
+                   float(model.coef0), int(model.degree))
+
+    def predict(self, X) -> np.ndarray:
+        """The decision function for rows ``X`` (sparse or dense), (n,) float64."""
+        X = sps.csr_matrix(X, dtype=np.float64) if sps.issparse(X) else np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.support_vectors.shape[1]:
+            raise ValueError(f"rows of {X.shape[-1]} features for a model of {self.support_vectors.shape[1]}")
+        dots = X @ self.support_vectors.T
+        dots = np.asarray(dots.todense() if sps.issparse(dots) else dots)
+        if self.kernel == "rbf":
+            xx = np.asarray(X.multiply(X).sum(axis=1)).reshape(-1) if sps.issparse(X) else (X * X).sum(axis=1)
+            sv = self.support_vectors
+            ss = np.asarray(sv.multiply(sv).sum(axis=1)).reshape(-1)
+            k = np.exp(-self.gamma * np.maximum(xx[:, None] + ss[None, :] - 2.0 * dots, 0.0))
+        elif self.kernel == "linear":
+            k = dots
+        elif self.kernel == "poly":
+            k = (self.gamma * dots + self.coef0) ** self.degree
+        else:
+            k = np.tanh(self.gamma * dots + self.coef0)
+        return k @ self.dual_coef + self.intercept
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        sv = self.support_vectors
+        return {"sv_data": sv.data, "sv_indices": sv.indices.astype(np.int64),
+                "sv_indptr": sv.indptr.astype(np.int64), "sv_shape": np.asarray(sv.shape, dtype=np.int64),
+                "dual_coef": self.dual_coef, "intercept": np.asarray([self.intercept]),
+                "kernel": np.asarray([self.kernel, str(self.gamma), str(self.coef0), str(self.degree)])}
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def save_svr(path: str | Path, model, normalizer: dict, meta: dict) -> Path:
+    """Write a fitted SVR as arrays and JSON (``.svr.npz``, atomically): data, never code."""
+    arrays = SVRArrays.from_model(model).arrays()
+    blob = json.dumps({"format": SVR_FORMAT, "normalizer": normalizer, **meta}, default=_json_default)
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, meta=np.asarray(blob), **arrays)
     return path
 
 
@@ -102,7 +184,7 @@ def fit_svr(
     C, epsilon, gamma, kernel, tol, max_iter : ``sklearn.svm.SVR``'s, at its defaults.
     standardize_target : fit on (y - mean_train) / std_train and map predictions back (see module doc).
     cache_size : libsvm kernel cache in MB (speed only; sklearn's default is 200).
-    write : write ``<runs_dir>/<run>.json`` and the pickled model ``<run>.svr.pkl`` beside it.
+    write : write ``<runs_dir>/<run>.json`` and the model's arrays ``<run>.svr.npz`` beside it.
     score_train : also predict the training rows (``metrics["train"]``); off by default, since
         predicting the 29,390 rows of the full formation-energy training split takes about a minute.
     return_model : return ``(record, fitted SVR)`` instead of the record alone.
@@ -155,24 +237,40 @@ def fit_svr(
         **{k: v for k, v in size.items() if k not in ("n_parameters", "parameter_bytes")},
     )
     if write:
-        blob = {"format": "compendium-svr/1", "model": model, "normalizer": norm.as_dict(),
-                "target": property, "unit": record["unit"], "featurisation": featurisation,
-                "record": {k: v for k, v in record.items() if k != "test_predictions"}}
-        _atomic_bytes(svr_model_path(name, runs_dir), pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
+        save_svr(svr_model_path(name, runs_dir), model, norm.as_dict(),
+                 {"target": property, "unit": record["unit"], "featurisation": featurisation,
+                  "record": {k: v for k, v in record.items() if k != "test_predictions"}})
         records.write_record(record, runs_dir)
     return (record, model) if return_model else record
 
 
 def load_svr(path: str | Path) -> dict:
-    """A pickled SOAP-SVR written by :func:`fit_svr`: {"model", "normalizer", "target", "unit", ...}.
+    """A SOAP-SVR saved by :func:`fit_svr`: {"model": :class:`SVRArrays`, "normalizer", "target", "unit",
+    "featurisation", "record", "format"}. Read with ``allow_pickle=False``: any file is safe to open.
 
-    Only open files this project wrote: unpickling runs code.
+    ``load_svr(p)["model"].predict(X)`` gives sklearn's ``SVR.predict``; map it back to the target's
+    units with ``lib.train.Normalizer.from_dict(blob["normalizer"]).denorm``.
     """
-    with open(path, "rb") as f:
-        blob = pickle.load(f)
-    if blob.get("format") != "compendium-svr/1":
-        raise ValueError(f"{path} is not a SOAP-SVR written by lib.svr.fit_svr")
-    return blob
+    path = Path(path)
+    if path.suffix == ".pkl":
+        raise ValueError(f"{path} is a pickled SVR of an older version: it is not opened, since unpickling a "
+                         "file runs code. Fit the model again (lib.svr.fit_svr writes .svr.npz).")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("format") != SVR_FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}")
+            kernel, gamma, coef0, degree = (str(x) for x in z["kernel"])
+            sv = sps.csr_matrix((z["sv_data"], z["sv_indices"], z["sv_indptr"]), shape=tuple(z["sv_shape"]))
+            model = SVRArrays(sv, z["dual_coef"].astype(np.float64), float(z["intercept"][0]), kernel,
+                              float(gamma), float(coef0), int(degree))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a SOAP-SVR saved by lib.svr.fit_svr ({type(exc).__name__}: {exc})") \
+            from None
+    if model.kernel not in KERNELS or model.dual_coef.shape != (sv.shape[0],):
+        raise ValueError(f"{path}: inconsistent SVR arrays")
+    return {**meta, "model": model}
 
 
-__all__ = ["fit_svr", "load_svr", "svr_size", "svr_model_path", "MODEL_NAME"]
+__all__ = ["fit_svr", "load_svr", "save_svr", "svr_size", "svr_model_path", "SVRArrays", "MODEL_NAME",
+           "SVR_FORMAT"]

@@ -1,6 +1,7 @@
 """The processed cache: one parquet per dataset and inputs under data/processed/, rebuilt when unreadable.
 
-Keyed by the inputs' names, sizes and modification times and :data:`FORMAT_VERSION`: a changed input is
+Keyed by the inputs' names, sizes and modification times, :data:`FORMAT_VERSION` and the structure checks'
+version and limits (:mod:`lib.validate`: raising a limit rebuilds the table): a changed input is
 never read stale, and the second load of the full CGCNN dataset takes about a second.
 """
 
@@ -23,6 +24,7 @@ from lib.data.table import _REJECTED_COLUMNS, RejectedTable, build_table, conten
 from lib.data.targets import TARGETS
 from lib.paths import atomic_path
 from lib.structures import crystals_from_flat, crystals_to_flat
+from lib.validate import CHECKS_VERSION, current_limits
 
 FORMAT_VERSION = 2  # bump when the processed table changes for the same inputs (2: PBE energy scale)
 
@@ -58,6 +60,8 @@ def cached_table(
         "source": src,
         "params": params or {},
         "inputs": _file_fingerprint(files),
+        # which structures are accepted depends on the checks and their limits (lib.validate)
+        "checks": [CHECKS_VERSION, current_limits().as_dict()],
     }
     key = hashlib.sha256(json.dumps(key_obj, sort_keys=True).encode()).hexdigest()[:16]
     stem = f"{_slug(name)}-{src}" + (f"-{_slug(target)}" if target else "")

@@ -22,11 +22,13 @@ from lib.data.targets import POISSON_RANGE, TARGETS, Target
 from lib.structures import (
     Crystal,
     StructureError,
+    crystal_from_arrays,
     crystals_to_flat,
     parse_cif,
     parse_optimade,
     parse_structure_dict,
 )
+from lib.validate import check_many
 
 
 class RejectedTable(pd.DataFrame):
@@ -352,20 +354,23 @@ def _extract(sub: pd.DataFrame, m: PropertyMapping) -> np.ndarray:
     return out
 
 
-def _parse_one(item: tuple[str, object]) -> Crystal | tuple[str, str]:
-    """One structure input -> Crystal, or (reason, detail)."""
+def _parse_one(item: tuple[str, object], check: bool = True) -> Crystal | tuple[str, str]:
+    """One structure input -> Crystal, or (reason, detail). ``check=False``: the caller runs
+    lib.validate's checks (``_parse_chunk`` does, for many crystals at once)."""
     kind, val = item
     try:
         if kind == "cif":
-            return parse_cif(val)
+            return parse_cif(val, check=check)
         if kind == "crystal":
-            return Crystal(val["lattice"], val["frac_coords"], val["numbers"])
+            if not isinstance(val, Mapping):
+                return ("bad structure", f"a 'crystal' field of type {type(val).__name__}, not a mapping")
+            return crystal_from_arrays(val.get("lattice"), val.get("frac_coords"), val.get("numbers"), check)
         if kind == "pmg":
             if hasattr(val, "as_dict"):
-                return Crystal.from_structure(val)
-            return parse_structure_dict(val)
+                return Crystal.from_structure(val, check=check)
+            return parse_structure_dict(val, check=check)
         if kind == "optimade":
-            return parse_optimade(val)
+            return parse_optimade(val, check=check)
         return ("no structure", "the source gives no structure for this material")
     except StructureError as exc:
         return (exc.reason, str(exc))
@@ -374,13 +379,20 @@ def _parse_one(item: tuple[str, object]) -> Crystal | tuple[str, str]:
 
 
 def _parse_chunk(items: list[tuple[str, object]]) -> list[Crystal | tuple[str, str]]:
-    return [_parse_one(it) for it in items]
+    """Parse, then check every crystal at once (lib.validate.check_many: the same rules, vectorised)."""
+    out = [_parse_one(it, check=False) for it in items]
+    made = [k for k, res in enumerate(out) if isinstance(res, Crystal)]
+    for k, err in zip(made, check_many([out[k] for k in made]), strict=True):
+        if err is not None:
+            out[k] = (err.reason, str(err))
+    return out
 
 
 def _parse_all(
     items: list[tuple[str, object]], n_jobs: int | None, progress: bool
 ) -> list[Crystal | tuple[str, str]]:
-    """Parse many structures: a tqdm bar, and a process pool on both cores for big inputs."""
+    """Parse many structures: a tqdm bar, and a process pool on both cores for big inputs (its workers
+    die with this process: lib.procs.die_with_parent)."""
 
     n = len(items)
     n_jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
@@ -398,8 +410,11 @@ def _parse_all(
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
+        from lib.procs import die_with_parent
+
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             for res in pool.map(_parse_chunk, chunks):
                 out.extend(res)
                 bar.update(len(res))

@@ -12,10 +12,14 @@ makes the standard table of them.
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import json
 import lzma
+import threading
+import time
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,36 +110,221 @@ def open_text(path: Path, mode: str = "rt", compress_like: Path | None = None):
     return open(path, mode.replace("t", ""), encoding="utf-8")
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """One JSON object per line (plain, .xz or .gz); a clear error naming the line if one is broken."""
+def read_jsonl(path: Path, bad_lines: list | None = None) -> list[dict]:
+    """One JSON object per line (plain, .xz or .gz).
+
+    A line that is not a JSON object is skipped and reported: appended to ``bad_lines`` as a rejection
+    row (``"<file> line <k>"``, "", "bad line", why) that the table's report keeps; without
+    ``bad_lines`` it stops with a ValueError naming the file and line. One broken line costs one row,
+    as a broken CIF costs one structure. A file that ends in the middle of a line or of its compressed
+    stream (truncated: an unknown number of rows is missing) or that cannot be decompressed stops the
+    load with DataUnavailable naming the file: using what was read would silently lose data.
+    """
     out = []
-    with open_text(path) as fh:
-        for k, line in enumerate(fh, 1):
-            if line.strip():
+    k = 0
+    try:
+        with open_text(path) as fh:
+            for k, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
                 try:
-                    out.append(_loads(line))
+                    obj = _loads(line)
                 except ValueError as exc:
-                    raise ValueError(f"{path}: line {k} is not valid JSON ({exc})") from None
+                    obj, why = None, f"not valid JSON ({short(exc)})"
+                else:
+                    why = None if isinstance(obj, dict) else f"a JSON {type(obj).__name__}, not an object"
+                if why is None:
+                    out.append(obj)
+                    continue
+                if not line.endswith("\n") and obj is None:
+                    raise EOFError(f"the last line ({k}) is cut short")
+                if bad_lines is None:
+                    raise ValueError(f"{path}: line {k} is {why}")
+                bad_lines.append((f"{Path(path).name} line {k}", "", "bad line",
+                                  f"{path}: line {k} is {why}"))
+    except (EOFError, OSError, lzma.LZMAError, zlib.error, UnicodeDecodeError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DataUnavailable(
+            f"{path} is truncated or corrupt after line {k} ({short(exc)}): copy or download it again "
+            "(for the shared mirror: from ../shared/data; for a snapshot: export it again)"
+        ) from None
     return out
 
 
-def download(url: str, dest: Path, progress: bool, *, what: str, help_: str) -> Path:
-    """Stream a public file to dest (atomically); DataUnavailable with ``help_`` if unreachable."""
+# ----------------------------------------------------------------------------------------------
+# HTTP: every request has a timeout, bounded retries with backoff, and an overall deadline
+# ----------------------------------------------------------------------------------------------
+
+#: (connect, read) timeouts of one HTTP request, in s (read: between two packets)
+HTTP_TIMEOUT = (10.0, 60.0)
+#: retries after the first try, on a connection error, a timeout, HTTP 429 or 5xx, or malformed JSON
+HTTP_RETRIES = 4
+#: the first wait between tries (s), doubled after each; a server's Retry-After is honoured instead
+HTTP_BACKOFF = 1.0
+#: the longest single wait (s): a larger Retry-After is cut to this
+HTTP_MAX_WAIT = 60.0
+#: one request, its retries and waits included, ends within this many seconds (downloads: ``deadline=``)
+HTTP_DEADLINE = 300.0
+#: the largest JSON answer read (bytes)
+HTTP_MAX_JSON = 256 << 20
+
+
+class _NoAnswer(Exception):
+    """Every try failed; ``reached`` says whether the server answered at all (HTTP) or never did."""
+
+    def __init__(self, message: str, reached: bool) -> None:
+        super().__init__(message)
+        self.reached = reached
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), None if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def http_get(url: str, params=None, *, headers=None, timeout=None, retries: int | None = None,
+             deadline: float | None = None, on_body: Callable | None = None, max_bytes: int | None = None):
+    """GET ``url`` with bounded tries: the JSON body, or what ``on_body(resp, end_time)`` makes of it.
+
+    Retries (``retries`` after the first, waits HTTP_BACKOFF x 2^k or the server's Retry-After, each at
+    most HTTP_MAX_WAIT) on connection errors, timeouts, HTTP 429 and 5xx, and when ``on_body`` raises
+    ValueError (a malformed or cut-off answer). Gives up with ``_NoAnswer`` when the tries are spent or
+    the next wait would pass ``deadline`` seconds from the start; other HTTP errors (4xx) end at once
+    with FetchError. Without ``on_body`` the JSON body is read (at most ``max_bytes``) and returned.
+    None: the module's HTTP_TIMEOUT, HTTP_RETRIES, HTTP_DEADLINE (read at each call, so they can be set).
+    """
     import requests
 
+    timeout = HTTP_TIMEOUT if timeout is None else timeout
+    retries = HTTP_RETRIES if retries is None else retries
+    deadline = HTTP_DEADLINE if deadline is None else deadline
+    end = time.monotonic() + deadline
+    last, reached = "no try", False
+    for attempt in range(retries + 1):
+        wait = None
+        try:
+            with requests.get(url, params=params, headers=headers, timeout=timeout, stream=True) as resp:
+                reached = True
+                if resp.status_code == 429 or resp.status_code >= 500:
+                    last = f"HTTP {resp.status_code} {resp.reason}"
+                    wait = _retry_after(resp.headers.get("Retry-After"))
+                    if wait is not None:
+                        last += f" (Retry-After: {resp.headers.get('Retry-After')})"
+                elif resp.status_code != 200:
+                    text = resp.raw.read(300, decode_content=True).decode("utf-8", "replace")
+                    raise FetchError(f"HTTP {resp.status_code} {resp.reason} for {resp.url}: {text!r}")
+                else:
+                    try:
+                        return (on_body or _json_body(max_bytes or HTTP_MAX_JSON))(resp, end)
+                    except ValueError as exc:
+                        last = str(exc)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = short(exc)
+        except requests.RequestException as exc:  # a broken answer (chunked encoding, decoding)
+            reached, last = True, short(exc)
+        if attempt == retries:
+            break
+        delay = min(HTTP_MAX_WAIT, wait if wait is not None else HTTP_BACKOFF * 2**attempt)
+        if time.monotonic() + delay > end:
+            last += f"; the next try would pass the {deadline:g} s deadline"
+            break
+        time.sleep(delay)
+    tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
+    raise _NoAnswer(f"{tries} failed (last: {last})", reached)
+
+
+def _blocks(resp, size: int = 1 << 16):
+    """The body as it arrives: each block is what one read returned (read1), so that a caller can check a
+    deadline between reads even when the server trickles bytes (iter_content waits for a full block)."""
+    raw = resp.raw
+    if not hasattr(raw, "read1"):  # pragma: no cover - urllib3 < 2
+        yield from resp.iter_content(size)
+        return
+    while True:
+        block = raw.read1(size, decode_content=True)
+        if not block:
+            return
+        yield block
+
+
+def _json_body(max_bytes: int) -> Callable:
+    def read(resp, end: float):
+        chunks, size = [], 0
+        for block in _blocks(resp):
+            chunks.append(block)
+            size += len(block)
+            if size > max_bytes:
+                raise FetchError(f"the answer from {resp.url} is larger than {max_bytes >> 20} MB")
+            if time.monotonic() > end:
+                raise ValueError(f"the answer from {resp.url} was still coming at the deadline")
+        body = b"".join(chunks)
+        try:
+            return _loads(body)
+        except ValueError as exc:
+            raise ValueError(f"malformed JSON from {resp.url} ({len(body)} bytes: {short(exc)})") from None
+
+    return read
+
+
+def within(seconds: float, fn: Callable, timeout_error: Exception):
+    """``fn()``, or ``timeout_error`` raised if it has not returned within ``seconds`` (it runs in a daemon
+    thread that is left behind: for client libraries that set no timeout of their own, e.g. mp-api's
+    heartbeat)."""
+    box: dict = {}
+
+    def run():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True, name="lib.data bounded call")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise timeout_error
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def download(url: str, dest: Path, progress: bool, *, what: str, help_: str,
+             deadline: float = 3600.0) -> Path:
+    """Stream a public file to dest (atomically, retried, within ``deadline`` s); DataUnavailable if
+    unreachable."""
+
+    def save(resp, end: float) -> Path:
+        total = int(resp.headers.get("content-length") or 0) or None
+        with (
+            atomic_path(dest) as tmp,
+            open(tmp, "wb") as fh,
+            tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {what}",
+                 disable=not progress) as bar,
+        ):
+            got = 0
+            for block in _blocks(resp, 1 << 20):
+                fh.write(block)
+                got += len(block)
+                bar.update(len(block))
+                if time.monotonic() > end:
+                    raise FetchError(f"downloading {what} from {url} took more than {deadline:g} s; "
+                                     "run again")
+            if total is not None and got < total:
+                raise ValueError(f"the download stopped at {got} of {total} bytes")
+        return dest
+
     try:
-        with atomic_path(dest) as tmp, requests.get(url, stream=True, timeout=(10, 120)) as resp:
-            resp.raise_for_status()
-            total = int(resp.headers.get("content-length") or 0) or None
-            with (
-                open(tmp, "wb") as fh,
-                tqdm(
-                    total=total, unit="B", unit_scale=True, desc=f"downloading {what}", disable=not progress
-                ) as bar,
-            ):
-                for block in resp.iter_content(1 << 20):
-                    fh.write(block)
-                    bar.update(len(block))
-    except requests.RequestException as exc:
-        raise DataUnavailable(f"cannot download {what} from {url} ({short(exc)}). {help_}") from None
-    return dest
+        return http_get(url, timeout=(10, 120), deadline=deadline, on_body=save)
+    except _NoAnswer as exc:
+        raise DataUnavailable(f"cannot download {what} from {url} ({exc}). {help_}") from None

@@ -30,31 +30,81 @@ def plan(req: Request) -> Job:
     return Job("folder", files, lambda: records_folder(folder, target), str(folder), {"target": target})
 
 
+_MAX_ID = 200  # characters
+
+
+def _id_problem(mid: str) -> str | None:
+    """Why ``mid`` cannot name a CIF file in the folder (None if it can)."""
+    if not mid:
+        return "empty id"
+    if len(mid) > _MAX_ID:
+        return f"an id of {len(mid)} characters (at most {_MAX_ID})"
+    if any(c in mid for c in "/\\") or mid in (".", ".."):
+        return f"{mid!r} is a path, not a file name: ids name <id>.cif inside the folder"
+    if any(ord(c) < 32 or ord(c) == 127 for c in mid):
+        return f"{mid!r} holds control characters"
+    return None
+
+
 def records_folder(folder: Path, target: str) -> tuple[pd.DataFrame, dict]:
-    """A CGCNN-format folder: id_prop.csv (id,value; no header) and <id>.cif files."""
+    """A CGCNN-format folder: id_prop.csv (id,value; no header) and <id>.cif files.
+
+    Each line must be ``id,value``: a line with another number of fields ("bad line"), an id that is
+    not a plain file name ("bad id", e.g. ``../x``), a value that is not a number ("bad target value")
+    or an id without ``<id>.cif`` ("no structure") is reported with its line number and left out; an
+    empty value is a missing target. Blank lines are skipped. Undecodable bytes become U+FFFD.
+    """
     ids, vals, rejected = [], [], []
-    with open(folder / "id_prop.csv", encoding="utf-8") as fh:
+    listing = folder / "id_prop.csv"
+    with open(listing, encoding="utf-8-sig", errors="replace", newline="") as fh:
         for k, line in enumerate(fh, 1):
+            line = line.rstrip("\r\n")
             if not line.strip():
                 continue
             parts = [p.strip() for p in line.split(",")]
+            where = f"id_prop.csv line {k}"
+            label = parts[0] if parts[0] and _id_problem(parts[0]) is None else where
+            if len(parts) != 2:
+                rejected.append((label, target, "bad line",
+                                 f"{where}: {len(parts)} field(s) in {line[:80]!r}, "
+                                 "expected 'id,value'"))
+                continue
+            problem = _id_problem(parts[0])
+            if problem is not None:
+                rejected.append((label if parts[0] else where, target,
+                                 "no material id" if not parts[0] else "bad id", f"{where}: {problem}"))
+                continue
             try:
-                value = float(parts[1]) if len(parts) > 1 and parts[1] != "" else np.nan
+                value = float(parts[1]) if parts[1] != "" else np.nan
             except ValueError:
-                rejected.append((parts[0], target, "bad target value", f"id_prop.csv line {k}: {parts[1]!r}"))
+                rejected.append((parts[0], target, "bad target value", f"{where}: {parts[1][:80]!r}"))
                 continue
             ids.append(parts[0])
             vals.append(value)
-    cifs = []
-    for mid in ids:
+    cifs, kept_ids, kept_vals, missing = [], [], [], 0
+    seen: set[str] = set()
+    for mid, v in zip(ids, vals, strict=True):
         f = folder / f"{mid}.cif"
-        cifs.append(f.read_text(encoding="utf-8", errors="replace") if f.exists() else None)
-    missing = [mid for mid, c in zip(ids, cifs, strict=True) if c is None]
-    records = pd.DataFrame({"material_id": ids, "cif": cifs, target: vals})
+        if mid in seen:  # a duplicate: build_table reports it; its file is read once
+            text = None
+        else:
+            try:
+                text = f.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                missing += 1
+                rejected.append((mid, "", "no structure", f"no readable file {f.name} in {folder} "
+                                 f"({exc.strerror or type(exc).__name__})"))
+                continue
+        seen.add(mid)
+        kept_ids.append(mid)
+        kept_vals.append(v)
+        cifs.append(text if text is not None else "")
+    records = pd.DataFrame({"material_id": kept_ids, "cif": cifs, target: kept_vals})
     provider = "folder"
     # the folder's one column is taken as it is, in the unit of the standard column of that name
     mapping = PropertyMapping(provider, target, target, TARGETS[target].unit if target in TARGETS else "")
-    notes = [f"{len(ids):,} ids in {folder / 'id_prop.csv'}; {len(missing)} without a CIF file"]
+    notes = [f"{len(ids):,} ids in {listing}; {missing} without a CIF file; "
+             f"{len(rejected) - missing} line(s) not usable"]
     return records, {
         "provider": provider,
         "source": f"folder:{folder.name}",

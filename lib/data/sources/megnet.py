@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import lzma
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lib.data.sources.base import DataUnavailable, Job, Request, download, open_text
+from lib.data.sources.base import DataUnavailable, Job, Request, download, open_text, short
 from lib.data.targets import DATASET_TARGETS
 
 MEGNET_FILE = "mp.2018.6.1.json"
@@ -50,15 +51,23 @@ def find_megnet_file(mirror: Path | None, raw_dir: Path) -> Path | None:
 
 def records_megnet(path: Path) -> tuple[pd.DataFrame, dict]:
     """The MEGNet paper's mp.2018.6.1.json (a list of {material_id, structure (CIF), targets})."""
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as zf:
-            member = next((n for n in zf.namelist() if n.endswith(".json")), None)
-            if member is None:
-                raise DataUnavailable(f"{path} holds no .json file; " + megnet_message(path.parent.parent))
-            rows = json.loads(zf.read(member))
-    else:
-        with open_text(path) as fh:
-            rows = json.load(fh)
+    try:
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                member = next((n for n in zf.namelist() if n.endswith(".json")), None)
+                if member is None:
+                    raise DataUnavailable(f"{path} holds no .json file; "
+                                          + megnet_message(path.parent.parent))
+                rows = json.loads(zf.read(member))
+        else:
+            with open_text(path) as fh:
+                rows = json.load(fh)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, lzma.LZMAError) as exc:
+        raise DataUnavailable(f"{path} is truncated or corrupt ({short(exc)}): delete it and load again "
+                              "(it is downloaded again), or " + megnet_message(path.parent.parent)) from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataUnavailable(f"{path} is not the MEGNet file (a JSON list of materials); "
+                              + megnet_message(path.parent.parent))
     records = pd.DataFrame(rows).rename(columns={"structure": "cif"})
     notes = [f"{len(records):,} materials from {path.name} (MEGNet paper, MP 2018.6.1)"]
     for col in ("K_VRH", "G_VRH"):

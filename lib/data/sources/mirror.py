@@ -57,8 +57,9 @@ def plan(req: Request) -> Job:
 
 def records_cgcnn_mirror(mdir: Path) -> tuple[pd.DataFrame, dict]:
     """The CGCNN dataset from the mirror: main file + elastic file (union) + 2024 energies."""
-    main = pd.DataFrame(read_jsonl(mdir / MIRROR_FILES["main"]))
-    el = pd.DataFrame(read_jsonl(mdir / MIRROR_FILES["elastic"]))
+    bad: list[tuple] = []  # broken lines, reported as rejected rows
+    main = pd.DataFrame(read_jsonl(mdir / MIRROR_FILES["main"], bad))
+    el = pd.DataFrame(read_jsonl(mdir / MIRROR_FILES["elastic"], bad))
     en = pd.read_csv(mdir / MIRROR_FILES["energy"],
                      usecols=["material_id", "energy_per_atom", "formation_energy_per_atom_2024"])
     en = en.drop_duplicates("material_id")
@@ -83,13 +84,14 @@ def records_cgcnn_mirror(mdir: Path) -> tuple[pd.DataFrame, dict]:
         f"{int(main['energy_per_atom'].notna().sum()):,} of the main file's materials",
         f"elastic entries whose CIF differs from the main file's (main file's kept): {n_diff}",
     ]
-    return records, {"provider": "mirror", "source": source, "notes": notes,
+    return records, {"provider": "mirror", "source": source, "notes": notes, "rejected": bad,
                      "energy_reference": "formation_energy_per_atom_2024"}
 
 
 def records_snapshot(path: Path) -> tuple[pd.DataFrame, dict]:
     """A snapshot file (export_snapshot, or any JSON Lines file with material_id and cif)."""
-    rows = read_jsonl(path)
+    bad: list[tuple] = []
+    rows = read_jsonl(path, bad)
     records = pd.DataFrame(rows)
     if "material_id" not in records.columns:
         raise ValueError(f"{path}: no material_id key; not a snapshot in the project's format")
@@ -97,6 +99,7 @@ def records_snapshot(path: Path) -> tuple[pd.DataFrame, dict]:
         "provider": "mirror",
         "source": f"snapshot:{path.name}",
         "notes": [f"{len(records):,} records from {path}"],
+        "rejected": bad,
     }
 
 def export_snapshot(df: pd.DataFrame, path: str | Path) -> Path:

@@ -1,7 +1,14 @@
 """The Materials Project API (mp-api's MPRester): summary documents by id, in resumable chunks.
 
 Each chunk of ids is saved as gzip JSON under ``data/raw/mp/<dataset>/``; chunks already on disk are never
-fetched again, so an interrupted fetch resumes. The key comes from ``MP_API_KEY`` (or ``api_key=``).
+fetched again, so an interrupted fetch resumes. The key comes from ``MP_API_KEY`` (or ``api_key=``);
+``MP_API_ENDPOINT`` points the client at another server (a proxy, a test server).
+
+Time is bounded: mp-api retries HTTP 429/502/504 itself (3 times, honouring Retry-After) and gives its
+requests a timeout, but its heartbeat (asked when the client starts) has none, so a server that never
+answers would hang forever. The client is therefore started within :data:`MP_START_TIMEOUT` seconds
+and each chunk fetched within :data:`MP_CHUNK_TIMEOUT` seconds (``lib.data.sources.base.within``), else
+DataUnavailable / FetchError say what happened; saved chunks are kept.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import datetime as _dt
 import gzip
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -23,11 +31,16 @@ from lib.data.sources.base import (
     Request,
     short,
     tqdm,
+    within,
 )
 from lib.data.sources.megnet import find_megnet_file, megnet_message, records_megnet
 from lib.data.sources.mirror import MIRROR_FILES
 from lib.paths import atomic_path
 
+#: seconds to start mp-api's client (its heartbeat request has no timeout of its own)
+MP_START_TIMEOUT = 60.0
+#: seconds for one chunk of summary documents (mp-api's own retries and waits included)
+MP_CHUNK_TIMEOUT = 600.0
 CGCNN_IDS_URL = "https://raw.githubusercontent.com/txie-93/cgcnn/master/data/material-data/mp-ids-46744.csv"
 MP_FIELDS = [
     "material_id",
@@ -92,18 +105,25 @@ def _read_id_list(path: Path) -> list[str]:
 
 
 def _mp_rester(api_key: str):
-    """mp-api's MPRester (raw dicts, no progress bars); a clear DataUnavailable if it cannot start."""
+    """mp-api's MPRester (raw dicts, no progress bars), started within MP_START_TIMEOUT seconds; a clear
+    DataUnavailable if it cannot start."""
     try:
         from mp_api.client import MPRester
     except ImportError as exc:
         raise DataUnavailable(f"mp-api is not installed ({exc}); `pip install mp-api`") from None
+    endpoint = os.environ.get("MP_API_ENDPOINT") or None
+    kwargs = {"mute_progress_bars": True, "use_document_model": False}
+    if endpoint:
+        kwargs["endpoint"] = endpoint
+    where = endpoint or "the Materials Project API"
+    hint = "Check the network and MP_API_KEY, or use the offline mirror (source='mirror')"
     try:
-        return MPRester(api_key, mute_progress_bars=True, use_document_model=False)
+        return within(MP_START_TIMEOUT, lambda: MPRester(api_key, **kwargs), DataUnavailable(
+            f"{where} did not answer within {MP_START_TIMEOUT:g} s (its heartbeat request hangs). {hint}"))
+    except DataUnavailable:
+        raise
     except Exception as exc:  # noqa: BLE001 - network, auth and server errors all end here
-        raise DataUnavailable(
-            f"cannot reach the Materials Project API ({short(exc)}). Check the network and "
-            "MP_API_KEY, or use the offline mirror (source='mirror')"
-        ) from None
+        raise DataUnavailable(f"cannot reach the Materials Project API ({short(exc)}). {hint}") from None
 
 
 def _doc_to_dict(doc) -> dict:
@@ -143,16 +163,21 @@ def fetch_mp(ids: list[str], api_key: str, out_dir: Path, chunk_size: int, progr
     try:
         with rester as mpr:
             for k in todo:
+                done = len(chunks) - len(todo) + todo.index(k)
+                where = (f"the Materials Project fetch stopped at chunk {k + 1}/{len(chunks)} "
+                         f"({chunks[k][0]} ... {chunks[k][-1]})")
+                again = (f"{done} chunk(s) are saved under {out_dir}; run the same call again to resume "
+                         "(saved chunks are not downloaded again).")
                 try:
-                    docs = mpr.materials.summary.search(material_ids=chunks[k], fields=list(MP_FIELDS))
+                    docs = within(MP_CHUNK_TIMEOUT,
+                                  lambda k=k: mpr.materials.summary.search(material_ids=chunks[k],
+                                                                           fields=list(MP_FIELDS)),
+                                  FetchError(f"{where}: no answer within {MP_CHUNK_TIMEOUT:g} s. {again}"))
+                except FetchError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - say where it stopped; keep what is saved
-                    done = len(chunks) - len(todo) + todo.index(k)
-                    raise FetchError(
-                        f"the Materials Project fetch stopped at chunk {k + 1}/{len(chunks)} "
-                        f"({chunks[k][0]} ... {chunks[k][-1]}): {type(exc).__name__}: {exc}. "
-                        f"{done} chunk(s) are saved under {out_dir}; run the same call again to resume "
-                        "(saved chunks are not downloaded again)."
-                    ) from exc
+                    text = " ".join(str(exc).split())[:500]
+                    raise FetchError(f"{where}: {type(exc).__name__}: {text}. {again}") from exc
                 payload = {
                     "ids": chunks[k],
                     "fields": MP_FIELDS,
@@ -170,8 +195,12 @@ def fetch_mp(ids: list[str], api_key: str, out_dir: Path, chunk_size: int, progr
 def records_mp(files: list[Path], ids: list[str]) -> tuple[pd.DataFrame, dict]:
     rows, retrieved, asked = [], [], []
     for f in files:
-        with gzip.open(f, "rt", encoding="utf-8") as fh:
-            payload = json.load(fh)
+        try:
+            with gzip.open(f, "rt", encoding="utf-8") as fh:
+                payload = json.load(fh)
+        except (OSError, EOFError, ValueError) as exc:  # written atomically, so only damage on disk
+            raise FetchError(f"the saved chunk {f} cannot be read ({short(exc)}): delete it and run the same "
+                             "call again (it is downloaded again)") from None
         asked.extend(payload["ids"])
         for d in payload["docs"]:
             d = dict(d)

@@ -7,13 +7,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from lib.data.mapping import PROPERTY_MAP
-from lib.data.sources.base import DataUnavailable, FetchError, Job, Request, short, tqdm
+from lib.data.sources.base import (
+    DataUnavailable,
+    FetchError,
+    Job,
+    Request,
+    _NoAnswer,
+    http_get,
+    short,
+    tqdm,
+)
+from lib.paths import atomic_path
 
 OPTIMADE_PROVIDERS: dict[str, str] = {
     "oqmd": "https://oqmd.org/optimade",
@@ -57,10 +68,62 @@ def plan(req: Request) -> Job:
 
 
 def _next_link(payload: Mapping) -> str | None:
-    nxt = (payload.get("links") or {}).get("next")
+    nxt = (payload.get("links") or {}).get("next") if isinstance(payload.get("links"), Mapping) else None
     if isinstance(nxt, Mapping):
         nxt = nxt.get("href")
-    return nxt or None
+    return nxt if isinstance(nxt, str) and nxt else None
+
+
+#: the most pages one query may take (page_limit 100: 500,000 entries); more ends with a clear error
+OPTIMADE_MAX_PAGES = 5000
+#: pages in a row without entries but with a next link that end a fetch (a server paging in circles)
+OPTIMADE_MAX_EMPTY = 3
+
+
+def _full_url(url: str, params: Mapping | None) -> str:
+    """The URL a GET of ``url`` with ``params`` asks for (to recognise a next link that points back)."""
+    if not params:
+        return url
+    import requests
+
+    return requests.Request("GET", url, params=params).prepare().url
+
+
+def _page_problem(payload) -> str | None:
+    """Why ``payload`` is not an OPTIMADE structures page (None if it is one)."""
+    if not isinstance(payload, Mapping):
+        return f"a JSON {type(payload).__name__}, not an object"
+    if payload.get("errors") and not payload.get("data"):
+        return f"errors {json.dumps(payload['errors'])[:300]}"
+    if not isinstance(payload.get("data"), list):
+        return "no 'data' list"
+    return None
+
+
+def _saved_pages(out_dir: Path) -> tuple[list[Path], list[dict]]:
+    """The saved pages that can be read, in order; a missing, unreadable or foreign page and every page
+    after it are removed (they are fetched again from the last good page's next link)."""
+    files = sorted(out_dir.glob("page-*.json")) if out_dir.exists() else []
+    good, payloads = [], []
+    for i, p in enumerate(files):
+        why = None
+        if p.name != f"page-{i:05d}.json":
+            why = "a page before it is missing"
+        else:
+            try:
+                payload = json.loads(p.read_text(encoding="utf-8"))
+                why = _page_problem(payload)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                why = short(exc)
+        if why is not None:
+            warnings.warn(f"OPTIMADE page {p} cannot be used ({why}): it and the {len(files) - i - 1} "
+                          "page(s) after it are fetched again", stacklevel=3)
+            for q in files[i:]:
+                q.unlink(missing_ok=True)
+            break
+        good.append(p)
+        payloads.append(payload)
+    return good, payloads
 
 
 def fetch_optimade(
@@ -71,10 +134,15 @@ def fetch_optimade(
     max_entries: int | None,
     progress: bool,
     page_limit: int = 100,
+    max_pages: int | None = None,
 ) -> list[Path]:
-    """Follow links.next from {base}/v1/structures, one saved page per request; resumes from disk."""
-    import requests
+    """Follow links.next from {base}/v1/structures, one saved page per request; resumes from disk.
 
+    Every request has timeouts and bounded retries (``lib.data.sources.base.http_get``); pages are
+    written atomically; a page that cannot be read on resume is fetched again. The loop ends with
+    FetchError (pages kept, a later call resumes) after ``max_pages`` pages (:data:`OPTIMADE_MAX_PAGES`),
+    when a next link repeats one already followed, or after :data:`OPTIMADE_MAX_EMPTY` empty pages in a row.
+    """
     fields = [*OPTIMADE_STRUCTURE_FIELDS, *(m.field for m in PROPERTY_MAP if m.provider == provider)]
     fields += [
         m.field[: -len("_value")] + "_type"
@@ -85,45 +153,52 @@ def fetch_optimade(
     params = {"filter": flt, "response_fields": ",".join(dict.fromkeys(fields)), "page_limit": page_limit}
     digest = hashlib.sha256(json.dumps([url, params, max_entries], sort_keys=True).encode()).hexdigest()[:12]
     out_dir = out_root / provider / digest
-    pages = sorted(out_dir.glob("page-*.json")) if out_dir.exists() else []
-    n_entries, nxt = 0, None
-    for p in pages:
-        payload = json.loads(p.read_text(encoding="utf-8"))
-        n_entries += len(payload.get("data", []))
-        nxt = _next_link(payload)
+    max_pages = int(max_pages or OPTIMADE_MAX_PAGES)
+    pages, payloads = _saved_pages(out_dir)
+    n_entries = sum(len(p["data"]) for p in payloads)
+    nxt = _next_link(payloads[-1]) if payloads else None
     if pages and (nxt is None or (max_entries is not None and n_entries >= max_entries)):
         return pages
+    followed = {_next_link(p) for p in payloads[:-1]} - {None}
     out_dir.mkdir(parents=True, exist_ok=True)
     bar = tqdm(desc=f"OPTIMADE {provider}", unit="entry", initial=n_entries, disable=not progress)
     request_url, request_params = (nxt, None) if pages else (url, params)
+    kept = f"{{}} page(s) are saved under {out_dir} and the same call resumes from there"
+    empty = 0
     try:
         while request_url:
+            if len(pages) >= max_pages:
+                raise FetchError(f"the {provider} OPTIMADE query passed {max_pages:,} pages ({n_entries:,} "
+                                 "entries) and was stopped: narrow the filter or set max_entries; "
+                                 + kept.format(len(pages)))
+            followed.add(_full_url(request_url, request_params))
             try:
-                resp = requests.get(
-                    request_url,
-                    params=request_params,
-                    timeout=60,
-                    headers={"Accept": "application/vnd.api+json, application/json"},
-                )
-            except requests.RequestException as exc:
-                raise DataUnavailable(
-                    f"cannot reach the {provider} OPTIMADE endpoint {url} ({short(exc)}); "
-                    f"{len(pages)} page(s) are saved under {out_dir} and a later call resumes"
-                ) from None
-            if resp.status_code != 200:
-                raise FetchError(
-                    f"{provider} OPTIMADE answered HTTP {resp.status_code} for {resp.url}: "
-                    f"{resp.text[:300]!r}; {len(pages)} page(s) kept under {out_dir}"
-                )
-            payload = resp.json()
+                payload = http_get(request_url, params=request_params,
+                                   headers={"Accept": "application/vnd.api+json, application/json"})
+            except _NoAnswer as exc:
+                err = FetchError if exc.reached else DataUnavailable
+                raise err(f"the {provider} OPTIMADE endpoint {url} gave no usable answer ({exc}); "
+                          + kept.format(len(pages))) from None
+            why = _page_problem(payload)
+            if why is not None:
+                raise FetchError(f"the {provider} OPTIMADE endpoint answered {request_url} with {why}, not "
+                                 "a page of structures; " + kept.format(len(pages)))
             page = out_dir / f"page-{len(pages):05d}.json"
-            page.write_text(json.dumps(payload), encoding="utf-8")
+            with atomic_path(page) as tmp:
+                tmp.write_text(json.dumps(payload), encoding="utf-8")
             pages.append(page)
-            n_entries += len(payload.get("data", []))
-            bar.update(len(payload.get("data", [])))
+            n_entries += len(payload["data"])
+            bar.update(len(payload["data"]))
             request_url, request_params = _next_link(payload), None
             if max_entries is not None and n_entries >= max_entries:
                 break
+            empty = empty + 1 if not payload["data"] else 0
+            if request_url and empty >= OPTIMADE_MAX_EMPTY:
+                raise FetchError(f"the {provider} OPTIMADE endpoint sent {empty} empty pages in a row that "
+                                 "still link to a next one; " + kept.format(len(pages)))
+            if request_url in followed:
+                raise FetchError(f"the {provider} OPTIMADE endpoint links back to a page already fetched "
+                                 f"({request_url}): its paging loops; " + kept.format(len(pages)))
     finally:
         bar.close()
     return pages
@@ -136,7 +211,11 @@ def records_optimade(
     for pname, pages in page_files.items():
         entries = []
         for p in pages:
-            entries.extend(json.loads(p.read_text(encoding="utf-8")).get("data", []))
+            try:
+                entries.extend(json.loads(p.read_text(encoding="utf-8")).get("data", []))
+            except (OSError, ValueError) as exc:
+                raise FetchError(f"{p} cannot be read ({short(exc)}): delete it and run the same call again "
+                                 "(it is fetched again)") from None
         if max_entries is not None:
             entries = entries[:max_entries]
         for e in entries:
