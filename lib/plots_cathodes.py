@@ -8,7 +8,6 @@ never drawn as data.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +20,8 @@ from ase.visualize.plot import plot_atoms
 from matplotlib.patches import Patch
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from lib.plots import PALETTE, save, use_style
+from lib.plots import PALETTE, figure_file, formula_label, save, use_style
+from lib.plots import stamp as stamp_banner
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -42,16 +42,13 @@ ION_COLORS = {
 ISO_ENERGIES = (400, 600, 800, 1000)  # Wh/kg
 
 
-def formula_label(formula: str) -> str:
-    """'Li2MnCo(PO4)2' -> 'Li$_{2}$MnCo(PO$_{4}$)$_{2}$' (matplotlib mathtext subscripts)."""
-    return re.sub(r"(\d+(?:\.\d+)?)", r"$_{\1}$", str(formula))
-
-
 def save_figure(fig: Figure, name: str, profile: str | None) -> list[Path]:
-    """``figures/<name>_<profile>.png`` and ``.pdf`` (nothing without a profile)."""
+    """``figures/<name>_<profile>.png`` and ``.pdf`` (lib.plots.figure_file; nothing without a profile),
+    with the pipeline-test banner of a smoke profile (lib.plots.stamp)."""
     if profile is None:
         return []
-    return [save(fig, f"{name}_{profile}.{ext}") for ext in ("png", "pdf")]
+    stamp_banner(fig, profile)
+    return [save(fig, figure_file(name, profile, ext=ext)) for ext in ("png", "pdf")]
 
 
 def _title(ax_or_fig, text: str, stamp: str | None) -> None:

@@ -105,6 +105,11 @@ def test_notebooks_name_every_figure_file_with_the_helper(nb):
         for args in _calls(src, "figure14"):  # its path is the second positional argument
             assert "plots.figure_file(" in args, f"{nb.name}: figure14({args[:60]}...)"
             n += 1
+        funcs = set(re.findall(r"\bpc\.(\w+)\(", code))  # lib.plots_cathodes saves through figure_file
+        for args in (a for f in funcs for a in _calls(code, f"pc.{f}")):
+            if "name=" in args:
+                assert re.search(r"name=\"[a-z_]+\"", args) and "profile=" in args, f"{nb.name}: {args[:60]}"
+                n += 1
         for args in _calls(src, "xgnn.figure_name"):
             assert re.search(r",\s*prof\b", args), f"{nb.name}: figure_name without the profile"
     assert n > 0, f"{nb.name} writes no figure"
