@@ -206,3 +206,16 @@ def spec_frame():
         rows.append({"feature": s.name, "bins": s.n, "kind": s.kind, "range / categories": rng,
                      "unit": s.unit, "source": s.source})
     return pd.DataFrame(rows)
+
+
+@lru_cache(maxsize=1)
+def element_table() -> dict[str, tuple[int, float]]:
+    """symbol -> (Z, Pauling electronegativity) for the elements pymatgen knows (NaN X kept as NaN)."""
+    table = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for el in Element:
+            if el.Z > 118:
+                continue
+            table[el.symbol] = (int(el.Z), float(el.X))
+    return table

@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 
 from lib import pretrained
-from lib.graphs import GraphParams, _as_crystal, build_graph, collate
+from lib.graphs import GraphParams, as_crystal, build_graph, collate
 from lib.paths import RUNS
 from lib.records import Checkpoint, load_checkpoint
 from lib.structures import Crystal, StructureError, crystal_from_arrays, parse_cif
@@ -308,7 +308,7 @@ def predict_crystals(
     graphs: list = [None] * n
     for i, c in enumerate(crystals):
         try:  # the crystals may come from anywhere: the same checks as every parser's
-            c = _as_crystal(c)
+            c = as_crystal(c)
             check_arrays(c.lattice, c.frac_coords, c.numbers)
         except (StructureError, TypeError) as exc:
             errors[i] = f"invalid structure: {_reason(exc)}"

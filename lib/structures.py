@@ -35,13 +35,13 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
-from pymatgen.core.periodic_table import Element
+from pymatgen.core.periodic_table import DummySpecies, Element, Species
 from pymatgen.io.cif import CifParser
 
+from lib.elements import element_table
 from lib.validate import StructureError, check_arrays, check_cif, check_formula
 
 #: Å (lattice) and fractional units: two structures that differ by less are the same structure. Two code
@@ -61,7 +61,6 @@ class Crystal:
     Crystals loaded from the processed tables hold read-only views into one shared buffer: copy an
     array (``c.frac_coords.copy()``) before changing it in place.
     """
-
     lattice: np.ndarray
     frac_coords: np.ndarray
     numbers: np.ndarray
@@ -105,8 +104,6 @@ class Crystal:
         """From a pymatgen ``Structure``, checked (:func:`lib.validate.check_arrays`); partial occupancies
         and dummy species are refused with a reason. ``check=False``: the caller checks (see
         :func:`lib.validate.check_many`)."""
-        from pymatgen.core.periodic_table import DummySpecies, Element, Species
-
         if not structure.is_ordered:
             raise StructureError(
                 "partial occupancy",
@@ -196,19 +193,6 @@ def crystals_from_flat(
 # ----------------------------------------------------------------------------------------------
 # CIF
 # ----------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _element_table() -> dict[str, tuple[int, float]]:
-    """symbol -> (Z, Pauling electronegativity) for the elements pymatgen knows (NaN X kept as NaN)."""
-    table = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for el in Element:
-            if el.Z > 118:
-                continue
-            table[el.symbol] = (int(el.Z), float(el.X))
-    return table
 
 
 _CELL = (
@@ -304,7 +288,7 @@ def _fast_parse_cif(text: str) -> Crystal | None:
     col = {h: k for k, h in enumerate(headers)}
     ks, kx, ky, kz = (col[h] for h in need)
     ko = col.get("_atom_site_occupancy")
-    table = _element_table()
+    table = element_table()
     symbols, xyz = [], []
     try:
         for row in rows:
@@ -490,7 +474,7 @@ def parse_structure_dict(d: dict, check: bool = True) -> Crystal:
         sites = list(d["sites"])
     except (KeyError, TypeError, IndexError):
         raise StructureError("no structure", "not a pymatgen structure dict (no lattice/sites)") from None
-    table = _element_table()
+    table = element_table()
     numbers, frac = [], []
     for k, site in enumerate(sites):
         if not isinstance(site, Mapping):
@@ -529,7 +513,7 @@ def parse_optimade(attrs: Mapping, check: bool = True) -> Crystal:
         species = {s["name"]: s for s in (attrs.get("species") or [])}
     except (KeyError, TypeError):
         raise StructureError("bad structure", "a species entry without a name") from None
-    table = _element_table()
+    table = element_table()
     numbers = []
     for name in sites:
         sp = species.get(name, {"chemical_symbols": [name], "concentration": [1.0]})

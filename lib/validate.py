@@ -39,6 +39,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
+from pymatgen.core import Lattice
+from pymatgen.io.cif import CifFile, str2float
+from pymatgen.optimization.neighbors import find_points_in_spheres
+
+from lib.elements import element_table
 
 #: bump when the checks change what is accepted (it keys the processed-table cache)
 CHECKS_VERSION = 1
@@ -71,7 +76,6 @@ ENV = {
 
 class StructureError(ValueError):
     """A structure that cannot become a Crystal; ``reason`` is a short category (:data:`REASONS`)."""
-
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
@@ -85,7 +89,6 @@ class Limits:
     (or an atom and its periodic image) may be. max_z: the largest atomic number (the atom-feature
     table covers 1..100). max_frac: how far (in cells) a fractional coordinate may lie from the cell.
     """
-
     max_atoms: int = 1000
     max_volume: float = 50_000.0
     min_distance: float = 0.5
@@ -150,9 +153,7 @@ def _limits() -> Limits:
 
 def _symbol(z: int) -> str:
     try:
-        from lib.structures import _element_table
-
-        for sym, (zz, _) in _element_table().items():
+        for sym, (zz, _) in element_table().items():
             if zz == z:
                 return sym
     except ImportError:  # pragma: no cover
@@ -314,9 +315,7 @@ _FORMULA_TERM = re.compile(r"([A-Z][a-z]?)([0-9]*\.?[0-9]*)")
 
 
 def _elements() -> dict[str, tuple[int, float]]:
-    from lib.structures import _element_table
-
-    return _element_table()
+    return element_table()
 
 
 def check_cif(text: str) -> str | None:
@@ -326,8 +325,6 @@ def check_cif(text: str) -> str | None:
     occupancy exactly 1 (``?`` and ``.`` count as 1, as in pymatgen). Returns the block's
     ``_chemical_formula_sum`` (or None) for :func:`check_formula`. StructureError otherwise.
     """
-    from pymatgen.io.cif import CifFile, str2float
-
     chunks = _BLOCK.split(text)[1:]
     with_atoms = [c for c in chunks if _ATOMS.search(c)]
     if len(with_atoms) > 1:
@@ -461,8 +458,6 @@ def closest_pair(lattice: np.ndarray, frac: np.ndarray, r: float, spacings: np.n
     lattice = np.asarray(lattice, dtype=np.float64)
     frac = np.asarray(frac, dtype=np.float64)
     if (spacings if spacings is not None else _d_spacings(lattice)).min() < 2 * r:
-        from pymatgen.core import Lattice
-
         reduced = Lattice(lattice).get_lll_reduced_lattice().matrix
         frac = frac @ lattice @ np.linalg.inv(reduced)
         lattice = reduced
@@ -489,8 +484,6 @@ def closest_pair(lattice: np.ndarray, frac: np.ndarray, r: float, spacings: np.n
 
 def _closest_pair_search(lattice: np.ndarray, frac: np.ndarray, r: float) -> tuple[float, int, int] | None:
     """The general search (pymatgen's cell lists) for cells still thin after LLL reduction."""
-    from pymatgen.optimization.neighbors import find_points_in_spheres
-
     n_images = np.prod(2 * np.ceil(r / _d_spacings(lattice)) + 1)
     if n_images * len(frac) > 2_000_000:
         raise StructureError("bad lattice", f"a degenerate cell: {n_images:.3g} periodic images lie within "

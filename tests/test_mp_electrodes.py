@@ -1,4 +1,5 @@
-"""lib.mp_electrodes: MP's insertion-electrode documents through a patched mp-api client (no network).
+"""lib.data.sources.mp_electrodes: MP's insertion-electrode documents through a patched mp-api client
+(no network).
 
 The fixture documents are emmet-core's own InsertionElectrodeDoc on mirror structures, serialised as the API
 serialises them (tests/fixtures/make_mp_electrode_docs.py), so ids come in MP's alphabetical form."""
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from lib import data
-from lib import mp_electrodes as M
+from lib.data.sources import mp_electrodes as M
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

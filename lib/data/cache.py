@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from lib.data.sources.base import Job
 from lib.data.table import _REJECTED_COLUMNS, RejectedTable, build_table, content_hash, summary
@@ -120,8 +123,6 @@ def _rel(p: Path) -> str:
 
 
 def _write_parquet(df: pd.DataFrame, attrs: dict, rejected: pd.DataFrame, out: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     flat = crystals_to_flat(list(df["structure"]))
     off = flat["offsets"]
@@ -150,9 +151,6 @@ def _write_parquet(df: pd.DataFrame, attrs: dict, rejected: pd.DataFrame, out: P
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     """The cached table, Crystals rebuilt vectorised from the arrow list offsets."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     table = pq.read_table(path)
     meta = json.loads(table.schema.metadata[b"lib.data"])
     if meta.get("format") != FORMAT_VERSION:

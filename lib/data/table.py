@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import math
+import multiprocessing as mp
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -19,6 +21,7 @@ from lib.data.energy import energy_scale
 from lib.data.mapping import PROPERTY_MAP, PropertyMapping
 from lib.data.sources.base import tqdm
 from lib.data.targets import POISSON_RANGE, TARGETS, Target
+from lib.procs import die_with_parent
 from lib.structures import (
     Crystal,
     StructureError,
@@ -37,7 +40,6 @@ class RejectedTable(pd.DataFrame):
     A plain DataFrame, except that ``==`` between two reports is one bool: pandas compares ``attrs``
     with ``==`` when it concatenates or merges frames, which a DataFrame in ``attrs`` would break.
     """
-
     _metadata: list[str] = []
 
     @property
@@ -393,7 +395,6 @@ def _parse_all(
 ) -> list[Crystal | tuple[str, str]]:
     """Parse many structures: a tqdm bar, and a process pool on both cores for big inputs (its workers
     die with this process: lib.procs.die_with_parent)."""
-
     n = len(items)
     n_jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
     chunk = 500
@@ -407,11 +408,6 @@ def _parse_all(
         mininterval=1.0,
     )
     if n_jobs > 1 and n >= 4000:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        from lib.procs import die_with_parent
-
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
         with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as pool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import requests
 
 from lib.paths import atomic_path
 
@@ -54,7 +55,6 @@ class FetchError(RuntimeError):
 @dataclass(frozen=True)
 class Request:
     """What ``load_dataset`` was asked for (see its docstring for each field)."""
-
     name: str
     mirror: Path | None
     path: Path | None
@@ -73,7 +73,6 @@ class Request:
 @dataclass
 class Job:
     """A source's answer: the input files (they key the cache) and how to turn them into records."""
-
     source: str  # the concrete source, as recorded in the table's attrs ("mirror", "figshare", ...)
     files: list[Path]
     build: Callable[[], tuple[pd.DataFrame, dict]]
@@ -172,7 +171,6 @@ HTTP_MAX_JSON = 256 << 20
 
 class _NoAnswer(Exception):
     """Every try failed; ``reached`` says whether the server answered at all (HTTP) or never did."""
-
     def __init__(self, message: str, reached: bool) -> None:
         super().__init__(message)
         self.reached = reached
@@ -204,8 +202,6 @@ def http_get(url: str, params=None, *, headers=None, timeout=None, retries: int 
     with FetchError. Without ``on_body`` the JSON body is read (at most ``max_bytes``) and returned.
     None: the module's HTTP_TIMEOUT, HTTP_RETRIES, HTTP_DEADLINE (read at each call, so they can be set).
     """
-    import requests
-
     timeout = HTTP_TIMEOUT if timeout is None else timeout
     retries = HTTP_RETRIES if retries is None else retries
     deadline = HTTP_DEADLINE if deadline is None else deadline
@@ -303,7 +299,6 @@ def download(url: str, dest: Path, progress: bool, *, what: str, help_: str,
              deadline: float = 3600.0) -> Path:
     """Stream a public file to dest (atomically, retried, within ``deadline`` s); DataUnavailable if
     unreachable."""
-
     def save(resp, end: float) -> Path:
         total = int(resp.headers.get("content-length") or 0) or None
         with (

@@ -104,7 +104,7 @@ def _read_id_list(path: Path) -> list[str]:
         return [ln.split(",")[0].strip() for ln in fh if ln.strip()]
 
 
-def _mp_rester(api_key: str):
+def mp_rester(api_key: str):
     """mp-api's MPRester (raw dicts, no progress bars), started within MP_START_TIMEOUT seconds; a clear
     DataUnavailable if it cannot start."""
     try:
@@ -152,7 +152,7 @@ def fetch_mp(ids: list[str], api_key: str, out_dir: Path, chunk_size: int, progr
     if not todo:
         return files
     out_dir.mkdir(parents=True, exist_ok=True)
-    rester = _mp_rester(api_key)
+    rester = mp_rester(api_key)
     bar = tqdm(
         total=len(chunks),
         initial=len(chunks) - len(todo),

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
+import requests
 
 from lib.data.mapping import PROPERTY_MAP
 from lib.data.sources.base import (
@@ -84,7 +85,6 @@ def _full_url(url: str, params: Mapping | None) -> str:
     """The URL a GET of ``url`` with ``params`` asks for (to recognise a next link that points back)."""
     if not params:
         return url
-    import requests
 
     return requests.Request("GET", url, params=params).prepare().url
 

@@ -36,7 +36,8 @@ import pandas as pd
 from pymatgen.apps.battery.insertion_battery import InsertionElectrode
 from pymatgen.entries.computed_entries import ComputedStructureEntry
 
-from lib.data import DataUnavailable
+from lib.data.sources.base import DataUnavailable, FetchError, within
+from lib.data.sources.mp import MP_CHUNK_TIMEOUT, mp_rester
 from lib.electrodes import read_pairs
 from lib.paths import DATA, atomic_path
 from lib.structures import parse_structure_dict
@@ -73,10 +74,6 @@ FIELDS = [
 ]
 
 
-class FetchError(RuntimeError):
-    """The fetch stopped part-way; saved chunks are kept and the same call resumes."""
-
-
 def legacy_id(value) -> str:
     """``mp-714944`` from ``mp-714944``, ``mp-aaaborpw`` (MP's alphabetical ids) or an int; other strings
     as they are.
@@ -107,23 +104,13 @@ def chunk_files(
 
 
 def _rester(api_key: str | None):
-
+    """The same bounded mp-api client as the summary fetch (``lib.data.sources.mp.mp_rester``)."""
     key = api_key or os.environ.get("MP_API_KEY")
     if not key:
         raise DataUnavailable(
             "no Materials Project API key: set MP_API_KEY (https://next-gen.materialsproject.org/api)"
         )
-    try:
-        from mp_api.client import MPRester
-    except ImportError as exc:
-        raise DataUnavailable(f"mp-api is not installed ({exc}); `pip install mp-api`") from None
-    try:
-        return MPRester(key, mute_progress_bars=True, use_document_model=False)
-    except Exception as exc:  # noqa: BLE001 - network, auth and server errors all end here
-        raise DataUnavailable(
-            f"cannot reach the Materials Project API ({type(exc).__name__}: {exc}); check the "
-            "network and MP_API_KEY"
-        ) from None
+    return mp_rester(key)
 
 
 def _jsonable(doc) -> dict:
@@ -167,7 +154,9 @@ def fetch_electrodes(
                 route.timeout = timeout
             for n_done, k in enumerate(todo):
                 try:
-                    docs = route.search(battery_ids=chunks[k], fields=list(FIELDS))
+                    docs = within(MP_CHUNK_TIMEOUT,
+                                  lambda ch=chunks[k]: route.search(battery_ids=ch, fields=list(FIELDS)),
+                                  FetchError(f"no answer within {MP_CHUNK_TIMEOUT:g} s for chunk {k + 1}"))
                 except Exception as exc:  # noqa: BLE001 - say where it stopped; keep what is saved
                     saved = len(chunks) - len(todo) + n_done
                     raise FetchError(
