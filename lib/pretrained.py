@@ -120,6 +120,7 @@ def ship(run_names: Sequence[str], recipe: dict, *, runs_dir: str | Path | None 
             "device": {k: r["device"].get(k) for k in ("type", "name", "torch_threads", "torch")},
             "content_hash": r["content_hash"], "git_commit": r["git_commit"], "created": r["created"],
             "bytes": (folder / name).stat().st_size,
+            "test_ids": r["test_predictions"]["id"],  # so that anyone can check the card's errors
         })
     first = recs[0]
     ensemble_test, scale = None, 1.0
