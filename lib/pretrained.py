@@ -17,6 +17,7 @@ given in full or by its property alone (the CGCNN one), or by a short alias (``f
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import time
@@ -197,3 +198,48 @@ def ensemble_metrics(y_true: np.ndarray, mean: np.ndarray, std: np.ndarray | Non
 
 __all__ = ["PRETRAINED", "ALIASES", "resolve", "card", "checkpoints", "available", "ship", "card_markdown",
            "ensemble_metrics"]
+
+
+def ship_profile(profile: str = "best", runs_dir: str | Path | None = None, root: str | Path | None = None,
+                 models_: Sequence[str] = ("cgcnn",), seed: int = 0) -> list[Path]:
+    """Ship every property's run of ``profile`` (seed ``seed``) and its seed-ensemble members, if trained."""
+    runs = Path(runs_dir) if runs_dir is not None else records.RUNS
+    out = []
+    for model in models_:
+        for prop in TARGETS:
+            main = models.get(model).run_name(prop, profile, seed)
+            if not records.record_path(main, runs).exists():
+                continue
+            members = sorted(p.stem for p in runs.glob(f"{main}_e*.json"))
+            rec = records.read_record(main, runs)
+            recipe = dict(rec.get("recipe") or {"name": profile, "description": ""})
+            recipe["split"] = (f"random 80:10:10 (seed {seed})" + (
+                f" of the rows left after the held-out set {rec['profile_settings']['holdout']!r}"
+                if (rec.get("profile_settings") or {}).get("holdout") else ""))
+            out.append(ship([main, *members], recipe, runs_dir=runs, root=root))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lib.pretrained [ship PROFILE [RUN ...]]``: list the shipped models, or ship runs."""
+    ap = argparse.ArgumentParser(prog="python -m lib.pretrained")
+    sub = ap.add_subparsers(dest="cmd")
+    s = sub.add_parser("ship", help="copy a profile's trained runs (and ensemble members) into pretrained/")
+    s.add_argument("profile", nargs="?", default="best")
+    s.add_argument("--models", nargs="+", default=["cgcnn"])
+    s.add_argument("--runs", nargs="+", default=[], help="further runs to ship, one model each (run names)")
+    a = ap.parse_args(argv)
+    if a.cmd == "ship":
+        for folder in ship_profile(a.profile, models_=a.models):
+            print(f"shipped {folder}")
+        for run in a.runs:
+            rec = records.read_record(run)
+            recipe = dict(rec.get("recipe") or {"name": rec["profile"], "description": ""})
+            print(f"shipped {ship([run], recipe)}")
+    with pd.option_context("display.width", 160):
+        print(available().to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
