@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib import models, records
+from lib import ensembles, literature, models, records
 from lib.data.load import load_dataset
+from lib.data.targets import TARGETS
 from lib.data.table import split
 from lib.graphs import build_graphs, cgcnn_params
 from lib.models.cgcnn import CGCNN
@@ -192,6 +193,88 @@ def _write_study(table: pd.DataFrame, out_dir: Path, property: str, prof: Profil
     table.to_csv(out_dir / f"recipe_{property}.csv", index=False)
 
 
+def _runs(runs_dir, model: str, prop: str, profile: str) -> list[dict]:
+    """The runs of one model, property and profile, ensemble members left out (their split is seed 0's)."""
+    return sorted((r for r in records.list_records(runs_dir, model=model, property=prop, profile=profile)
+                   if not r.get("member_of")), key=lambda r: r["seed"])
+
+
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
+
+
+def compare(runs_dir: str | Path | None = None, model: str = "cgcnn", properties: Sequence[str] | None = None,
+            thesis_profile: str = "thesis", best_profile: str = "best") -> pd.DataFrame:
+    """Per property: the thesis's recipe and the best recipe as trained here, beside the thesis's Table 6
+    (mean ± std over its runs) and the model's paper; one row per property, NaN where nothing was run.
+
+    ``best_sigmas``: how many of the thesis's standard deviations the best recipe's MAE lies below the
+    thesis's mean (the issue's goal: at least 2). ``best_ensemble_mae``: the seed ensemble's mean, where the
+    best profile trained one (lib.ensembles).
+    """
+    table6 = literature.thesis_table6()
+    paper = {r.property: r for r in literature.reported(model, source=models.get(model).display + " paper")}
+    rows = []
+    for prop in properties or list(TARGETS):
+        row: dict[str, Any] = {"property": prop, "unit": TARGETS[prop].unit}
+        for key, profile in (("thesis_recipe", thesis_profile), ("best", best_profile)):
+            runs = _runs(runs_dir, model, prop, profile)
+            if not runs:
+                continue
+            m, sd = _mean_std([r["test_mae"] for r in runs])
+            row.update({f"{key}_mae": m, f"{key}_mae_std": sd, f"{key}_seeds": len(runs),
+                        f"{key}_n_train": runs[0]["split_sizes"]["train"], f"{key}_epochs": runs[0]["epochs_run"],
+                        f"{key}_time_min": float(np.mean([r["train_time_s"] for r in runs])) / 60,
+                        f"{key}_device": f"{runs[0]['device'].get('type')}, "
+                                         f"{runs[0]['device'].get('torch_threads')} thread(s)"})
+            if key == "best":
+                members = [r for r in records.list_records(runs_dir, model=model, property=prop, profile=profile)
+                           if r.get("member_of") == runs[0]["run"]]
+                if members:
+                    ens = ensembles.calibration(ensembles.combine(
+                        sorted([runs[0], *members], key=lambda r: r["seed"])))
+                    row.update({"best_ensemble_mae": ens["ensemble_mae"], "best_ensemble_size": 1 + len(members)})
+        if (prop, model) in table6.index:
+            t = table6.loc[(prop, model)]
+            row.update({"thesis_mae": t["test_mae"], "thesis_mae_std": t["test_mae_std"],
+                        "thesis_runs": t["n_runs"]})
+            if "best_mae" in row and t["test_mae_std"]:
+                row["best_sigmas"] = (t["test_mae"] - row["best_mae"]) / t["test_mae_std"]
+        if prop in paper:
+            row.update({"paper_mae": paper[prop].mae, "paper_n_train": paper[prop].n_train})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare_markdown(table: pd.DataFrame) -> str:
+    """The comparison for a reader: one line per property, test MAE with n, epochs and training time."""
+    def cell(r, key: str) -> str:
+        m = r.get(f"{key}_mae")
+        if m is None or not np.isfinite(m):
+            return "not run"
+        sd = r.get(f"{key}_mae_std")
+        spread = f" ± {sd:.3g}" if sd is not None and np.isfinite(sd) else ""
+        seeds = int(r[f"{key}_seeds"])
+        ens = ""
+        if key == "best" and np.isfinite(r.get("best_ensemble_mae", np.nan)):
+            ens = f"; ensemble of {int(r['best_ensemble_size'])}: {r['best_ensemble_mae']:.3g}"
+        return (f"{m:.3g}{spread} ({seeds} seed{'s' if seeds > 1 else ''}{ens}; n {int(r[f'{key}_n_train']):,}, "
+                f"{int(r[f'{key}_epochs'])} ep, {r[f'{key}_time_min']:.0f} min {r[f'{key}_device']})")
+
+    lines = ["| property (unit) | thesis recipe, here | best recipe, here | thesis Table 6 | best vs thesis | "
+             "CGCNN paper |", "|---|---|---|---|---|---|"]
+    for r in table.to_dict("records"):
+        th = (f"{r['thesis_mae']:.3g} ± {r['thesis_mae_std']:.2g} ({int(r['thesis_runs'])} runs)"
+              if np.isfinite(r.get("thesis_mae", np.nan)) else "—")
+        sig = r.get("best_sigmas", np.nan)
+        verdict = "—" if not np.isfinite(sig) else (f"{sig:+.1f} σ " + ("(goal met)" if sig >= 2 else "(goal: ≥ 2 σ)"))
+        pap = (f"{r['paper_mae']:.3g} (n {int(r['paper_n_train']):,})" if np.isfinite(r.get("paper_mae", np.nan))
+               else "—")
+        lines.append(f"| {TARGETS[r['property']].label} ({r['unit']}) | {cell(r, 'thesis_recipe')} | "
+                     f"{cell(r, 'best')} | {th} | {verdict} | {pap} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lib.recipes", description="The CGCNN recipe study.")
     ap.add_argument("--property", default="formation_energy_per_atom")
@@ -200,7 +283,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", nargs="+", help="variant keys (A B ...); default all")
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--compare", action="store_true",
+                    help="no training: the thesis recipe and the best one as trained here, beside the thesis's "
+                         "Table 6 and the paper (results/tables/recipes_compare.md)")
     a = ap.parse_args(argv)
+    if a.compare:
+        md = compare_markdown(compare())
+        out = RESULTS / "tables" / "recipes_compare.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(md)
+        print(md + f"\n(written to {out})")
+        return 0
     t = run_study(a.property, a.n or None, a.epochs, a.seed, a.only, threads=a.threads)
     print(t.to_string(index=False))
     return 0
