@@ -253,7 +253,7 @@ def compare_markdown(table: pd.DataFrame) -> str:
         if m is None or not np.isfinite(m):
             return "not run"
         sd = r.get(f"{key}_mae_std")
-        spread = f" ± {sd:.3g}" if sd is not None and np.isfinite(sd) else ""
+        spread = f" ± {sd:.2g}" if sd is not None and np.isfinite(sd) else ""
         seeds = int(r[f"{key}_seeds"])
         ens = ""
         if key == "best" and np.isfinite(r.get("best_ensemble_mae", np.nan)):
