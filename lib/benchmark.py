@@ -346,6 +346,40 @@ def to_markdown(table: pd.DataFrame, profile: str | None = None) -> str:
     return "\n".join(lines + notes) + "\n"
 
 
+def mae_markdown(table: pd.DataFrame, metric: str = "test_mae") -> str:
+    """One metric per property and model, ours beside the thesis's: a compact Table 6 for a README.
+
+    Each cell: our mean ± std (n runs, n_train) / the thesis's mean ± std → within, better or worse; "not run"
+    where we have no record. Needs :func:`with_thesis`'s columns.
+    """
+    th = literature.thesis_table6()
+    have = set(table.index) | set(th.index)
+    props = [p for p in TARGETS if any(p == pp for pp, _ in have)] + \
+        [p for p in dict.fromkeys(p for p, _ in table.index) if p not in TARGETS]
+    mods = [m for m in models.MODEL_TABLE if any(m == mm for _, mm in have)]
+    lines = ["| property (unit) | " + " | ".join(models.display_name(m) for m in mods) + " |",
+             "|---|" + "---|" * len(mods)]
+    for prop in props:
+        unit = TARGETS[prop].unit if prop in TARGETS else ""
+        cells = []
+        for m in mods:
+            if (prop, m) not in table.index:
+                cells.append("not run" + (f" / {_num(th.loc[(prop, m), metric])} ± "
+                                          f"{_num(th.loc[(prop, m), metric + '_std'])}"
+                                          if (prop, m) in th.index else ""))
+                continue
+            r = table.loc[(prop, m)]
+            ours = _num(r[f"{metric}_mean"]) + (f" ± {_num(r[f'{metric}_std'])}" if np.isfinite(r[f"{metric}_std"])
+                                                 else "")
+            ours += f" (n {int(r['n'])}, {int(r['n_train']):,} train)"
+            tv, ts = r.get(f"thesis_{metric}", np.nan), r.get(f"thesis_{metric}_std", np.nan)
+            beside = (f" / {_num(tv)}" + (f" ± {_num(ts)}" if np.isfinite(ts) else "")
+                      + f" → {r[f'verdict_{metric}']}" if np.isfinite(tv) else "")
+            cells.append(ours + beside)
+        lines.append(f"| {TARGETS[prop].label if prop in TARGETS else prop} ({unit}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def save_table6(
     table: pd.DataFrame, profile: str, results_dir: str | Path | None = None
 ) -> tuple[Path, Path]:

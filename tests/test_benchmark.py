@@ -114,6 +114,22 @@ def test_thesis_beside_ours_with_a_verdict(records):
     assert "**0.500 ± 0.100**" in md  # the best MAE of band_gap, in bold
 
 
+def test_compact_mae_table_beside_the_thesis(records):
+    t = bm.with_thesis(bm.table6(bm.runs_frame(records=records, profile="quick")))
+    md = bm.mae_markdown(t)
+    lines = md.splitlines()
+    assert lines[0] == "| property (unit) | CGCNN | MEGNet | SOAP-SVR | SOAP-MLP |"
+    # every property the thesis reports, in lib.data's order, even where nothing was run here
+    assert [ln.split(" |")[0] for ln in lines[2:]] == [
+        "| Formation energy (eV/atom)", "| Energy per atom (eV/atom)", "| Fermi energy (eV)", "| Band gap (eV)",
+        "| Bulk modulus K_VRH (log10(GPa))", "| Shear modulus G_VRH (log10(GPa))", "| Poisson ratio (–)"]
+    gap = lines[5].split(" | ")
+    # ours: mean ± std (n runs, training size) / the thesis's mean ± std → verdict (0.5 - 0.387 > 2 x 0.011)
+    assert gap[1] == "0.500 ± 0.100 (n 3, 80 train) / 0.387 ± 0.011 → worse"
+    assert gap[4].startswith("not run / 1.326 ± 0.015")  # SOAP-MLP on band gap: the thesis's only
+    assert lines[4].split(" | ")[1] == "0.300 (n 1, 80 train) / 0.438 ± 0.009 → better"
+
+
 def test_outputs_and_empty(records, tmp_path):
     t = bm.with_thesis(bm.table6(bm.runs_frame(records=records, profile="quick")))
     csv, md = bm.save_table6(t, "quick", tmp_path)
