@@ -15,6 +15,7 @@ from lib import cathodes as C
 from lib import data
 from lib import electrodes as E
 from lib.electrode_benchmark import composition_key, composition_keys
+from lib.profiles import PROFILES
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +231,8 @@ def test_another_working_ion_is_scaled_from_the_li_prototype(table, smoke):
     ratio = na.loc["layered:V->Cr:Na", "discharged"].volume / li.loc["layered:V->Cr", "discharged"].volume
     assert 1.1 < ratio < 1.4
     assert na.loc["layered:V->Cr:Na", "charged"].equals(li.loc["layered:V->Cr", "charged"])
+
+
+def test_every_profile_has_a_screen_size():
+    """08 runs in every profile of make all (the best one included): each needs its screen size."""
+    assert set(C.SCREEN_SIZES) == set(PROFILES)
