@@ -5,9 +5,9 @@
     cal = ensembles.calibration(ens)         # MAE of the mean vs the members', coverage, ranking, the σ scale
 
 The spread of a few members (σ, their standard deviation) measures how much the models disagree, which is
-not the whole error: it is usually too small. :func:`sigma_scale` finds the factor s that makes the
-validation errors' RMS equal to s·σ (so that z = error / (s·σ) has unit variance there), and the test set then
-shows how well s·σ is calibrated: the share of errors within 1 and 2 σ (68 % and 95 % for a Gaussian), a
+not the whole error: it is usually too small. :func:`sigma_scale` finds the factor s that puts 68.3 % of the
+validation errors within s·σ (a Gaussian's share within 1σ), and the test set then shows how well s·σ is
+calibrated: the share of errors within 1 and 2 σ (68 % and 95 % for a Gaussian), a
 reliability table (RMSE of the errors against σ, binned by σ), and whether σ ranks the errors (Spearman).
 Shipped ensembles carry their scale in their card; ``lib.predict`` applies it.
 """
@@ -46,12 +46,21 @@ def combine(records: list[dict]) -> dict:
     return out
 
 
+#: the share of a Gaussian within one standard deviation, erf(1/√2)
+WITHIN_1SIGMA = math.erf(1 / math.sqrt(2))
+
+
 def sigma_scale(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> float:
-    """The factor s with mean((error / (s·σ))²) = 1 on these (validation) predictions."""
+    """The factor s that puts 68.3 % of these (validation) errors within s·σ: the 68.3 % quantile of |error| / σ.
+
+    Not the RMS of error / σ: GNN errors have heavy tails (a few structures off by eV), and matching their RMS
+    made σ so wide on the shipped formation-energy ensemble that 93 % of the test errors lay within 1σ. Matched
+    at 1σ, the tails show as a 2σ coverage below 95 %, which the calibration reports.
+    """
     ok = std > 0
     if not ok.any():
         return float("nan")
-    return float(np.sqrt(np.mean(((y[ok] - mean[ok]) / std[ok]) ** 2)))
+    return float(np.quantile(np.abs(y[ok] - mean[ok]) / std[ok], WITHIN_1SIGMA))
 
 
 def reliability(y: np.ndarray, mean: np.ndarray, std: np.ndarray, bins: int = 8) -> pd.DataFrame:
@@ -89,4 +98,4 @@ def calibration(ens: dict, part: str = "test") -> dict:
     return out
 
 
-__all__ = ["combine", "sigma_scale", "reliability", "calibration"]
+__all__ = ["WITHIN_1SIGMA", "combine", "sigma_scale", "reliability", "calibration"]
