@@ -305,15 +305,27 @@ def checkpoint_predictor(checkpoints: Sequence[str | Path], device: str = "cpu",
         return mean, std
 
     predict.members = len(pred.checkpoints)  # type: ignore[attr-defined]
+    predict.records = [c.record or {} for c in pred.checkpoints]  # type: ignore[attr-defined]
     predict.checkpoints = [str(c.path) for c in pred.checkpoints]  # type: ignore[attr-defined]
     return predict
 
 
+def seen_in_training(records: Sequence[dict], ids: Iterable[str]) -> set[str]:
+    """The ``ids`` some run record may have trained on: not held out by its :func:`group_split` nor by its
+    profile's held-out set (``lib.data.holdout``, e.g. the best profile's "electrodes", the shipped models').
+    A record with neither may have trained on all of them."""
+    need = set(map(str, ids))
+    seen: set[str] = set()
+    for rec in records:
+        gs = rec.get("group_split") or {}
+        holdout = (rec.get("profile_settings") or {}).get("holdout")
+        held = set(gs.get("excluded_ids", [])) | (set(holdout_ids(holdout)) if holdout else set())
+        seen |= need - held
+    return seen
+
+
 def check_leak_free(records: Sequence[dict], benchmark_ids: Iterable[str]) -> None:
-    """Raise unless every run record was trained without all ``benchmark_ids``: by :func:`group_split` with
-    them among the ids it held out, or in a profile whose held-out set (``lib.data.holdout``, e.g. the best
-    profile's "electrodes", the shipped models') contains them (ids the training table lacks cannot have been
-    trained on)."""
+    """Raise unless every run record was trained without all ``benchmark_ids`` (:func:`seen_in_training`)."""
     need = set(map(str, benchmark_ids))
     for rec in records:
         gs = rec.get("group_split") or {}
@@ -324,8 +336,7 @@ def check_leak_free(records: Sequence[dict], benchmark_ids: Iterable[str]) -> No
                 "benchmark structures, so its voltages could leak. Train with "
                 "lib.electrode_benchmark.train_formation_models"
             )
-        held = set(gs.get("excluded_ids", [])) | (set(holdout_ids(holdout)) if holdout else set())
-        missing = need - held
+        missing = seen_in_training([rec], need)
         if missing:
             raise ValueError(
                 f"run {rec.get('run', '?')} was not trained with these ids held out: {len(missing)} "
@@ -479,6 +490,7 @@ __all__ = [
     "composition_keys",
     "checkpoint_predictor",
     "check_leak_free",
+    "seen_in_training",
     "ml_pair_table",
     "train_formation_models",
 ]

@@ -285,6 +285,11 @@ def test_group_split_models_are_leak_free(table, dft, tmp_path):
     with pytest.raises(ValueError, match="benchmark ids not held out"):
         B.checkpoint_predictor(paths, require=[*bench, "mp-19017"])
     B.checkpoint_predictor(paths, require=[*bench, "mp-25001"])  # not in the mirror, but asked to be held out
+    # which of some ids the models may have trained on: those no record held out
+    assert B.seen_in_training(recs, [*bench, "mp-19017", "mp-25001"]) == {"mp-19017"}
+    assert B.seen_in_training([{"run": "no split"}], ["mp-1"]) == {"mp-1"}
+    assert B.seen_in_training([{"profile_settings": {"holdout": "electrodes"}}], ["mp-19017", "mp-853240"]) == {
+        "mp-853240"}  # olivine LiFePO4 is in an MP electrode pair; the mirror's LiCoO2 ground state is not
     with pytest.raises(ValueError, match="no group-split record"):
         B.check_leak_free([{"run": "cgcnn_formation_energy_per_atom_smoke_s0"}], bench)
 
