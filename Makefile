@@ -31,7 +31,7 @@ SWEEP_ARGS ?=
 NB_OUT := results/notebooks
 PAPERMILL := $(PY) -m papermill --cwd notebooks --progress-bar
 
-.PHONY: setup test unit nbtest all sweep-plan data graphs lab bench bench-deps clean
+.PHONY: setup test unit nbtest all sweep-plan archive data graphs lab bench bench-deps clean
 
 setup: $(VENV)/.installed
 
@@ -74,6 +74,11 @@ all: setup
 # What `make all` would run, and what it would skip, without running anything.
 sweep-plan: setup
 	$(SWEEP) --dry-run
+
+# Copy the profile's finished run records into records/ (tracked: commit them), so that a later session or
+# another machine restores them instead of training again (`make all` restores them itself).
+archive: setup
+	$(PY) -m lib.records archive --profile $(PROFILE)
 
 # JupyterLab on the whole project (notebooks, results, figures), opening on notebooks/
 lab: setup

@@ -17,6 +17,9 @@ RESULTS = ROOT / RESULTS_DIR
 #: run records and checkpoints, relative to the root
 RUNS_DIR = f"{RESULTS_DIR}/runs"
 RUNS = ROOT / RUNS_DIR
+#: committed run records of the long profiles (lib.records.archive): tracked by git, unlike results/
+ARCHIVE_DIR = "records"
+ARCHIVE = ROOT / ARCHIVE_DIR
 #: XGNN explanations (07_xgnn), relative to the root
 XGNN_DIR = f"{RESULTS_DIR}/xgnn"
 

@@ -8,6 +8,13 @@ graph parameters, the target's name and unit. ``<name>.state.pt`` is the resumab
 
 Files are written atomically (temporary file + ``os.replace``), so an interrupted run never leaves a
 half-written record or checkpoint behind.
+
+``results/`` is not tracked by git, so the records of the long profiles (the thesis protocol: days of CPU)
+are also kept in ``records/``, which is: :func:`archive` copies a profile's finished records there (to be
+committed), :func:`restore` copies them back into ``results/runs/`` where they are missing, and the sweep
+restores before it plans, so a run finished on another machine or in an earlier working session is not
+trained again and counts in 06_benchmark's tables. Only the JSON records travel; checkpoints stay where they
+were made. ``python -m lib.records archive --profile thesis`` / ``restore``.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import torch
 from lib.data.targets import target_info
 from lib.models.registry import build_model, model_spec
 from lib.normalizer import Normalizer
-from lib.paths import ROOT, RUNS, RUNS_DIR, atomic_path
+from lib.paths import ARCHIVE, ROOT, RUNS, RUNS_DIR, atomic_path
 
 CHECKPOINT_FORMAT = "compendium-checkpoint/1"
 
@@ -239,6 +246,75 @@ def records_frame(runs_dir: str | Path | None = None, **where: Any):
     return pd.DataFrame(rows)
 
 
+# ----------------------------------------------------------------------------- the committed archive
+
+#: profiles whose records are not results (lib.profiles.PIPELINE_TESTS): never archived
+_NOT_ARCHIVED = ("smoke",)
+
+
+def archive(profile: str, runs_dir: str | Path | None = None, archive_dir: str | Path | None = None
+            ) -> list[Path]:
+    """Copy the finished run records of ``profile`` (those with a test MAE) from ``runs_dir`` into the
+    archive (default ``records/``), replacing older copies; returns the files written."""
+    if profile in _NOT_ARCHIVED:
+        raise ValueError(f"the {profile} profile tests the pipeline; its records are not results to archive")
+    dest = Path(archive_dir or ARCHIVE)
+    out = []
+    for rec in list_records(runs_dir, profile=profile):
+        if rec.get("test_mae") is None or not rec.get("run"):
+            continue  # unfinished or not a trained model
+        target = record_path(rec["run"], dest)
+        if target.exists() and read_record(target) == rec:
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        out.append(write_record(rec, dest))
+    return out
+
+
+def restore(profile: str | None = None, runs_dir: str | Path | None = None,
+            archive_dir: str | Path | None = None, names: Any = None) -> list[Path]:
+    """Copy archived records (of ``profile``, or only the run ``names`` given) into ``runs_dir`` where that
+    run has no record yet; a record already there is never replaced. Returns the files written."""
+    src = Path(archive_dir or ARCHIVE)
+    if not src.is_dir():
+        return []
+    wanted = set(names) if names is not None else None
+    out = []
+    for p in sorted(src.glob("*.json")):
+        if wanted is not None and p.stem not in wanted:
+            continue
+        target = record_path(p.stem, runs_dir)
+        if target.exists():
+            continue
+        try:
+            rec = read_record(p)
+        except (OSError, json.JSONDecodeError):
+            continue
+        if rec.get("run") != p.stem or (profile is not None and rec.get("profile") != profile):
+            continue
+        out.append(write_record(rec, runs_dir))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lib.records archive|restore --profile thesis``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m lib.records", description="the committed archive of run "
+                                 "records (records/): archive a profile's finished records, or restore them")
+    ap.add_argument("action", choices=("archive", "restore"))
+    ap.add_argument("--profile", default="thesis")
+    a = ap.parse_args(argv)
+    if a.action == "archive":
+        written = archive(a.profile)
+        print(f"{len(written)} record(s) of the {a.profile} profile written to {ARCHIVE.name}/ "
+              f"({len(list(ARCHIVE.glob('*.json'))) if ARCHIVE.is_dir() else 0} in all); commit them")
+    else:
+        written = restore(a.profile)
+        print(f"{len(written)} record(s) of the {a.profile} profile restored into {RUNS_DIR}/")
+    return 0
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 
@@ -295,3 +371,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = None) 
         graph_params=ckpt.get("graph_params"), label=ckpt.get("label"), record=ckpt.get("record") or {},
         path=Path(path),
     )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

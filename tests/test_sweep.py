@@ -328,3 +328,48 @@ def test_executed_chapters_show_their_figures(tmp_path, mirror, monkeypatch):
     assert _images(out / "03_cgcnn_band_gap_smoke_s0.ipynb") >= 2  # parity plot and learning curves
     assert _images(out / "06_benchmark_smoke.ipynb") >= 1  # Figure 14
     assert list((tmp_path / "figures").glob("*.png"))
+
+
+def test_archived_records_are_restored_not_trained_again(tmp_path):
+    """records/ (committed) carries finished runs across machines and sessions: archive copies a profile's
+    finished records there, the sweep restores them into results/runs and skips those runs."""
+    from lib import records
+
+    runs_dir, archive_dir = tmp_path / "results/runs", tmp_path / "records"
+    runs_dir.mkdir(parents=True)
+    done = {"run": "cgcnn_band_gap_quick_s0", "model": "cgcnn", "property": "band_gap", "profile": "quick",
+            "seed": 0, "test_mae": 0.7}
+    (runs_dir / "cgcnn_band_gap_quick_s0.json").write_text(json.dumps(done))
+    (runs_dir / "cgcnn_efermi_quick_s0.json").write_text(json.dumps(  # unfinished: no test MAE
+        {"run": "cgcnn_efermi_quick_s0", "profile": "quick", "test_mae": None}))
+    thesis = done | {"run": "cgcnn_band_gap_thesis_s0", "profile": "thesis"}
+    (runs_dir / "cgcnn_band_gap_thesis_s0.json").write_text(json.dumps(thesis))
+    written = records.archive("quick", runs_dir, archive_dir)
+    assert [p.name for p in written] == ["cgcnn_band_gap_quick_s0.json"]
+    assert records.archive("quick", runs_dir, archive_dir) == []  # unchanged: nothing rewritten
+    with pytest.raises(ValueError, match="pipeline"):
+        records.archive("smoke", runs_dir, archive_dir)
+
+    # a fresh checkout: no results/, the archive committed
+    fresh = tmp_path / "fresh"
+    (fresh / "records").mkdir(parents=True)
+    (fresh / "records/cgcnn_band_gap_quick_s0.json").write_text(written[0].read_text())
+    runs = sw.plan("quick", only="03", properties=["band_gap", "efermi"], seeds=[0], root=fresh)
+    for r in runs:
+        (fresh / r.notebook).parent.mkdir(parents=True, exist_ok=True)
+        (fresh / r.notebook).write_text("{}")
+    planned = sw.sweep(runs, root=fresh, dry_run=True, progress=False).results
+    dry = {r.name: (r.status, r.message) for r in planned}
+    assert dry["03_cgcnn_band_gap_quick_s0"][0] == "skipped"
+    assert "archived" in dry["03_cgcnn_band_gap_quick_s0"][1]
+    assert dry["03_cgcnn_efermi_quick_s0"][0] == "planned"
+    assert not (fresh / "results").exists()  # a dry run writes nothing
+    said = []
+    s = sw.sweep([r for r in runs if "band_gap" in r.name], root=fresh, progress=False, echo=said.append)
+    assert [r.status for r in s.results] == ["skipped"]
+    assert json.loads((fresh / "results/runs/cgcnn_band_gap_quick_s0.json").read_text()) == done
+    assert any("1 run record(s) restored" in line for line in said)
+    # a record already in results/runs is never replaced by the archive's
+    (fresh / "results/runs/cgcnn_band_gap_quick_s0.json").write_text(json.dumps(done | {"test_mae": 0.5}))
+    assert records.restore("quick", fresh / "results/runs", fresh / "records") == []
+    assert json.loads((fresh / "results/runs/cgcnn_band_gap_quick_s0.json").read_text())["test_mae"] == 0.5

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from lib import models, records
 from lib.data.load import load_dataset
 from lib.data.sources.base import DataUnavailable
-from lib.paths import ROOT
+from lib.paths import ARCHIVE_DIR, ROOT, RUNS_DIR
 from lib.profiles import Profile, get_profile
 from lib.sweep.execute import _LIVE, _LIVE_LOCK, _STOPPING, Result, _kill, execute_run
 from lib.sweep.plan import NOTEBOOK_OUT, STATUSES, Run, stage_notebooks
@@ -141,6 +141,18 @@ def stale_records(runs: Sequence[Run], root: Path) -> dict[str, str]:
     return out
 
 
+def archived_runs(runs: Sequence[Run], root: Path) -> list[str]:
+    """The training runs with no record in results/runs/ but one in the committed archive (records/,
+    lib.records.archive): finished on another machine or in an earlier working session."""
+    out = []
+    for r in runs:
+        if not (r.record and r.model) or Path(r.record).parent.as_posix() != RUNS_DIR:
+            continue
+        if not (root / r.record).exists() and (root / ARCHIVE_DIR / Path(r.record).name).exists():
+            out.append(Path(r.record).stem)
+    return out
+
+
 def _needed(runs: Sequence[Run], root: Path, force: bool) -> dict[str, tuple[bool, str]]:
     """name -> (to run?, why (not)). Runs with a record: unless it exists and is not stale (stale_records).
     01/02: while a reader is to do.
@@ -227,7 +239,16 @@ def sweep(
     # the worker resolves its own root when none was given (checkouts mounted at different paths)
     run_root = str(root_path) if (root is not None or client is None) else None
 
+    archived = [] if force else archived_runs(runs, root_path)
+    if archived and not dry_run:  # the archive's records count as done (stale ones are trained again below)
+        restored = records.restore(runs_dir=root_path / RUNS_DIR, archive_dir=root_path / ARCHIVE_DIR,
+                                   names=archived)
+        echo(f"  {len(restored)} run record(s) restored from {ARCHIVE_DIR}/ (finished elsewhere or earlier; "
+             "--force trains them again)")
     needed = _needed(runs, root_path, force)
+    if dry_run:
+        for name in (r.name for r in runs if r.record and Path(r.record).stem in archived):
+            needed[name] = (False, f"archived in {ARCHIVE_DIR}/ (restored when the sweep runs)")
     for name, (todo, why) in needed.items():
         if todo and why and not dry_run:  # a stale record (stale_records): say why it is trained again
             echo(f"  {name}: {why}")
