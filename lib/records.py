@@ -36,6 +36,7 @@ from lib.data.targets import target_info
 from lib.models.registry import build_model, model_spec
 from lib.normalizer import Normalizer
 from lib.paths import ARCHIVE, ROOT, RUNS, RUNS_DIR, atomic_path
+from lib.profiles import PIPELINE_TESTS
 
 CHECKPOINT_FORMAT = "compendium-checkpoint/1"
 
@@ -248,15 +249,11 @@ def records_frame(runs_dir: str | Path | None = None, **where: Any):
 
 # ----------------------------------------------------------------------------- the committed archive
 
-#: profiles whose records are not results (lib.profiles.PIPELINE_TESTS): never archived
-_NOT_ARCHIVED = ("smoke",)
-
-
 def archive(profile: str, runs_dir: str | Path | None = None, archive_dir: str | Path | None = None
             ) -> list[Path]:
     """Copy the finished run records of ``profile`` (those with a test MAE) from ``runs_dir`` into the
     archive (default ``records/``), replacing older copies; returns the files written."""
-    if profile in _NOT_ARCHIVED:
+    if profile in PIPELINE_TESTS:  # their records are not results
         raise ValueError(f"the {profile} profile tests the pipeline; its records are not results to archive")
     dest = Path(archive_dir or ARCHIVE)
     out = []
