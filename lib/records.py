@@ -13,12 +13,14 @@ half-written record or checkpoint behind.
 are also kept in ``records/``, which is: :func:`archive` copies a profile's finished records there (to be
 committed), :func:`restore` copies them back into ``results/runs/`` where they are missing, and the sweep
 restores before it plans, so a run finished on another machine or in an earlier working session is not
-trained again and counts in 06_benchmark's tables. Only the JSON records travel; checkpoints stay where they
-were made. ``python -m lib.records archive --profile thesis`` / ``restore``.
+trained again and counts in 06_benchmark's tables. Only the JSON records travel, as compact gzipped JSON
+(``<name>.json.gz``, a third of the size: a record keeps its per-crystal predictions); checkpoints stay where
+they were made. ``python -m lib.records archive --profile thesis`` / ``restore``.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import platform
@@ -209,8 +211,11 @@ def write_record(record: dict, runs_dir: str | Path | None = None) -> Path:
 
 
 def read_record(name_or_path: str | Path, runs_dir: str | Path | None = None) -> dict:
-    """A run record, by run name or by path."""
+    """A run record, by run name or by path (``.json``, or the archive's gzipped ``.json.gz``)."""
     p = Path(name_or_path)
+    if p.name.endswith(ARCHIVE_SUFFIX):
+        with gzip.open(p, "rt") as f:
+            return json.load(f)
     if p.suffix != ".json":
         p = record_path(str(name_or_path), runs_dir)
     with open(p) as f:
@@ -249,10 +254,35 @@ def records_frame(runs_dir: str | Path | None = None, **where: Any):
 
 # ----------------------------------------------------------------------------- the committed archive
 
+ARCHIVE_SUFFIX = ".json.gz"
+
+
+def archive_path(name: str, archive_dir: str | Path | None = None) -> Path:
+    """Where run ``name`` is archived: ``<archive_dir>/<name>.json.gz``."""
+    return Path(archive_dir or ARCHIVE) / f"{name}{ARCHIVE_SUFFIX}"
+
+
+def archived(archive_dir: str | Path | None = None) -> dict[str, Path]:
+    """run name -> its archived file (``.json.gz``; a plain ``.json`` of an older archive also counts)."""
+    src = Path(archive_dir or ARCHIVE)
+    if not src.is_dir():
+        return {}
+    out = {p.name[: -len(".json")]: p for p in sorted(src.glob("*.json"))}
+    out.update({p.name[: -len(ARCHIVE_SUFFIX)]: p for p in sorted(src.glob(f"*{ARCHIVE_SUFFIX}"))})
+    return out
+
+
+def _archive_bytes(rec: dict) -> bytes:
+    """A record as the archive stores it: compact JSON, gzipped with no time stamp (same record, same bytes)."""
+    return gzip.compress(json.dumps(rec, separators=(",", ":"), allow_nan=True).encode(), compresslevel=9,
+                         mtime=0)
+
+
 def archive(profile: str, runs_dir: str | Path | None = None, archive_dir: str | Path | None = None
             ) -> list[Path]:
     """Copy the finished run records of ``profile`` (those with a test MAE) from ``runs_dir`` into the
-    archive (default ``records/``), replacing older copies; returns the files written."""
+    archive (default ``records/``) as ``<run>.json.gz``, replacing older copies (and a plain ``.json`` of
+    the same run); returns the files written."""
     if profile in PIPELINE_TESTS:  # their records are not results
         raise ValueError(f"the {profile} profile tests the pipeline; its records are not results to archive")
     dest = Path(archive_dir or ARCHIVE)
@@ -260,11 +290,14 @@ def archive(profile: str, runs_dir: str | Path | None = None, archive_dir: str |
     for rec in list_records(runs_dir, profile=profile):
         if rec.get("test_mae") is None or not rec.get("run"):
             continue  # unfinished or not a trained model
-        target = record_path(rec["run"], dest)
-        if target.exists() and read_record(target) == rec:
+        target, data = archive_path(rec["run"], dest), _archive_bytes(rec)
+        legacy = record_path(rec["run"], dest)
+        if legacy.exists():
+            legacy.unlink()
+        if target.exists() and target.read_bytes() == data:
             continue
         dest.mkdir(parents=True, exist_ok=True)
-        out.append(write_record(rec, dest))
+        out.append(_atomic(target, lambda f, data=data: f.write(data)))
     return out
 
 
@@ -272,22 +305,19 @@ def restore(profile: str | None = None, runs_dir: str | Path | None = None,
             archive_dir: str | Path | None = None, names: Any = None) -> list[Path]:
     """Copy archived records (of ``profile``, or only the run ``names`` given) into ``runs_dir`` where that
     run has no record yet; a record already there is never replaced. Returns the files written."""
-    src = Path(archive_dir or ARCHIVE)
-    if not src.is_dir():
-        return []
     wanted = set(names) if names is not None else None
     out = []
-    for p in sorted(src.glob("*.json")):
-        if wanted is not None and p.stem not in wanted:
+    for name, p in archived(archive_dir).items():
+        if wanted is not None and name not in wanted:
             continue
-        target = record_path(p.stem, runs_dir)
+        target = record_path(name, runs_dir)
         if target.exists():
             continue
         try:
             rec = read_record(p)
-        except (OSError, json.JSONDecodeError):
+        except (OSError, EOFError, json.JSONDecodeError):
             continue
-        if rec.get("run") != p.stem or (profile is not None and rec.get("profile") != profile):
+        if rec.get("run") != name or (profile is not None and rec.get("profile") != profile):
             continue
         out.append(write_record(rec, runs_dir))
     return out
@@ -305,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.action == "archive":
         written = archive(a.profile)
         print(f"{len(written)} record(s) of the {a.profile} profile written to {ARCHIVE.name}/ "
-              f"({len(list(ARCHIVE.glob('*.json'))) if ARCHIVE.is_dir() else 0} in all); commit them")
+              f"({len(archived())} in all); commit them")
     else:
         written = restore(a.profile)
         print(f"{len(written)} record(s) of the {a.profile} profile restored into {RUNS_DIR}/")

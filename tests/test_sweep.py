@@ -344,17 +344,28 @@ def test_archived_records_are_restored_not_trained_again(tmp_path):
         {"run": "cgcnn_efermi_quick_s0", "profile": "quick", "test_mae": None}))
     thesis = done | {"run": "cgcnn_band_gap_thesis_s0", "profile": "thesis"}
     (runs_dir / "cgcnn_band_gap_thesis_s0.json").write_text(json.dumps(thesis))
+    (archive_dir).mkdir()  # an older archive's plain JSON of the same run is replaced by the gzipped one
+    (archive_dir / "cgcnn_band_gap_quick_s0.json").write_text(json.dumps(done | {"test_mae": 0.9}))
     written = records.archive("quick", runs_dir, archive_dir)
-    assert [p.name for p in written] == ["cgcnn_band_gap_quick_s0.json"]
+    assert [p.name for p in written] == ["cgcnn_band_gap_quick_s0.json.gz"]
+    assert sorted(p.name for p in archive_dir.iterdir()) == ["cgcnn_band_gap_quick_s0.json.gz"]
+    assert records.read_record(written[0]) == done
     assert records.archive("quick", runs_dir, archive_dir) == []  # unchanged: nothing rewritten
+    (runs_dir / "cgcnn_band_gap_quick_s0.json").write_text(json.dumps(done | {"test_mae": 0.6}))
+    assert records.archive("quick", runs_dir, archive_dir) == written  # changed: rewritten
+    assert records.read_record(written[0])["test_mae"] == 0.6
+    (runs_dir / "cgcnn_band_gap_quick_s0.json").write_text(json.dumps(done))
+    assert records.archive("quick", runs_dir, archive_dir) == written
     with pytest.raises(ValueError, match="pipeline"):
         records.archive("smoke", runs_dir, archive_dir)
 
     # a fresh checkout: no results/, the archive committed
     fresh = tmp_path / "fresh"
     (fresh / "records").mkdir(parents=True)
-    (fresh / "records/cgcnn_band_gap_quick_s0.json").write_text(written[0].read_text())
-    runs = sw.plan("quick", only="03", properties=["band_gap", "efermi"], seeds=[0], root=fresh)
+    (fresh / "records/cgcnn_band_gap_quick_s0.json.gz").write_bytes(written[0].read_bytes())
+    (fresh / "records/cgcnn_poisson_ratio_quick_s0.json").write_text(json.dumps(  # an older archive's plain JSON
+        done | {"run": "cgcnn_poisson_ratio_quick_s0", "property": "poisson_ratio"}))
+    runs = sw.plan("quick", only="03", properties=["band_gap", "efermi", "poisson_ratio"], seeds=[0], root=fresh)
     for r in runs:
         (fresh / r.notebook).parent.mkdir(parents=True, exist_ok=True)
         (fresh / r.notebook).write_text("{}")
@@ -362,13 +373,15 @@ def test_archived_records_are_restored_not_trained_again(tmp_path):
     dry = {r.name: (r.status, r.message) for r in planned}
     assert dry["03_cgcnn_band_gap_quick_s0"][0] == "skipped"
     assert "archived" in dry["03_cgcnn_band_gap_quick_s0"][1]
+    assert dry["03_cgcnn_poisson_ratio_quick_s0"][0] == "skipped"
     assert dry["03_cgcnn_efermi_quick_s0"][0] == "planned"
     assert not (fresh / "results").exists()  # a dry run writes nothing
     said = []
-    s = sw.sweep([r for r in runs if "band_gap" in r.name], root=fresh, progress=False, echo=said.append)
-    assert [r.status for r in s.results] == ["skipped"]
+    s = sw.sweep([r for r in runs if "efermi" not in r.name], root=fresh, progress=False, echo=said.append)
+    assert [r.status for r in s.results] == ["skipped", "skipped"]
     assert json.loads((fresh / "results/runs/cgcnn_band_gap_quick_s0.json").read_text()) == done
-    assert any("1 run record(s) restored" in line for line in said)
+    assert json.loads((fresh / "results/runs/cgcnn_poisson_ratio_quick_s0.json").read_text())["test_mae"] == 0.7
+    assert any("2 run record(s) restored" in line for line in said)
     # a record already in results/runs is never replaced by the archive's
     (fresh / "results/runs/cgcnn_band_gap_quick_s0.json").write_text(json.dumps(done | {"test_mae": 0.5}))
     assert records.restore("quick", fresh / "results/runs", fresh / "records") == []

@@ -144,11 +144,11 @@ def stale_records(runs: Sequence[Run], root: Path) -> dict[str, str]:
 def archived_runs(runs: Sequence[Run], root: Path) -> list[str]:
     """The training runs with no record in results/runs/ but one in the committed archive (records/,
     lib.records.archive): finished on another machine or in an earlier working session."""
-    out = []
+    out, in_archive = [], records.archived(root / ARCHIVE_DIR)
     for r in runs:
         if not (r.record and r.model) or Path(r.record).parent.as_posix() != RUNS_DIR:
             continue
-        if not (root / r.record).exists() and (root / ARCHIVE_DIR / Path(r.record).name).exists():
+        if not (root / r.record).exists() and Path(r.record).stem in in_archive:
             out.append(Path(r.record).stem)
     return out
 
