@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_rgba
 from matplotlib.patches import Patch
 
-from lib import models
+from lib import literature, models
 from lib.benchmark import describe_devices, table_devices, timing_warning
 from lib.plots import PALETTE, save, stamp, target_label, unit_of, use_style
 
@@ -104,13 +104,21 @@ def figure14(table: pd.DataFrame, path: str | Path | None = None, title: str | N
     fig = plt.figure(figsize=(15, 3.0 * top + 3.6))
     grid = fig.add_gridspec(top + 1, ncols, height_ratios=[1] * top + [1.25])
 
+    # a model that ran on other properties but not this one: the thesis's bar alone, "not run" in words
+    unrun = literature.thesis_table6() if has["test_mae"] else None
     for i, prop in enumerate(props):  # one MAE panel per property, in its unit
         ax = fig.add_subplot(grid[i // ncols, i % ncols], label=f"mae:{prop}")
-        here = [m for m in names_m if (prop, m) in table.index]
+        here = [m for m in names_m if (prop, m) in table.index or (
+            unrun is not None and (prop, m) in unrun.index and np.isfinite(unrun.loc[(prop, m), "test_mae"]))]
         for j, m in enumerate(here):
-            _pair(ax, j, 0.8, colors[m], _ours(table, prop, m, "test_mae"),
-                  _thesis(table, prop, m, "test_mae", has["test_mae"]))
-        ticks = [f"{models.display_name(m)}\nn = {_value(table, prop, m, 'n'):.0f}" for m in here]
+            if (prop, m) in table.index:
+                _pair(ax, j, 0.8, colors[m], _ours(table, prop, m, "test_mae"),
+                      _thesis(table, prop, m, "test_mae", has["test_mae"]))
+            else:
+                _pair(ax, j, 0.8, colors[m], (math.nan, math.nan),
+                      (float(unrun.loc[(prop, m), "test_mae"]), float(unrun.loc[(prop, m), "test_mae_std"])))
+        ticks = [f"{models.display_name(m)}\n" + (f"n = {_value(table, prop, m, 'n'):.0f}"
+                                                  if (prop, m) in table.index else "not run") for m in here]
         ax.set_xticks(range(len(here)), ticks, fontsize=8)
         ax.set_xlim(-0.6, max(len(here), 1) - 0.4)
         unit = unit_of(prop)
@@ -126,7 +134,8 @@ def figure14(table: pd.DataFrame, path: str | Path | None = None, title: str | N
         handles.append(Patch(facecolor=to_rgba("#3a3a3a", 0.3), edgecolor="#3a3a3a", hatch=THESIS_HATCH,
                              label="thesis (its Table 6)"))
     ax.legend(handles=handles, loc="upper left", fontsize=9, frameon=False, title="bars", title_fontsize=9)
-    thesis_line = ("Hatched, lighter: the thesis's mean\n(n = 10 GNN, 2 SOAP runs).\n"
+    thesis_line = ("Hatched, lighter: the thesis's mean\n(n = 10 GNN, 2 SOAP runs);\n"
+                   "\"not run\": the thesis's bar alone.\n"
                    if any(has.values()) else "")
     caption = ("Solid: our mean over n runs (random splits).\n" + thesis_line
                + "Error bars: ± 1 std over the runs\n(only where n ≥ 2).")

@@ -273,7 +273,8 @@ def archived(archive_dir: str | Path | None = None) -> dict[str, Path]:
 
 
 def _archive_bytes(rec: dict) -> bytes:
-    """A record as the archive stores it: compact JSON, gzipped with no time stamp (same record, same bytes)."""
+    """A record as the archive stores it: compact JSON, gzipped without a time stamp (same record, same
+    bytes)."""
     return gzip.compress(json.dumps(rec, separators=(",", ":"), allow_nan=True).encode(), compresslevel=9,
                          mtime=0)
 

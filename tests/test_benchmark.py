@@ -186,19 +186,26 @@ def test_figure14_panels_units_thesis_bars_and_error_bars(records, tmp_path, _cl
     assert set(ax) >= {"mae:band_gap", "mae:efermi", "r2", "train_time_s", "legend"}
     # one MAE panel per property, in its own unit, titled with its label
     assert ax["mae:band_gap"].get_ylabel() == "test MAE (eV)" and ax["mae:band_gap"].get_title() == "Band gap"
-    # band gap: three models, ours and the thesis's beside it; the thesis's hatched, in the model's colour
+    # band gap: three models, ours and the thesis's beside it; the thesis's hatched, in the model's colour;
+    # SOAP-MLP has no band-gap run: the thesis's bar alone, and the tick says "not run"
     bars = _bars(ax["mae:band_gap"])
-    assert len(bars) == 6
+    assert len(bars) == 7
     ours, thesis = [b for b in bars if not b.get_hatch()], [b for b in bars if b.get_hatch()]
     assert sorted(b.get_height() for b in ours) == pytest.approx([0.5, 0.6, 0.8])
-    assert sorted(b.get_height() for b in thesis) == pytest.approx([0.387, 0.531, 0.843])
+    assert sorted(b.get_height() for b in thesis) == pytest.approx([0.387, 0.531, 0.843, 1.326])
+    ticks = [t.get_text() for t in ax["mae:band_gap"].get_xticklabels()]
+    assert ticks == ["CGCNN\nn = 3", "MEGNet\nn = 2", "SOAP-SVR\nn = 2", "SOAP-MLP\nnot run"]
+    ticks = [t.get_text() for t in ax["mae:efermi"].get_xticklabels()]
+    assert ticks == ["CGCNN\nn = 1", "MEGNet\nnot run", "SOAP-SVR\nnot run", "SOAP-MLP\nn = 1"]
+    assert sorted(b.get_height() for b in _bars(ax["mae:efermi"]) if b.get_hatch()) == pytest.approx(
+        [0.438, 0.604, 2.223, 2.292])
     cgcnn_colour = matplotlib.colors.to_rgb(bm.models.get("cgcnn").color)
     assert matplotlib.colors.to_rgb(ours[0].get_facecolor()) == pytest.approx(cgcnn_colour)
     assert matplotlib.colors.to_rgb(thesis[0].get_edgecolor()) == pytest.approx(cgcnn_colour)
     # error bars: ours where n >= 2 (all three band-gap cells), the thesis's everywhere (its std is given);
-    # efermi's runs are single (n = 1): only the thesis's two bars get one
-    assert len(_errorbars(ax["mae:band_gap"])) == 6
-    assert len(_errorbars(ax["mae:efermi"])) == 2
+    # efermi's runs are single (n = 1): only the thesis's four bars get one
+    assert len(_errorbars(ax["mae:band_gap"])) == 7
+    assert len(_errorbars(ax["mae:efermi"])) == 4
     legend = [x.get_text() for x in ax["legend"].get_legend().get_texts()]
     assert legend == ["CGCNN", "MEGNet", "SOAP-SVR", "SOAP-MLP", "thesis (its Table 6)"]
     assert any("Error bars: ± 1 std" in x.get_text() for x in ax["legend"].texts)
@@ -214,6 +221,7 @@ def test_figure14_panels_units_thesis_bars_and_error_bars(records, tmp_path, _cl
     fig = plots_benchmark.figure14(bm.table6(bm.runs_frame(records=records, profile="quick")))
     ax = _axes(fig)
     assert len(_bars(ax["mae:band_gap"])) == 3 and not any(b.get_hatch() for b in _bars(ax["mae:band_gap"]))
+    assert len(ax["mae:band_gap"].get_xticklabels()) == 3  # without the thesis, no "not run" ticks
     assert "thesis" not in " ".join(x.get_text() for x in ax["legend"].get_legend().get_texts())
     assert "thesis" not in ax["train_time_s"].get_title()
 

@@ -363,9 +363,11 @@ def test_archived_records_are_restored_not_trained_again(tmp_path):
     fresh = tmp_path / "fresh"
     (fresh / "records").mkdir(parents=True)
     (fresh / "records/cgcnn_band_gap_quick_s0.json.gz").write_bytes(written[0].read_bytes())
-    (fresh / "records/cgcnn_poisson_ratio_quick_s0.json").write_text(json.dumps(  # an older archive's plain JSON
+    # an older archive's plain JSON
+    (fresh / "records/cgcnn_poisson_ratio_quick_s0.json").write_text(json.dumps(
         done | {"run": "cgcnn_poisson_ratio_quick_s0", "property": "poisson_ratio"}))
-    runs = sw.plan("quick", only="03", properties=["band_gap", "efermi", "poisson_ratio"], seeds=[0], root=fresh)
+    runs = sw.plan("quick", only="03", properties=["band_gap", "efermi", "poisson_ratio"], seeds=[0],
+                   root=fresh)
     for r in runs:
         (fresh / r.notebook).parent.mkdir(parents=True, exist_ok=True)
         (fresh / r.notebook).write_text("{}")
@@ -380,7 +382,8 @@ def test_archived_records_are_restored_not_trained_again(tmp_path):
     s = sw.sweep([r for r in runs if "efermi" not in r.name], root=fresh, progress=False, echo=said.append)
     assert [r.status for r in s.results] == ["skipped", "skipped"]
     assert json.loads((fresh / "results/runs/cgcnn_band_gap_quick_s0.json").read_text()) == done
-    assert json.loads((fresh / "results/runs/cgcnn_poisson_ratio_quick_s0.json").read_text())["test_mae"] == 0.7
+    restored = json.loads((fresh / "results/runs/cgcnn_poisson_ratio_quick_s0.json").read_text())
+    assert restored["test_mae"] == 0.7
     assert any("2 run record(s) restored" in line for line in said)
     # a record already in results/runs is never replaced by the archive's
     (fresh / "results/runs/cgcnn_band_gap_quick_s0.json").write_text(json.dumps(done | {"test_mae": 0.5}))
