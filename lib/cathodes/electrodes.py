@@ -112,9 +112,12 @@ def formation_entry(structure, formation_energy_per_atom: float, entry_id: str |
     return ComputedStructureEntry(s, ef * len(s), entry_id=entry_id, data={"material_id": entry_id})
 
 
-def ion_entry(ion: str):
-    """The working ion's metal as a ``ComputedEntry`` at energy 0: its formation energy by definition."""
-    return ComputedEntry(Composition(check_ion(ion)), 0.0, entry_id=f"{ion} metal (E_f = 0)")
+def ion_entry(ion: str, energy_per_atom: float = 0.0):
+    """The working ion's metal as a ``ComputedEntry``: at energy 0 on the formation-energy scale (its formation
+    energy by definition), or at ``energy_per_atom`` (eV/atom) on a total-energy scale, from the same model as
+    the two states (:mod:`lib.cathodes.potentials`)."""
+    label = "E_f = 0" if energy_per_atom == 0.0 else f"{energy_per_atom:.4f} eV/atom"
+    return ComputedEntry(Composition(check_ion(ion)), float(energy_per_atom), entry_id=f"{ion} metal ({label})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,13 +159,15 @@ class PairGeometry:
         k = self.dx * self.z
         return self.n_charged / (self.f_charged * k), self.n_discharged / (self.f_discharged * k)
 
-    def voltage(self, ef_charged, ef_discharged, sigma_charged=None, sigma_discharged=None):
-        """Voltage (V) from formation energies per atom (eV/atom; scalars or arrays) and, when both
+    def voltage(self, ef_charged, ef_discharged, sigma_charged=None, sigma_discharged=None, ion_energy=0.0):
+        """Voltage (V) from formation energies per atom (eV/atom; scalars or arrays), or from total energies per
+        atom with ``ion_energy`` the ion's metal on the same scale (V = a_c·e_c − a_d·e_d + μ/z), and, when both
         standard deviations are given, its standard deviation, the two errors taken as independent
         (errors of two similar structures are usually positively correlated, so this is an upper
         bound on σ_V for a model whose errors are). Returns ``(V, σ_V or None)``."""
         a_c, a_d = self.coefficients
         v = a_c * np.asarray(ef_charged, dtype=float) - a_d * np.asarray(ef_discharged, dtype=float)
+        v = v + float(ion_energy) / self.z
         if sigma_charged is None or sigma_discharged is None:
             return v, None
         s = np.hypot(
@@ -241,8 +246,9 @@ def check_pair(charged, discharged, ion: str) -> PairGeometry:
 # ----------------------------------------------------------------------------------------------
 
 
-def insertion_electrode(charged_entry, discharged_entry, ion: str):
-    """pymatgen's ``InsertionElectrode`` of one charged and one discharged entry (formation-energy scale).
+def insertion_electrode(charged_entry, discharged_entry, ion: str, ion_energy: float = 0.0):
+    """pymatgen's ``InsertionElectrode`` of one charged and one discharged entry, the ion's metal at
+    ``ion_energy`` eV/atom on the entries' scale (0: formation energies).
 
     Returns ``(electrode, note)``. ``InsertionElectrode.from_entries`` keeps only the entries on the
     convex hull of its own entries (the elements set high); when the discharged state lies above the
@@ -257,7 +263,7 @@ def insertion_electrode(charged_entry, discharged_entry, ion: str):
         else discharged_entry.composition,
         ion,
     )
-    ion_e = ion_entry(ion)
+    ion_e = ion_entry(ion, ion_energy)
     try:
         el = InsertionElectrode.from_entries([charged_entry, discharged_entry], ion_e)
         if len(el.voltage_pairs) == 1:
@@ -296,8 +302,10 @@ def pair_properties(
     ef_discharged: float,
     ion: str,
     ids: tuple[str | None, str | None] = (None, None),
+    ion_energy: float = 0.0,
 ) -> dict:
-    """Voltage, capacities, specific energy and energy density of one pair from formation energies (eV/atom).
+    """Voltage, capacities, specific energy and energy density of one pair from formation energies (eV/atom),
+    or from total energies per atom with ``ion_energy`` the ion's metal on the same scale (eV/atom).
 
     ``charged``, ``discharged``: Crystals or pymatgen Structures. All numbers come from pymatgen's
     ``InsertionElectrode`` (:func:`electrode_properties`), plus ``dx`` (ions per framework formula unit),
@@ -307,7 +315,7 @@ def pair_properties(
     geo = check_pair(charged, discharged, ion)
     ce = formation_entry(charged, ef_charged, ids[0])
     de = formation_entry(discharged, ef_discharged, ids[1])
-    el, note = insertion_electrode(ce, de, ion)
+    el, note = insertion_electrode(ce, de, ion, ion_energy)
     return {**electrode_properties(el), "dx": geo.dx, "z": geo.z, "note": note}
 
 
@@ -403,8 +411,10 @@ def pair_table(
     ef_discharged: str = "ef_discharged",
     prefix: str = "dft",
     progress: bool = True,
+    ion_energies: dict[str, float] | None = None,
 ) -> pd.DataFrame:
-    """Electrode properties of every matched pair from the energies in two columns (eV/atom), via pymatgen.
+    """Electrode properties of every matched pair from the energies in two columns (eV/atom), via pymatgen:
+    formation energies, or total energies with ``ion_energies`` (each ion's metal, eV/atom, same model).
 
     Adds ``<prefix>_voltage`` (V), ``<prefix>_capacity_grav`` (mAh/g), ``<prefix>_capacity_vol``
     (mAh/cm³), ``<prefix>_specific_energy`` (Wh/kg), ``<prefix>_energy_density`` (Wh/L), ``dx``,
@@ -427,7 +437,8 @@ def pair_table(
         it, total=len(matched), desc=f"{prefix} voltages", disable=not progress
     ):
         try:
-            p = pair_properties(c, d, ec, ed, ion, ids=(hid, lid))
+            mu = 0.0 if ion_energies is None else ion_energies[ion]
+            p = pair_properties(c, d, ec, ed, ion, ids=(hid, lid), ion_energy=mu)
             rows.append(
                 {
                     **{f"{prefix}_{k}": p[k] for k in keys},
@@ -452,13 +463,16 @@ def pair_table(
 
 
 def voltages_from_energies(
-    geometries: Sequence[PairGeometry], ef_charged, ef_discharged, sigma_charged=None, sigma_discharged=None
+    geometries: Sequence[PairGeometry], ef_charged, ef_discharged, sigma_charged=None, sigma_discharged=None,
+    ion_energy=0.0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Voltages (V) of many pairs at once from formation energies (eV/atom) by :meth:`PairGeometry.voltage`,
-    with σ_V when both σ arrays are given (None otherwise)."""
+    """Voltages (V) of many pairs at once from formation energies (eV/atom) by :meth:`PairGeometry.voltage`
+    (or total energies with ``ion_energy``, the ion's metal per atom, a scalar or one per pair), with σ_V
+    when both σ arrays are given (None otherwise)."""
     a = np.array([g.coefficients for g in geometries], dtype=float).reshape(-1, 2)
+    z = np.array([g.z for g in geometries], dtype=float)
     ec, ed = np.asarray(ef_charged, dtype=float), np.asarray(ef_discharged, dtype=float)
-    v = a[:, 0] * ec - a[:, 1] * ed
+    v = a[:, 0] * ec - a[:, 1] * ed + np.asarray(ion_energy, dtype=float) / z
     if sigma_charged is None or sigma_discharged is None:
         return v, None
     return v, np.hypot(

@@ -1,0 +1,258 @@
+"""Energy models: one interface for everything that turns crystal structures into energies.
+
+An *energy model* takes structures (:class:`lib.structures.Crystal` or pymatgen ``Structure``) and returns
+energies per atom, on a scale it names:
+
+- ``scale = "total"``: total energies (eV/atom) on the Materials Project's corrected scale (PBE/PBE+U with
+  MP2020 anion and U corrections), e.g. a universal interatomic potential trained on MP's relaxations. An
+  electrode's voltage then needs the working ion's metal from **the same model** (:meth:`EnergyModel.ion_energy`);
+  a hull needs every phase of the chemical system, elements included, from the same model.
+- ``scale = "formation"``: formation energies (eV/atom, elements at 0), e.g. this compendium's CGCNN
+  ensembles; the ion's metal is 0 by definition.
+
+Energies of the two scales are never mixed in one voltage or one hull: :func:`check_same_scale` refuses it.
+
+A model that can also relax (``can_relax``) gives energies, forces and stresses of many structures in one
+call (:meth:`UniversalPotential.efs`), which :mod:`lib.cathodes.relax` uses to relax many structures at once.
+
+**CHGNet** (:class:`CHGNet`, Deng et al., Nat. Mach. Intell. 2023; PyPI ``chgnet``, BSD licence; the
+pretrained weights of version 0.3.0 are inside its wheel, so it works offline). It was trained on MPtrj, the
+Materials Project's own relaxation trajectories, with energies **already corrected by MP2020** (the
+compatibility scheme is part of its training targets): its energies are directly comparable to MP's
+corrected energies, and applying ``MaterialsProject2020Compatibility`` to them again would count the
+corrections twice. Never do that. Because it learned MP's relaxations, a comparison against MP's voltages is
+not a leak-free test of it.
+
+A second universal potential is one class here with the same four members (``name``, ``scale``,
+``can_relax``, ``energies`` / ``efs``) registered in :data:`POTENTIALS`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from pymatgen.core import Lattice, Structure
+
+from lib.structures import Crystal
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm
+
+
+class EnergyModelError(ValueError):
+    """Energies that cannot be combined, or a model that cannot do what was asked."""
+
+
+@runtime_checkable
+class EnergyModel(Protocol):
+    """Structures in, energies per atom out (module docstring)."""
+
+    name: str
+    scale: str  # "total" | "formation"
+    can_relax: bool
+
+    def energies(self, structures: Sequence, progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """(energy per atom in eV/atom, its standard deviation or None) of each structure."""
+        ...
+
+    def ion_energy(self, ion: str) -> float:
+        """The energy per atom of the working ion's metal on this model's scale."""
+        ...
+
+
+def as_structure(s) -> Structure:
+    """A pymatgen Structure from a Crystal or a Structure."""
+    return s.to_structure() if isinstance(s, Crystal) else s
+
+
+def check_same_scale(*models: EnergyModel) -> str:
+    """The common energy scale of ``models``; :class:`EnergyModelError` if they differ."""
+    scales = {m.scale for m in models}
+    if len(scales) != 1:
+        raise EnergyModelError(
+            "energies on different scales cannot be combined in one voltage or hull: "
+            + ", ".join(f"{m.name} ({m.scale})" for m in models)
+        )
+    return scales.pop()
+
+
+# ----------------------------------------------------------------------------------------------
+# the GNN ensembles of this compendium as energy models
+# ----------------------------------------------------------------------------------------------
+
+
+class FormationEnergyModel:
+    """A formation-energy predictor ``predict(crystals) -> (mean, std or None)`` (eV/atom) as an energy model,
+    e.g. :func:`lib.cathodes.benchmark.checkpoint_predictor` of the shipped CGCNN ensemble."""
+
+    scale = "formation"
+    can_relax = False
+
+    def __init__(self, predict: Callable, name: str = "cgcnn-ensemble"):
+        self.predict, self.name = predict, name
+
+    def energies(self, structures: Sequence, progress: bool = False):
+        crystals = [s if isinstance(s, Crystal) else Crystal.from_structure(s) for s in structures]
+        if not crystals:
+            return np.zeros(0), np.zeros(0)
+        mean, std = self.predict(crystals)
+        return np.asarray(mean, float), None if std is None else np.asarray(std, float)
+
+    def ion_energy(self, ion: str) -> float:
+        return 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# universal interatomic potentials
+# ----------------------------------------------------------------------------------------------
+
+#: the body-centred-cubic metals of the working ions (lattice constant in Å, a start for the relaxation)
+_BCC = {"Li": 3.44, "Na": 4.23, "K": 5.28, "Rb": 5.59, "Cs": 6.05}
+#: close-packed (hcp) or fcc metals: (structure, a, c) in Å
+_OTHER = {"Mg": ("hcp", 3.21, 5.21), "Zn": ("hcp", 2.66, 4.95), "Y": ("hcp", 3.65, 5.73),
+          "Ca": ("fcc", 5.58, None), "Al": ("fcc", 4.04, None)}
+
+
+def metal_structure(ion: str) -> Structure:
+    """The working ion's elemental metal in its ground-state structure (bcc alkali metals, hcp Mg/Zn/Y,
+    fcc Ca/Al), near its experimental lattice constant (the model relaxes it)."""
+    if ion in _BCC:
+        return Structure.from_spacegroup("Im-3m", Lattice.cubic(_BCC[ion]), [ion], [[0, 0, 0]])
+    if ion not in _OTHER:
+        raise EnergyModelError(f"no metal structure for the working ion {ion!r}")
+    kind, a, c = _OTHER[ion]
+    if kind == "fcc":
+        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), [ion], [[0, 0, 0]])
+    return Structure.from_spacegroup("P6_3/mmc", Lattice.hexagonal(a, c), [ion], [[1 / 3, 2 / 3, 0.25]])
+
+
+class UniversalPotential:
+    """Base of the universal interatomic potentials: batched static energies, batched energies + forces +
+    stresses for :mod:`lib.cathodes.relax`, and the ion's metal relaxed by the same model (cached)."""
+
+    scale = "total"
+    can_relax = True
+    name = "potential"
+    batch_size = 32
+
+    def efs(self, structures: Sequence[Structure]) -> list[dict]:  # pragma: no cover - abstract
+        """Per structure ``{"e": eV/atom, "f": (n, 3) eV/Å, "s": (3, 3) GPa}``."""
+        raise NotImplementedError
+
+    def energies(self, structures: Sequence, progress: bool = False):
+        """Static energies per atom (eV/atom) of the structures as they are (no relaxation); σ is None."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    @functools.cache  # noqa: B019 - one model object per process (POTENTIALS), so the cache lives as long
+    def ion_energy(self, ion: str) -> float:
+        """Energy per atom (eV/atom) of the ion's metal, relaxed by this model (cell and positions)."""
+        from lib.cathodes.relax import relax  # relax builds on this module
+
+        r = relax(self, [metal_structure(ion)], ids=[f"{ion}-metal"], cache=None, progress=False)[0]
+        if r.status != "converged":
+            raise EnergyModelError(f"{self.name}: the {ion} metal did not relax ({r.status}: {r.reason})")
+        return r.energy_per_atom
+
+
+class CHGNet(UniversalPotential):
+    """CHGNet (module docstring), loaded once per process from the weights inside its wheel."""
+
+    def __init__(self, version: str = "0.3.0", threads: int | None = None):
+        self.version = version
+        self.name = f"chgnet-{version}"
+        self.threads = threads
+
+    @functools.cached_property
+    def model(self):
+        import torch
+        from chgnet.model import CHGNet as _CHGNet  # here: chgnet (and its weights) only when used
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        with warnings.catch_warnings(), open(os.devnull, "w") as devnull:
+            warnings.simplefilter("ignore")
+            import contextlib
+
+            with contextlib.redirect_stdout(devnull):  # it prints "CHGNet v0.3.0 initialized with ..."
+                m = _CHGNet.load(model_name=self.version, use_device="cpu", verbose=False)
+        m.eval()
+        return m
+
+    def _graphs(self, structures: Sequence[Structure]):
+        conv = self.model.graph_converter
+        return [conv(s, graph_id=str(i)) for i, s in enumerate(structures)]
+
+    def efs(self, structures: Sequence[Structure]) -> list[dict]:
+        """Energies, forces and stresses in batches of ``batch_size``, with **one** backward pass per batch.
+
+        CHGNet's own ``predict_graph(task="efs")`` takes two gradients of the energy, each with
+        ``create_graph=True`` (kept for training on forces), which on CPU costs ~13x a static energy; the same
+        numbers (a test compares them) come from one ``torch.autograd.grad`` of the total energy with respect
+        to the atoms' positions and the cells' strains at once, without a second-order graph.
+        """
+        out: list[dict] = []
+        for i in range(0, len(structures), self.batch_size):
+            out += self._efs_batch(self._graphs(structures[i : i + self.batch_size]))
+        return out
+
+    def _efs_batch(self, graphs) -> list[dict]:
+        import torch
+        from chgnet.model.model import BatchedGraph  # here: chgnet only when used
+
+        m = self.model
+        with torch.enable_grad():
+            bg = BatchedGraph.from_graphs(graphs, bond_basis_expansion=m.bond_basis_expansion,
+                                          angle_basis_expansion=m.angle_basis_expansion, compute_stress=True)
+            pred = m._compute(bg, compute_force=False, compute_stress=False)
+            n_atoms = torch.tensor([len(g.atomic_number) for g in graphs], dtype=pred["e"].dtype)
+            e_total = pred["e"] * n_atoms if m.is_intensive else pred["e"]  # without the composition model's
+            grads = torch.autograd.grad(e_total.sum(), [*bg.atom_positions, *bg.strains])
+        comp = 0 if m.composition_model is None else m.composition_model(graphs)
+        e = (pred["e"] if m.is_intensive else pred["e"] / n_atoms) + comp
+        k = len(graphs)
+        return [
+            {"e": float(e[j]), "f": -grads[j].detach().numpy().astype(float),
+             "s": (grads[k + j] / bg.volumes[j] * 160.21766208).detach().numpy().astype(float)}
+            for j in range(k)
+        ]
+
+    def energies(self, structures: Sequence, progress: bool = False):
+        ss = [as_structure(s) for s in structures]
+        out = np.full(len(ss), np.nan)
+        step = 4 * self.batch_size
+        for i in tqdm(range(0, len(ss), step), desc=f"{self.name} energies", disable=not progress):
+            preds = self.model.predict_graph(self._graphs(ss[i : i + step]), task="e", batch_size=self.batch_size)
+            preds = [preds] if isinstance(preds, dict) else preds
+            out[i : i + len(preds)] = [float(p["e"]) for p in preds]
+        return out, None
+
+
+#: the universal potentials this compendium knows, by name; a second one is one class and one line here
+POTENTIALS: dict[str, Callable[[], UniversalPotential]] = {"chgnet": CHGNet}
+
+
+@functools.cache
+def get_potential(name: str = "chgnet") -> UniversalPotential:
+    """The named universal potential, loaded once per process."""
+    if name not in POTENTIALS:
+        raise EnergyModelError(f"unknown potential {name!r}; known: {', '.join(POTENTIALS)}")
+    return POTENTIALS[name]()
+
+
+__all__ = [
+    "EnergyModel",
+    "EnergyModelError",
+    "FormationEnergyModel",
+    "UniversalPotential",
+    "CHGNet",
+    "POTENTIALS",
+    "get_potential",
+    "check_same_scale",
+    "metal_structure",
+]
