@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "mkdocs.yml"
+STYLE = Path(__file__).with_name("book.css")  # mkdocs.yml's extra_css
 NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = ROOT / "results" / "notebooks"
 OUT = ROOT / "results" / "book"
@@ -118,6 +119,8 @@ def stage(profile: str, out: Path, *, executed: Path = EXECUTED, notebooks: Path
     (src / "chapters").mkdir(parents=True)
     (src / "docs").mkdir()
     shutil.copy2(readme, src / "README.md")  # mkdocs makes a README.md the folder's index page
+    (src / "assets").mkdir()
+    shutil.copy2(STYLE, src / "assets" / "book.css")
     topics = []
     for page in _doc_pages(docs):
         shutil.copy2(page, src / "docs" / page.name)
@@ -149,8 +152,9 @@ def build(profile: str = "smoke", out: Path = OUT, *, executed: Path = EXECUTED,
     out = Path(out).resolve()
     chs, nav = stage(profile, out, executed=executed, notebooks=notebooks, readme=readme, docs=docs)
     site = out / "site"
-    if quiet:
+    if quiet:  # mkdocs' progress, and nbconvert's note that matplotlib's figures have no alternative text
         logging.getLogger("mkdocs").setLevel(logging.WARNING)
+        logging.getLogger("traitlets").setLevel(logging.ERROR)
     cfg = load_config(str(config), docs_dir=str(out / "src"), site_dir=str(site), nav=nav,
                       site_name=f"{_site_name(config)} ({profile} profile)")
     mkdocs_build(cfg)
