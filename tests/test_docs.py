@@ -64,8 +64,8 @@ def test_slug_and_link_parsing():
 
 def test_docs_exist():
     names = {p.stem for p in DOCS.glob("*.md")}
-    for topic in ("data", "validation", "graphs", "models", "predictors", "sweep", "benchmark", "bench", "xgnn",
-                  "cathodes"):
+    for topic in ("data", "validation", "graphs", "models", "predictors", "sweep", "benchmark", "bench",
+                  "xgnn", "cathodes"):
         assert topic in names, f"docs/{topic}.md is missing"
 
 
@@ -86,7 +86,8 @@ def test_relative_links_resolve(page: Path):
 
 def test_readme_is_short():
     n = len(README.read_text(encoding="utf-8").splitlines())
-    assert n <= MAX_README_LINES, f"README.md has {n} lines (at most {MAX_README_LINES}): move detail to docs/"
+    assert n <= MAX_README_LINES, (
+        f"README.md has {n} lines (at most {MAX_README_LINES}): move the detail to a page of docs/")
 
 
 def test_every_page_is_linked_from_the_readme():
