@@ -28,10 +28,12 @@ ONLY ?=
 PROPERTIES ?=
 SEEDS ?=
 SWEEP_ARGS ?=
+# BOOK=1: `make all` ends with `make book` (the profile's executed chapters as a static HTML site)
+BOOK ?=
 NB_OUT := results/notebooks
 PAPERMILL := $(PY) -m papermill --cwd notebooks --progress-bar
 
-.PHONY: setup test unit nbtest all sweep-plan archive data graphs lab bench bench-deps clean
+.PHONY: setup test unit nbtest all sweep-plan archive data graphs lab bench bench-deps book clean
 
 setup: $(VENV)/.installed
 
@@ -70,6 +72,7 @@ SWEEP := $(PY) -m lib.sweep --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS)) $(
 # `make all` resumes). `make all PROFILE=quick JOBS=2`, `make all DASK_SCHEDULER=tcp://host:8786`.
 all: setup
 	$(SWEEP)
+	$(if $(BOOK),$(PY) -m book --profile $(PROFILE))
 
 # What `make all` would run, and what it would skip, without running anything.
 sweep-plan: setup
@@ -92,6 +95,12 @@ bench: setup
 # Optional peers for `make bench BENCH=megnet` (matgl); adds packages, changes none of the lock.
 bench-deps: setup
 	$(PY) -m pip install -q -r requirements-bench.txt -c requirements-lock.txt
+
+# The book: README.md, docs/ and one executed copy per chapter of the profile (formation energy, first seed)
+# from results/notebooks/, built offline with mkdocs-material and mkdocs-jupyter (mkdocs.yml, book/) into
+# results/book/site/ (open index.html). Runs nothing: `make all PROFILE=smoke && make book PROFILE=smoke`.
+book: setup
+	$(PY) -m book --profile $(PROFILE)
 
 clean:
 	rm -rf results data/processed data/graphs data/soap figures/*.png figures/*.pdf

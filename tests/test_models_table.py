@@ -1,5 +1,5 @@
 """The model table (lib.models): one row per model, read by the sweep, the stale-record check, the benchmark
-and lib.train; a new model is one row (README, "Extending")."""
+and lib.train; a new model is one row (docs/code.md, "Adding a model")."""
 
 from __future__ import annotations
 
