@@ -182,9 +182,15 @@ class _Job:
         return Relaxation(
             id=self.id, status=status, reason=reason, energy_per_atom=e, initial_energy_per_atom=self.e0,
             steps=self.steps, fmax=fmax, volume_change=float(self.atoms.get_volume()) / self.v0 - 1,
-            structure=Crystal.from_structure(self.structure()) if status != "failed" else None,
+            structure=self._crystal() if status in ("converged", "not converged") else None,
             seconds=time.perf_counter() - self.t0, key=self.key,
         )
+
+    def _crystal(self) -> Crystal | None:
+        try:
+            return Crystal.from_structure(self.structure())
+        except ValueError:  # the final structure breaks a rule of lib.validate: no structure to use
+            return None
 
     def update(self, pred: dict, settings: Settings) -> Relaxation | None:
         """Take the model's results at the current positions; a finished Relaxation, or None to step on."""

@@ -1,0 +1,205 @@
+"""The universal potential (CHGNet from its wheel), batched relaxations and the hull on a model's energies."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
+
+from lib import data
+from lib.cathodes import benchmark as B
+from lib.cathodes import electrodes as E
+from lib.cathodes import hull as H
+from lib.cathodes import potentials as P
+from lib.cathodes import relax as R
+from lib.structures import Crystal
+
+
+@pytest.fixture(scope="module")
+def chgnet():
+    return P.get_potential("chgnet")
+
+
+@pytest.fixture(scope="module")
+def table():
+    return data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
+
+
+def _by_id(table, mid: str) -> Structure:
+    return table.set_index("material_id").loc[mid, "structure"].to_structure()
+
+
+class Fake(P.UniversalPotential):
+    """A stand-in potential: a harmonic well around given positions (or anything a test sets)."""
+
+    name = "fake"
+
+    def __init__(self, e=None, f=None, s=None, fail=False):
+        self.e, self.f, self.s, self.fail = e, f, s, fail
+        self.seen: list[int] = []  # structures handed to efs, per call
+
+    def efs(self, structures):
+        self.seen.append(len(structures))
+        if self.fail:
+            raise RuntimeError("model blew up")
+        out = []
+        for st in structures:
+            n = len(st)
+            out.append({"e": self.e if self.e is not None else -1.0,
+                        "f": self.f(st) if callable(self.f) else np.zeros((n, 3)),
+                        "s": self.s if self.s is not None else np.zeros((3, 3))})
+        return out
+
+    def energies(self, structures, progress=False):
+        return np.array([self.e] * len(structures), float), None
+
+
+def test_batched_efs_equals_chgnets_own(chgnet, table):
+    ss = [_by_id(table, "mp-19017"), _by_id(table, "mp-19340")]
+    mine = chgnet.efs(ss)
+    ref = chgnet.model.predict_graph(chgnet._graphs(ss), task="efs", batch_size=8)
+    for a, b in zip(mine, ref, strict=True):
+        assert a["e"] == pytest.approx(float(b["e"]), abs=1e-5)
+        assert np.abs(a["f"] - np.asarray(b["f"])).max() < 1e-3  # eV/Å, float32 sums in another order
+        assert np.abs(a["s"] - np.asarray(b["s"])).max() < 1e-2  # GPa
+    # and the static energies are the same numbers
+    e, sigma = chgnet.energies(ss)
+    assert sigma is None and e == pytest.approx([m["e"] for m in mine], abs=1e-5)
+    assert chgnet.scale == "total" and chgnet.can_relax
+
+
+def test_relaxation_lowers_the_energy_and_ends_below_fmax(chgnet, table, tmp_path):
+    s = _by_id(table, "mp-19340").copy()  # LiVO2, 4 atoms: strained by 4 % and rattled
+    s.scale_lattice(s.volume * 1.04**3)
+    s.perturb(0.08, min_distance=0.02)
+    (r,) = R.relax(chgnet, [s], ids=["LiVO2"], cache=tmp_path, progress=False)
+    assert r.status == "converged" and r.ok and r.reason == ""
+    assert r.fmax < 0.05 and r.steps > 3
+    assert r.energy_per_atom < r.initial_energy_per_atom - 1e-3
+    assert r.structure is not None and r.structure.formula == "LiVO2"
+    assert r.volume_change < 0  # it shrinks back
+    # the cache holds it, atomically written as JSON, and is read instead of relaxing again
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["status"] == "converged"
+    (again,) = R.relax(chgnet, [s], ids=["again"], cache=tmp_path, progress=False)
+    assert again.cached and again.id == "again" and again.energy_per_atom == r.energy_per_atom
+    np.testing.assert_allclose(again.structure.lattice, r.structure.lattice)
+
+
+def _push(st):
+    """One atom: no force (at its minimum at once); two atoms: opposite forces that never fall below fmax."""
+    return np.zeros((1, 3)) if len(st) == 1 else np.array([[0.3, 0.3, 0.3], [-0.3, -0.3, -0.3]])
+
+
+def test_a_killed_batch_resumes_without_redoing_finished_structures(tmp_path):
+    first = Structure(Lattice.cubic(3.0), ["Li"], [[0, 0, 0]])
+    others = [Structure(Lattice.cubic(3.0 + 0.1 * i), ["Li", "Li"], [[0, 0, 0], [0.5, 0.5, 0.5]]) for i in range(3)]
+    structures = [first, *others]
+    settings = R.Settings(max_steps=2)
+
+    class Killed(Fake):
+        def efs(self, structures):
+            if len(self.seen) == 1:
+                raise KeyboardInterrupt  # the run is killed in its second step
+            return super().efs(structures)
+
+    with pytest.raises(KeyboardInterrupt):
+        R.relax(Killed(f=_push), structures, cache=tmp_path, progress=False, settings=settings)
+    assert len(list(tmp_path.glob("*.json"))) == 1  # the first one finished and was written
+    assert not [f for f in tmp_path.iterdir() if "tmp" in f.name]  # no partial file
+    counting = Fake(f=_push)
+    res = R.relax(counting, structures, cache=tmp_path, progress=False, settings=settings)
+    assert res[0].cached and res[0].status == "converged" and not any(r.cached for r in res[1:])
+    assert counting.seen[0] == 3  # only the three unfinished ones are computed again
+    assert [r.status for r in res[1:]] == ["not converged"] * 3
+    assert all("after 2 steps" in r.reason and r.steps == 2 for r in res[1:])
+    # other settings are another cache key: nothing is reused across them
+    assert R.structure_key(first, "fake", settings) != R.structure_key(first, "fake", R.Settings())
+
+
+def test_bad_relaxations_are_flagged_with_their_reason(tmp_path):
+    s = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    nan = R.relax(Fake(e=np.nan), [s], cache=None, progress=False)[0]
+    assert nan.status == "exploded" and "non-finite" in nan.reason and not nan.ok
+    # a huge tensile stress blows the cell up: stopped once the volume has grown by more than half
+    big = R.relax(Fake(s=-np.eye(3) * 500.0), [s], cache=None, progress=False)[0]
+    assert big.status == "exploded" and "volume changed by" in big.reason and abs(big.volume_change) > 0.5
+    # forces that push the two atoms together: stopped below 0.5 Å
+    pull = lambda st: np.array([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]]) * 3.0  # noqa: E731
+    close = R.relax(Fake(f=pull), [s], cache=None, progress=False)[0]
+    assert close.status == "exploded" and "Å apart" in close.reason
+    failed = R.relax(Fake(fail=True), [s], cache=tmp_path, progress=False)[0]
+    assert failed.status == "failed" and "model blew up" in failed.reason and failed.structure is None
+    # flagged results are cached too (a failure is not retried silently on every run; delete to retry)
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+
+def test_lifepo4_voltage_by_removal_within_0p3_v_of_mp(chgnet, table):
+    """The screen's construction on olivine LiFePO4: all Li removed, both states and Li metal relaxed."""
+    lfp = _by_id(table, "mp-19017")
+    fp = RemoveSpeciesTransformation(["Li"]).apply_transformation(lfp)
+    r_d, r_c = R.relax(chgnet, [lfp, fp], cache=None, progress=False)
+    assert r_d.ok and r_c.ok
+    mu = chgnet.ion_energy("Li")
+    assert -1.95 < mu < -1.85  # bcc Li, CHGNet (MP's PBE: -1.909 eV/atom)
+    p = E.pair_properties(r_c.structure, r_d.structure, r_c.energy_per_atom, r_d.energy_per_atom, "Li",
+                          ion_energy=mu)
+    assert abs(p["voltage"] - 3.40) < 0.3
+    assert p["capacity_grav"] == pytest.approx(170, abs=2)  # 1 Li per LiFePO4
+
+
+def test_potential_hull_from_given_energies_equals_pymatgens(table):
+    dft = H.Hull(table)
+    ids = [p[0] for p in dft.phases(["Li", "O"])]
+    assert len(ids) > 5
+    energies = {mid: -3.0 - 0.013 * k for k, mid in enumerate(ids)}  # any energies, one per phase
+
+    class Given(Fake):
+        def energies(self, structures, progress=False):
+            assert len(structures) == len(ids)  # asked once, for every phase, in order
+            return np.array([energies[m] for m in ids]), None
+
+    hull = H.PotentialHull(dft, Given(), relaxed=False, window=None, max_atoms=None)
+    entries = []
+    for mid in ids:
+        c = dft.crystals[mid].to_structure().composition
+        entries.append(PDEntry(c, energies[mid] * c.num_atoms, name=mid))
+    ref = PhaseDiagram(entries)
+    comp = Composition("Li2O2")
+    for e in (-4.5, -3.2, -2.0):
+        ours = hull.e_above_hull(comp, e)
+        assert ours == pytest.approx(ref.get_e_above_hull(PDEntry(comp, e * 4), allow_negative=True), abs=1e-9)
+    # energies of two scales do not mix
+    with pytest.raises(P.EnergyModelError):
+        P.check_same_scale(Given(), P.FormationEnergyModel(lambda c: (np.zeros(len(c)), None)))
+
+
+def test_potential_pair_table_uses_total_energies_and_the_models_metal(table):
+    pairs = E.read_pairs()
+    matched = E.match_pairs(pairs[pairs["battery_id"].isin(["mp-19017_Li"]) | (pairs["low_mpid"] == "mp-19340")],
+                            table)
+    assert len(matched) >= 1
+
+    class Flat(Fake):
+        def ion_energy(self, ion):
+            return -2.0
+
+    t = B.potential_pair_table(matched, Flat(e=-5.0), progress=False)
+    # with every state at -5 eV/atom and Li at -2: V = a_c e - a_d e + mu (z = 1), per pair
+    for c, d, v in zip(t["charged"], t["discharged"], t["umlip_static_voltage"], strict=True):
+        g = E.check_pair(c, d, "Li")
+        assert v == pytest.approx(float(g.voltage(-5.0, -5.0, ion_energy=-2.0)[0]), abs=1e-9)
+    assert t.attrs["umlip_static_ion_energies"] == {"Li": -2.0}
+
+
+def test_metal_structures():
+    for ion in ("Li", "Na", "Mg", "Ca", "Al", "Zn"):
+        m = P.metal_structure(ion)
+        assert m.composition.reduced_formula == ion
+    with pytest.raises(P.EnergyModelError):
+        P.metal_structure("Fe")
+    assert isinstance(Crystal.from_structure(P.metal_structure("Li")), Crystal)
