@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from lib.cathodes.electrodes import PairGeometry, check_pair, composition_key, composition_keys, pair_table
 from lib.data import split as random_split
 from lib.data import target_frame
 from lib.data.holdout import holdout_ids
-from lib.cathodes.electrodes import PairGeometry, check_pair, pair_table
 from lib.graphs import build_graphs, cgcnn_params
 from lib.models.cgcnn import CGCNN
 from lib.paths import RESULTS, default_mirror
@@ -211,28 +211,6 @@ def explain_outliers(
 # ----------------------------------------------------------------------------------------------
 # (c) the leak-free group split
 # ----------------------------------------------------------------------------------------------
-
-
-def composition_key(numbers) -> tuple:
-    """A hashable reduced composition from atomic numbers (or a pymatgen Composition): ((Z, count), ...)
-    with the counts divided by their gcd; equal for every cell and polymorph of one reduced formula."""
-    if hasattr(numbers, "items"):  # a Composition
-        z = np.array([e.Z for e in numbers], dtype=np.int64)
-        n = np.array([numbers[e] for e in numbers], dtype=float)
-        if not np.allclose(n, np.round(n)):
-            raise ValueError(f"{numbers} has non-integer amounts")
-        n = np.round(n).astype(np.int64)
-        o = np.argsort(z)
-        z, n = z[o], n[o]
-    else:
-        z, n = np.unique(np.asarray(numbers), return_counts=True)
-    g = int(np.gcd.reduce(n))
-    return tuple(zip(z.tolist(), (n // g).tolist(), strict=True))
-
-
-def composition_keys(crystals: Sequence[Crystal]) -> list[tuple]:
-    """:func:`composition_key` of every crystal (no Structure is built: ~10 µs each)."""
-    return [composition_key(c.numbers) for c in crystals]
 
 
 def ids_hash(ids: Iterable[str]) -> str:

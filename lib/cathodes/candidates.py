@@ -62,11 +62,12 @@ from pymatgen.transformations.standard_transformations import (
     SubstitutionTransformation,
 )
 
-from lib.cathodes.benchmark import composition_key, composition_keys
 from lib.cathodes.electrodes import (
     ElectrodeError,
     check_ion,
     check_pair,
+    composition_key,
+    composition_keys,
     match_pairs,
     pair_table,
     read_pairs,
@@ -105,11 +106,19 @@ CLASSICS = (
 
 @dataclass(frozen=True)
 class ScreenSize:
-    """How big a screen is: extra prototypes from the pairs file, mixed-metal fractions, metals."""
+    """How big a screen is: extra prototypes from the pairs file, mixed-metal fractions, metals; and how much
+    of it the universal potential sees: ``top`` candidates relaxed, the electrode benchmark's pairs with static
+    (``pairs_static``) and relaxed (``pairs_relaxed``) energies (None: all), and the hull's phases (those
+    within ``hull_window`` eV/atom of the DFT hull, at most ``hull_max_atoms`` atoms; lib.cathodes.hull)."""
     n_extra: int
     mixes: tuple[float, ...]
     metals: tuple[str, ...] = METALS
     mix_metals: tuple[str, ...] = METALS
+    top: int = 100
+    pairs_static: int | None = None
+    pairs_relaxed: int | None = None
+    hull_window: float = 0.02
+    hull_max_atoms: int = 80
 
     def kwargs(self) -> dict:
         """The keyword arguments of :func:`generate_candidates`."""
@@ -117,13 +126,15 @@ class ScreenSize:
 
 
 SCREEN_SIZES = {
-    # the three classics, single substitutions and 50:50 mixes of Mn, Fe, Co, Ni: a few dozen candidates
-    "smoke": ScreenSize(0, (0.5,), mix_metals=("Mn", "Fe", "Co", "Ni")),
-    # + 40 prototypes from the pairs file, 50:50 mixes of any two metals
-    "quick": ScreenSize(40, (0.5,)),
-    "thesis": ScreenSize(100, (0.25, 0.5)),
+    # the three classics, single substitutions and 50:50 mixes of Mn, Fe, Co, Ni: a few dozen candidates;
+    # a handful relaxed, on a hull of the DFT ground states (a test of the pipeline in CI's time)
+    "smoke": ScreenSize(0, (0.5,), mix_metals=("Mn", "Fe", "Co", "Ni"), top=4, pairs_static=40, pairs_relaxed=6,
+                        hull_window=0.0, hull_max_atoms=40),
+    # + 40 prototypes from the pairs file, 50:50 mixes of any two metals; 100 relaxed
+    "quick": ScreenSize(40, (0.5,), top=100, pairs_relaxed=100),
+    "thesis": ScreenSize(100, (0.25, 0.5), top=300, hull_window=0.05, hull_max_atoms=120),
     # the best profile is about its (shipped) models: quick's screen, minutes on 2 cores (thesis's is ~5x larger)
-    "best": ScreenSize(40, (0.5,)),
+    "best": ScreenSize(40, (0.5,), top=100, pairs_relaxed=100),
 }
 
 
@@ -271,10 +282,15 @@ def generate_candidates(
     ``formula_charged``, ``discharged`` / ``charged`` (Crystals), ``charged_from``, ``oxidation_states`` of
     both states, ``volume_rule``. ``dropped``: ``candidate_id``, ``formula``, ``reason`` and its ``category``
     (discharged / charged not balanced, in the mirror, duplicate, not an electrode pair).
+
+    ``exclude``: ``"structure"`` drops a candidate that matches a mirror structure of its formula,
+    ``"formula"`` any candidate whose formula the mirror holds, ``"none"`` keeps them all (the rediscovery
+    test: a screen that rejects or buries the cathodes people use will not find new ones); ``known_as`` is
+    the matching mirror id either way ("" for a new one).
     """
     check_ion(ion)
-    if exclude not in ("structure", "formula"):
-        raise ValueError(f"exclude must be 'structure' or 'formula', got {exclude!r}")
+    if exclude not in ("structure", "formula", "none"):
+        raise ValueError(f"exclude must be 'structure', 'formula' or 'none', got {exclude!r}")
     bad = [m for m in (*metals, *mix_metals) if m not in METALS]
     if bad:
         raise ValueError(f"unknown substituent metal(s) {bad}; choose from {METALS}")
@@ -350,7 +366,7 @@ def generate_candidates(
             dropped.append((cid, formula, f"formula in the mirror ({', '.join(known[:3])})", "in the mirror"))
             continue
         hit = next((mid for mid in known if matcher.fit(d, t["structure"][pos[mid]].to_structure())), None)
-        if hit:
+        if hit and exclude != "none":
             dropped.append(
                 (cid, formula, f"in the mirror as {hit} (same formula and structure)", "in the mirror")
             )
@@ -375,6 +391,7 @@ def generate_candidates(
                 "oxidation_states_charged": ox(gc),
                 "volume_rule": rule,
                 "formula_known_in_mirror": bool(known),
+                "known_as": hit or "",
             }
         )
     cands = pd.DataFrame(kept)

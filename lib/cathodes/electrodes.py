@@ -246,7 +246,7 @@ def check_pair(charged, discharged, ion: str) -> PairGeometry:
 # ----------------------------------------------------------------------------------------------
 
 
-def insertion_electrode(charged_entry, discharged_entry, ion: str, ion_energy: float = 0.0):
+def insertion_electrode(charged_entry, discharged_entry, ion: str, ion_energy: float = 0.0, checked: bool = False):
     """pymatgen's ``InsertionElectrode`` of one charged and one discharged entry, the ion's metal at
     ``ion_energy`` eV/atom on the entries' scale (0: formation energies).
 
@@ -256,13 +256,12 @@ def insertion_electrode(charged_entry, discharged_entry, ion: str, ion_energy: f
     Then the electrode is built from pymatgen's bare ``InsertionVoltagePair`` of the two entries and
     ``note`` says so; the voltage is still pymatgen's.
     """
-    check_pair(
-        charged_entry.structure if hasattr(charged_entry, "structure") else charged_entry.composition,
-        discharged_entry.structure
-        if hasattr(discharged_entry, "structure")
-        else discharged_entry.composition,
-        ion,
-    )
+    if not checked:  # pair_properties has checked the pair already
+        check_pair(
+            charged_entry.structure if hasattr(charged_entry, "structure") else charged_entry.composition,
+            discharged_entry.structure if hasattr(discharged_entry, "structure") else discharged_entry.composition,
+            ion,
+        )
     ion_e = ion_entry(ion, ion_energy)
     try:
         el = InsertionElectrode.from_entries([charged_entry, discharged_entry], ion_e)
@@ -309,14 +308,15 @@ def pair_properties(
 
     ``charged``, ``discharged``: Crystals or pymatgen Structures. All numbers come from pymatgen's
     ``InsertionElectrode`` (:func:`electrode_properties`), plus ``dx`` (ions per framework formula unit),
-    ``z`` and ``note`` (see :func:`insertion_electrode`).
+    ``z``, ``note`` (see :func:`insertion_electrode`) and ``geometry`` (the pair's :class:`PairGeometry`, checked
+    once here).
     """
     charged, discharged = _structure(charged), _structure(discharged)
     geo = check_pair(charged, discharged, ion)
     ce = formation_entry(charged, ef_charged, ids[0])
     de = formation_entry(discharged, ef_discharged, ids[1])
-    el, note = insertion_electrode(ce, de, ion, ion_energy)
-    return {**electrode_properties(el), "dx": geo.dx, "z": geo.z, "note": note}
+    el, note = insertion_electrode(ce, de, ion, ion_energy, checked=True)
+    return {**electrode_properties(el), "dx": geo.dx, "z": geo.z, "note": note, "geometry": geo}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -365,6 +365,28 @@ def read_pairs(path: str | Path | None = None) -> pd.DataFrame:
 def _reduced(formula: str) -> str:
 
     return Composition(formula).reduced_formula
+
+
+def composition_key(numbers) -> tuple:
+    """A hashable reduced composition from atomic numbers (or a pymatgen Composition): ((Z, count), ...)
+    with the counts divided by their gcd; equal for every cell and polymorph of one reduced formula."""
+    if hasattr(numbers, "items"):  # a Composition
+        z = np.array([e.Z for e in numbers], dtype=np.int64)
+        n = np.array([numbers[e] for e in numbers], dtype=float)
+        if not np.allclose(n, np.round(n)):
+            raise ValueError(f"{numbers} has non-integer amounts")
+        n = np.round(n).astype(np.int64)
+        o = np.argsort(z)
+        z, n = z[o], n[o]
+    else:
+        z, n = np.unique(np.asarray(numbers), return_counts=True)
+    g = int(np.gcd.reduce(n))
+    return tuple(zip(z.tolist(), (n // g).tolist(), strict=True))
+
+
+def composition_keys(crystals: Sequence[Crystal]) -> list[tuple]:
+    """:func:`composition_key` of every crystal (no Structure is built: ~10 µs each)."""
+    return [composition_key(c.numbers) for c in crystals]
 
 
 def match_pairs(
@@ -496,6 +518,8 @@ __all__ = [
     "electrode_properties",
     "pair_properties",
     "read_pairs",
+    "composition_key",
+    "composition_keys",
     "match_pairs",
     "pair_table",
     "voltages_from_energies",

@@ -13,7 +13,7 @@ Two hulls, one interface (``e_above_hull(structure, energy_per_atom, exclude_ids
   CHGNet, by nothing else: both carry the MP2020 corrections, which must not be applied again).
 
 Which phases: every mirror entry whose elements lie in the system, or, with ``window`` (eV/atom), only those
-within ``window`` of the **DFT** hull: a phase far above the DFT hull practically never becomes a vertex of
+within ``window`` of the **DFT** hull, and always each element's lowest-energy elemental phase (the reference): a phase far above the DFT hull practically never becomes a vertex of
 another model's hull, and leaving it out saves most of the relaxations (the mirror holds many metastable
 polymorphs). A chemical system's diagram is built once and kept.
 """
@@ -116,13 +116,24 @@ class PotentialHull(Hull):
         self._pd: dict = {}
 
     def _chosen(self, elements: Sequence[str]) -> list[tuple[str, tuple, float]]:
+        """The phases of the system this hull uses: those within the window and size limits, and always each
+        element's lowest-energy elemental phase of the mirror (the references; whatever its size)."""
         phases = self.dft.phases(elements)
-        if self.window is not None:
-            eh = self.dft.dft_e_above_hull(elements)
-            phases = [p for p in phases if eh.get(p[0], np.inf) <= self.window]
+        refs = {}
+        for p in phases:
+            if len(p[1][0]) == 1:
+                z, e = int(p[1][0][0]), p[2] / int(p[1][1].sum())
+                if z not in refs or e < refs[z][1]:
+                    refs[z] = (p[0], e)
+        ref_ids = {mid for mid, _ in refs.values()}
+        eh = self.dft.dft_e_above_hull(elements) if self.window is not None else {}
         keep = []
         for p in phases:
-            if self.max_atoms is not None and int(p[1][1].sum()) > self.max_atoms:
+            if p[0] in ref_ids:
+                keep.append(p)
+            elif self.window is not None and eh.get(p[0], np.inf) > self.window:
+                continue
+            elif self.max_atoms is not None and int(p[1][1].sum()) > self.max_atoms:
                 self.skipped.add(p[0])
             else:
                 keep.append(p)

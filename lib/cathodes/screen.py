@@ -7,79 +7,31 @@ Candidates come from :mod:`lib.cathodes`; the figures are :mod:`lib.plots_cathod
 
 from __future__ import annotations
 
-import itertools
 import time
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
-from pymatgen.core import Composition, Element
+from pymatgen.core import Composition
 from pymatgen.transformations.standard_transformations import (
     RemoveSpeciesTransformation,
 )
 
-from lib.cathodes.benchmark import composition_key, composition_keys
 from lib.cathodes.electrodes import (
     ElectrodeError,
     check_pair,
+    composition_key,
+    composition_keys,
     pair_properties,
 )
+from lib.cathodes.hull import Hull
 from lib.structures import Crystal
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from tqdm.auto import tqdm
 from lib.cathodes.candidates import ENERGY, oxidation_guess
-
-# ----------------------------------------------------------------------------------------------
-# the convex hull of the mirror's phases
-# ----------------------------------------------------------------------------------------------
-
-
-class Hull:
-    """Energies above the convex hull of a table's phases (pymatgen ``PhaseDiagram`` on E_f, elements at 0).
-
-    One phase diagram per chemical system, built on first use from every table entry whose elements lie
-    in it; ``exclude_ids`` leaves entries out (e.g. a known material checked as if it were new).
-    """
-    def __init__(self, table: pd.DataFrame, energy: str = ENERGY):
-        t = table[table[energy].notna()]
-        self._by_elements: dict[frozenset, list[tuple[str, tuple, float]]] = {}
-        for mid, c, ef in zip(t["material_id"], t["structure"], t[energy], strict=True):
-            z, n = np.unique(c.numbers, return_counts=True)
-            key = frozenset(z.tolist())
-            self._by_elements.setdefault(key, []).append((str(mid), (z, n), float(ef) * int(n.sum())))
-        self._pd: dict = {}
-
-    def phase_diagram(self, elements: Sequence[str], exclude_ids: Sequence[str] = ()):
-        """pymatgen's PhaseDiagram of the chemical system ``elements`` (symbols), cached."""
-        els = sorted({Element(e).Z for e in elements})
-        key = (frozenset(els), frozenset(exclude_ids))
-        if key not in self._pd:
-            entries = [
-                PDEntry(Composition({Element.from_Z(z): 1}), 0.0, name=Element.from_Z(z).symbol) for z in els
-            ]
-            for r in range(1, len(els) + 1):
-                for sub in itertools.combinations(els, r):
-                    for mid, (z, n), e in self._by_elements.get(frozenset(sub), []):
-                        if mid not in exclude_ids:
-                            comp = Composition(
-                                {Element.from_Z(int(a)): int(b) for a, b in zip(z, n, strict=True)}
-                            )
-                            entries.append(PDEntry(comp, e, name=mid))
-            self._pd[key] = PhaseDiagram(entries)
-        return self._pd[key]
-
-    def e_above_hull(self, structure, ef_per_atom: float, exclude_ids: Sequence[str] = ()) -> float:
-        """eV/atom above (negative: below) the hull of a structure (Crystal/Structure) with E_f (eV/atom)."""
-        comp = (structure.to_structure() if isinstance(structure, Crystal) else structure).composition
-        if not np.isfinite(ef_per_atom):
-            return float("nan")
-        pd_ = self.phase_diagram([e.symbol for e in comp], exclude_ids)
-        return float(pd_.get_e_above_hull(PDEntry(comp, ef_per_atom * comp.num_atoms), allow_negative=True))
-
 
 # ----------------------------------------------------------------------------------------------
 # scores
@@ -149,7 +101,7 @@ def screen(
                     )
                 }
             )
-            r["voltage_std"] = float(check_pair(c, d, ion).voltage(0, 0, sc, sd)[1])
+            r["voltage_std"] = float(p["geometry"].voltage(0, 0, sc, sd)[1])
             r["score_error"] = p["note"]
         except (ElectrodeError, ValueError) as exc:
             r["score_error"] = str(exc)

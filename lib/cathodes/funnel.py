@@ -1,0 +1,256 @@
+"""The screen as a funnel: a cheap model over every candidate, a universal potential on the most promising.
+
+1. **GNN stage** (:func:`lib.cathodes.screen.screen`): the formation-energy ensemble scores every candidate
+   on its unrelaxed structures against the mirror's DFT hull (seconds for a thousand candidates).
+2. **Selection** (:func:`select_promising`): the ``top`` candidates that could still pass given the GNN's
+   uncertainty: a voltage window widened by 2 σ_V, ordered by an optimistic E_hull (E_hull − σ of the
+   discharged state's energy). The GNN's errors are large (0.1 eV/atom put LiFePO4 above the hull), so it
+   only orders the queue; it decides nothing on its own.
+3. **uMLIP stage** (:func:`refine`): both states of each selected candidate relaxed with the universal
+   potential (:mod:`lib.cathodes.relax`, batched, cached); the energy above a hull of the mirror's phases
+   relaxed with the same model (:class:`lib.cathodes.hull.PotentialHull`); voltage, capacities and
+   specific energy through pymatgen from the relaxed energies and cells, the ion's metal from the same
+   model. σ_V is the potential's own error on MP's electrodes of that ion (the 68.3 % quantile of
+   |V − V_MP| on the benchmark pairs, :func:`sigma_from_benchmark`), and ``dv_gnn`` says how far the GNN's
+   voltage was from it.
+4. **Ranking**: a candidate passes when both relaxations converged, E_hull(discharged) ≤ ``max_e_hull`` and
+   the voltage lies in ``v_window``; passing ones are ranked by specific energy (``rank_umlip``). A relaxed
+   candidate *below* the known hull is kept and flagged (``below_hull``): with relaxed energies of one model
+   on both sides it is a possible discovery, not the model error it was for an unrelaxed GNN guess.
+
+:func:`funnel_counts` says how many candidates reached each stage and why the others dropped (the funnel
+figure, :func:`lib.cathodes.plots.funnel`). :func:`known_cathodes_relaxed` puts the known cathodes through
+the uMLIP stage exactly as the screen builds candidates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
+
+from lib.cathodes.electrodes import ElectrodeError, pair_properties
+from lib.cathodes.hull import PotentialHull
+from lib.cathodes.relax import relax
+
+UMLIP_COLUMNS = ("umlip_status", "umlip_e_discharged", "umlip_e_charged", "umlip_e_hull_discharged",
+                 "umlip_e_hull_charged", "umlip_voltage", "umlip_voltage_std", "umlip_capacity_grav",
+                 "umlip_specific_energy", "umlip_energy_density", "umlip_volume_change", "dv_gnn",
+                 "below_hull", "umlip_why_not", "umlip_passes", "umlip_discharged", "umlip_charged")
+
+
+def sigma_from_benchmark(pairs: pd.DataFrame, pred: str = "umlip_relaxed_voltage", ref: str = "avg_voltage",
+                         q: float = 0.683) -> dict[str, float]:
+    """σ_V of a model per ion: the ``q`` quantile of |pred − ref| on the benchmark pairs of that ion (all ions
+    pooled for an ion with fewer than 10 pairs, key ``"all"``)."""
+    err = (pairs[pred] - pairs[ref]).abs()
+    ok = err.notna()
+    out = {"all": float(err[ok].quantile(q))}
+    for ion, e in err[ok].groupby(pairs.loc[ok, "ion"]):
+        out[ion] = float(e.quantile(q)) if len(e) >= 10 else out["all"]
+    return out
+
+
+def select_promising(scored: pd.DataFrame, top: int, v_window: tuple[float, float] = (2.5, 4.8),
+                     z: float = 1.0) -> pd.Index:
+    """The index of the ``top`` GNN-scored candidates that could pass (module docstring, step 2)."""
+    if scored.empty or top <= 0:
+        return scored.index[:0]
+    v = scored["voltage"].to_numpy(float)
+    sv = np.nan_to_num(scored["voltage_std"].to_numpy(float))
+    eh = scored["e_hull_discharged"].to_numpy(float)
+    se = np.nan_to_num(scored["ef_discharged_std"].to_numpy(float))
+    ok = np.isfinite(v) & np.isfinite(eh) & (v + 2 * sv >= v_window[0]) & (v - 2 * sv <= v_window[1])
+    optimistic = pd.Series(np.where(ok, eh - z * se, np.inf), index=scored.index)
+    optimistic = optimistic[ok]
+    return optimistic.sort_values(kind="stable").index[:top]
+
+
+def _judge(status: str, eh: float, v: float, max_e_hull: float, v_window: tuple[float, float]) -> str:
+    if status != "converged":
+        return f"relaxation {status}"
+    if not (np.isfinite(eh) and np.isfinite(v)):
+        return "not scored"
+    if eh > max_e_hull:
+        return f"E_hull > {max_e_hull:g} eV/atom"
+    if not v_window[0] <= v <= v_window[1]:
+        return f"V outside {v_window[0]:g}-{v_window[1]:g} V"
+    return ""
+
+
+def _relaxed_pair(rd, rc, hull: PotentialHull, ion: str, mu: float, exclude_ids: Sequence[str] = ()) -> dict:
+    """The uMLIP numbers of one relaxed discharged/charged pair (NaN where a relaxation failed)."""
+    status = rd.status if not rd.ok else rc.status
+    if not rd.ok or not rc.ok:
+        bad = rd if not rd.ok else rc
+        return {"umlip_status": f"{'discharged' if bad is rd else 'charged'}: {bad.status} ({bad.reason})",
+                "umlip_e_discharged": rd.energy_per_atom, "umlip_e_charged": rc.energy_per_atom}
+    r = {"umlip_status": status, "umlip_e_discharged": rd.energy_per_atom, "umlip_e_charged": rc.energy_per_atom,
+         "umlip_volume_change": rd.volume_change}
+    try:
+        r["umlip_e_hull_discharged"] = hull.e_above_hull(rd.structure, rd.energy_per_atom, exclude_ids)
+        r["umlip_e_hull_charged"] = hull.e_above_hull(rc.structure, rc.energy_per_atom, exclude_ids)
+    except ValueError as exc:  # e.g. no usable elemental phase in the mirror
+        r["umlip_status"] = f"no hull: {exc}"
+    try:
+        p = pair_properties(rc.structure, rd.structure, rc.energy_per_atom, rd.energy_per_atom, ion, ion_energy=mu)
+        r.update({f"umlip_{k}": p[k] for k in ("voltage", "capacity_grav", "specific_energy", "energy_density")})
+    except (ElectrodeError, ValueError) as exc:
+        r["umlip_status"] = f"not an electrode: {exc}"
+    return r
+
+
+def refine(scored: pd.DataFrame, model, hull: PotentialHull, ion: str = "Li", top: int = 100,
+           max_e_hull: float = 0.1, v_window: tuple[float, float] = (2.5, 4.8),
+           sigma_v: dict[str, float] | None = None, progress: bool = True, **relax_kwargs) -> pd.DataFrame:
+    """The uMLIP stage and the final ranking (module docstring, steps 2-4) on a GNN-scored screen.
+
+    Adds :data:`UMLIP_COLUMNS` (NaN / empty for candidates not selected), ``selected``, ``stage`` (where the
+    candidate left the funnel, or ``passes``) and ``rank_umlip`` (1 = best passing); ``attrs["umlip"]``
+    holds the settings and timings."""
+    t0 = time.perf_counter()
+    out = scored.copy()
+    sel = select_promising(out, top, v_window)
+    out["selected"] = out.index.isin(sel)
+    sub = out.loc[sel]
+    n = len(sub)
+    structures = list(sub["discharged"]) + list(sub["charged"])
+    ids = [f"{c}|discharged" for c in sub["candidate_id"]] + [f"{c}|charged" for c in sub["candidate_id"]]
+    rs = relax(model, structures, ids=ids, progress=progress, **relax_kwargs) if n else []
+    t_relax = time.perf_counter() - t0
+    hull.prepare([sorted({e.symbol for e in r.structure.to_structure().composition})
+                  for r in rs[:n] if r.ok])
+    mu = model.ion_energy(ion) if n else np.nan
+    sig = (sigma_v or {}).get(ion, (sigma_v or {}).get("all", np.nan))
+    rows = {}
+    for k, idx in enumerate(sub.index):
+        r = _relaxed_pair(rs[k], rs[n + k], hull, ion, mu)
+        r["umlip_discharged"], r["umlip_charged"] = rs[k].structure, rs[n + k].structure
+        r["umlip_voltage_std"] = sig
+        r["dv_gnn"] = r.get("umlip_voltage", np.nan) - out.at[idx, "voltage"]
+        r["below_hull"] = bool(min(r.get("umlip_e_hull_discharged", np.inf),
+                                   r.get("umlip_e_hull_charged", np.inf)) < 0)
+        r["umlip_why_not"] = _judge(r["umlip_status"], r.get("umlip_e_hull_discharged", np.nan),
+                                    r.get("umlip_voltage", np.nan), max_e_hull, v_window)
+        r["umlip_passes"] = r["umlip_why_not"] == ""
+        rows[idx] = r
+    extra = pd.DataFrame.from_dict(rows, orient="index").reindex(index=out.index, columns=list(UMLIP_COLUMNS))
+    out = out.drop(columns=[c for c in UMLIP_COLUMNS if c in out.columns]).join(extra)
+    out["umlip_passes"] = out["umlip_passes"].fillna(False).astype(bool)
+    out["stage"] = np.where(~out["selected"], "GNN stage: not among the most promising",
+                            np.where(out["umlip_passes"], "passes", "uMLIP: " + out["umlip_why_not"].fillna("")))
+    se = out["umlip_specific_energy"].where(out["umlip_passes"])
+    out["rank_umlip"] = se.rank(ascending=False, method="first")
+    out.attrs.update(scored.attrs, umlip={
+        "model": getattr(model, "name", str(model)), "top": top, "selected": n, "max_e_hull": max_e_hull,
+        "v_window": list(v_window), "ion_energy": mu, "sigma_v": sig, "seconds_relax": t_relax,
+        "seconds": time.perf_counter() - t0, "hull_phases": len(hull._energy), "hull_skipped": len(hull.skipped),
+    })
+    return out
+
+
+#: the screen's columns as the uMLIP stage fills them (final_view)
+_FINAL = {"umlip_voltage": "voltage", "umlip_voltage_std": "voltage_std", "umlip_capacity_grav": "capacity_grav",
+          "umlip_specific_energy": "specific_energy", "umlip_energy_density": "energy_density",
+          "umlip_e_hull_discharged": "e_hull_discharged", "umlip_e_hull_charged": "e_hull_charged",
+          "umlip_passes": "passes", "umlip_why_not": "why_not", "umlip_discharged": "discharged",
+          "umlip_charged": "charged"}
+
+
+def final_view(refined: pd.DataFrame) -> pd.DataFrame:
+    """The relaxed candidates with the uMLIP numbers under the screen's column names (``voltage``,
+    ``e_hull_discharged``, ``passes``, relaxed ``discharged``, ...), ranked (``rank``: passing ones by
+    specific energy first), so the screen's figures draw the final ranking; ``gnn_voltage`` keeps the GNN's.
+    The Pareto front (specific energy against E_hull) is taken over the converged ones."""
+    from lib.cathodes.screen import _pareto  # the screen's front, on the relaxed numbers
+
+    t = refined[refined["selected"]] if len(refined) else refined
+    t = t.drop(columns=[v for v in _FINAL.values() if v in t.columns and v != "voltage"])
+    t = t.rename(columns={"voltage": "gnn_voltage"}).rename(columns=_FINAL)
+    if t.empty:
+        return t.assign(rank=pd.Series(dtype=int), pareto=pd.Series(dtype=bool))
+    ok = t["umlip_status"].eq("converged")
+    t["pareto"] = _pareto(t["specific_energy"].where(ok).to_numpy(float),
+                          t["e_hull_discharged"].where(ok).to_numpy(float))
+    se = t["specific_energy"].fillna(-np.inf)
+    order = np.lexsort((t["candidate_id"].to_numpy(), -se.to_numpy(), ~t["passes"].to_numpy(bool)))
+    t = t.iloc[order].reset_index(drop=True)
+    t["rank"] = np.arange(1, len(t) + 1)
+    return t
+
+
+def funnel_counts(candidates: pd.DataFrame, dropped: pd.DataFrame, refined: pd.DataFrame) -> pd.DataFrame:
+    """How many candidates reached each stage of the funnel and why the others left (one row per stage:
+    ``stage``, ``n``, ``dropped`` and ``why``: the reasons with counts)."""
+    def why(s: pd.Series) -> str:
+        return "; ".join(f"{k} {v}" for k, v in s.value_counts().items())
+
+    n_tried = int(candidates.attrs.get("n_tried", len(candidates) + len(dropped)))
+    rows = [("substitutions tried", n_tried, 0, "")]
+    gen = dropped["category"] if len(dropped) else pd.Series(dtype=str)
+    rows.append(("candidates (balanced, new, unique)", len(candidates), len(dropped), why(gen)))
+    scored = refined[refined["voltage"].notna()] if len(refined) else refined
+    rows.append(("scored by the GNN ensemble", len(scored), len(candidates) - len(scored),
+                 why(refined.loc[refined["voltage"].isna(), "score_error"]) if len(refined) else ""))
+    sel = refined[refined["selected"]] if len(refined) else refined
+    rows.append(("relaxed with the universal potential", len(sel), len(scored) - len(sel),
+                 "not among the most promising" if len(scored) > len(sel) else ""))
+    conv = sel[sel["umlip_status"].eq("converged")] if len(sel) else sel
+    rows.append(("both states converged", len(conv), len(sel) - len(conv),
+                 why(sel.loc[~sel["umlip_status"].eq("converged"), "umlip_status"].str.split(":").str[0])
+                 if len(sel) else ""))
+    hull_ok = conv[conv["umlip_e_hull_discharged"] <= refined.attrs.get("umlip", {}).get("max_e_hull", 0.1)] \
+        if len(conv) else conv
+    rows.append(("on or near the hull", len(hull_ok), len(conv) - len(hull_ok), "E_hull above the limit"))
+    passing = refined[refined["umlip_passes"]] if len(refined) else refined
+    rows.append(("voltage in the window: pass", len(passing), len(hull_ok) - len(passing), "V outside the window"))
+    return pd.DataFrame(rows, columns=["stage", "n", "dropped", "why"])
+
+
+def known_cathodes_relaxed(known: pd.DataFrame, table: pd.DataFrame, model, hull: PotentialHull,
+                           max_e_hull: float = 0.1, v_window: tuple[float, float] = (2.5, 4.8),
+                           progress: bool = True, **relax_kwargs) -> pd.DataFrame:
+    """The known cathodes (:func:`lib.cathodes.screen.known_cathodes`) through the uMLIP stage exactly as the
+    screen builds candidates: the real discharged structure and the same with every ion removed, both
+    relaxed; E_hull against the model's hull *without* the material itself (as if it were new; ``..._with``:
+    with it). Adds :data:`UMLIP_COLUMNS` (voltage of the screen's construction), ``v_umlip_pair`` (both real
+    mirror structures relaxed, where MP's charged state is in the mirror), ``umlip_e_hull_with`` and
+    ``dv_mp`` (uMLIP − MP)."""
+    t = table.drop_duplicates("material_id").set_index("material_id")
+    ds = [t.loc[i, "structure"].to_structure() for i in known["discharged_id"]]
+    cs = [RemoveSpeciesTransformation([ion]).apply_transformation(d) for d, ion in zip(ds, known["ion"], strict=True)]
+    real_c = [(i, t.loc[i, "structure"]) for i in known["charged_id"] if i in t.index]
+    structures = ds + cs + [c for _, c in real_c]
+    ids = [*known["discharged_id"], *(f"{i} minus ions" for i in known["discharged_id"]), *(i for i, _ in real_c)]
+    rs = relax(model, structures, ids=ids, progress=progress, **relax_kwargs)
+    n = len(known)
+    rd, rcs, rreal = rs[:n], rs[n : 2 * n], dict(zip([i for i, _ in real_c], rs[2 * n :], strict=True))
+    hull.prepare([sorted(d.symbol_set) for d in ds])
+    rows = []
+    for k, (_, row) in enumerate(known.iterrows()):
+        mu = model.ion_energy(row["ion"])
+        r = _relaxed_pair(rd[k], rcs[k], hull, row["ion"], mu, exclude_ids=[row["discharged_id"]])
+        try:
+            r["umlip_e_hull_with"] = (hull.e_above_hull(rd[k].structure, rd[k].energy_per_atom)
+                                      if rd[k].ok else np.nan)
+        except ValueError:  # no hull for this system: said in umlip_status
+            r["umlip_e_hull_with"] = np.nan
+        c = rreal.get(row["charged_id"])
+        if c is not None and c.ok and rd[k].ok:
+            r["v_umlip_pair"] = pair_properties(c.structure, rd[k].structure, c.energy_per_atom,
+                                                rd[k].energy_per_atom, row["ion"], ion_energy=mu)["voltage"]
+        r["umlip_why_not"] = _judge(r["umlip_status"], r.get("umlip_e_hull_discharged", np.nan),
+                                    r.get("umlip_voltage", np.nan), max_e_hull, v_window)
+        r["umlip_passes"] = r["umlip_why_not"] == ""
+        rows.append(r)
+    extra = pd.DataFrame(rows, index=known.index)
+    out = known.join(extra)
+    out["dv_mp"] = out["umlip_voltage"] - out["v_mp"]
+    return out
+
+
+__all__ = ["select_promising", "refine", "final_view", "funnel_counts", "known_cathodes_relaxed", "sigma_from_benchmark",
+           "UMLIP_COLUMNS"]
