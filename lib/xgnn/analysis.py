@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from lib import periodic, records
+from lib.devices import device_info
 from lib.paths import ROOT, XGNN_DIR
 from lib.profiles import get_profile
 from lib.xgnn.classifier import ClassifierRun, LabelledGraphs
@@ -111,7 +112,7 @@ def explain_classifier(
             "explanations": res["explanations"],
         }
     doc["wall_time_s"] = time.perf_counter() - t_all
-    doc["device"] = records.device_info("cpu")
+    doc["device"] = device_info("cpu")
     doc["git_commit"] = records.git_commit()
     doc["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     records.write_json(path, doc)
