@@ -28,8 +28,9 @@ import time
 import warnings
 
 from bench import emit
-from lib import cathode_screen, cathodes, data, electrodes
-from lib import electrode_benchmark as eb
+from lib import data
+from lib.cathodes import candidates, electrodes, screen
+from lib.cathodes import benchmark as eb
 
 BENCH = "electrodes"
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     emit(BENCH, "dft_seconds", dft_s, "s", pairs=len(dft), load_before=before, load_after=_load())
 
     bench_ids = set(dft["high_mpid"]) | set(dft["low_mpid"])
-    held = bench_ids | cathode_screen.known_cathode_ids(table, pairs)
+    held = bench_ids | screen.known_cathode_ids(table, pairs)
     paths = args.checkpoints
     if paths is None and os.environ.get("BENCH_ELECTRODE_CHECKPOINTS"):
         paths = [p for p in os.environ["BENCH_ELECTRODE_CHECKPOINTS"].replace(",", ":").split(":") if p]
@@ -117,12 +118,12 @@ def main(argv: list[str] | None = None) -> None:
             "ml", eb.voltage_metrics(ml, pred="ml_voltage", ref="avg_voltage"), "_vs_mp", model=label
         )
         if args.screen != "none":
-            size = cathodes.SCREEN_SIZES[args.screen]
+            size = candidates.SCREEN_SIZES[args.screen]
             before = _load()
             t0 = time.perf_counter()
-            protos = cathodes.find_prototypes(table, pairs, n_extra=size.n_extra)
-            cands, _ = cathodes.generate_candidates(table, protos, progress=False, **size.kwargs())
-            res = cathode_screen.screen(cands, predict, cathode_screen.Hull(table), progress=False)
+            protos = candidates.find_prototypes(table, pairs, n_extra=size.n_extra)
+            cands, _ = candidates.generate_candidates(table, protos, progress=False, **size.kwargs())
+            res = screen.screen(cands, predict, screen.Hull(table), progress=False)
             emit(
                 BENCH,
                 f"screen_seconds_{args.screen}",

@@ -10,11 +10,11 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition
 from pymatgen.transformations.standard_transformations import SubstitutionTransformation
 
-from lib import cathode_screen as S
-from lib import cathodes as C
+from lib.cathodes import screen as S
+from lib.cathodes import candidates as C
 from lib import data
-from lib import electrodes as E
-from lib.electrode_benchmark import composition_key, composition_keys
+from lib.cathodes import electrodes as E
+from lib.cathodes.benchmark import composition_key, composition_keys
 from lib.profiles import PROFILES
 
 
@@ -197,7 +197,7 @@ def test_figures_say_when_there_is_nothing_to_draw(smoke):
     import matplotlib
 
     matplotlib.use("Agg")
-    from lib import plots_cathodes as pc
+    from lib.cathodes import plots as pc
 
     assert pc.formula_label("Li2MnCo(PO4)2") == "Li$_{2}$MnCo(PO$_{4}$)$_{2}$"
     assert pc.formula_label("LiNi0.5Mn1.5O4") == "LiNi$_{0.5}$Mn$_{1.5}$O$_{4}$"

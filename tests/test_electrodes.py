@@ -11,8 +11,8 @@ from pymatgen.core import Composition, Element, Lattice, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from lib import data
-from lib import electrode_benchmark as B
-from lib import electrodes as E
+from lib.cathodes import benchmark as B
+from lib.cathodes import electrodes as E
 from lib.structures import Crystal
 
 # ----------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from pymatgen.entries.computed_entries import ComputedStructureEntry
 
 from lib.data.sources.base import DataUnavailable, FetchError, within
 from lib.data.sources.mp import MP_CHUNK_TIMEOUT, mp_rester
-from lib.electrodes import read_pairs
+from lib.cathodes.electrodes import read_pairs
 from lib.paths import DATA, atomic_path
 from lib.structures import parse_structure_dict
 

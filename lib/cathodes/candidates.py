@@ -62,8 +62,8 @@ from pymatgen.transformations.standard_transformations import (
     SubstitutionTransformation,
 )
 
-from lib.electrode_benchmark import composition_key, composition_keys
-from lib.electrodes import (
+from lib.cathodes.benchmark import composition_key, composition_keys
+from lib.cathodes.electrodes import (
     ElectrodeError,
     check_ion,
     check_pair,

@@ -20,8 +20,8 @@ from pymatgen.transformations.standard_transformations import (
     RemoveSpeciesTransformation,
 )
 
-from lib.electrode_benchmark import composition_key, composition_keys
-from lib.electrodes import (
+from lib.cathodes.benchmark import composition_key, composition_keys
+from lib.cathodes.electrodes import (
     ElectrodeError,
     check_pair,
     pair_properties,
@@ -31,7 +31,7 @@ from lib.structures import Crystal
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from tqdm.auto import tqdm
-from lib.cathodes import ENERGY, oxidation_guess
+from lib.cathodes.candidates import ENERGY, oxidation_guess
 
 # ----------------------------------------------------------------------------------------------
 # the convex hull of the mirror's phases

@@ -36,7 +36,7 @@ from scipy.stats import spearmanr
 from lib.data import split as random_split
 from lib.data import target_frame
 from lib.data.holdout import holdout_ids
-from lib.electrodes import PairGeometry, check_pair, pair_table
+from lib.cathodes.electrodes import PairGeometry, check_pair, pair_table
 from lib.graphs import build_graphs, cgcnn_params
 from lib.models.cgcnn import CGCNN
 from lib.paths import RESULTS, default_mirror
