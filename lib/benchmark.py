@@ -4,7 +4,7 @@
     table = table6(runs)                        # per (property, model): n, mean and std of each metric, ...
     table = with_thesis(table)                  # + the thesis's values (where transcribed) and the difference
     save_table6(table, "quick")                 # results/table6_quick.csv and .md
-    figure14(table, "fig14_benchmark_quick.png", profile="quick")  # lib.plots_benchmark: per-property panels
+    figure14(table, "fig14_benchmark_quick.png", profile="quick")  # lib.plots.benchmark: per-property panels
 
 Nothing here trains: a record written anywhere (a GPU box, a cluster) counts the same. Training times
 are only comparable on the same hardware with the same number of threads, so every run's device is

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from lib import benchmark as bm
-from lib import plots_benchmark
+from lib.plots import benchmark as plots_benchmark
 
 CPU1 = {"type": "cpu", "name": "AMD EPYC", "cpu": "AMD EPYC", "torch_threads": 1, "host": "a"}
 CPU2 = {"type": "cpu", "name": "AMD EPYC", "cpu": "AMD EPYC", "torch_threads": 2, "host": "a"}

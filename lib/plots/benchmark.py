@@ -21,7 +21,7 @@ from matplotlib.patches import Patch
 
 from lib import literature, models
 from lib.benchmark import describe_devices, table_devices, timing_warning
-from lib.plots import PALETTE, save, stamp, target_label, unit_of, use_style
+from lib.plots.base import PALETTE, save, stamp, target_label, unit_of, use_style
 
 THESIS_HATCH = "////"
 ERR = {"fmt": "none", "ecolor": "#3a3a3a", "elinewidth": 0.8, "capsize": 2}

@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lib.plots import PALETTE, corner_text, save, stamp, target_label, use_style
+from lib.plots.base import PALETTE, corner_text, save, stamp, target_label, use_style
 from lib.xgnn.analysis import explanation_counts
 from lib.xgnn.generator import canonical_form
 

@@ -1,4 +1,4 @@
-"""The compendium's figure style and saving, shared by the figure families ``lib.plots_*``.
+"""The compendium's figure style and saving, shared by the figure families of ``lib.plots``.
 
 Style: one accent colour per series from :data:`PALETTE`, light grid, no top/right spines, labels
 with units from :data:`lib.data.TARGETS`, counts written in the panel corner. :func:`save` writes

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from lib.graphs import GraphParams, build_graph
-from lib.plots import PALETTE, corner_text, stamp, use_style
+from lib.plots.base import PALETTE, corner_text, stamp, use_style
 from lib.structures import Crystal
 
 
