@@ -37,7 +37,8 @@ import pandas as pd
 import torch
 
 from lib import pretrained
-from lib.data.files import (
+from lib.data.sources.base import DataUnavailable
+from lib.data.sources.files import (
     ID_PROP,
     cif_file,
     id_problem,
@@ -46,7 +47,6 @@ from lib.data.files import (
     read_cif_text,
     read_id_prop,
 )
-from lib.data.sources.base import DataUnavailable
 from lib.graphs import GraphParams, as_crystal, build_graph, collate
 from lib.paths import RUNS
 from lib.records import Checkpoint, load_checkpoint
@@ -89,8 +89,9 @@ def read_cif(path: str | Path, id: str | None = None) -> Item:
 
 
 def read_folder(folder: str | Path) -> list[Item]:
-    """A CGCNN-format folder (``id_prop.csv`` + ``<id>.cif``, read as training reads it: ``lib.data.files``),
-    or else every ``*.cif`` in it. An item per non-blank line of id_prop.csv (its value is not used)."""
+    """A CGCNN-format folder (``id_prop.csv`` + ``<id>.cif``, read as training reads it:
+    ``lib.data.sources.files``), or else every ``*.cif`` in it. An item per non-blank line of id_prop.csv
+    (its value is not used)."""
     folder = Path(folder)
     listing = folder / ID_PROP
     if listing.exists():
@@ -122,7 +123,7 @@ def _snapshot_crystal(rec: dict) -> Crystal:
 
 
 def read_snapshot(path: str | Path) -> list[Item]:
-    """A JSON Lines snapshot (``.jsonl``, ``.xz``, ``.gz``; ``lib.data.files``): a material a line.
+    """A JSON Lines snapshot (``.jsonl``, ``.xz``, ``.gz``; ``lib.data.sources.files``): a material a line.
 
     Each line has ``material_id`` and the structure as ``crystal`` (exact arrays: lattice, frac_coords,
     numbers) or ``cif``; a line that is not a JSON object or has no readable structure becomes an error row,

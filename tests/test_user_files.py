@@ -1,5 +1,5 @@
-"""A user's files are read one way (lib.data.files): the same folder through training's loader and through
-prediction's reader gives the same ids and the same structures, and the same snapshot likewise."""
+"""A user's files are read one way (lib.data.sources.files): the same folder through training's loader and
+through prediction's reader gives the same ids and the same structures, and the same snapshot likewise."""
 
 from __future__ import annotations
 

@@ -5,13 +5,13 @@ family: ``data`` (01, SOAP sparsity), ``graphs`` (02), ``train`` (03-05), ``benc
     from lib.plots import train as plots_train # a family
 """
 
+from lib.paths import figure_file  # figure names need no matplotlib: lib.xgnn names them too
 from lib.plots.base import (
     PALETTE,
     STAMP_GID,
     STYLE,
     axis_label,
     corner_text,
-    figure_file,
     formula_label,
     save,
     stamp,

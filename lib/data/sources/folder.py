@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lib.data.files import ID_PROP, cif_file, id_problem, read_cif_text, read_id_prop
 from lib.data.mapping import PropertyMapping
 from lib.data.sources.base import DataUnavailable, Job, Request
+from lib.data.sources.files import ID_PROP, cif_file, id_problem, read_cif_text, read_id_prop
 from lib.data.targets import TARGETS
 
 
@@ -32,7 +32,7 @@ def plan(req: Request) -> Job:
 
 
 def records_folder(folder: Path, target: str) -> tuple[pd.DataFrame, dict]:
-    """A CGCNN-format folder: id_prop.csv (id,value; no header) and <id>.cif files (``lib.data.files``).
+    """A CGCNN-format folder: id_prop.csv (id,value; no header) and <id>.cif files (read by ``files``).
 
     Each line must be ``id,value``: a line with another number of fields ("bad line"), an id that is
     not a plain file name ("bad id", e.g. ``../x``), a value that is not a number ("bad target value")
