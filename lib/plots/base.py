@@ -6,7 +6,8 @@ PNGs (150 dpi) under figures/.
 
 Every notebook names its figure files with ``lib.plots.figure_file`` (from ``lib.paths``: the profile, and
 the seed where one applies, in the name, so a smoke run never overwrites a quick one), writes chemical
-formulas with :func:`formula_label`, and every figure of a pipeline-test profile (smoke) carries :func:`stamp`'s banner.
+formulas with :func:`formula_label`, and every figure of a pipeline-test profile (smoke) carries
+:func:`stamp`'s banner.
 """
 
 from __future__ import annotations
