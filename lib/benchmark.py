@@ -369,14 +369,15 @@ def mae_markdown(table: pd.DataFrame, metric: str = "test_mae") -> str:
                                           if (prop, m) in th.index else ""))
                 continue
             r = table.loc[(prop, m)]
-            ours = _num(r[f"{metric}_mean"]) + (f" ± {_num(r[f'{metric}_std'])}" if np.isfinite(r[f"{metric}_std"])
-                                                 else "")
+            std = r[f"{metric}_std"]
+            ours = _num(r[f"{metric}_mean"]) + (f" ± {_num(std)}" if np.isfinite(std) else "")
             ours += f" (n {int(r['n'])}, {int(r['n_train']):,} train)"
             tv, ts = r.get(f"thesis_{metric}", np.nan), r.get(f"thesis_{metric}_std", np.nan)
             beside = (f" / {_num(tv)}" + (f" ± {_num(ts)}" if np.isfinite(ts) else "")
                       + f" → {r[f'verdict_{metric}']}" if np.isfinite(tv) else "")
             cells.append(ours + beside)
-        lines.append(f"| {TARGETS[prop].label if prop in TARGETS else prop} ({unit}) | " + " | ".join(cells) + " |")
+        label = TARGETS[prop].label if prop in TARGETS else prop
+        lines.append(f"| {label} ({unit}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

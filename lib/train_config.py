@@ -43,7 +43,7 @@ class TrainConfig:
     num_threads: int | None = None  # torch CPU threads during fit (restored after); None: torch's default
     compile: bool = False  # torch.compile the model's hot path (model.compile_hot_path(), else the model)
     resident: bool | None = None  # a GraphSet copied to the device once, batches made there (None: on CUDA)
-    tune_malloc: bool = True  # glibc: keep freed memory for reuse instead of unmapping it (lib.train.tune_malloc)
+    tune_malloc: bool = True  # glibc keeps freed memory for reuse instead of unmapping it (lib.train)
     ema: float = 0.0  # decay of a moving average of the weights, updated every step (0: off); when on, the
     #                   averaged weights are validated, kept as the best epoch and written to the checkpoint
 
