@@ -4,7 +4,7 @@
     table = table6(runs)                        # per (property, model): n, mean and std of each metric, ...
     table = with_thesis(table)                  # + the thesis's values (where transcribed) and the difference
     save_table6(table, "quick")                 # results/table6_quick.csv and .md
-    figure14(table, "fig14_benchmark_quick.png", profile="quick")  # lib.plots_benchmark: per-property panels
+    figure14(table, "fig14_benchmark_quick.png", profile="quick")  # lib.plots.benchmark: per-property panels
 
 Nothing here trains: a record written anywhere (a GPU box, a cluster) counts the same. Training times
 are only comparable on the same hardware with the same number of threads, so every run's device is
@@ -369,14 +369,15 @@ def mae_markdown(table: pd.DataFrame, metric: str = "test_mae") -> str:
                                           if (prop, m) in th.index else ""))
                 continue
             r = table.loc[(prop, m)]
-            ours = _num(r[f"{metric}_mean"]) + (f" ± {_num(r[f'{metric}_std'])}" if np.isfinite(r[f"{metric}_std"])
-                                                 else "")
+            std = r[f"{metric}_std"]
+            ours = _num(r[f"{metric}_mean"]) + (f" ± {_num(std)}" if np.isfinite(std) else "")
             ours += f" (n {int(r['n'])}, {int(r['n_train']):,} train)"
             tv, ts = r.get(f"thesis_{metric}", np.nan), r.get(f"thesis_{metric}_std", np.nan)
             beside = (f" / {_num(tv)}" + (f" ± {_num(ts)}" if np.isfinite(ts) else "")
                       + f" → {r[f'verdict_{metric}']}" if np.isfinite(tv) else "")
             cells.append(ours + beside)
-        lines.append(f"| {TARGETS[prop].label if prop in TARGETS else prop} ({unit}) | " + " | ".join(cells) + " |")
+        label = TARGETS[prop].label if prop in TARGETS else prop
+        lines.append(f"| {label} ({unit}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

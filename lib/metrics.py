@@ -46,3 +46,11 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
     """{'mae', 'rmse', 'r2', 'n'} of one set of predictions."""
     t, p = _pair(y_true, y_pred)
     return {"mae": mae(t, p), "rmse": rmse(t, p), "r2": r2(t, p), "n": int(t.size)}
+
+
+def score(task: str, y_true, out) -> dict[str, float]:
+    """A fitter's metrics of one split: ``regression_metrics``, or for ``task`` "classification" the accuracy
+    of the highest-scoring class of ``out`` (n, C) and n."""
+    if task == "classification":
+        return {"accuracy": accuracy(y_true, np.asarray(out).argmax(axis=1)), "n": int(len(y_true))}
+    return regression_metrics(y_true, out)

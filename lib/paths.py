@@ -68,3 +68,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def figure_file(stem: str, profile, seed: int | None = None, ext: str = "png") -> str:
+    """A figure's file name, ``<stem>_<profile>[_s<seed>].<ext>``: 'parity_cgcnn_band_gap_quick_s0.png'
+    (``profile`` a name or a ``lib.profiles.Profile``).
+
+    Every notebook names its figures with this (as ``lib.plots.figure_file``), so two profiles (or seeds)
+    never write the same file.
+    """
+    name = str(getattr(profile, "name", profile))
+    if not name or any(c in name for c in "/\\ "):
+        raise ValueError(f"not a profile name for a file: {name!r}")
+    seed_part = f"_s{int(seed)}" if seed is not None else ""
+    return f"{stem}_{name}{seed_part}.{ext}"

@@ -25,9 +25,7 @@ with a warning: its numbers are not meaningful.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import lzma
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
@@ -39,13 +37,22 @@ import pandas as pd
 import torch
 
 from lib import pretrained
+from lib.data.sources.base import DataUnavailable
+from lib.data.sources.files import (
+    ID_PROP,
+    cif_file,
+    id_problem,
+    is_snapshot,
+    iter_jsonl,
+    read_cif_text,
+    read_id_prop,
+)
 from lib.graphs import GraphParams, as_crystal, build_graph, collate
 from lib.paths import RUNS
 from lib.records import Checkpoint, load_checkpoint
 from lib.structures import Crystal, StructureError, crystal_from_arrays, parse_cif
 from lib.validate import check_arrays
 
-SNAPSHOT_SUFFIXES = (".jsonl", ".jsonl.xz", ".jsonl.gz", ".json.xz", ".json.gz")
 #: checkpoints trained on fewer crystals than this (or in the smoke profile) predict with a warning
 MIN_TRAIN = 1000
 
@@ -71,7 +78,7 @@ def read_cif(path: str | Path, id: str | None = None) -> Item:
     path = Path(path)
     ident = id if id is not None else (path.name[:-4] if path.name.lower().endswith(".cif") else path.name)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_cif_text(path)
     except OSError as exc:
         return ident, str(path), None, f"cannot read file: {exc.strerror or exc}"
     try:
@@ -82,24 +89,23 @@ def read_cif(path: str | Path, id: str | None = None) -> Item:
 
 
 def read_folder(folder: str | Path) -> list[Item]:
-    """A CGCNN-format folder (``id_prop.csv`` + ``<id>.cif``), or else every ``*.cif`` in it."""
+    """A CGCNN-format folder (``id_prop.csv`` + ``<id>.cif``, read as training reads it:
+    ``lib.data.sources.files``), or else every ``*.cif`` in it. An item per non-blank line of id_prop.csv
+    (its value is not used)."""
     folder = Path(folder)
-    listing = folder / "id_prop.csv"
+    listing = folder / ID_PROP
     if listing.exists():
         items = []
-        for k, line in enumerate(listing.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            if not line.strip():
-                continue
-            mid = line.split(",")[0].strip()
-            cif = folder / f"{mid}.cif"
-            try:  # an id may be no file name at all (NUL bytes, too long): an error row, not a traceback
-                found = cif.is_file() and folder.resolve() in cif.resolve().parents
-            except (OSError, ValueError):
-                found = False
-            if not found:
-                items.append((mid, str(listing), None, f"id_prop.csv line {k}: no file {cif.name}"))
-            else:
-                items.append(read_cif(cif, id=mid))
+        for line in read_id_prop(folder):
+            problem = id_problem(line.id)
+            cif = cif_file(folder, line.id)
+            if problem is None:
+                try:  # an id may still be no usable file name here (too long in bytes): an error row
+                    problem = None if cif.is_file() else f"no file {cif.name}"
+                except (OSError, ValueError) as exc:
+                    problem = f"no file {cif.name} ({type(exc).__name__})"
+            items.append((line.id, str(listing), None, f"{line.where}: {problem}") if problem else
+                         read_cif(cif, id=line.id))
         return items
     cifs = sorted(folder.glob("*.cif"))
     if not cifs:
@@ -107,43 +113,34 @@ def read_folder(folder: str | Path) -> list[Item]:
     return [read_cif(p) for p in cifs]
 
 
-def _open_text(path: Path):
-    name = path.name
-    if name.endswith(".xz"):
-        return lzma.open(path, "rt", encoding="utf-8")
-    if name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+def _snapshot_crystal(rec: dict) -> Crystal:
+    if rec.get("crystal") is not None:
+        c = rec["crystal"]
+        return crystal_from_arrays(c["lattice"], c["frac_coords"], c["numbers"])
+    if rec.get("cif"):
+        return parse_cif(rec["cif"])
+    raise ValueError("no 'crystal' or 'cif' field")
 
 
 def read_snapshot(path: str | Path) -> list[Item]:
-    """A JSON Lines snapshot (``.jsonl``, ``.jsonl.xz``, ``.jsonl.gz``): one material per line.
+    """A JSON Lines snapshot (``.jsonl``, ``.xz``, ``.gz``; ``lib.data.sources.files``): a material a line.
 
     Each line has ``material_id`` and the structure as ``crystal`` (exact arrays: lattice, frac_coords,
-    numbers) or ``cif``; a line that is not JSON or has no readable structure becomes an error row.
+    numbers) or ``cif``; a line that is not a JSON object or has no readable structure becomes an error row,
+    and a file cut short one more after the rows read.
     """
     path = Path(path)
     items: list[Item] = []
     try:
-        with _open_text(path) as fh:
-            for k, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                ident = f"{path.name}:{k}"
-                try:
-                    rec = json.loads(line)
-                    ident = str(rec.get("material_id", ident))
-                    if rec.get("crystal") is not None:
-                        c = rec["crystal"]
-                        crystal = crystal_from_arrays(c["lattice"], c["frac_coords"], c["numbers"])
-                    elif rec.get("cif"):
-                        crystal = parse_cif(rec["cif"])
-                    else:
-                        raise ValueError("no 'crystal' or 'cif' field")
-                    items.append((ident, str(path), crystal, ""))
-                except Exception as exc:  # noqa: BLE001 - one bad line never stops the file
-                    items.append((ident, str(path), None, f"line {k}: {_reason(exc)}"))
-    except (OSError, EOFError, lzma.LZMAError) as exc:
+        for k, rec, why in iter_jsonl(path):
+            ident = str(rec.get("material_id", f"{path.name}:{k}")) if rec is not None else f"{path.name}:{k}"
+            try:
+                if why is not None:
+                    raise ValueError(why)
+                items.append((ident, str(path), _snapshot_crystal(rec), ""))
+            except Exception as exc:  # noqa: BLE001 - one bad line never stops the file
+                items.append((ident, str(path), None, f"line {k}: {_reason(exc)}"))
+    except (OSError, DataUnavailable) as exc:
         items.append((path.name, str(path), None, f"cannot read snapshot: {exc}"))
     return items
 
@@ -160,7 +157,7 @@ def read_inputs(inputs: Iterable[str | Path]) -> list[Item]:
                           "no such file or folder"))
         elif p.name.lower().endswith(".cif"):
             items.append(read_cif(p))
-        elif p.name.lower().endswith(SNAPSHOT_SUFFIXES):
+        elif is_snapshot(p):
             items += read_snapshot(p)
         else:
             items.append((p.name, str(p), None, "unsupported input: give .cif files, a folder, or a "

@@ -7,6 +7,7 @@
 ``thesis`` is the thesis's (its Table 3 for CGCNN: SGD 0.01, momentum 0.9, batch 256, MSE, k = 8; MEGNet's
 paper: Adam 1e-3, batch 128, MSE, 4 Å). ``best`` is what the study below found for CGCNN on this data;
 MEGNet's ``best`` takes the schedule and averaging that helped CGCNN (it has no study of its own: see README).
+Each model's recipes stand in its row of the model table (``lib.models``), so a new model brings its own.
 
 The study (:func:`run_study`, ``python -m lib.recipes``) trains CGCNN on one fixed split and seed of one
 property, changing one thing at a time on top of the previous variant (:data:`STUDY`), and writes a table of
@@ -19,7 +20,6 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,74 +28,20 @@ import pandas as pd
 
 from lib import ensembles, literature, models, records
 from lib.data.load import load_dataset
-from lib.data.targets import TARGETS
 from lib.data.table import split
+from lib.data.targets import TARGETS
 from lib.graphs import build_graphs, cgcnn_params
+from lib.models import Recipe
 from lib.models.cgcnn import CGCNN
 from lib.paths import RESULTS
 from lib.profiles import Profile, get_profile
-from lib.train import TrainConfig, fit, seed_everything
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Model constructor arguments, graph parameters and TrainConfig fields, over the code's defaults."""
-
-    name: str
-    description: str
-    model: dict[str, Any] = field(default_factory=dict)
-    graph: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
-
-    def train_config(self, **overrides: Any) -> TrainConfig:
-        """A TrainConfig with this recipe's fields; ``overrides`` (None values ignored) on top."""
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return TrainConfig().replace(**{**self.train, **given})
-
-    def model_kwargs(self, **given: Any) -> dict:
-        """The recipe's constructor arguments with the ``given`` ones (None: the recipe's) on top."""
-        return {**self.model, **{k: v for k, v in given.items() if v is not None}}
-
-    def graph_kwargs(self, **given: Any) -> dict:
-        """The recipe's graph parameters with the ``given`` ones (None: the recipe's) on top."""
-        return {**self.graph, **{k: v for k, v in given.items() if v is not None}}
-
-    def as_dict(self) -> dict:
-        return {"name": self.name, "description": self.description, "model": self.model, "graph": self.graph,
-                "train": self.train}
-
-
-# What the study found (results/study/recipe_formation_energy_per_atom.md; README: predictors you can trust).
-BEST_CGCNN_TRAIN = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "scheduler": "cosine",
-                    "batch_size": 128, "loss": "l1", "ema": 0.999}
-
-RECIPES: dict[tuple[str, str], Recipe] = {
-    ("cgcnn", "thesis"): Recipe(
-        "thesis", "the thesis's Table 3: SGD lr 0.01, momentum 0.9, batch 256, MSE, k = 8 within 8 Å",
-        graph={"cutoff": 8.0, "max_neighbors": 8}),
-    ("cgcnn", "best"): Recipe(
-        "best", "AdamW lr 1e-3, weight decay 1e-4, cosine schedule, batch 128, L1 loss, weight average "
-        "(EMA 0.999), k = 8 within 8 Å (the recipe study: each of these helped; k = 12 bought 0.0005 eV/atom "
-        "on its test set at 1.5x the time per epoch, so the shipped models keep k = 8)",
-        graph={"cutoff": 8.0, "max_neighbors": 8}, train=BEST_CGCNN_TRAIN),
-    ("megnet", "thesis"): Recipe(
-        "thesis", "the MEGNet paper's: Adam lr 1e-3, constant, batch 128, MSE, every neighbour within 4 Å",
-        graph={"cutoff": 4.0},
-        train={"optimizer": "adam", "lr": 1e-3, "scheduler": "none", "batch_size": 128}),
-    ("megnet", "best"): Recipe(
-        "best", "AdamW lr 1e-3, weight decay 1e-4, cosine schedule, batch 128, L1 loss, EMA 0.999, 4 Å "
-        "(CGCNN's study applied to MEGNet)",
-        graph={"cutoff": 4.0}, train=BEST_CGCNN_TRAIN),
-}
+from lib.train import fit, seed_everything
 
 
 def recipe(model: str, profile: str | Profile) -> Recipe:
-    """The recipe of ``model`` in ``profile`` (``Profile.recipe``)."""
-    name = get_profile(profile).recipe
-    try:
-        return RECIPES[(models.get(model).name, name)]
-    except KeyError:
-        raise KeyError(f"no recipe {name!r} for {model!r}; known: {sorted(RECIPES)}") from None
+    """The recipe of ``model`` in ``profile`` (``Profile.recipe`` names it; the model's row of the table,
+    ``lib.models``, holds its recipes)."""
+    return models.get(model).recipe(get_profile(profile).recipe)
 
 
 # ----------------------------------------------------------------------------- the study
@@ -223,17 +169,20 @@ def compare(runs_dir: str | Path | None = None, model: str = "cgcnn", properties
                 continue
             m, sd = _mean_std([r["test_mae"] for r in runs])
             row.update({f"{key}_mae": m, f"{key}_mae_std": sd, f"{key}_seeds": len(runs),
-                        f"{key}_n_train": runs[0]["split_sizes"]["train"], f"{key}_epochs": runs[0]["epochs_run"],
+                        f"{key}_n_train": runs[0]["split_sizes"]["train"],
+                        f"{key}_epochs": runs[0]["epochs_run"],
                         f"{key}_time_min": float(np.mean([r["train_time_s"] for r in runs])) / 60,
                         f"{key}_device": f"{runs[0]['device'].get('type')}, "
                                          f"{runs[0]['device'].get('torch_threads')} thread(s)"})
             if key == "best":
-                members = [r for r in records.list_records(runs_dir, model=model, property=prop, profile=profile)
+                members = [r for r in records.list_records(runs_dir, model=model, property=prop,
+                                                           profile=profile)
                            if r.get("member_of") == runs[0]["run"]]
                 if members:
                     ens = ensembles.calibration(ensembles.combine(
                         sorted([runs[0], *members], key=lambda r: r["seed"])))
-                    row.update({"best_ensemble_mae": ens["ensemble_mae"], "best_ensemble_size": 1 + len(members)})
+                    row.update({"best_ensemble_mae": ens["ensemble_mae"],
+                                "best_ensemble_size": 1 + len(members)})
         if (prop, model) in table6.index:
             t = table6.loc[(prop, model)]
             row.update({"thesis_mae": t["test_mae"], "thesis_mae_std": t["test_mae_std"],
@@ -258,18 +207,20 @@ def compare_markdown(table: pd.DataFrame) -> str:
         ens = ""
         if key == "best" and np.isfinite(r.get("best_ensemble_mae", np.nan)):
             ens = f"; ensemble of {int(r['best_ensemble_size'])}: {r['best_ensemble_mae']:.3g}"
-        return (f"{m:.3g}{spread} ({seeds} seed{'s' if seeds > 1 else ''}{ens}; n {int(r[f'{key}_n_train']):,}, "
-                f"{int(r[f'{key}_epochs'])} ep, {r[f'{key}_time_min']:.0f} min {r[f'{key}_device']})")
+        return (f"{m:.3g}{spread} ({seeds} seed{'s' if seeds > 1 else ''}{ens}; "
+                f"n {int(r[f'{key}_n_train']):,}, {int(r[f'{key}_epochs'])} ep, "
+                f"{r[f'{key}_time_min']:.0f} min {r[f'{key}_device']})")
 
-    lines = ["| property (unit) | thesis recipe, here | best recipe, here | thesis Table 6 | best vs thesis | "
-             "CGCNN paper |", "|---|---|---|---|---|---|"]
+    lines = ["| property (unit) | thesis recipe, here | best recipe, here | thesis Table 6 | best vs thesis "
+             "| CGCNN paper |", "|---|---|---|---|---|---|"]
     for r in table.to_dict("records"):
         th = (f"{r['thesis_mae']:.3g} ± {r['thesis_mae_std']:.2g} ({int(r['thesis_runs'])} runs)"
               if np.isfinite(r.get("thesis_mae", np.nan)) else "—")
         sig = r.get("best_sigmas", np.nan)
-        verdict = "—" if not np.isfinite(sig) else (f"{sig:+.1f} σ " + ("(goal met)" if sig >= 2 else "(goal: ≥ 2 σ)"))
-        pap = (f"{r['paper_mae']:.3g} (n {int(r['paper_n_train']):,})" if np.isfinite(r.get("paper_mae", np.nan))
-               else "—")
+        verdict = "—" if not np.isfinite(sig) else (
+            f"{sig:+.1f} σ " + ("(goal met)" if sig >= 2 else "(goal: ≥ 2 σ)"))
+        pap = (f"{r['paper_mae']:.3g} (n {int(r['paper_n_train']):,})"
+               if np.isfinite(r.get("paper_mae", np.nan)) else "—")
         lines.append(f"| {TARGETS[r['property']].label} ({r['unit']}) | {cell(r, 'thesis_recipe')} | "
                      f"{cell(r, 'best')} | {th} | {verdict} | {pap} |")
     return "\n".join(lines) + "\n"
@@ -284,8 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", nargs="+", help="variant keys (A B ...); default all")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--compare", action="store_true",
-                    help="no training: the thesis recipe and the best one as trained here, beside the thesis's "
-                         "Table 6 and the paper (results/tables/recipes_compare.md)")
+                    help="no training: the thesis recipe and the best one as trained here, beside the "
+                         "thesis's Table 6 and the paper (results/tables/recipes_compare.md)")
     a = ap.parse_args(argv)
     if a.compare:
         md = compare_markdown(compare())

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import platform
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -35,6 +33,8 @@ import pandas as pd
 import torch
 
 from lib.data.targets import target_info
+from lib.devices import pick_device
+from lib.metrics import score
 from lib.models.registry import build_model, model_spec
 from lib.normalizer import Normalizer
 from lib.paths import ARCHIVE, ROOT, RUNS, RUNS_DIR, atomic_path
@@ -88,39 +88,6 @@ def git_commit(root: str | Path = ROOT) -> str | None:
         return None
 
 
-def cpu_name() -> str:
-    """The CPU's model string (e.g. 'AMD EPYC 7R13 Processor')."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else cuda when available, else cpu."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def device_info(device: torch.device | str) -> dict[str, Any]:
-    """Where a run ran: device type and name (CPU model or CUDA device name), torch threads, versions."""
-    device = torch.device(device)
-    info: dict[str, Any] = {"type": device.type, "torch_threads": torch.get_num_threads(),
-                            "cpu": cpu_name(), "cpu_count": os.cpu_count(), "host": platform.node(),
-                            "torch": str(torch.__version__), "python": platform.python_version()}
-    if device.type == "cuda":
-        info["name"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-    else:
-        info["name"] = info["cpu"]
-    return info
-
-
 # ----------------------------------------------------------------------------- run records
 
 
@@ -134,6 +101,28 @@ def record_relpath(name: str) -> str:
     return f"{RUNS_DIR}/{name}.json"
 
 
+def jsonable(value: Any) -> Any:
+    """Hyperparameters for a JSON run record: arrays/tensors become a short description, not data."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor | np.ndarray):
+        return {"array_shape": list(value.shape), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "as_dict"):
+        return jsonable(value.as_dict())
+    return repr(value)
+
+
+def profile_name(profile: Any) -> str:
+    """A profile's name, given the name or a ``lib.profiles.Profile``."""
+    return str(getattr(profile, "name", profile))
+
+
 def new_record(
     *,
     run: str,
@@ -143,7 +132,8 @@ def new_record(
     seed: int,
     profile: Any,
     split: dict[str, np.ndarray],
-    metrics: dict[str, dict],
+    y: np.ndarray,
+    predictions: dict[str, np.ndarray],
     hparams: dict,
     train_time_s: float,
     device: dict,
@@ -152,30 +142,37 @@ def new_record(
     normalizer: Normalizer | None,
     content_hash: str | None,
     checkpoint: str | None,
-    test_ids: list,
-    y_pred: np.ndarray,
-    y: np.ndarray,
+    ids: Any = None,
     task: str = "regression",
     unit: str | None = None,
     extra: dict | None = None,
-    val_pred: np.ndarray | None = None,
     **fields: Any,
 ) -> dict:
     """The run record every fitter writes (``lib.train.fit``: CGCNN, MEGNet, the SOAP MLP, XGNN classifiers;
     ``lib.svr.fit_svr``): what ran, on what, how well, how long; ``fields`` are the fitter's own (epochs,
     curves, support vectors...), ``extra`` the caller's. The unit and label come from ``lib.data.targets``
-    unless ``unit`` is given. ``metrics`` is {"val": ..., "test": ...} as lib.metrics returns them; the test
-    metrics are also top-level ``test_mae``, ``test_rmse``, ``test_r2`` (or ``test_accuracy``); the test
-    predictions (with ids) and, given ``val_pred``, the validation ones (in split order) are kept.
+    unless ``unit`` is given.
+
+    ``predictions`` maps a split ("train", "val", "test": whichever were predicted, in the order to report)
+    to the model's outputs on it, in the target's units (class scores for a classifier): they give
+    ``metrics`` ({split: lib.metrics.score}), whose test metrics are also top-level ``test_mae``,
+    ``test_rmse``, ``test_r2`` (or ``test_accuracy``). The test predictions are kept with their ids
+    (``ids[i]`` of the items, or their positions without ``ids``), and the validation ones (in split order)
+    when there are any.
     """
     default_unit, label = target_info(property)
-    test = np.asarray(split["test"], dtype=np.int64)
+    y = np.asarray(y)
+    idx = {k: np.asarray(v, dtype=np.int64) for k, v in split.items()}
+    metrics = {k: score(task, y[idx[k]], p) for k, p in predictions.items()}
+    test = idx["test"]
+    test_ids = [str(ids[i]) for i in test] if ids is not None else [int(i) for i in test]
+    val = predictions.get("val")
     return {
         "run": run, "model": model, "model_class": model_class, "property": property,
         "unit": unit if unit is not None else default_unit, "label": label, "task": task, "seed": seed,
         "profile": getattr(profile, "name", profile),
         "profile_settings": profile.as_dict() if hasattr(profile, "as_dict") else None,
-        "split_sizes": {k: int(len(v)) for k, v in split.items()},
+        "split_sizes": {k: int(len(v)) for k, v in idx.items()},
         "hparams": hparams,
         "metrics": metrics,
         **{f"test_{k}": v for k, v in metrics["test"].items() if k != "n"},
@@ -187,10 +184,10 @@ def new_record(
         "content_hash": content_hash, "git_commit": git_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "checkpoint": checkpoint,
-        "test_predictions": {"id": test_ids, "y_true": np.asarray(y)[test].tolist(),
-                             "y_pred": np.asarray(y_pred).tolist()},
-        **({"val_predictions": {"y_true": np.asarray(y)[np.asarray(split["val"], dtype=np.int64)].tolist(),
-                                "y_pred": np.asarray(val_pred).tolist()}} if val_pred is not None else {}),
+        "test_predictions": {"id": test_ids, "y_true": y[test].tolist(),
+                             "y_pred": np.asarray(predictions["test"]).tolist()},
+        **({"val_predictions": {"y_true": y[idx["val"]].tolist(), "y_pred": np.asarray(val).tolist()}}
+           if val is not None else {}),
         **(extra or {}),
     }
 

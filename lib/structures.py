@@ -235,8 +235,9 @@ _SITE_TOL = 1e-4  # pymatgen CifParser's site_tolerance and frac_tolerance defau
 _IDEAL = (1 / 3, 2 / 3)
 
 
-def _fast_parse_cif(text: str) -> Crystal | None:
-    """The exact fast path for simple P1 CIFs; None when the file needs pymatgen's full parser."""
+def _cif_items(text: str) -> tuple[dict[str, str], list[tuple[list[str], list[str]]]] | None:
+    """A simple CIF's single-line tags and its loops (headers, rows), with the number of data blocks checked
+    to be one; None when the file has anything else (multi-line values, text fields, ...)."""
     tags: dict[str, str] = {}
     loops: list[tuple[list[str], list[str]]] = []
     lines = text.splitlines()
@@ -269,26 +270,20 @@ def _fast_parse_cif(text: str) -> Crystal | None:
             i += 1
         else:
             return None
-    if blocks != 1 or not tags.keys() <= _PLAIN_TAGS or len(loops) != 2:
+    if blocks != 1:
         return None
-    try:
-        cell = [float(tags[k]) for k in _CELL]
-    except (KeyError, ValueError):
-        return None
-    sym = [lp for lp in loops if frozenset(lp[0]) in _SYM_HEADERS]
-    atoms = [lp for lp in loops if frozenset(lp[0]) <= _ATOM_HEADERS]
-    if len(sym) != 1 or len(atoms) != 1 or len(sym[0][1]) != 1:
-        return None
-    if not _IDENTITY_ROW.fullmatch(sym[0][1][0]):
-        return None
-    headers, rows = atoms[0]
+    return tags, loops
+
+
+def _cif_sites(headers: list[str], rows: list[str]) -> tuple[list[str], list[tuple[float, ...]]] | None:
+    """The atom loop's element symbols and fractional coordinates; None unless every site is one fully
+    occupied element."""
     need = ("_atom_site_type_symbol", "_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z")
     if not rows or any(h not in headers for h in need) or len(set(headers)) != len(headers):
         return None
     col = {h: k for k, h in enumerate(headers)}
     ks, kx, ky, kz = (col[h] for h in need)
     ko = col.get("_atom_site_occupancy")
-    table = element_table()
     symbols, xyz = [], []
     try:
         for row in rows:
@@ -301,6 +296,32 @@ def _fast_parse_cif(text: str) -> Crystal | None:
             xyz.append((float(tok[kx]), float(tok[ky]), float(tok[kz])))
     except ValueError:
         return None
+    return symbols, xyz
+
+
+def _fast_parse_cif(text: str) -> Crystal | None:
+    """The exact fast path for simple P1 CIFs; None when the file needs pymatgen's full parser."""
+    items = _cif_items(text)
+    if items is None:
+        return None
+    tags, loops = items
+    if not tags.keys() <= _PLAIN_TAGS or len(loops) != 2:
+        return None
+    try:
+        cell = [float(tags[k]) for k in _CELL]
+    except (KeyError, ValueError):
+        return None
+    sym = [lp for lp in loops if frozenset(lp[0]) in _SYM_HEADERS]
+    atoms = [lp for lp in loops if frozenset(lp[0]) <= _ATOM_HEADERS]
+    if len(sym) != 1 or len(atoms) != 1 or len(sym[0][1]) != 1:
+        return None
+    if not _IDENTITY_ROW.fullmatch(sym[0][1][0]):
+        return None
+    found = _cif_sites(*atoms[0])
+    if found is None:
+        return None
+    symbols, xyz = found
+    table = element_table()
     if any(s not in table or math.isnan(table[s][1]) for s in symbols):
         return None
     frac = np.array(xyz, dtype=np.float64)

@@ -46,7 +46,7 @@ import scipy.sparse as sps
 
 from lib import models, records
 from lib.data.table import check_targets
-from lib.metrics import regression_metrics
+from lib.devices import device_info
 from lib.normalizer import Normalizer
 from lib.paths import atomic_path
 
@@ -146,6 +146,20 @@ def svr_size(model) -> dict[str, int]:
             "parameter_bytes": len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))}
 
 
+def _inputs(X, y, split: dict, property: str) -> tuple[Any, np.ndarray, dict[str, np.ndarray]]:
+    """X as float64 CSR (or dense), y flat, and the split's train (2+), test (1+) and val indices, checked."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    X = sps.csr_matrix(X, dtype=np.float64) if sps.issparse(X) else np.asarray(X, dtype=np.float64)
+    if X.shape[0] != len(y):
+        raise ValueError(f"{X.shape[0]} SOAP rows for {len(y)} targets")
+    idx = {k: np.asarray(v, dtype=np.int64) for k, v in split.items() if k in ("train", "val", "test")}
+    if "train" not in idx or "test" not in idx or len(idx["train"]) < 2 or len(idx["test"]) < 1:
+        raise ValueError(f"need a train split of 2+ and a test split of 1+, got "
+                         f"{ {k: len(v) for k, v in idx.items()} }")
+    check_targets(y, idx, property)
+    return X, y, idx
+
+
 def fit_svr(
     X: sps.spmatrix | np.ndarray,
     y: np.ndarray,
@@ -194,54 +208,46 @@ def fit_svr(
     """
     from sklearn.svm import SVR  # here, not at the top: scikit-learn is needed only to fit
 
-    name = models.run_name(model_name, property, str(getattr(profile, "name", profile)), seed)
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    X = sps.csr_matrix(X, dtype=np.float64) if sps.issparse(X) else np.asarray(X, dtype=np.float64)
-    if X.shape[0] != len(y):
-        raise ValueError(f"{X.shape[0]} SOAP rows for {len(y)} targets")
-    idx = {k: np.asarray(v, dtype=np.int64) for k, v in split.items() if k in ("train", "val", "test")}
-    if "train" not in idx or "test" not in idx or len(idx["train"]) < 2 or len(idx["test"]) < 1:
-        raise ValueError(f"need a train split of 2+ and a test split of 1+, got "
-                         f"{ {k: len(v) for k, v in idx.items()} }")
-    check_targets(y, idx, property)
+    name = models.run_name(model_name, property, records.profile_name(profile), seed)
+    X, y, idx = _inputs(X, y, split, property)
     norm = Normalizer.fit(y[idx["train"]]) if standardize_target else Normalizer(0.0, 1.0)
-
     model = SVR(kernel=kernel, C=C, epsilon=epsilon, gamma=gamma, tol=tol, cache_size=cache_size,
                 max_iter=max_iter)
-    X_train = X[idx["train"]]
     t0 = time.perf_counter()
-    model.fit(X_train, norm.norm(y[idx["train"]]))
+    model.fit(X[idx["train"]], norm.norm(y[idx["train"]]))
     train_time = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     scored = [k for k in ("train", "val", "test") if k in idx and (k != "train" or score_train)]
     preds = {k: norm.denorm(model.predict(X[idx[k]])) for k in scored}
     predict_time = time.perf_counter() - t0
-    metrics = {k: regression_metrics(y[idx[k]], preds[k]) for k in scored}
     size = svr_size(model)
-    ids = list(material_ids) if material_ids is not None else None
-    test_ids = [str(ids[i]) for i in idx["test"]] if ids is not None else [int(i) for i in idx["test"]]
     hparams_model = {"class": "sklearn.svm.SVR", "kernel": kernel, "C": C, "epsilon": epsilon,
                      "gamma": gamma, "gamma_value": float(model._gamma), "tol": tol, "max_iter": max_iter,
                      "standardize_target": bool(standardize_target), "n_features": int(X.shape[1])}
     record = records.new_record(
         run=name, model=model_name, model_class="SVR", property=property, seed=seed, profile=profile,
-        split=idx, metrics=metrics, unit=unit,
+        split=idx, y=y, predictions=preds, ids=list(material_ids) if material_ids is not None else None,
+        unit=unit,
         hparams={"model": hparams_model, "train": {"cache_size_mb": cache_size}, "graph": featurisation},
-        train_time_s=train_time, device=records.device_info("cpu"), n_parameters=size["n_parameters"],
+        train_time_s=train_time, device=device_info("cpu"), n_parameters=size["n_parameters"],
         parameter_bytes=size["parameter_bytes"], normalizer=norm, content_hash=content_hash,
-        checkpoint=svr_model_path(name, runs_dir).name if write else None, test_ids=test_ids, y=y,
-        y_pred=preds["test"], extra=extra,
+        checkpoint=svr_model_path(name, runs_dir).name if write else None, extra=extra,
         best_epoch=None, epochs_run=None, fit_wall_time_s=train_time, predict_time_s=predict_time,
         predicted_splits=scored, n_iter=int(np.sum(model.n_iter_)), compiled=False,
         **{k: v for k, v in size.items() if k not in ("n_parameters", "parameter_bytes")},
     )
     if write:
-        save_svr(svr_model_path(name, runs_dir), model, norm.as_dict(),
-                 {"target": property, "unit": record["unit"], "featurisation": featurisation,
-                  "record": {k: v for k, v in record.items() if k != "test_predictions"}})
-        records.write_record(record, runs_dir)
+        _write(record, model, norm, featurisation, runs_dir)
     return (record, model) if return_model else record
+
+
+def _write(record: dict, model, norm: Normalizer, featurisation: dict | None, runs_dir) -> None:
+    """The fitted model's arrays (``<run>.svr.npz``, with the record but its predictions), then the record."""
+    save_svr(svr_model_path(record["run"], runs_dir), model, norm.as_dict(),
+             {"target": record["property"], "unit": record["unit"], "featurisation": featurisation,
+              "record": {k: v for k, v in record.items() if k != "test_predictions"}})
+    records.write_record(record, runs_dir)
 
 
 def load_svr(path: str | Path) -> dict:

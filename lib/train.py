@@ -38,8 +38,8 @@ import json
 import platform as _pf
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,66 +52,14 @@ from tqdm.auto import tqdm
 from lib import models, records
 from lib.data.table import check_targets
 from lib.device_graphs import DeviceGraphSet
+from lib.devices import device_info, pick_device
+from lib.ema import Ema
 from lib.graphs import GraphSet
-from lib.metrics import accuracy, regression_metrics
-from lib.models.registry import count_parameters, jsonable, model_spec
+from lib.metrics import score
+from lib.models.registry import count_parameters, model_spec
 from lib.normalizer import Normalizer
-from lib.records import pick_device
-
-
-def strict_replace(config: Any, **overrides: Any) -> Any:
-    """``dataclasses.replace`` for a frozen config: unknown names are an error (not a silent no-op),
-    and a list given for a tuple field becomes a tuple (so the config stays hashable)."""
-    known = {f.name for f in fields(config)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise TypeError(f"unknown {type(config).__name__} field(s) {unknown}; known: {sorted(known)}")
-    for k, v in overrides.items():
-        if isinstance(getattr(config, k), tuple) and isinstance(v, list):
-            overrides[k] = tuple(v)
-    return replace(config, **overrides)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training hyperparameters; defaults are the thesis's (the reference CGCNN's) settings."""
-
-    epochs: int = 30
-    batch_size: int = 256
-    optimizer: str = "sgd"  # sgd | adam | adamw
-    lr: float = 0.01
-    momentum: float = 0.9  # SGD only
-    weight_decay: float = 0.0
-    scheduler: str = "multistep"  # multistep | cosine | none (stepped once per epoch)
-    milestones: tuple[int, ...] = (100,)  # MultiStepLR
-    gamma: float = 0.1  # MultiStepLR
-    min_lr: float = 0.0  # cosine
-    loss: str | None = None  # mse | l1 | huber | cross_entropy; None: mse (regression), cross_entropy
-    task: str = "regression"  # regression | classification
-    normalize: bool = True  # standardise the regression target with the training split's mean and std
-    grad_clip: float | None = None  # max gradient norm, None: no clipping
-    eval_batch_size: int = 1024
-    device: str | None = None  # None: cuda if available, else cpu
-    num_threads: int | None = None  # torch CPU threads during fit (restored after); None: torch's default
-    compile: bool = False  # torch.compile the model's hot path (model.compile_hot_path(), else the model)
-    resident: bool | None = None  # a GraphSet copied to the device once, batches made there (None: on CUDA)
-    tune_malloc: bool = True  # glibc: keep freed memory for reuse instead of unmapping it (see below)
-    ema: float = 0.0  # decay of a moving average of the weights, updated every step (0: off); when on, the
-    #                   averaged weights are validated, kept as the best epoch and written to the checkpoint
-
-    def replace(self, **overrides: Any) -> TrainConfig:
-        """A copy with some fields changed; unknown names are an error, not a silent no-op."""
-        return strict_replace(self, **overrides)
-
-    @property
-    def loss_name(self) -> str:
-        return self.loss or ("cross_entropy" if self.task == "classification" else "mse")
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["milestones"] = list(self.milestones)
-        d["loss"] = self.loss_name
-        return d
+from lib.records import jsonable
+from lib.train_config import TrainConfig
 
 
 def tune_malloc() -> bool:
@@ -225,12 +173,6 @@ def predict_data(
     return out
 
 
-def _score(task: str, y_true: np.ndarray, out: np.ndarray) -> dict[str, float]:
-    if task == "classification":
-        return {"accuracy": accuracy(y_true, out.argmax(axis=1)), "n": int(len(y_true))}
-    return regression_metrics(y_true, out)
-
-
 def _fingerprint(*parts: Any) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -241,57 +183,92 @@ def _fingerprint(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
-class _Ema:
-    """An exponential moving average of a model's weights and buffers, updated after every optimiser step.
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``n`` inside the block (None: left as they are), restored after it."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
-    ``swapped()`` puts the averaged weights into the model for the time of a ``with`` block (validation,
-    keeping the best epoch) and the trained ones back after it.
-    """
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema decay must be in (0, 1), got {decay}")
-        self.model, self.decay = model, float(decay)
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        self._float = [k for k, v in self.state.items() if v.is_floating_point()]
-        self.steps = 0
+@dataclass
+class _Run:
+    """What names a run and goes into its record besides the numbers: its name, the model's name in the table,
+    the property, seed and profile, where its files go, and what it was trained on."""
 
-    @torch.no_grad()
-    def update(self) -> None:
-        # warm-up: the decay grows as (1 + n) / (10 + n) towards its value, so the first, random weights
-        # fade out at once (with 0.999 from the first step, 15 % of the initial weights were still in the
-        # average after 1,900 steps, and the averaged model was useless)
-        self.steps += 1
-        decay = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
-        current = self.model.state_dict()
-        torch._foreach_lerp_([self.state[k] for k in self._float], [current[k] for k in self._float],
-                             1.0 - decay)
-        for k, v in current.items():
-            if not v.is_floating_point():
-                self.state[k].copy_(v)
+    name: str
+    model_name: str
+    property: str
+    seed: int
+    profile: Any
+    runs_dir: Path
+    unit: str | None
+    graph_params: Any
+    content_hash: str | None
+    extra: dict | None
 
-    def load(self, state: dict) -> None:
-        self.steps = int(state.pop("_steps", 0)) if "_steps" in state else self.steps
-        for k, v in state.items():
-            self.state[k].copy_(v)
+    @classmethod
+    def of(cls, model: nn.Module, data, *, model_name, run_name, property, seed, profile, runs_dir, unit,
+           graph_params, content_hash, extra) -> _Run:
+        """``model_name`` defaults to the table's name of the model's class, else the class name in lower
+        case; the graph parameters and content hash to the data's own (a GraphSet knows both)."""
+        if model_name is None:
+            info = models.for_class(type(model).__name__)
+            model_name = info.name if info is not None else type(model).__name__.lower()
+        if graph_params is None and hasattr(data, "params"):
+            graph_params = data.params
+        if content_hash is None:
+            content_hash = (getattr(data, "report", None) or {}).get("content_hash")
+        return cls(run_name or models.run_name(model_name, property, records.profile_name(profile), seed),
+                   model_name, property, seed, profile,
+                   Path(runs_dir) if runs_dir is not None else records.RUNS, unit,
+                   jsonable(graph_params) if graph_params is not None else None, content_hash, extra)
 
-    def saved(self) -> dict:
-        """The average and its step count, for the resumable state."""
-        return {**self.state, "_steps": torch.tensor(self.steps)}
 
-    @contextlib.contextmanager
-    def swapped(self):
-        trained = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(self.state)
-        try:
-            yield
-        finally:
-            self.model.load_state_dict(trained)
+@dataclass
+class _Targets:
+    """The targets as the loop sees them: the split's positional indices, the training split's normaliser
+    (regression with ``normalize``) and the (normalised) targets as a tensor on the device."""
+
+    y: np.ndarray
+    idx: dict[str, np.ndarray]
+    normalizer: Normalizer | None
+    tensor: torch.Tensor
+    task: str
+
+    @classmethod
+    def of(cls, y, split: dict, property: str, cfg: TrainConfig, device: torch.device) -> _Targets:
+        y = np.asarray(y)
+        idx = {k: np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")}
+        if len(idx["train"]) < 2 or len(idx["val"]) < 1 or len(idx["test"]) < 1:
+            raise ValueError(f"split too small: { {k: len(v) for k, v in idx.items()} }")
+        check_targets(y, idx, property)
+        if cfg.task == "classification":
+            return cls(y, idx, None, torch.as_tensor(y.astype(np.int64), device=device), cfg.task)
+        normalizer = Normalizer.fit(y[idx["train"]]) if cfg.normalize else None
+        y_n = normalizer.norm(y.astype(np.float64)) if normalizer else y.astype(np.float64)
+        return cls(y, idx, normalizer, torch.as_tensor(y_n, dtype=torch.float32, device=device), cfg.task)
+
+    @property
+    def classify(self) -> bool:
+        return self.task == "classification"
+
+    @property
+    def metric(self) -> str:
+        """The metric that picks the best epoch: accuracy (higher is better) or MAE (lower)."""
+        return "accuracy" if self.classify else "mae"
+
+    def better(self, value: float, best: float) -> bool:
+        return value > best if self.classify else value < best
 
 
 @dataclass
 class _State:
-    """Everything a resumed run needs, saved after each epoch."""
+    """Everything a resumed run needs besides the weights, optimiser and scheduler, saved after each epoch."""
 
     epoch: int = 0  # epochs done
     best_metric: float = float("inf")
@@ -299,6 +276,227 @@ class _State:
     best_state: dict | None = None
     curves: dict[str, list] = field(default_factory=dict)
     train_time_s: float = 0.0
+
+    def start_curves(self, metric: str) -> None:
+        for k in ("epoch", f"train_{metric}", f"val_{metric}", "train_loss", "lr", "epoch_time_s",
+                  "train_step_time_s"):
+            self.curves.setdefault(k, [])
+
+    def add_epoch(self, **values: float) -> None:
+        for k, v in values.items():
+            self.curves[k].append(v)
+
+    def saved(self) -> dict:
+        return {"epoch": self.epoch, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
+                "best_state": self.best_state, "curves": self.curves, "train_time_s": self.train_time_s}
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> _State:
+        return cls(**{k: saved[k] for k in ("epoch", "best_metric", "best_epoch", "best_state", "curves",
+                                            "train_time_s")})
+
+
+@dataclass
+class _Trainer:
+    """One run's moving parts on one device: the model (and the module that steps: the model, or a compiled
+    copy), optimiser, scheduler, weight average, loss, the data and the targets."""
+
+    cfg: TrainConfig
+    device: torch.device
+    model: nn.Module
+    step_model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    ema: Ema | None
+    data: Any
+    targets: _Targets
+
+    @classmethod
+    def build(cls, model: nn.Module, data, targets: _Targets, cfg: TrainConfig, device: torch.device,
+              seed: int) -> _Trainer:
+        resident = cfg.resident if cfg.resident is not None else device.type == "cuda"
+        if resident and isinstance(data, GraphSet):
+            data = DeviceGraphSet(data, device)  # same batches, made on the device (lib.device_graphs)
+        torch.manual_seed(seed)
+        model.to(device)
+        opt = _make_optimizer(cfg, model)
+        sched = _make_scheduler(cfg, opt)
+        step_model = model
+        if cfg.compile:
+            if hasattr(model, "compile_hot_path"):
+                model.compile_hot_path()
+            else:
+                step_model = torch.compile(model, dynamic=True)
+        ema = Ema(model, cfg.ema) if cfg.ema else None
+        return cls(cfg, device, model, step_model, opt, sched, ema, data, targets)
+
+    def train_epoch(self, order: np.ndarray, desc: str, progress: bool) -> tuple[float, float]:
+        """One pass over the training indices in ``order``: (training metric, mean loss).
+
+        The metric, in the target's units, is the running mean over the epoch's batches, in training mode, as
+        the reference reports it.
+        """
+        cfg, device, t = self.cfg, self.device, self.targets
+        loss_fn = _loss_fn(cfg)
+        self.model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        err_sum = torch.zeros((), dtype=torch.float64, device=device)
+        n_seen = 0
+        epoch_batches = batches(order, cfg.batch_size)
+        inner = tqdm(epoch_batches, desc=desc, unit="batch", leave=False,
+                     disable=not progress or len(epoch_batches) < 20, dynamic_ncols=True)
+        for bidx in inner:
+            target = t.tensor[torch.from_numpy(bidx).to(device)]
+            out = self.step_model(self.data.batch(bidx).to(device))
+            loss = loss_fn(out, target)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.opt.step()
+            if self.ema is not None:
+                self.ema.update()
+            with torch.no_grad():
+                loss_sum += loss.detach().double() * len(bidx)
+                if t.classify:
+                    err_sum += (out.argmax(1) == target).sum().double()
+                else:
+                    err_sum += (out.detach() - target).abs().sum().double()
+            n_seen += len(bidx)
+        inner.close()
+        self.sched.step()
+        std = t.normalizer.std if t.normalizer else 1.0
+        return float(err_sum) / n_seen * (1.0 if t.classify else std), float(loss_sum) / n_seen
+
+    def validate(self, st: _State, epoch: int) -> float:
+        """The validation metric (of the weight average, when there is one); the best epoch kept in ``st``."""
+        t = self.targets
+        with self.ema.swapped() if self.ema is not None else contextlib.nullcontext():
+            value = score(t.task, t.y[t.idx["val"]], self.predict("val"))[t.metric]
+            if st.best_epoch < 0 or t.better(value, st.best_metric):
+                st.best_metric, st.best_epoch = value, epoch
+                st.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return value
+
+    def predict(self, part: str) -> np.ndarray:
+        t = self.targets
+        return predict_data(self.model, self.data, t.idx[part], t.normalizer, self.cfg.eval_batch_size,
+                            self.device)
+
+    def saved(self, key: str, st: _State) -> dict:
+        """The resumable state: weights, optimiser, scheduler, RNGs, the weight average and ``st``."""
+        cuda = self.device.type == "cuda"
+        return {"key": key, **st.saved(), "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None,
+                "ema": self.ema.saved() if self.ema is not None else None}
+
+    def load(self, saved: dict) -> None:
+        self.model.load_state_dict(saved["model"])
+        self.opt.load_state_dict(saved["optimizer"])
+        self.sched.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        if self.device.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), self.device)
+        if self.ema is not None:
+            self.ema.load(saved["ema"])
+
+
+def _state_key(cfg: TrainConfig, model: nn.Module, seed: int, graph_params: Any, t: _Targets) -> str:
+    """What a saved state must match to be resumed: the data, split, model and settings (the number of epochs
+    may grow, except under a cosine schedule, whose shape depends on it)."""
+    key_cfg = {k: v for k, v in cfg.as_dict().items()
+               if k not in ("device", "num_threads", "compile", "tune_malloc", "eval_batch_size", "resident")}
+    if cfg.scheduler != "cosine":
+        key_cfg.pop("epochs")
+    if not cfg.ema:  # absent when off, so that the keys of runs made before it existed do not change
+        key_cfg.pop("ema")
+    return _fingerprint(key_cfg, jsonable(model_spec(model)), seed, graph_params, t.idx["train"],
+                        t.idx["val"], t.idx["test"], t.y.astype(np.float64))
+
+
+def _resume(trainer: _Trainer, path: Path, key: str, name: str) -> tuple[_State, int | None]:
+    """The state saved at ``path`` loaded into ``trainer`` when it matches ``key`` and does not have more
+    epochs than asked: (state, epochs done); else, with a warning that says why, a fresh state and None."""
+    try:
+        saved = records.torch_load(path, map_location=trainer.device)
+    except Exception as err:  # noqa: BLE001 - a corrupt state is reported and replaced, not fatal
+        warnings.warn(f"could not read {path} ({err}); training {name} from scratch", stacklevel=3)
+        return _State(), None
+    if saved.get("key") != key:
+        warnings.warn(f"{path} belongs to other data or settings; training {name} from scratch", stacklevel=3)
+        return _State(), None
+    if saved["epoch"] > trainer.cfg.epochs:
+        warnings.warn(f"{path} has {saved['epoch']} epochs, more than the {trainer.cfg.epochs} asked; "
+                      f"training {name} from scratch", stacklevel=3)
+        return _State(), None
+    trainer.load(saved)
+    return _State.from_saved(saved), saved["epoch"]
+
+
+def _train(trainer: _Trainer, st: _State, run: _Run, key: str, progress: bool,
+           callback: Callable[[int, dict], None] | None) -> None:
+    """The epochs from ``st.epoch`` to the configured number; the state is saved after each."""
+    cfg, metric, path = trainer.cfg, trainer.targets.metric, records.state_path(run.name, run.runs_dir)
+    bar = tqdm(total=cfg.epochs, initial=st.epoch, desc=run.name, unit="epoch", disable=not progress,
+               dynamic_ncols=True)
+    if st.epoch:
+        bar.set_postfix(train=st.curves[f"train_{metric}"][-1], val=st.curves[f"val_{metric}"][-1])
+    try:
+        for epoch in range(st.epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            lr = trainer.opt.param_groups[0]["lr"]
+            order = epoch_order(trainer.targets.idx["train"], run.seed, epoch)
+            train_metric, loss = trainer.train_epoch(order, f"epoch {epoch + 1}", progress)
+            t_train = time.perf_counter() - t0
+            val_metric = trainer.validate(st, epoch)
+            dt = time.perf_counter() - t0
+            st.train_time_s += dt
+            st.epoch = epoch + 1
+            st.add_epoch(**{"epoch": epoch + 1, f"train_{metric}": train_metric, f"val_{metric}": val_metric,
+                            "train_loss": loss, "lr": lr, "epoch_time_s": dt, "train_step_time_s": t_train})
+            records.torch_save(trainer.saved(key, st), path)
+            bar.update(1)
+            bar.set_postfix(train=f"{train_metric:.4g}", val=f"{val_metric:.4g}")
+            if callback is not None:
+                callback(epoch, {"train": train_metric, "val": val_metric, "time_s": dt})
+    finally:
+        bar.close()
+
+
+def _finish(trainer: _Trainer, st: _State, run: _Run, key: str, resumed_from: int | None,
+            fit_wall_time_s: float) -> dict:
+    """The best epoch's weights back in the model, its validation and test predictions, the run record, the
+    checkpoint; the record (also written)."""
+    model, cfg, t = trainer.model, trainer.cfg, trainer.targets
+    if st.best_state is not None:
+        model.load_state_dict(st.best_state)
+    n_params, n_bytes = count_parameters(model)
+    spec = model_spec(model)
+    checkpoint = records.checkpoint_path(run.name, run.runs_dir)
+    record = records.new_record(
+        run=run.name, model=run.model_name, model_class=spec["class"], property=run.property, seed=run.seed,
+        profile=run.profile, split=t.idx, y=t.y, predictions={k: trainer.predict(k) for k in ("val", "test")},
+        ids=getattr(trainer.data, "material_ids", None), task=cfg.task, unit=run.unit,
+        hparams={"model": jsonable(spec["kwargs"]), "train": cfg.as_dict(), "graph": run.graph_params},
+        train_time_s=st.train_time_s, device=device_info(trainer.device), n_parameters=n_params,
+        parameter_bytes=n_bytes, normalizer=t.normalizer, content_hash=run.content_hash,
+        checkpoint=checkpoint.name, extra=run.extra,
+        best_epoch=st.best_epoch + 1, epochs_run=st.epoch,
+        time_per_epoch_s=st.train_time_s / max(len(st.curves["epoch"]), 1),
+        fit_wall_time_s=fit_wall_time_s, resumed_from_epoch=resumed_from,
+        compiled=cfg.compile, malloc_tuned=_MALLOC_TUNED, curves=st.curves, data_key=key,
+    )
+    records.save_checkpoint(
+        checkpoint, model, normalizer=t.normalizer.as_dict() if t.normalizer else None,
+        graph_params=run.graph_params, target=run.property, unit=record["unit"], label=record["label"],
+        task=cfg.task, record=json.loads(json.dumps({k: v for k, v in record.items()
+                                                     if k not in ("curves", "test_predictions",
+                                                                  "val_predictions")})),
+    )
+    records.write_record(record, run.runs_dir)
+    return record
 
 
 def fit(
@@ -350,215 +548,23 @@ def fit(
         raise ValueError(f"unknown task {cfg.task!r}; use regression or classification")
     _loss_fn(cfg)  # a bad loss name fails before anything else
     device = pick_device(cfg.device)
-    threads_before = torch.get_num_threads()
-    if cfg.num_threads:
-        torch.set_num_threads(int(cfg.num_threads))
-    try:
-        return _fit(model, data, y, split, cfg, device, property=property, seed=seed, profile=profile,
-                    model_name=model_name, unit=unit, runs_dir=runs_dir, run_name=run_name,
-                    graph_params=graph_params, content_hash=content_hash, extra=extra, resume=resume,
-                    progress=progress, callback=callback)
-    finally:
-        torch.set_num_threads(threads_before)
-
-
-def _fit(model, data, y, split, cfg: TrainConfig, device: torch.device, *, property, seed, profile,
-         model_name, unit, runs_dir, run_name, graph_params, content_hash, extra, resume, progress,
-         callback) -> dict:
-    classify = cfg.task == "classification"
-    loss_fn = _loss_fn(cfg)
-    if cfg.tune_malloc and device.type == "cpu":
-        tune_malloc()
-    prof_name = getattr(profile, "name", profile)
-    if model_name is None:  # the table's name for a model of the table, else the class name in lower case
-        info = models.for_class(type(model).__name__)
-        model_name = info.name if info is not None else type(model).__name__.lower()
-    name = run_name or models.run_name(model_name, property, str(prof_name), seed)
-    runs_dir = Path(runs_dir) if runs_dir is not None else records.RUNS
-    if graph_params is None and hasattr(data, "params"):
-        graph_params = data.params
-    if content_hash is None:  # a GraphSet knows the hash of the table it was built from
-        content_hash = (getattr(data, "report", None) or {}).get("content_hash")
-    graph_params = jsonable(graph_params) if graph_params is not None else None
-
-    y = np.asarray(y)
-    idx = {k: np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")}
-    if len(idx["train"]) < 2 or len(idx["val"]) < 1 or len(idx["test"]) < 1:
-        raise ValueError(f"split too small: { {k: len(v) for k, v in idx.items()} }")
-    check_targets(y, idx, property)
-    normalizer = Normalizer.fit(y[idx["train"]]) if (not classify and cfg.normalize) else None
-    if classify:
-        y_t = torch.as_tensor(y.astype(np.int64), device=device)
-    else:
-        y_n = normalizer.norm(y.astype(np.float64)) if normalizer else y.astype(np.float64)
-        y_t = torch.as_tensor(y_n, dtype=torch.float32, device=device)
-    std = normalizer.std if normalizer else 1.0
-
-    if (cfg.resident if cfg.resident is not None else device.type == "cuda") and isinstance(data, GraphSet):
-        data = DeviceGraphSet(data, device)  # same batches, made on the device (lib.device_graphs)
-    torch.manual_seed(seed)
-    model.to(device)
-    opt = _make_optimizer(cfg, model)
-    sched = _make_scheduler(cfg, opt)
-    step_model = model
-    if cfg.compile:
-        if hasattr(model, "compile_hot_path"):
-            model.compile_hot_path()
-        else:
-            step_model = torch.compile(model, dynamic=True)
-
-    # resumable state: same data, split, model and settings (the number of epochs may grow, except
-    # under a cosine schedule, whose shape depends on it)
-    key_cfg = {k: v for k, v in cfg.as_dict().items()
-               if k not in ("device", "num_threads", "compile", "tune_malloc", "eval_batch_size", "resident")}
-    if cfg.scheduler != "cosine":
-        key_cfg.pop("epochs")
-    if not cfg.ema:  # absent when off, so that the keys of runs made before it existed do not change
-        key_cfg.pop("ema")
-    key = _fingerprint(key_cfg, jsonable(model_spec(model)), seed, graph_params, idx["train"], idx["val"],
-                       idx["test"], y.astype(np.float64))
-    st_path = records.state_path(name, runs_dir)
-    st = _State()
-    resumed_from = None
-    ema = _Ema(model, cfg.ema) if cfg.ema else None
-    if resume and st_path.exists():
-        try:
-            saved = records.torch_load(st_path, map_location=device)
-        except Exception as err:  # noqa: BLE001 - a corrupt state is reported and replaced, not fatal
-            warnings.warn(f"could not read {st_path} ({err}); training {name} from scratch", stacklevel=2)
-            saved = None
-        if saved is not None and saved.get("key") != key:
-            warnings.warn(f"{st_path} belongs to other data or settings; training {name} from scratch",
-                          stacklevel=2)
-        elif saved is not None and saved["epoch"] > cfg.epochs:
-            warnings.warn(f"{st_path} has {saved['epoch']} epochs, more than the {cfg.epochs} asked; "
-                          f"training {name} from scratch", stacklevel=2)
-        elif saved is not None:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
-            torch.set_rng_state(saved["torch_rng"].cpu())
-            if device.type == "cuda" and saved.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), device)
-            if ema is not None:
-                ema.load(saved["ema"])
-            st = _State(epoch=saved["epoch"], best_metric=saved["best_metric"],
-                        best_epoch=saved["best_epoch"], best_state=saved["best_state"],
-                        curves=saved["curves"], train_time_s=saved["train_time_s"])
-            resumed_from = st.epoch
-
-    metric_name = "accuracy" if classify else "mae"
-    for k in ("epoch", f"train_{metric_name}", f"val_{metric_name}", "train_loss", "lr", "epoch_time_s",
-              "train_step_time_s"):
-        st.curves.setdefault(k, [])
-
-    bar = tqdm(total=cfg.epochs, initial=st.epoch, desc=name, unit="epoch", disable=not progress,
-               dynamic_ncols=True)
-    if st.epoch:
-        bar.set_postfix(train=st.curves[f"train_{metric_name}"][-1], val=st.curves[f"val_{metric_name}"][-1])
-    t_fit = time.perf_counter()
-    try:
-        for epoch in range(st.epoch, cfg.epochs):
-            t0 = time.perf_counter()
-            model.train()
-            lr = opt.param_groups[0]["lr"]
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            err_sum = torch.zeros((), dtype=torch.float64, device=device)
-            n_seen = 0
-            epoch_batches = batches(epoch_order(idx["train"], seed, epoch), cfg.batch_size)
-            inner = tqdm(epoch_batches, desc=f"epoch {epoch + 1}", unit="batch", leave=False,
-                         disable=not progress or len(epoch_batches) < 20, dynamic_ncols=True)
-            for bidx in inner:
-                inp = data.batch(bidx).to(device)
-                target = y_t[torch.from_numpy(bidx).to(device)]
-                out = step_model(inp)
-                loss = loss_fn(out, target)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                if ema is not None:
-                    ema.update()
-                with torch.no_grad():
-                    loss_sum += loss.detach().double() * len(bidx)
-                    if classify:
-                        err_sum += (out.argmax(1) == target).sum().double()
-                    else:
-                        err_sum += (out.detach() - target).abs().sum().double()
-                n_seen += len(bidx)
-            inner.close()
-            sched.step()
-            t_train = time.perf_counter() - t0
-            train_metric = float(err_sum) / n_seen * (1.0 if classify else std)
-            with ema.swapped() if ema is not None else contextlib.nullcontext():
-                val_out = predict_data(model, data, idx["val"], normalizer, cfg.eval_batch_size, device)
-                val_metric = _score(cfg.task, y[idx["val"]], val_out)[metric_name]
-                better = val_metric > st.best_metric if classify else val_metric < st.best_metric
-                if st.best_epoch < 0 or better:
-                    st.best_metric, st.best_epoch = val_metric, epoch
-                    st.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            dt = time.perf_counter() - t0
-            st.train_time_s += dt
-            st.epoch = epoch + 1
-            for k, v in (("epoch", epoch + 1), (f"train_{metric_name}", train_metric),
-                         (f"val_{metric_name}", val_metric), ("train_loss", float(loss_sum) / n_seen),
-                         ("lr", lr), ("epoch_time_s", dt), ("train_step_time_s", t_train)):
-                st.curves[k].append(v)
-            records.torch_save({
-                "key": key, "epoch": st.epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "best_metric": st.best_metric, "best_epoch": st.best_epoch, "best_state": st.best_state,
-                "curves": st.curves, "train_time_s": st.train_time_s,
-                "ema": ema.saved() if ema is not None else None,
-            }, st_path)
-            bar.update(1)
-            bar.set_postfix(train=f"{train_metric:.4g}", val=f"{val_metric:.4g}")
-            if callback is not None:
-                callback(epoch, {"train": train_metric, "val": val_metric, "time_s": dt})
-    finally:
-        bar.close()
-
-    # the best epoch's weights give the test metrics
-    if st.best_state is not None:
-        model.load_state_dict(st.best_state)
-    preds = {k: predict_data(model, data, idx[k], normalizer, cfg.eval_batch_size, device)
-             for k in ("val", "test")}
-    metrics = {k: _score(cfg.task, y[idx[k]], preds[k]) for k in ("val", "test")}
-    n_params, n_bytes = count_parameters(model)
-    ids = getattr(data, "material_ids", None)
-    test_ids = [str(ids[i]) for i in idx["test"]] if ids is not None else [int(i) for i in idx["test"]]
-    spec = model_spec(model)
-    record = records.new_record(
-        run=name, model=model_name, model_class=spec["class"], property=property, seed=seed, profile=profile,
-        split=idx, metrics=metrics, task=cfg.task, unit=unit,
-        hparams={"model": jsonable(spec["kwargs"]), "train": cfg.as_dict(), "graph": graph_params},
-        train_time_s=st.train_time_s, device=records.device_info(device), n_parameters=n_params,
-        parameter_bytes=n_bytes, normalizer=normalizer, content_hash=content_hash,
-        checkpoint=records.checkpoint_path(name, runs_dir).name, test_ids=test_ids, y=y, y_pred=preds["test"],
-        val_pred=preds["val"],
-        extra=extra,
-        best_epoch=st.best_epoch + 1, epochs_run=st.epoch,
-        time_per_epoch_s=st.train_time_s / max(len(st.curves["epoch"]), 1),
-        fit_wall_time_s=time.perf_counter() - t_fit, resumed_from_epoch=resumed_from,
-        compiled=cfg.compile, malloc_tuned=_MALLOC_TUNED, curves=st.curves, data_key=key,
-    )
-    records.save_checkpoint(
-        records.checkpoint_path(name, runs_dir), model,
-        normalizer=normalizer.as_dict() if normalizer else None, graph_params=graph_params, target=property,
-        unit=record["unit"], label=record["label"], task=cfg.task,
-        record=json.loads(json.dumps({k: v for k, v in record.items()
-                                      if k not in ("curves", "test_predictions", "val_predictions")})),
-    )
-    records.write_record(record, runs_dir)
-    return record
-
-
-def load_run(name_or_path: str | Path, runs_dir: str | Path | None = None) -> dict:
-    """A run record by name or path (see ``lib.records`` for listing and checkpoints)."""
-    return records.read_record(name_or_path, runs_dir)
+    with torch_threads(cfg.num_threads):
+        if cfg.tune_malloc and device.type == "cpu":
+            tune_malloc()
+        run = _Run.of(model, data, model_name=model_name, run_name=run_name, property=property, seed=seed,
+                      profile=profile, runs_dir=runs_dir, unit=unit, graph_params=graph_params,
+                      content_hash=content_hash, extra=extra)
+        targets = _Targets.of(y, split, property, cfg, device)
+        trainer = _Trainer.build(model, data, targets, cfg, device, seed)
+        key = _state_key(cfg, model, seed, run.graph_params, targets)
+        path = records.state_path(run.name, run.runs_dir)
+        fresh = not (resume and path.exists())
+        st, resumed_from = (_State(), None) if fresh else _resume(trainer, path, key, run.name)
+        st.start_curves(targets.metric)
+        t_fit = time.perf_counter()
+        _train(trainer, st, run, key, progress, callback)
+        return _finish(trainer, st, run, key, resumed_from, time.perf_counter() - t_fit)
 
 
 __all__ = ["TrainConfig", "Normalizer", "fit", "predict_data", "pick_device", "seed_everything", "batches",
-           "epoch_order", "load_run", "tune_malloc"]
+           "epoch_order", "torch_threads", "tune_malloc"]

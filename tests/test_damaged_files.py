@@ -38,10 +38,10 @@ def _load(path, tmp_path, **kw):
 @pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.xz", ".jsonl.gz"])
 def test_a_broken_line_costs_one_row_and_is_reported(table, tmp_path, suffix):
     path = data.export_snapshot(table, tmp_path / f"snap{suffix}")
-    lines = data.sources.base.open_text(path).read().splitlines()
+    lines = data.sources.files.open_text(path).read().splitlines()
     lines[3] = lines[3][: len(lines[3]) // 2]  # cut in the middle: not JSON
     lines[6] = "[1, 2, 3]"  # JSON, but no object
-    with data.sources.base.open_text(path, "wt") as fh:
+    with data.sources.files.open_text(path, "wt") as fh:
         fh.write("\n".join(lines) + "\n")
     df = _load(path, tmp_path)
     assert df["material_id"].tolist() == [f"m-{k}" for k in range(10) if k not in (3, 6)]

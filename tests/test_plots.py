@@ -17,8 +17,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from lib import plots, plots_data, plots_graphs, plots_train  # noqa: E402
+from lib import plots  # noqa: E402
 from lib.graphs import GraphParams  # noqa: E402
+from lib.plots import data as plots_data  # noqa: E402
+from lib.plots import graphs as plots_graphs  # noqa: E402
+from lib.plots import train as plots_train  # noqa: E402
 from lib.profiles import not_a_result  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"

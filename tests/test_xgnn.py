@@ -297,7 +297,7 @@ def test_figures_and_enrichment_from_explanations(tmp_path, toy_explanations):
     import matplotlib
 
     matplotlib.use("Agg")
-    from lib import plots_xgnn as plots
+    from lib.plots import xgnn as plots
 
     doc, clf = toy_explanations
     table = xgnn.enrichment_table(doc, clf)
@@ -340,7 +340,7 @@ def test_an_empty_class_is_said_in_words_not_drawn(tmp_path, toy_explanations):
     from matplotlib.image import AxesImage
     from matplotlib.patches import Rectangle
 
-    from lib import plots_xgnn as plots
+    from lib.plots import xgnn as plots
 
     doc, clf = toy_explanations
     doc = copy.deepcopy(doc)

@@ -26,8 +26,10 @@ stale, and the second load of the full CGCNN dataset takes about a second.
 
 The package, module by module: ``targets`` (the seven properties; no heavy imports), ``mapping``
 (provider fields and units -> standard columns), ``sources/`` (one small module per source, each a
-``plan(request) -> Job``, behind ``load.load_dataset``), ``table`` (building the standard table from
-records; splits, subsets, hashes, Table 2), ``energy`` (the PBE energy-scale check), ``cache`` (parquet).
+``plan(request) -> Job``, behind ``load.load_dataset``; ``sources.files`` reads a user's files, id_prop.csv
+folders, CIFs and JSON Lines snapshots, one way for training and for ``lib.predict``), ``table`` (building
+the standard table from records; splits, subsets, hashes, Table 2), ``energy`` (the PBE energy-scale
+check), ``cache`` (parquet).
 """
 
 from lib.data.cache import FORMAT_VERSION

@@ -181,22 +181,48 @@ def summary(df: pd.DataFrame) -> str:
 def build_table(
     records: pd.DataFrame, meta: dict, *, n_jobs: int | None, progress: bool
 ) -> tuple[pd.DataFrame, RejectedTable]:
-    """records -> (standard table, rejected rows); every left-out row or value gets a reason."""
+    """records -> (standard table, rejected rows); every left-out row or value gets a reason.
+
+    In order: ids (duplicates and blanks), structures, target values through the mapping table, the rules
+    that hold whatever the provider, the PBE energy-scale check, rows left without any target.
+    """
     rejected: list[tuple] = list(meta.get("rejected", []))
     records = records.reset_index(drop=True)
     ids = records["material_id"].astype(str)
-    # duplicated ids: keep the first
+    keep = _usable_ids(records, ids, rejected)
+    crystals = _structures(records, ids, keep, rejected, n_jobs, progress)
+    values, extras = _mapped_values(records, ids, keep, meta, rejected)
+    _general_rules(values, ids, keep, rejected)
+    _energy_scale_check(records, values, crystals, ids, keep, meta, rejected)
+    _drop_targetless(values, extras, ids, keep, meta, rejected)
+    src, retrieved = _provenance(records, meta)
+    table = pd.DataFrame({"material_id": ids, "structure": pd.Series(crystals, dtype=object)})
+    for col in TARGETS:
+        table[col] = values[col]
+    for col, v in extras.items():
+        table[col] = v
+    table["source"] = [str(x) for x in src]
+    table["retrieved"] = [str(x) for x in retrieved]
+    table = table[keep].reset_index(drop=True)
+    return table, _rejected_frame(rejected)
+
+
+def _usable_ids(records: pd.DataFrame, ids: pd.Series, rejected: list) -> np.ndarray:
+    """Rows to keep so far: the first of each id, and none without an id."""
     dup = ids.duplicated(keep="first").to_numpy()
     for mid in ids[dup]:
         rejected.append((mid, "", "duplicated id", "the same material_id appears again; kept the first"))
     keep = ~dup
-    # missing ids
     blank = (ids.str.strip() == "") | records["material_id"].isna()
     for k in np.flatnonzero(blank.to_numpy() & keep):
         rejected.append((f"row {k}", "", "no material id", "empty material_id"))
-    keep &= ~blank.to_numpy()
+    return keep & ~blank.to_numpy()
 
-    # structures
+
+def _structures(records: pd.DataFrame, ids: pd.Series, keep: np.ndarray, rejected: list,
+                n_jobs: int | None, progress: bool) -> list[Crystal | None]:
+    """Each kept row's Crystal, from its first structure column with a value; a row that gives none is
+    rejected with the reason and no longer kept (``keep`` is updated)."""
     kinds = [k for k in ("crystal", "cif", "pmg", "optimade") if k in records.columns]
     if not kinds:
         raise ValueError("records without a structure column")
@@ -217,8 +243,13 @@ def build_table(
             reason, detail = res
             rejected.append((ids[idx], "", reason, detail))
             keep[idx] = False
+    return crystals
 
-    # targets, through the mapping table (plus a source's own mappings, e.g. a folder's one column)
+
+def _mapped_values(records: pd.DataFrame, ids: pd.Series, keep: np.ndarray, meta: dict, rejected: list
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The standard target columns and any other mapped ones, through the mapping table (plus a source's own
+    mappings, e.g. a folder's one column), provider by provider; the first mapping with a value wins."""
     maps = PROPERTY_MAP + tuple(meta.get("mappings", ()))
     providers = meta["provider"]
     prov = (
@@ -248,8 +279,12 @@ def build_table(
                 if m.column in values
                 else extras.setdefault(m.column, np.full(len(records), np.nan))
             )
-            col[rows] = np.where(np.isnan(col[rows]), v, col[rows])  # the first mapping with a value wins
-    # the generic rules, whatever the provider
+            col[rows] = np.where(np.isnan(col[rows]), v, col[rows])
+    return values, extras
+
+
+def _general_rules(values: dict[str, np.ndarray], ids: pd.Series, keep: np.ndarray, rejected: list) -> None:
+    """The rules whatever the provider: no infinite value, a Poisson ratio within POISSON_RANGE."""
     for col, v in values.items():
         inf = np.isinf(v)
         for mid in ids[inf & keep]:
@@ -260,41 +295,47 @@ def build_table(
     for mid, x in zip(ids[out & keep], pr[out & keep], strict=True):
         rejected.append((mid, "poisson_ratio", "outside [0, 0.5]", f"poisson_ratio = {x:g}"))
     pr[out] = np.nan
-    # total energies of another functional (MP 2024 mixes PBE and r2SCAN): checked against a formation energy
-    # of the same release, named by the source (meta["energy_reference"], a records column)
+
+
+def _energy_scale_check(records: pd.DataFrame, values: dict[str, np.ndarray], crystals: list, ids: pd.Series,
+                        keep: np.ndarray, meta: dict, rejected: list) -> None:
+    """Total energies of another functional (MP 2024 mixes PBE and r2SCAN), checked against a formation
+    energy of the same release that the source names (``meta["energy_reference"]``, a records column)."""
     ref_col = meta.get("energy_reference")
-    if ref_col and ref_col in records.columns:
-        e = values["energy_per_atom"]
-        ef = pd.to_numeric(records[ref_col], errors="coerce").to_numpy(dtype=float)
-        use = keep & np.isfinite(e) & np.isfinite(ef)
-        nums = [c.numbers if c is not None else None for c in crystals]
-        scale = energy_scale(nums, np.where(use, e, np.nan), np.where(use, ef, np.nan))
-        off = use & ~scale.on_scale
-        for mid, res, und in zip(ids[off], scale.residual[off], scale.undetermined[off], strict=True):
-            if und:
-                rejected.append((mid, "energy_per_atom", "energy scale undetermined",
-                                 "an element too rare among the PBE energies to fit its reference"))
-            else:
-                rejected.append((mid, "energy_per_atom", "not on the PBE energy scale",
-                                 f"E - E_f - sum x mu = {res:+.2f} eV/atom (an r2SCAN energy?)"))
-        e[off] = np.nan
-        meta.setdefault("notes", []).append("energy_per_atom: " + scale.note)
-    # a row with no target at all has nothing to model (e.g. a NaN in a folder's id_prop.csv)
+    if not ref_col or ref_col not in records.columns:
+        return
+    e = values["energy_per_atom"]
+    ef = pd.to_numeric(records[ref_col], errors="coerce").to_numpy(dtype=float)
+    use = keep & np.isfinite(e) & np.isfinite(ef)
+    nums = [c.numbers if c is not None else None for c in crystals]
+    scale = energy_scale(nums, np.where(use, e, np.nan), np.where(use, ef, np.nan))
+    off = use & ~scale.on_scale
+    for mid, res, und in zip(ids[off], scale.residual[off], scale.undetermined[off], strict=True):
+        if und:
+            rejected.append((mid, "energy_per_atom", "energy scale undetermined",
+                             "an element too rare among the PBE energies to fit its reference"))
+        else:
+            rejected.append((mid, "energy_per_atom", "not on the PBE energy scale",
+                             f"E - E_f - sum x mu = {res:+.2f} eV/atom (an r2SCAN energy?)"))
+    e[off] = np.nan
+    meta.setdefault("notes", []).append("energy_per_atom: " + scale.note)
+
+
+def _drop_targetless(values: dict[str, np.ndarray], extras: dict[str, np.ndarray], ids: pd.Series,
+                     keep: np.ndarray, meta: dict, rejected: list) -> None:
+    """A row with no target at all has nothing to model (e.g. a NaN in a folder's id_prop.csv)."""
     expect = [c for c in (meta.get("expect") or list(TARGETS)) if c in values]
     empty = np.all([np.isnan(values[c]) for c in expect], axis=0)
     for e in extras.values():
         empty &= np.isnan(e)
     for mid in ids[empty & keep]:
-        rejected.append(
-            (
-                mid,
-                expect[0] if len(expect) == 1 else "",
-                "missing target value",
-                "no value for " + ("the target" if len(expect) == 1 else "any target"),
-            )
-        )
+        rejected.append((mid, expect[0] if len(expect) == 1 else "", "missing target value",
+                         "no value for " + ("the target" if len(expect) == 1 else "any target")))
     keep &= ~empty
 
+
+def _provenance(records: pd.DataFrame, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's source and retrieval date: the record's own, else the source's (today when it has none)."""
     today = _dt.date.today().isoformat()
     src, ret = meta.get("source", ""), meta.get("retrieved", today)
     src = (
@@ -309,15 +350,7 @@ def build_table(
     if "retrieved" in records.columns:
         given = records["retrieved"].to_numpy(dtype=object)
         retrieved = np.where(pd.isna(given) | (given == ""), retrieved, given)
-    table = pd.DataFrame({"material_id": ids, "structure": pd.Series(crystals, dtype=object)})
-    for col in TARGETS:
-        table[col] = values[col]
-    for col, v in extras.items():
-        table[col] = v
-    table["source"] = [str(x) for x in src]
-    table["retrieved"] = [str(x) for x in retrieved]
-    table = table[keep].reset_index(drop=True)
-    return table, _rejected_frame(rejected)
+    return src, retrieved
 
 
 def _extract(sub: pd.DataFrame, m: PropertyMapping) -> np.ndarray:

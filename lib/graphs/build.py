@@ -207,25 +207,8 @@ def build_graphs(
         stem = (name or "graphs").replace("/", "_")
         path = Path(cache_dir) if cache_dir is not None else graph_cache_dir()
         path = path / f"{stem}-{params.tag}-{key[:16]}.npz"
-        gs = None
-        if path.exists():
-            t0 = time.perf_counter()
-            try:
-                gs = GraphSet.load(path)
-            except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt (as the data cache is)
-                warnings.warn(
-                    f"rebuilding the unreadable graph cache {path} ({type(exc).__name__}: {exc})",
-                    stacklevel=2,
-                )
-                path.unlink(missing_ok=True)
+        gs = _cached(path, params, verbose)
         if gs is not None:
-            gs.report["loaded_from"] = str(path)
-            gs.report["load_seconds"] = time.perf_counter() - t0
-            if gs.report.get("dropped_ids") and verbose:
-                print(
-                    _isolated_message(gs.report["dropped_report"], params, "they were dropped"),
-                    file=sys.stderr,
-                )
             return gs
 
     t0 = time.perf_counter()
@@ -236,24 +219,7 @@ def build_graphs(
     edge_ptr = np.concatenate([[0], np.cumsum(counts)])
     gs = GraphSet(ids, params, packed["numbers"], packed["atom_ptr"], src, dst, dist, edge_ptr)
     build_seconds = time.perf_counter() - t0
-    rep = gs.report
-    dropped: list[str] = []
-    if rep["structures_with_isolated"]:
-        if on_isolated == "error":
-            raise ValueError(_isolated_message(rep, params, "stopping (on_isolated='error')"))
-        if on_isolated == "drop":
-            dropped = list(rep["isolated_ids"])
-            keep = np.setdiff1d(np.arange(len(gs)), gs.index_of(dropped))
-            iso_rep = dict(rep)
-            gs = gs.subset(keep)
-            gs.report["dropped_report"] = {k: iso_rep[k] for k in ("isolated_ids", "isolated_atoms")}
-            if verbose:
-                print(
-                    _isolated_message(iso_rep, params, "they were dropped (on_isolated='drop')"),
-                    file=sys.stderr,
-                )
-        elif verbose:
-            print(_isolated_message(rep, params, "they were kept (on_isolated='keep')"), file=sys.stderr)
+    gs, dropped = _isolated(gs, params, on_isolated, verbose)
     gs.report.update(
         n_structures_in=len(crystals),
         dropped_ids=dropped,
@@ -267,3 +233,45 @@ def build_graphs(
         gs.save(path)
         gs.report["saved_to"] = str(path)
     return gs
+
+
+def _cached(path: Path, params: GraphParams, verbose: bool) -> GraphSet | None:
+    """The graph set cached at ``path`` (None: none there, or a damaged one, removed with a warning)."""
+    if not path.exists():
+        return None
+    t0 = time.perf_counter()
+    try:
+        gs = GraphSet.load(path)
+    except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt (as the data cache is)
+        warnings.warn(f"rebuilding the unreadable graph cache {path} ({type(exc).__name__}: {exc})",
+                      stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+    gs.report["loaded_from"] = str(path)
+    gs.report["load_seconds"] = time.perf_counter() - t0
+    if gs.report.get("dropped_ids") and verbose:
+        print(_isolated_message(gs.report["dropped_report"], params, "they were dropped"), file=sys.stderr)
+    return gs
+
+
+def _isolated(gs: GraphSet, params: GraphParams, on_isolated: str, verbose: bool
+              ) -> tuple[GraphSet, list[str]]:
+    """Structures with an atom that has no neighbour: dropped, kept or an error, as ``on_isolated`` says;
+    (the graph set, the dropped ids)."""
+    rep = gs.report
+    if not rep["structures_with_isolated"]:
+        return gs, []
+    if on_isolated == "error":
+        raise ValueError(_isolated_message(rep, params, "stopping (on_isolated='error')"))
+    if on_isolated == "keep":
+        if verbose:
+            print(_isolated_message(rep, params, "they were kept (on_isolated='keep')"), file=sys.stderr)
+        return gs, []
+    dropped = list(rep["isolated_ids"])
+    keep = np.setdiff1d(np.arange(len(gs)), gs.index_of(dropped))
+    iso_rep = dict(rep)
+    gs = gs.subset(keep)
+    gs.report["dropped_report"] = {k: iso_rep[k] for k in ("isolated_ids", "isolated_atoms")}
+    if verbose:
+        print(_isolated_message(iso_rep, params, "they were dropped (on_isolated='drop')"), file=sys.stderr)
+    return gs, dropped

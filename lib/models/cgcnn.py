@@ -154,6 +154,17 @@ class CGCNN(nn.Module):
     (E,), ``distance`` (E,), ``crystal`` (N,) in 0..B-1 and ``n_crystals`` = B.
     """
 
+    @staticmethod
+    def canonical_args(args: dict) -> dict:
+        """The arguments as a checkpoint keeps them (``lib.models.registry.register``): the atom feature table
+        itself, a float32 tensor (None: CGCNN's one-hot table), and ``aggregate`` only when it is not the
+        reference's sum, so that the specs (and resume keys) of runs made before it existed do not change."""
+        table = args["atom_features"] if args["atom_features"] is not None else atom_feature_table()
+        args = {**args, "atom_features": torch.as_tensor(np.asarray(table, dtype=np.float32)).clone()}
+        if args.get("aggregate") == "sum":
+            del args["aggregate"]
+        return args
+
     def __init__(
         self,
         atom_features: np.ndarray | torch.Tensor | None = None,
@@ -179,13 +190,6 @@ class CGCNN(nn.Module):
             raise ValueError(f"atom_features must be a (Zmax+1, F) table, got shape {tuple(table.shape)}")
         if n_h < 1 or n_conv < 0:
             raise ValueError(f"need n_h >= 1 and n_conv >= 0, got n_h={n_h}, n_conv={n_conv}")
-        self.init_kwargs = dict(
-            atom_features=table, atom_fea_len=atom_fea_len, n_conv=n_conv, h_fea_len=h_fea_len, n_h=n_h,
-            cutoff=float(cutoff), step=float(step), use_distance=bool(use_distance),
-            classification=bool(classification), n_classes=int(n_classes), dropout=float(dropout),
-        )
-        if aggregate != "sum":  # only when set, so the specs (and resume keys) of existing runs do not change
-            self.init_kwargs["aggregate"] = aggregate
         self.classification = classification
         self.use_distance = use_distance
         self.register_buffer("atom_features", table)

@@ -10,7 +10,7 @@ Follows the reference Keras implementation (materialsvirtuallab/megnet, ``make_m
   e'_k = φe([v_i, v_j, e_k, u]), v'_i = φv([mean_k→i e'_k, v_i, u]), u' = φu([mean e', mean v', u]);
   the block's output is added to its input (residual);
 - Set2Set readouts (3 steps, 16 hidden) over atoms and over bonds, concatenated with the state;
-- head dense (32, 16) -> 1 (or 2 logits for classification).
+- head dense (32, 16) -> 1 (or, for classification, 2 log-probabilities: a log-softmax, as CGCNN's head).
 
 All activations are the paper's shifted softplus ``softplus(x) - ln 2``. Message passing uses
 ``index_add_`` / ``scatter_reduce`` over the edge list of :class:`lib.graphs.GraphBatch`; there is no
@@ -85,8 +85,8 @@ class Set2Set(nn.Module):
 class MEGNetBlock(nn.Module):
     """One MEGNet block: optional dense pre-processing, edge -> node -> state updates, residual."""
 
-    def __init__(self, dim: int = 32, hidden: tuple[int, int] = (64, 32), update: tuple[int, int, int] = (64, 64, 32),
-                 pre: bool = True):
+    def __init__(self, dim: int = 32, hidden: tuple[int, int] = (64, 32),
+                 update: tuple[int, int, int] = (64, 64, 32), pre: bool = True):
         super().__init__()
         self.pre = pre
         if pre:
@@ -96,7 +96,8 @@ class MEGNetBlock(nn.Module):
         self.phi_v = mlp([d + update[-1] + d, *update])
         self.phi_u = mlp([update[-1] + update[-1] + d, *update])
 
-    def edge_update(self, v: Tensor, e: Tensor, u: Tensor, src: Tensor, dst: Tensor, edge_graph: Tensor) -> Tensor:
+    def edge_update(self, v: Tensor, e: Tensor, u: Tensor, src: Tensor, dst: Tensor,
+                    edge_graph: Tensor) -> Tensor:
         """φe([v_i, v_j, e_ij, u]) (E, 32) with its first layer split: W = [W_i | W_j | W_e | W_u].
 
         ``W_i v`` and ``W_j v`` are computed once per atom (one (N, d) @ (d, 2·64) product) and ``W_u u``
@@ -134,19 +135,17 @@ class MEGNetBlock(nn.Module):
 
 @register
 class MEGNet(nn.Module):
-    """MEGNet regression (one output) or classification (two logits) model on a :class:`GraphBatch`.
+    """MEGNet regression (one output) or classification (two classes) model on a :class:`GraphBatch`.
 
-    forward(batch) -> (B,) predictions (normalised units), or (B, 2) logits if ``classification``.
+    forward(batch) -> (B,) predictions (normalised units), or (B, 2) log-probabilities if ``classification``
+    (as CGCNN's classification head, so that XGNN explains either; ``F.cross_entropy`` gives the same loss on
+    them as on logits).
     """
 
     def __init__(self, cutoff: float = 4.0, n_gaussians: int = 100, gaussian_width: float = 0.5,
                  embedding_dim: int = 16, n_blocks: int = 3, n1: int = 64, n2: int = 32, n3: int = 16,
                  state_dim: int = 2, set2set_steps: int = 3, max_z: int = 100, classification: bool = False):
         super().__init__()
-        self.init_kwargs = dict(cutoff=cutoff, n_gaussians=n_gaussians, gaussian_width=gaussian_width,
-                                embedding_dim=embedding_dim, n_blocks=n_blocks, n1=n1, n2=n2, n3=n3,
-                                state_dim=state_dim, set2set_steps=set2set_steps, max_z=max_z,
-                                classification=classification)
         self.state_dim = state_dim
         self.classification = classification
         self.expand = megnet_gaussian(cutoff=cutoff, n=n_gaussians, width=gaussian_width)
@@ -172,4 +171,4 @@ class MEGNet(nn.Module):
         for block in self.blocks:
             v, e, u = block(v, e, u, src, dst, atom_graph, edge_graph)
         out = self.head(torch.cat([self.s2s_v(v, atom_graph, n), self.s2s_e(e, edge_graph, n), u], dim=-1))
-        return out if self.classification else out.squeeze(-1)
+        return torch.log_softmax(out, dim=-1) if self.classification else out.squeeze(-1)

@@ -5,7 +5,7 @@ further [linear 128 -> 128, softplus], and a linear output (``lib.models.cgcnn.C
 thesis's SOAP-MLP is that head with the SOAP vector (``lib.soap``, ~11,000 features) in place of the
 pooled vector:
 
-    x (B, F)  --linear-->  (B, H)  -> softplus  ->  (n_h - 1) x [linear (H, H) -> softplus]  ->  linear -> (B,)
+    x (B, F) --linear--> (B, H) -> softplus -> (n_h - 1) x [linear (H, H) -> softplus] -> linear -> (B,)
 
 ``n_h`` counts the dense layers of width H as CGCNN's ``n_h`` does (the first one included), so the
 default ``n_h=1`` is CGCNN's default head. CGCNN also applies a softplus to the pooled vector before
@@ -36,8 +36,6 @@ class SoapMLP(nn.Module):
         super().__init__()
         if n_features < 1 or h_fea_len < 1 or n_h < 1:
             raise ValueError(f"need n_features, h_fea_len, n_h >= 1; got {n_features}, {h_fea_len}, {n_h}")
-        self.init_kwargs = dict(n_features=int(n_features), h_fea_len=int(h_fea_len), n_h=int(n_h),
-                                input_softplus=bool(input_softplus))
         self.input_softplus = input_softplus
         self.fc_in = nn.Linear(n_features, h_fea_len)
         self.fcs = nn.ModuleList(nn.Linear(h_fea_len, h_fea_len) for _ in range(n_h - 1))

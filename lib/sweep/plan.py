@@ -86,7 +86,7 @@ def _stage_id(s: str) -> str:
     s = str(s).strip()
     nbs = stage_notebooks()
     for sid, nb in nbs.items():
-        if s in (sid, sid.lstrip("0"), nb, nb.split("_", 1)[1]):
+        if s in (sid, sid.lstrip("0"), nb, nb.removeprefix(f"{sid}_")):  # notebooks are <stage>_<topic>
             return sid
     for m in models.MODEL_TABLE.values():  # a model's name: its stage ("soap_svr" -> "05")
         if s == m.name:
@@ -163,9 +163,8 @@ def plan(
             for m in trained:
                 if seed not in (seeds if seeds is not None else m.seeds_of(prof)):
                     continue
-                stem = f"{m.notebook}_{m.name.split('_', 1)[1]}" if m.params else m.notebook
                 needs = (graphs,) if m.graph_kind else (fetch,)
-                runs.append(Run(f"{stem}_{prop}_{p}_s{seed}", m.stage, nb[m.stage], base + m.params,
+                runs.append(Run(f"{m.notebook_run}_{prop}_{p}_s{seed}", m.stage, nb[m.stage], base + m.params,
                                 records.record_relpath(m.run_name(prop, p, seed)), needs=needs, model=m.name))
 
     if "06" in stages:

@@ -180,6 +180,122 @@ def _needed(runs: Sequence[Run], root: Path, force: bool) -> dict[str, tuple[boo
     return out
 
 
+def _connect(scheduler: str):
+    """A Dask client of the scheduler at ``scheduler``, or a ConnectionError that says how to start one."""
+    from dask.distributed import Client  # here: dask is needed only for a cluster
+
+    try:
+        return Client(scheduler, timeout=30)
+    except (OSError, TimeoutError) as err:
+        raise ConnectionError(
+            f"could not reach the Dask scheduler at {scheduler} ({err}); start one with `dask scheduler` "
+            f"and workers with `dask worker {scheduler} --nthreads 1 --nworkers N` (README: the sweep on "
+            "a Dask cluster)") from None
+
+
+def _workers(client: Any, scheduler: str | None, jobs: int | None, threads: int | None, cores: int
+             ) -> tuple[int | None, int, str]:
+    """(parallel runs, threads per run, executor): on Dask one thread unless told; locally one run per core
+    with one thread each, or what ``jobs`` or ``threads`` alone leave of the cores."""
+    if client is not None:
+        executor = str(getattr(client, "scheduler", None) and client.scheduler.address or scheduler)
+        return None, int(threads or 1), executor
+    if jobs is None and threads is None:
+        jobs, threads = cores, 1
+    elif jobs is None:
+        jobs = max(1, cores // int(threads))
+    elif threads is None:
+        threads = max(1, cores // int(jobs))
+    return int(jobs), int(threads), "local"
+
+
+def _plan_needs(runs: Sequence[Run], root: Path, force: bool, dry_run: bool, echo: Callable[[str], None]
+                ) -> dict[str, tuple[bool, str]]:
+    """What is to run (``_needed``), once the archive's records of these runs are restored (a dry run only
+    says they would be); a stale record is said, with why it is trained again."""
+    archived = [] if force else archived_runs(runs, root)
+    if archived and not dry_run:  # the archive's records count as done (stale ones are trained again below)
+        restored = records.restore(runs_dir=root / RUNS_DIR, archive_dir=root / ARCHIVE_DIR, names=archived)
+        echo(f"  {len(restored)} run record(s) restored from {ARCHIVE_DIR}/ (finished elsewhere or earlier; "
+             "--force trains them again)")
+    needed = _needed(runs, root, force)
+    if dry_run:
+        for name in (r.name for r in runs if r.record and Path(r.record).stem in archived):
+            needed[name] = (False, f"archived in {ARCHIVE_DIR}/ (restored when the sweep runs)")
+    for name, (todo, why) in needed.items():
+        if todo and why and not dry_run:  # a stale record (stale_records): say why it is trained again
+            echo(f"  {name}: {why}")
+    return needed
+
+
+def _settled(r: Run, todo: bool, why: str, results: dict[str, Result], root: Path, dry_run: bool
+             ) -> Result | None:
+    """The result of a run that is not executed (skipped, no notebook, blocked, planned); None: run it."""
+    if not todo:
+        out = r.output if (root / r.output).exists() else None
+        return Result(r.name, r.stage, "skipped", message=why, output=out, record=r.record)
+    if not (root / r.notebook).exists():
+        return Result(r.name, r.stage, "missing", message=f"{r.notebook} not found (not landed yet?)")
+    bad = [n for n in r.needs if n in results and results[n].status in ("failed", "blocked")]
+    if bad:
+        return Result(r.name, r.stage, "blocked", message=f"needs {', '.join(bad)}, which failed",
+                      record=r.record)
+    if dry_run:
+        return Result(r.name, r.stage, "planned", output=r.output, record=r.record, message=why)
+    return None
+
+
+def _on_dask(client: Any, batch: list[Run], run_root: str | None, threads: int, timeout: float | None,
+             token: str, futures: dict, results: dict[str, Result], report: Callable[[Result], None]) -> None:
+    """One phase's runs as Dask tasks (``futures`` holds them, so that an interrupt can cancel them)."""
+    from dask.distributed import as_completed  # here: dask is needed only for a cluster
+
+    futures.clear()
+    futures.update({client.submit(execute_run, r, run_root, threads, timeout, key=f"{r.name}-{token}",
+                                  pure=False): r for r in batch})
+    for fut in as_completed(futures):
+        r = futures[fut]
+        try:
+            res = fut.result()
+        except Exception as err:  # noqa: BLE001 - a lost worker is a failed run, not a crash
+            res = Result(r.name, r.stage, "failed", message=f"Dask task failed: {err!r}"[:500],
+                         output=r.output, record=r.record)
+        results[r.name] = res
+        report(res)
+
+
+def _on_pool(pool: ThreadPoolExecutor, batch: list[Run], run_root: str | None, threads: int,
+             timeout: float | None, results: dict[str, Result], report: Callable[[Result], None]) -> None:
+    """One phase's runs on the local pool, reported as each ends."""
+    futs = {pool.submit(execute_run, r, run_root, threads, timeout): r for r in batch}
+    pending = set(futs)
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in done:
+            res = fut.result()
+            results[futs[fut].name] = res
+            report(res)
+
+
+def _stop_all(client: Any, futures: dict, echo: Callable[[str], None]) -> None:
+    """On an interrupt: kill the local runs and cancel the queued Dask tasks."""
+    with _LIVE_LOCK:
+        _STOPPING.set()
+        live = list(_LIVE)
+    for proc in live:
+        _kill(proc)
+    if client is not None and futures:
+        client.cancel(list(futures))  # the queued ones; a run already started on a worker goes on
+        echo("interrupted: queued Dask tasks cancelled; runs already started on workers go on to the end")
+
+
+def _write_summary(summary: Summary, root: Path, profile: str) -> None:
+    d = summary.as_dict()
+    records.write_json(root / NOTEBOOK_OUT / f"sweep_{profile}.json", d)
+    with open(root / NOTEBOOK_OUT / "sweeps.jsonl", "a") as f:  # one line per sweep, for timings
+        f.write(json.dumps({k: v for k, v in d.items() if k != "results"}) + "\n")
+
+
 def sweep(
     runs: Sequence[Run],
     *,
@@ -210,119 +326,42 @@ def sweep(
     t_start = time.perf_counter()
     root_path = Path(root) if root is not None else ROOT
     echo = echo or (lambda s: print(s, flush=True))
-    own_client = None
-    if client is None and scheduler:
-        from dask.distributed import Client  # here: dask is needed only for a cluster
-
-        try:
-            client = own_client = Client(scheduler, timeout=30)
-        except (OSError, TimeoutError) as err:
-            raise ConnectionError(
-                f"could not reach the Dask scheduler at {scheduler} ({err}); start one with `dask scheduler` "
-                f"and workers with `dask worker {scheduler} --nthreads 1 --nworkers N` (README: the sweep on "
-                "a Dask cluster)") from None
+    own_client = _connect(scheduler) if client is None and scheduler else None
+    client = client if client is not None else own_client
     cores = default_jobs()
     threads_given = threads is not None
-    if client is not None:
-        threads = int(threads or 1)
-        executor = str(getattr(client, "scheduler", None) and client.scheduler.address or scheduler)
-        jobs = None
-    else:
-        if jobs is None and threads is None:
-            jobs, threads = cores, 1
-        elif jobs is None:
-            jobs = max(1, cores // int(threads))
-        elif threads is None:
-            threads = max(1, cores // int(jobs))
-        jobs, threads = int(jobs), int(threads)
-        executor = "local"
+    jobs, threads, executor = _workers(client, scheduler, jobs, threads, cores)
     # the worker resolves its own root when none was given (checkouts mounted at different paths)
     run_root = str(root_path) if (root is not None or client is None) else None
-
-    archived = [] if force else archived_runs(runs, root_path)
-    if archived and not dry_run:  # the archive's records count as done (stale ones are trained again below)
-        restored = records.restore(runs_dir=root_path / RUNS_DIR, archive_dir=root_path / ARCHIVE_DIR,
-                                   names=archived)
-        echo(f"  {len(restored)} run record(s) restored from {ARCHIVE_DIR}/ (finished elsewhere or earlier; "
-             "--force trains them again)")
-    needed = _needed(runs, root_path, force)
-    if dry_run:
-        for name in (r.name for r in runs if r.record and Path(r.record).stem in archived):
-            needed[name] = (False, f"archived in {ARCHIVE_DIR}/ (restored when the sweep runs)")
-    for name, (todo, why) in needed.items():
-        if todo and why and not dry_run:  # a stale record (stale_records): say why it is trained again
-            echo(f"  {name}: {why}")
+    needed = _plan_needs(runs, root_path, force, dry_run, echo)
     results: dict[str, Result] = {}
-    phases = sorted({r.phase for r in runs})
     pool = ThreadPoolExecutor(max_workers=jobs) if (client is None and not dry_run) else None
-    token = uuid.uuid4().hex[:8]
-    bar = None
-    futures: dict = {}
+    token, bar, futures = uuid.uuid4().hex[:8], None, {}
     try:
         todo_total = sum(1 for r in runs if needed[r.name][0])
         bar = tqdm(total=todo_total, desc=f"sweep {profile or ''}".strip(), unit="run",
                    disable=not progress or dry_run or todo_total == 0, dynamic_ncols=True)
-        for ph in phases:
+        for ph in sorted({r.phase for r in runs}):
             batch = []
             for r in (r for r in runs if r.phase == ph):
-                todo, why = needed[r.name]
-                out = r.output if (root_path / r.output).exists() else None
-                if not todo:
-                    results[r.name] = Result(r.name, r.stage, "skipped", message=why, output=out,
-                                             record=r.record)
+                res = _settled(r, *needed[r.name], results, root_path, dry_run)
+                if res is None:
+                    batch.append(r)
                     continue
-                if not (root_path / r.notebook).exists():
-                    results[r.name] = Result(r.name, r.stage, "missing",
-                                             message=f"{r.notebook} not found (not landed yet?)")
+                results[r.name] = res
+                if res.status in ("missing", "blocked"):
                     bar.update(1)
-                    continue
-                bad = [n for n in r.needs if n in results and results[n].status in ("failed", "blocked")]
-                if bad:
-                    results[r.name] = Result(r.name, r.stage, "blocked",
-                                             message=f"needs {', '.join(bad)}, which failed", record=r.record)
-                    bar.update(1)
-                    continue
-                if dry_run:
-                    results[r.name] = Result(r.name, r.stage, "planned", output=r.output, record=r.record,
-                                             message=why)
-                    continue
-                batch.append(r)
             if not batch:
                 continue
             if client is not None:
-                futures = {client.submit(execute_run, r, run_root, threads, timeout, key=f"{r.name}-{token}",
-                                         pure=False): r for r in batch}
-                from dask.distributed import as_completed  # here: dask is needed only for a cluster
-
-                for fut in as_completed(futures):
-                    r = futures[fut]
-                    try:
-                        res = fut.result()
-                    except Exception as err:  # noqa: BLE001 - a lost worker is a failed run, not a crash
-                        res = Result(r.name, r.stage, "failed", message=f"Dask task failed: {err!r}"[:500],
-                                     output=r.output, record=r.record)
-                    results[r.name] = res
-                    _report(res, bar, echo)
+                _on_dask(client, batch, run_root, threads, timeout, token, futures, results,
+                         lambda res: _report(res, bar, echo))
             else:
                 # a phase with fewer runs than jobs (01, 02, 06) gives each run more threads, unless told
                 t_run = threads if threads_given else max(threads, cores // min(jobs, len(batch)))
-                futs = {pool.submit(execute_run, r, run_root, t_run, timeout): r for r in batch}
-                pending = set(futs)
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        res = fut.result()
-                        results[futs[fut].name] = res
-                        _report(res, bar, echo)
+                _on_pool(pool, batch, run_root, t_run, timeout, results, lambda res: _report(res, bar, echo))
     except KeyboardInterrupt:
-        with _LIVE_LOCK:
-            _STOPPING.set()
-            live = list(_LIVE)
-        for proc in live:
-            _kill(proc)
-        if client is not None and futures:
-            client.cancel(list(futures))  # the queued ones; a run already started on a worker goes on
-            echo("interrupted: queued Dask tasks cancelled; runs already started on workers go on to the end")
+        _stop_all(client, futures, echo)
         raise
     finally:
         if bar is not None:
@@ -331,13 +370,10 @@ def sweep(
             pool.shutdown(wait=False, cancel_futures=True)
         if own_client is not None:
             own_client.close()
-    ordered = [results[r.name] for r in runs if r.name in results]
-    summary = Summary(ordered, time.perf_counter() - t_start, executor, jobs, threads, profile)
+    summary = Summary([results[r.name] for r in runs if r.name in results], time.perf_counter() - t_start,
+                      executor, jobs, threads, profile)
     if not dry_run and profile:
-        d = summary.as_dict()
-        records.write_json(root_path / NOTEBOOK_OUT / f"sweep_{profile}.json", d)
-        with open(root_path / NOTEBOOK_OUT / "sweeps.jsonl", "a") as f:  # one line per sweep, for timings
-            f.write(json.dumps({k: v for k, v in d.items() if k != "results"}) + "\n")
+        _write_summary(summary, root_path, profile)
     return summary
 
 

@@ -14,7 +14,8 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from lib import periodic, records
-from lib.paths import ROOT, XGNN_DIR
+from lib.devices import device_info
+from lib.paths import ROOT, XGNN_DIR, figure_file
 from lib.profiles import get_profile
 from lib.xgnn.classifier import ClassifierRun, LabelledGraphs
 from lib.xgnn.generator import XGNN, XGNNConfig, _canonical_seed
@@ -111,7 +112,7 @@ def explain_classifier(
             "explanations": res["explanations"],
         }
     doc["wall_time_s"] = time.perf_counter() - t_all
-    doc["device"] = records.device_info("cpu")
+    doc["device"] = device_info("cpu")
     doc["git_commit"] = records.git_commit()
     doc["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     records.write_json(path, doc)
@@ -121,9 +122,7 @@ def explain_classifier(
 
 def figure_name(property: str, labelling: str, profile: Any, seed: int | None = None) -> str:
     """The file of Figures 15-18 (the thesis's number kept), ``xgnn_<property>_<labelling>`` for the others,
-    with the profile and seed (:func:`lib.plots.figure_file`): 'fig15_xgnn_band_gap_group_quick_s0.png'."""
-    from lib.plots import figure_file  # matplotlib only when a figure is named
-
+    with the profile and seed (:func:`lib.paths.figure_file`): 'fig15_xgnn_band_gap_group_quick_s0.png'."""
     stem = THESIS_FIGURES.get((property, labelling), f"xgnn_{property}_{labelling}.png").removesuffix(".png")
     return figure_file(stem, profile, seed)
 

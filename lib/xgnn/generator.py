@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lib.graphs import GraphBatch
-from lib.train import strict_replace
+from lib.train_config import strict_replace
 
 
 @dataclass(frozen=True)

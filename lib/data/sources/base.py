@@ -1,4 +1,4 @@
-"""What every source shares: the request it is given, the job it returns, errors, file and HTTP helpers.
+"""What every source shares: the request it is given, the job it returns, errors, HTTP helpers.
 
 A source module (mirror, folder, megnet, mp, optimade) has one function, ``plan(request) -> Job``: it
 fetches what must be fetched (resumably, under ``request.raw_dir``) and returns the input files (which key
@@ -13,13 +13,10 @@ makes the standard table of them.
 from __future__ import annotations
 
 import email.utils
-import gzip
 import json
-import lzma
 import threading
 import time
 import warnings
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +33,10 @@ with warnings.catch_warnings():  # tqdm.auto warns when a notebook has no ipywid
 try:  # orjson (an mp-api dependency) reads the JSON Lines mirror ~3x faster
     import orjson as _orjson
 
-    _loads = _orjson.loads
+    json_loads = _orjson.loads
 except ImportError:  # pragma: no cover
     _orjson = None
-    _loads = json.loads
+    json_loads = json.loads
 
 MP_KEY_URL = "https://next-gen.materialsproject.org/api"
 
@@ -97,58 +94,6 @@ def no_data_message(name: str) -> str:
         "  - give your own data: a CGCNN folder (source='folder', path=..., target=...) or a "
         "snapshot file (source='mirror', mirror='file.jsonl.xz')."
     )
-
-
-def open_text(path: Path, mode: str = "rt", compress_like: Path | None = None):
-    """Open plain, .xz or .gz text files (chosen by the suffix of ``compress_like`` or ``path``)."""
-    suffix = Path(compress_like or path).suffix
-    if suffix == ".xz":
-        return lzma.open(path, mode, encoding="utf-8")
-    if suffix == ".gz":
-        return gzip.open(path, mode, encoding="utf-8")
-    return open(path, mode.replace("t", ""), encoding="utf-8")
-
-
-def read_jsonl(path: Path, bad_lines: list | None = None) -> list[dict]:
-    """One JSON object per line (plain, .xz or .gz).
-
-    A line that is not a JSON object is skipped and reported: appended to ``bad_lines`` as a rejection
-    row (``"<file> line <k>"``, "", "bad line", why) that the table's report keeps; without
-    ``bad_lines`` it stops with a ValueError naming the file and line. One broken line costs one row,
-    as a broken CIF costs one structure. A file that ends in the middle of a line or of its compressed
-    stream (truncated: an unknown number of rows is missing) or that cannot be decompressed stops the
-    load with DataUnavailable naming the file: using what was read would silently lose data.
-    """
-    out = []
-    k = 0
-    try:
-        with open_text(path) as fh:
-            for k, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = _loads(line)
-                except ValueError as exc:
-                    obj, why = None, f"not valid JSON ({short(exc)})"
-                else:
-                    why = None if isinstance(obj, dict) else f"a JSON {type(obj).__name__}, not an object"
-                if why is None:
-                    out.append(obj)
-                    continue
-                if not line.endswith("\n") and obj is None:
-                    raise EOFError(f"the last line ({k}) is cut short")
-                if bad_lines is None:
-                    raise ValueError(f"{path}: line {k} is {why}")
-                bad_lines.append((f"{Path(path).name} line {k}", "", "bad line",
-                                  f"{path}: line {k} is {why}"))
-    except (EOFError, OSError, lzma.LZMAError, zlib.error, UnicodeDecodeError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise DataUnavailable(
-            f"{path} is truncated or corrupt after line {k} ({short(exc)}): copy or download it again "
-            "(for the shared mirror: from ../shared/data; for a snapshot: export it again)"
-        ) from None
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,7 +211,7 @@ def _json_body(max_bytes: int) -> Callable:
                 raise ValueError(f"the answer from {resp.url} was still coming at the deadline")
         body = b"".join(chunks)
         try:
-            return _loads(body)
+            return json_loads(body)
         except ValueError as exc:
             raise ValueError(f"malformed JSON from {resp.url} ({len(body)} bytes: {short(exc)})") from None
 

@@ -9,13 +9,14 @@ import pandas as pd
 
 from lib.data.mapping import PropertyMapping
 from lib.data.sources.base import DataUnavailable, Job, Request
+from lib.data.sources.files import ID_PROP, cif_file, id_problem, read_cif_text, read_id_prop
 from lib.data.targets import TARGETS
 
 
 def plan(req: Request) -> Job:
     """The folder's id_prop.csv and CIFs; ``target`` names the property of id_prop.csv's second column."""
     folder = Path(req.path) if req.path is not None else None
-    if folder is None or not (folder / "id_prop.csv").exists():
+    if folder is None or not (folder / ID_PROP).exists():
         raise DataUnavailable(
             f"source='folder' needs path= a CGCNN-format folder with id_prop.csv "
             f"(id,target per line, no header) and <id>.cif files; got {req.path}"
@@ -26,28 +27,12 @@ def plan(req: Request) -> Job:
             "source='folder' needs target= the property name of id_prop.csv's "
             f"second column (e.g. one of {list(TARGETS)})"
         )
-    files = [folder / "id_prop.csv", *sorted(folder.glob("*.cif"))]
+    files = [folder / ID_PROP, *sorted(folder.glob("*.cif"))]
     return Job("folder", files, lambda: records_folder(folder, target), str(folder), {"target": target})
 
 
-_MAX_ID = 200  # characters
-
-
-def _id_problem(mid: str) -> str | None:
-    """Why ``mid`` cannot name a CIF file in the folder (None if it can)."""
-    if not mid:
-        return "empty id"
-    if len(mid) > _MAX_ID:
-        return f"an id of {len(mid)} characters (at most {_MAX_ID})"
-    if any(c in mid for c in "/\\") or mid in (".", ".."):
-        return f"{mid!r} is a path, not a file name: ids name <id>.cif inside the folder"
-    if any(ord(c) < 32 or ord(c) == 127 for c in mid):
-        return f"{mid!r} holds control characters"
-    return None
-
-
 def records_folder(folder: Path, target: str) -> tuple[pd.DataFrame, dict]:
-    """A CGCNN-format folder: id_prop.csv (id,value; no header) and <id>.cif files.
+    """A CGCNN-format folder: id_prop.csv (id,value; no header) and <id>.cif files (read by ``files``).
 
     Each line must be ``id,value``: a line with another number of fields ("bad line"), an id that is
     not a plain file name ("bad id", e.g. ``../x``), a value that is not a number ("bad target value")
@@ -55,41 +40,34 @@ def records_folder(folder: Path, target: str) -> tuple[pd.DataFrame, dict]:
     empty value is a missing target. Blank lines are skipped. Undecodable bytes become U+FFFD.
     """
     ids, vals, rejected = [], [], []
-    listing = folder / "id_prop.csv"
-    with open(listing, encoding="utf-8-sig", errors="replace", newline="") as fh:
-        for k, line in enumerate(fh, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            parts = [p.strip() for p in line.split(",")]
-            where = f"id_prop.csv line {k}"
-            label = parts[0] if parts[0] and _id_problem(parts[0]) is None else where
-            if len(parts) != 2:
-                rejected.append((label, target, "bad line",
-                                 f"{where}: {len(parts)} field(s) in {line[:80]!r}, "
-                                 "expected 'id,value'"))
-                continue
-            problem = _id_problem(parts[0])
-            if problem is not None:
-                rejected.append((label if parts[0] else where, target,
-                                 "no material id" if not parts[0] else "bad id", f"{where}: {problem}"))
-                continue
-            try:
-                value = float(parts[1]) if parts[1] != "" else np.nan
-            except ValueError:
-                rejected.append((parts[0], target, "bad target value", f"{where}: {parts[1][:80]!r}"))
-                continue
-            ids.append(parts[0])
-            vals.append(value)
+    for line in read_id_prop(folder):
+        parts, where = line.fields, line.where
+        label = parts[0] if parts[0] and id_problem(parts[0]) is None else where
+        if len(parts) != 2:
+            rejected.append((label, target, "bad line",
+                             f"{where}: {len(parts)} field(s) in {line.text[:80]!r}, expected 'id,value'"))
+            continue
+        problem = id_problem(parts[0])
+        if problem is not None:
+            rejected.append((label if parts[0] else where, target,
+                             "no material id" if not parts[0] else "bad id", f"{where}: {problem}"))
+            continue
+        try:
+            value = float(parts[1]) if parts[1] != "" else np.nan
+        except ValueError:
+            rejected.append((parts[0], target, "bad target value", f"{where}: {parts[1][:80]!r}"))
+            continue
+        ids.append(parts[0])
+        vals.append(value)
     cifs, kept_ids, kept_vals, missing = [], [], [], 0
     seen: set[str] = set()
     for mid, v in zip(ids, vals, strict=True):
-        f = folder / f"{mid}.cif"
+        f = cif_file(folder, mid)
         if mid in seen:  # a duplicate: build_table reports it; its file is read once
             text = None
         else:
             try:
-                text = f.read_text(encoding="utf-8", errors="replace")
+                text = read_cif_text(f)
             except OSError as exc:
                 missing += 1
                 rejected.append((mid, "", "no structure", f"no readable file {f.name} in {folder} "
@@ -103,7 +81,7 @@ def records_folder(folder: Path, target: str) -> tuple[pd.DataFrame, dict]:
     provider = "folder"
     # the folder's one column is taken as it is, in the unit of the standard column of that name
     mapping = PropertyMapping(provider, target, target, TARGETS[target].unit if target in TARGETS else "")
-    notes = [f"{len(ids):,} ids in {listing}; {missing} without a CIF file; "
+    notes = [f"{len(ids):,} ids in {folder / ID_PROP}; {missing} without a CIF file; "
              f"{len(rejected) - missing} line(s) not usable"]
     return records, {
         "provider": provider,

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lib.data.sources.base import DataUnavailable, Job, Request, download, open_text, short
+from lib.data.sources.base import DataUnavailable, Job, Request, download, short
+from lib.data.sources.files import open_text
 from lib.data.targets import DATASET_TARGETS
 
 MEGNET_FILE = "mp.2018.6.1.json"

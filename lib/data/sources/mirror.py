@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from lib import paths
-from lib.data.sources.base import DataUnavailable, Job, Request, no_data_message, open_text, read_jsonl
+from lib.data.sources.base import DataUnavailable, Job, Request, no_data_message
+from lib.data.sources.files import open_text, read_jsonl
 from lib.data.sources.megnet import find_megnet_file, megnet_message, records_megnet
 from lib.data.targets import TARGETS
 from lib.paths import atomic_path

@@ -18,7 +18,9 @@ import gzip
 import hashlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -140,56 +142,67 @@ def _doc_to_dict(doc) -> dict:
     return out
 
 
-def fetch_mp(ids: list[str], api_key: str, out_dir: Path, chunk_size: int, progress: bool) -> list[Path]:
-    """Download summary documents in chunks of ids; chunks already on disk are never fetched again."""
-
-    chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
+def chunk_files(ids: Sequence[str], out_dir: Path, chunk_size: int, fields: Sequence[str]
+                ) -> tuple[list[list[str]], list[Path]]:
+    """The chunks of ids and the file each is saved to (named by position and a hash of ids and fields)."""
+    chunks = [list(ids[i : i + chunk_size]) for i in range(0, len(ids), chunk_size)]
     files = []
     for k, ch in enumerate(chunks):
-        digest = hashlib.sha256(("\n".join(ch) + "|" + ",".join(MP_FIELDS)).encode()).hexdigest()[:10]
+        digest = hashlib.sha256(("\n".join(ch) + "|" + ",".join(fields)).encode()).hexdigest()[:10]
         files.append(out_dir / f"chunk-{k:05d}-{digest}.json.gz")
+    return chunks, files
+
+
+def fetch_chunks(ids: Sequence[str], out_dir: Path, chunk_size: int, fields: Sequence[str], *,
+                 rester: Callable[[], Any], search: Callable[[Any, list[str]], Sequence],
+                 to_dict: Callable[[Any], dict], what: str, progress: bool) -> list[Path]:
+    """Documents of ``ids`` downloaded in resumable chunks (the summary fetch's and the electrodes').
+
+    Each chunk is ``search(client, chunk_ids)`` (within MP_CHUNK_TIMEOUT seconds) on the client that
+    ``rester()`` makes (only when a chunk is missing), its documents mapped by ``to_dict`` and saved as gzip
+    JSON ``{"ids", "fields", "retrieved", "docs"}`` atomically. Chunks on disk are never fetched again; a
+    failure raises FetchError naming ``what`` stopped at which chunk, and the same call resumes.
+    """
+    chunks, files = chunk_files(ids, out_dir, chunk_size, fields)
     todo = [k for k, f in enumerate(files) if not f.exists()]
     if not todo:
         return files
     out_dir.mkdir(parents=True, exist_ok=True)
-    rester = mp_rester(api_key)
-    bar = tqdm(
-        total=len(chunks),
-        initial=len(chunks) - len(todo),
-        desc="MP summary chunks",
-        disable=not progress,
-        unit="chunk",
-    )
+    client = rester()
+    bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc=f"{what} chunks",
+               disable=not progress, unit="chunk")
     try:
-        with rester as mpr:
-            for k in todo:
-                done = len(chunks) - len(todo) + todo.index(k)
-                where = (f"the Materials Project fetch stopped at chunk {k + 1}/{len(chunks)} "
+        with client as mpr:
+            for n_done, k in enumerate(todo):
+                where = (f"the {what} fetch stopped at chunk {k + 1}/{len(chunks)} "
                          f"({chunks[k][0]} ... {chunks[k][-1]})")
-                again = (f"{done} chunk(s) are saved under {out_dir}; run the same call again to resume "
+                saved = len(chunks) - len(todo) + n_done
+                again = (f"{saved} chunk(s) are saved under {out_dir}; run the same call again to resume "
                          "(saved chunks are not downloaded again).")
                 try:
-                    docs = within(MP_CHUNK_TIMEOUT,
-                                  lambda k=k: mpr.materials.summary.search(material_ids=chunks[k],
-                                                                           fields=list(MP_FIELDS)),
+                    docs = within(MP_CHUNK_TIMEOUT, lambda k=k: search(mpr, chunks[k]),
                                   FetchError(f"{where}: no answer within {MP_CHUNK_TIMEOUT:g} s. {again}"))
                 except FetchError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - say where it stopped; keep what is saved
                     text = " ".join(str(exc).split())[:500]
                     raise FetchError(f"{where}: {type(exc).__name__}: {text}. {again}") from exc
-                payload = {
-                    "ids": chunks[k],
-                    "fields": MP_FIELDS,
-                    "retrieved": _dt.date.today().isoformat(),
-                    "docs": [_doc_to_dict(d) for d in docs],
-                }
+                payload = {"ids": chunks[k], "fields": list(fields),
+                           "retrieved": _dt.date.today().isoformat(), "docs": [to_dict(d) for d in docs]}
                 with atomic_path(files[k]) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as fh:
                     json.dump(payload, fh, default=str)
                 bar.update(1)
     finally:
         bar.close()
     return files
+
+
+def fetch_mp(ids: list[str], api_key: str, out_dir: Path, chunk_size: int, progress: bool) -> list[Path]:
+    """Download summary documents in chunks of ids; chunks already on disk are never fetched again."""
+    return fetch_chunks(
+        ids, out_dir, chunk_size, MP_FIELDS, rester=lambda: mp_rester(api_key),
+        search=lambda mpr, ch: mpr.materials.summary.search(material_ids=ch, fields=list(MP_FIELDS)),
+        to_dict=_doc_to_dict, what="Materials Project", progress=progress)
 
 
 def records_mp(files: list[Path], ids: list[str]) -> tuple[pd.DataFrame, dict]:

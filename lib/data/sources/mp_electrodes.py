@@ -7,7 +7,8 @@
 Documents come from ``MPRester().materials.insertion_electrodes.search(battery_ids=..., fields=...)``
 (mp-api's ``ElectrodeRester``, emmet's ``InsertionElectrodeDoc``), as plain dicts
 (``use_document_model=False``), in chunks of battery ids. Each chunk is written to
-``data/raw/mp_electrodes/chunk-<k>-<hash of ids and fields>.json.gz`` atomically (``lib.paths.atomic_path``),
+``data/raw/mp_electrodes/chunk-<k>-<hash of ids and fields>.json.gz`` atomically by the summary fetch's
+mechanism (``lib.data.sources.mp.fetch_chunks``),
 so an interrupted fetch resumes and never downloads a saved chunk again; every request has mp-api's
 per-request timeout set (``timeout``, seconds) and a failure names the chunk and says how to resume.
 
@@ -21,13 +22,10 @@ back into ``mp-714944`` so they match the pairs file and the mirror.
 
 from __future__ import annotations
 
-import datetime as _dt
 import gzip
-import hashlib
 import json
 import os
 import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,15 +34,11 @@ import pandas as pd
 from pymatgen.apps.battery.insertion_battery import InsertionElectrode
 from pymatgen.entries.computed_entries import ComputedStructureEntry
 
-from lib.data.sources.base import DataUnavailable, FetchError, within
-from lib.data.sources.mp import MP_CHUNK_TIMEOUT, mp_rester
 from lib.cathodes.electrodes import read_pairs
-from lib.paths import DATA, atomic_path
+from lib.data.sources import mp
+from lib.data.sources.base import DataUnavailable, FetchError
+from lib.paths import DATA
 from lib.structures import parse_structure_dict
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from tqdm.auto import tqdm
 
 RAW_DIR = DATA / "raw" / "mp_electrodes"
 FIELDS = [
@@ -95,12 +89,7 @@ def chunk_files(
     battery_ids: Sequence[str], out_dir: Path, chunk_size: int
 ) -> tuple[list[list[str]], list[Path]]:
     """The chunks of ids and the file each is saved to (named by position and a hash of ids and fields)."""
-    chunks = [list(battery_ids[i : i + chunk_size]) for i in range(0, len(battery_ids), chunk_size)]
-    files = []
-    for k, ch in enumerate(chunks):
-        digest = hashlib.sha256(("\n".join(ch) + "|" + ",".join(FIELDS)).encode()).hexdigest()[:10]
-        files.append(out_dir / f"chunk-{k:05d}-{digest}.json.gz")
-    return chunks, files
+    return mp.chunk_files(battery_ids, out_dir, chunk_size, FIELDS)
 
 
 def _rester(api_key: str | None):
@@ -110,7 +99,7 @@ def _rester(api_key: str | None):
         raise DataUnavailable(
             "no Materials Project API key: set MP_API_KEY (https://next-gen.materialsproject.org/api)"
         )
-    return mp_rester(key)
+    return mp.mp_rester(key)
 
 
 def _jsonable(doc) -> dict:
@@ -134,48 +123,16 @@ def fetch_electrodes(
     resumes. Returns the chunk files in order.
     """
     out_dir = Path(out_dir) if out_dir is not None else RAW_DIR
-    ids = [str(b) for b in battery_ids]
-    chunks, files = chunk_files(ids, out_dir, chunk_size)
-    todo = [k for k, f in enumerate(files) if not f.exists()]
-    if not todo:
-        return files
-    rester = _rester(api_key)
-    bar = tqdm(
-        total=len(chunks),
-        initial=len(chunks) - len(todo),
-        desc="MP electrode chunks",
-        unit="chunk",
-        disable=not progress,
-    )
-    try:
-        with rester as mpr:
-            route = mpr.materials.insertion_electrodes
-            if hasattr(route, "timeout"):
-                route.timeout = timeout
-            for n_done, k in enumerate(todo):
-                try:
-                    docs = within(MP_CHUNK_TIMEOUT,
-                                  lambda ch=chunks[k]: route.search(battery_ids=ch, fields=list(FIELDS)),
-                                  FetchError(f"no answer within {MP_CHUNK_TIMEOUT:g} s for chunk {k + 1}"))
-                except Exception as exc:  # noqa: BLE001 - say where it stopped; keep what is saved
-                    saved = len(chunks) - len(todo) + n_done
-                    raise FetchError(
-                        f"the MP electrode fetch stopped at chunk {k + 1}/{len(chunks)} ({chunks[k][0]} ... "
-                        f"{chunks[k][-1]}): {type(exc).__name__}: {exc}. {saved} chunk(s) are saved under "
-                        f"{out_dir}; run the same call again to resume."
-                    ) from exc
-                payload = {
-                    "ids": chunks[k],
-                    "fields": FIELDS,
-                    "retrieved": _dt.date.today().isoformat(),
-                    "docs": [_jsonable(d) for d in docs],
-                }
-                with atomic_path(files[k]) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as fh:
-                    json.dump(payload, fh)
-                bar.update(1)
-    finally:
-        bar.close()
-    return files
+
+    def search(mpr, chunk: list[str]):
+        route = mpr.materials.insertion_electrodes
+        if hasattr(route, "timeout"):
+            route.timeout = timeout
+        return route.search(battery_ids=chunk, fields=list(FIELDS))
+
+    return mp.fetch_chunks([str(b) for b in battery_ids], out_dir, chunk_size, FIELDS,
+                           rester=lambda: _rester(api_key), search=search, to_dict=_jsonable,
+                           what="MP electrode", progress=progress)
 
 
 def _entry_by_id(electrode: dict, mid: str):

@@ -21,7 +21,7 @@ from matplotlib.patches import Patch
 
 from lib import literature, models
 from lib.benchmark import describe_devices, table_devices, timing_warning
-from lib.plots import PALETTE, save, stamp, target_label, unit_of, use_style
+from lib.plots.base import PALETTE, save, stamp, target_label, unit_of, use_style
 
 THESIS_HATCH = "////"
 ERR = {"fmt": "none", "ecolor": "#3a3a3a", "elinewidth": 0.8, "capsize": 2}
@@ -107,27 +107,47 @@ def figure14(table: pd.DataFrame, path: str | Path | None = None, title: str | N
     # a model that ran on other properties but not this one: the thesis's bar alone, "not run" in words
     unrun = literature.thesis_table6() if has["test_mae"] else None
     for i, prop in enumerate(props):  # one MAE panel per property, in its unit
-        ax = fig.add_subplot(grid[i // ncols, i % ncols], label=f"mae:{prop}")
-        here = [m for m in names_m if (prop, m) in table.index or (
-            unrun is not None and (prop, m) in unrun.index and np.isfinite(unrun.loc[(prop, m), "test_mae"]))]
-        for j, m in enumerate(here):
-            if (prop, m) in table.index:
-                _pair(ax, j, 0.8, colors[m], _ours(table, prop, m, "test_mae"),
-                      _thesis(table, prop, m, "test_mae", has["test_mae"]))
-            else:
-                _pair(ax, j, 0.8, colors[m], (math.nan, math.nan),
-                      (float(unrun.loc[(prop, m), "test_mae"]), float(unrun.loc[(prop, m), "test_mae_std"])))
-        ticks = [f"{models.display_name(m)}\n" + (f"n = {_value(table, prop, m, 'n'):.0f}"
-                                                  if (prop, m) in table.index else "not run") for m in here]
-        ax.set_xticks(range(len(here)), ticks, fontsize=8)
-        ax.set_xlim(-0.6, max(len(here), 1) - 0.4)
-        unit = unit_of(prop)
-        ax.set_ylabel(f"test MAE ({unit})" if unit else "test MAE")
-        ax.set_title(target_label(prop))
-        ax.set_ylim(0, ax.get_ylim()[1])
-
+        _mae_panel(fig.add_subplot(grid[i // ncols, i % ncols], label=f"mae:{prop}"), table, prop, names_m,
+                   colors, has, unrun)
     # the legend and what the bars are, in the first free slot of the top rows
-    ax = fig.add_subplot(grid[len(props) // ncols, len(props) % ncols], label="legend")
+    _legend_panel(fig.add_subplot(grid[len(props) // ncols, len(props) % ncols], label="legend"), names_m,
+                  colors, has)
+    _r2_panel(fig.add_subplot(grid[top, : ncols // 2], label="r2"), table, props, names_m, colors, has)
+    _time_panel(fig.add_subplot(grid[top, ncols // 2:], label="train_time_s"), table, props, names_m, colors,
+                has)
+    fig.tight_layout(h_pad=1.2)
+    if title:
+        fig.suptitle(title, y=1.01)
+    stamp(fig, profile)
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def _mae_panel(ax, table: pd.DataFrame, prop: str, names_m: list[str], colors: dict, has: dict,
+               unrun: pd.DataFrame | None) -> None:
+    """The test MAE of each model on ``prop``, in its unit, beside the thesis's."""
+    here = [m for m in names_m if (prop, m) in table.index or (
+        unrun is not None and (prop, m) in unrun.index and np.isfinite(unrun.loc[(prop, m), "test_mae"]))]
+    for j, m in enumerate(here):
+        if (prop, m) in table.index:
+            _pair(ax, j, 0.8, colors[m], _ours(table, prop, m, "test_mae"),
+                  _thesis(table, prop, m, "test_mae", has["test_mae"]))
+        else:
+            _pair(ax, j, 0.8, colors[m], (math.nan, math.nan),
+                  (float(unrun.loc[(prop, m), "test_mae"]), float(unrun.loc[(prop, m), "test_mae_std"])))
+    ticks = [f"{models.display_name(m)}\n" + (f"n = {_value(table, prop, m, 'n'):.0f}"
+                                              if (prop, m) in table.index else "not run") for m in here]
+    ax.set_xticks(range(len(here)), ticks, fontsize=8)
+    ax.set_xlim(-0.6, max(len(here), 1) - 0.4)
+    unit = unit_of(prop)
+    ax.set_ylabel(f"test MAE ({unit})" if unit else "test MAE")
+    ax.set_title(target_label(prop))
+    ax.set_ylim(0, ax.get_ylim()[1])
+
+
+def _legend_panel(ax, names_m: list[str], colors: dict, has: dict) -> None:
+    """The models' colours and, in words, what the bars are."""
     ax.set_axis_off()
     handles = [Patch(color=colors[m], label=models.display_name(m)) for m in names_m]
     if any(has.values()):
@@ -141,11 +161,16 @@ def figure14(table: pd.DataFrame, path: str | Path | None = None, title: str | N
                + "Error bars: ± 1 std over the runs\n(only where n ≥ 2).")
     ax.text(0.0, 0.0, caption, transform=ax.transAxes, va="bottom", ha="left", fontsize=8, color="#3a3a3a")
 
-    x = np.arange(len(props))
-    w = 0.8 / max(len(names_m), 1)
-    short = [textwrap.fill(target_label(p), 11) for p in props]
 
-    ax = fig.add_subplot(grid[top, : ncols // 2], label="r2")
+def _grouped(props: list[str], names_m: list[str]) -> tuple[np.ndarray, float, list[str]]:
+    """Bar positions of a panel by property: (x of each property, bar width, wrapped property labels)."""
+    return (np.arange(len(props)), 0.8 / max(len(names_m), 1),
+            [textwrap.fill(target_label(p), 11) for p in props])
+
+
+def _r2_panel(ax, table: pd.DataFrame, props: list[str], names_m: list[str], colors: dict, has: dict) -> None:
+    """R² by property; an axis cut at -1 (said in the title) when one model is far worse than the rest."""
+    x, w, short = _grouped(props, names_m)
     lowest, where = np.inf, ""
     for k, m in enumerate(names_m):
         for i, prop in enumerate(props):
@@ -166,7 +191,11 @@ def figure14(table: pd.DataFrame, path: str | Path | None = None, title: str | N
         ax.set_ylim(min(0.0, lowest - 0.05) if np.isfinite(lowest) else 0.0, 1.05)
         ax.set_title("R² by property")
 
-    ax = fig.add_subplot(grid[top, ncols // 2:], label="train_time_s")
+
+def _time_panel(ax, table: pd.DataFrame, props: list[str], names_m: list[str], colors: dict, has: dict
+                ) -> None:
+    """Training time by property (log axis), with where each source timed it."""
+    x, w, short = _grouped(props, names_m)
     for k, m in enumerate(names_m):
         for i, prop in enumerate(props):
             _pair(ax, x[i] + (k - (len(names_m) - 1) / 2) * w, w, colors[m],
@@ -182,11 +211,3 @@ def figure14(table: pd.DataFrame, path: str | Path | None = None, title: str | N
         lines.append(thesis_dev + ": compare within one source")
     ax.set_title("Training time by property\n" + "\n".join(lines), fontsize=8,
                  color=PALETTE[1] if timing_warning(table) else "#3a3a3a")
-
-    fig.tight_layout(h_pad=1.2)
-    if title:
-        fig.suptitle(title, y=1.01)
-    stamp(fig, profile)
-    if path is not None:
-        save(fig, path)
-    return fig

@@ -17,7 +17,7 @@ from scipy.stats import norm
 
 from lib import models
 from lib.data.targets import TARGETS
-from lib.plots import PALETTE, axis_label, corner_text, save, stamp, target_label, unit_of, use_style
+from lib.plots.base import PALETTE, axis_label, corner_text, save, stamp, target_label, unit_of, use_style
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from lib.graphs import GraphParams, build_graph
-from lib.plots import PALETTE, corner_text, stamp, use_style
+from lib.plots.base import PALETTE, corner_text, stamp, use_style
 from lib.structures import Crystal
 
 
@@ -93,15 +93,25 @@ def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, titl
     use_style()
     g = build_graph(crystal, params, images=True)
     centre = pick_centre(crystal) if centre is None else int(centre)
-    cart = crystal.cart_coords
     labels = _labels(crystal.numbers)
     elements = sorted(set(crystal.numbers.tolist()), reverse=True)
     handles = [Line2D([], [], marker="o", ls="", color=element_color(z), label=_symbol(z), markersize=8)
                for z in elements]
 
     fig = plt.figure(figsize=(11, 9.5))
-    # (a) the cell
-    ax = fig.add_subplot(2, 2, 1, projection="3d")
+    _cell_panel(fig.add_subplot(2, 2, 1, projection="3d"), crystal, centre, handles)
+    _surroundings_panel(fig.add_subplot(2, 2, 2, projection="3d"), crystal, g, params, centre, labels)
+    _graph_panel(fig.add_subplot(2, 2, 3), g, centre, labels)
+    _star_panel(fig.add_subplot(2, 2, 4), crystal, g, centre, labels)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _cell_panel(ax, crystal: Crystal, centre: int, handles: list) -> None:
+    """(a) the atoms of the cell in 3D, the centre atom ringed."""
+    cart = crystal.cart_coords
     _cell_edges(ax, crystal.lattice)
     sizes = np.where(crystal.numbers == crystal.numbers.max(), 140, 60)
     ax.scatter(*cart.T, c=[element_color(z) for z in crystal.numbers], s=sizes, edgecolors="k",
@@ -113,8 +123,11 @@ def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, titl
     ax.set_title(f"(a) {len(crystal)} atoms of the unit cell")
     ax.legend(handles=handles, loc="upper left", fontsize=8)
 
-    # (b) the surroundings of the centre atom: every atom image within cutoff + 1.5 Å, graph edges bold
-    ax = fig.add_subplot(2, 2, 2, projection="3d")
+
+
+def _surroundings_panel(ax, crystal: Crystal, g, params: GraphParams, centre: int, labels: list[str]) -> None:
+    """(b) the surroundings of the centre atom: every atom image within cutoff + 1.5 Å, graph edges bold."""
+    cart = crystal.cart_coords
     radius = params.cutoff + 1.5
     span = np.ceil(radius / np.min(np.linalg.norm(crystal.lattice, axis=1))).astype(int) + 1
     rng = np.arange(-span, span + 1)
@@ -137,8 +150,10 @@ def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, titl
                  f"(k = {params.max_neighbors})" if params.builder == "cgcnn" else
                  f"(b) around {labels[centre]}: {len(src)} neighbours within {params.cutoff:g} Å")
 
-    # (c) the whole crystal graph (edges to periodic images merged; width = how many)
-    ax = fig.add_subplot(2, 2, 3)
+
+
+def _graph_panel(ax, g, centre: int, labels: list[str]) -> None:
+    """(c) the whole crystal graph (edges to periodic images merged; width = how many)."""
     G = nx.Graph()
     G.add_nodes_from(range(g.n_atoms))
     mult = Counter(tuple(sorted(e)) for e in zip(g.edge_src.tolist(), g.edge_dst.tolist(), strict=True)
@@ -158,8 +173,11 @@ def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, titl
     ax.axis("off")
     corner_text(ax, "edge width: number of\nperiodic images joined")
 
-    # (d) the centre atom's edges alone, labelled with their lengths
-    ax = fig.add_subplot(2, 2, 4)
+
+
+def _star_panel(ax, crystal: Crystal, g, centre: int, labels: list[str]) -> None:
+    """(d) the centre atom's edges alone, labelled with their lengths."""
+    src, dist = g.neighbors(centre)
     S = nx.DiGraph()
     S.add_node("c")
     angles = np.linspace(0, 2 * np.pi, max(len(src), 1), endpoint=False) + np.pi / 2
@@ -183,10 +201,6 @@ def fig13(crystal: Crystal, params: GraphParams, centre: int | None = None, titl
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(f"(d) the edges into {labels[centre]} (messages j → i)")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")

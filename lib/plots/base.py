@@ -1,12 +1,13 @@
-"""The compendium's figure style and saving, shared by the figure families ``lib.plots_*``.
+"""The compendium's figure style and saving, shared by the figure families of ``lib.plots``.
 
 Style: one accent colour per series from :data:`PALETTE`, light grid, no top/right spines, labels
 with units from :data:`lib.data.TARGETS`, counts written in the panel corner. :func:`save` writes
 PNGs (150 dpi) under figures/.
 
-Every notebook names its figure files with :func:`figure_file` (the profile, and the seed where one applies,
-in the name, so a smoke run never overwrites a quick one), writes chemical formulas with
-:func:`formula_label`, and every figure of a pipeline-test profile (smoke) carries :func:`stamp`'s banner.
+Every notebook names its figure files with ``lib.plots.figure_file`` (from ``lib.paths``: the profile, and
+the seed where one applies, in the name, so a smoke run never overwrites a quick one), writes chemical
+formulas with :func:`formula_label`, and every figure of a pipeline-test profile (smoke) carries
+:func:`stamp`'s banner.
 """
 
 from __future__ import annotations
@@ -75,18 +76,6 @@ def formula_label(formula: str) -> str:
     """A chemical formula with subscripts for mathtext: 'Ta2O5' -> 'Ta$_{2}$O$_{5}$' (also '0.5', spaces
     dropped: pymatgen's 'Ta2 O5')."""
     return re.sub(r"(?<=[A-Za-z)\]])(\d+(?:\.\d+)?)", r"$_{\1}$", formula.replace(" ", ""))
-
-
-def figure_file(stem: str, profile: str | Profile, seed: int | None = None, ext: str = "png") -> str:
-    """A figure's file name, ``<stem>_<profile>[_s<seed>].<ext>``: 'parity_cgcnn_band_gap_quick_s0.png'.
-
-    Every notebook names its figures with this, so two profiles (or seeds) never write the same file.
-    """
-    name = profile.name if isinstance(profile, Profile) else str(profile)
-    if not name or any(c in name for c in "/\\ "):
-        raise ValueError(f"not a profile name for a file: {name!r}")
-    seed_part = f"_s{int(seed)}" if seed is not None else ""
-    return f"{stem}_{name}{seed_part}.{ext}"
 
 
 def corner_text(ax: Axes, text: str, loc: str = "upper right") -> None:

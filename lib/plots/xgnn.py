@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lib.plots import PALETTE, corner_text, save, stamp, target_label, use_style
+from lib.plots.base import PALETTE, corner_text, save, stamp, target_label, use_style
 from lib.xgnn.analysis import explanation_counts
 from lib.xgnn.generator import canonical_form
 
@@ -160,16 +160,40 @@ def xgnn_enrichment(table: pd.DataFrame, *, agreement: dict | None = None, path:
     lab = table[table["kind"] == "label"].reset_index(drop=True)
     pair = table[table["kind"] == "pair"].reset_index(drop=True)
     names = lab["a"].tolist()
-    nl = len(names)
-    idx = {n: i for i, n in enumerate(names)}
-    wide = nl > 10
+    wide = len(names) > 10
     labelling = table.attrs.get("labelling", "label")
     missing = _missing_explanations(table)
     no_expl = "\n".join(missing) + "\nno enrichment in the explanations" if missing else ""
     fig, axes = plt.subplots(2, 2, figsize=(13, 11) if wide else (10, 8.5), squeeze=False,
                              layout="constrained")
 
-    ax = axes[0, 0]
+    ex, da = _label_bars(axes[0, 0], lab, names, labelling, missing, wide)
+    _pair_heatmaps(fig, axes[1, :], pair, names, labelling, missing, no_expl, wide)
+
+    ax = axes[0, 1]
+    ax.set_title("do the explanations tell the data's story?")
+    if missing:
+        _say(ax, no_expl + ":\nnothing to set beside the crystals")
+    else:
+        _enrichment_scatter(ax, lab, pair, names, ex, da, agreement)
+    if title is None and "property" in table.attrs:
+        title = (f"{target_label(table.attrs['property'])} by {labelling}: high vs low class, "
+                 "explanations and crystals")
+        if table.attrs.get("profile") is not None:
+            title += f" ({table.attrs['profile']}, seed {table.attrs.get('seed')})"
+    if title:
+        fig.suptitle(title)
+    stamp(fig, table.attrs.get("profile"))
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def _label_bars(ax: Axes, lab: pd.DataFrame, names: list, labelling: str, missing: list, wide: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Each label's enrichment in the high class, explanations beside crystals (the crystals alone where a
+    class has no explanation); (log2 in the explanations, NaN then; log2 in the crystals)."""
+    nl = len(names)
     x = np.arange(nl)
     ex = lab["log2_expl"].to_numpy(dtype=float)
     da = lab["log2_data"].to_numpy(dtype=float)
@@ -196,6 +220,16 @@ def xgnn_enrichment(table: pd.DataFrame, *, agreement: dict | None = None, path:
     ax.set_ylim(lo - 0.15 * (hi - lo), hi + 0.15 * (hi - lo))
     ax.legend(loc="lower left", fontsize=8)
 
+    return ex, da
+
+
+def _pair_heatmaps(fig: Figure, axes, pair: pd.DataFrame, names: list, labelling: str, missing: list,
+                   no_expl: str, wide: bool) -> None:
+    """Each label pair's enrichment as lower-triangle heatmaps: explanations (counts high:low) and crystals,
+    on one colour scale."""
+    nl = len(names)
+    idx = {n: i for i, n in enumerate(names)}
+
     def mat(col):
         m = np.full((nl, nl), np.nan)
         for _, r in pair.iterrows():
@@ -213,35 +247,17 @@ def xgnn_enrichment(table: pd.DataFrame, *, agreement: dict | None = None, path:
         h, lo_ = n_hi[i, j], n_lo[i, j]
         return f"{int(h)}:{int(lo_)}" if np.isfinite(h) and h + lo_ > 0 else ""
 
-    axes[1, 0].set_title("edges in the explanations (counts high:low)")
-    im = _lower_heatmap(axes[1, 1], m_da, names, "RdBu_r", annotate=not wide,
+    axes[0].set_title("edges in the explanations (counts high:low)")
+    im = _lower_heatmap(axes[1], m_da, names, "RdBu_r", annotate=not wide,
                         fmt=(lambda i, j: f"{m_da[i, j]:+.1f}" if np.isfinite(m_da[i, j]) else ""),
                         vlim=(-lim, lim), title_axis=labelling)
-    axes[1, 1].set_title("edges in the crystals (CGCNN graph)")
+    axes[1].set_title("edges in the crystals (CGCNN graph)")
     if missing:
-        _say(axes[1, 0], no_expl)
+        _say(axes[0], no_expl)
     else:
-        _lower_heatmap(axes[1, 0], m_ex, names, "RdBu_r", annotate=True, fmt=fmt_ex, vlim=(-lim, lim),
+        _lower_heatmap(axes[0], m_ex, names, "RdBu_r", annotate=True, fmt=fmt_ex, vlim=(-lim, lim),
                        title_axis=labelling)
-    fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="log₂ (freq. high / freq. low)")
-
-    ax = axes[0, 1]
-    ax.set_title("do the explanations tell the data's story?")
-    if missing:
-        _say(ax, no_expl + ":\nnothing to set beside the crystals")
-    else:
-        _enrichment_scatter(ax, lab, pair, names, ex, da, agreement)
-    if title is None and "property" in table.attrs:
-        title = (f"{target_label(table.attrs['property'])} by {labelling}: high vs low class, "
-                 "explanations and crystals")
-        if table.attrs.get("profile") is not None:
-            title += f" ({table.attrs['profile']}, seed {table.attrs.get('seed')})"
-    if title:
-        fig.suptitle(title)
-    stamp(fig, table.attrs.get("profile"))
-    if path is not None:
-        save(fig, path)
-    return fig
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label="log₂ (freq. high / freq. low)")
 
 
 def _enrichment_scatter(ax: Axes, lab: pd.DataFrame, pair: pd.DataFrame, names: list, ex: np.ndarray,

@@ -12,7 +12,7 @@ import pandas as pd
 import scipy.sparse as sps
 from matplotlib.figure import Figure
 
-from lib.plots import PALETTE, axis_label, corner_text, save, stamp, use_style
+from lib.plots.base import PALETTE, axis_label, corner_text, save, stamp, use_style
 from lib.soap import sparsity as soap_sparsity
 
 #: the thesis's Figure 11 (targets of the CGCNN dataset) and Figure 12 (the elastic targets)
