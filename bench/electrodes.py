@@ -1,22 +1,30 @@
-"""Benchmark: electrode voltages from formation energies (DFT and ML) and the cathode screen's speed.
+"""Benchmark: electrode voltages (DFT, GNN, universal potential, a constant), relaxation speed, the screen's speed.
 
 `python -m bench electrodes` (or `make bench BENCH=electrodes`). Figures, one JSON line each
-(bench/__init__.emit), every line with the load average before and after (the cores may be shared):
+(bench/__init__.emit), every line with the load average before and after (the cores may be shared). The
+benchmark is the 451 pairs of MP's insertion electrodes whose two structures the mirror holds; ``<ion>`` is
+``all`` or a working ion; every voltage goes through pymatgen (``lib.cathodes.electrodes``):
 
-- ``dft_<stat>_<group>``: the mirror's DFT formation energies -> voltages (through pymatgen) against MP's
-  ``avg_voltage`` for the 451 pairs whose two structures the mirror holds: ``mae``, ``median_ae``,
-  ``within_0.1`` (fraction) and ``n``, for all pairs and per working ion.
-- ``ml_<stat>_<group>_vs_dft`` / ``_vs_mp``: the same pairs' voltages from formation-energy checkpoints
-  trained on the leak-free group split (every benchmark structure out of training and validation). The
-  checkpoints come from ``--checkpoints a.pt b.pt`` or ``BENCH_ELECTRODE_CHECKPOINTS`` (paths separated by
-  ``:`` or ``,``) and must carry a group-split record holding the benchmark out; without them a small CGCNN
-  is trained here on the group split (``--n`` structures, ``--epochs``, seed 0, 1 thread: about a minute
-  on 2 cores), and ``train_seconds`` and ``formation_mae_heldout`` are reported too. ``model`` in each line
-  names the checkpoints.
-- ``screen_seconds_<size>`` and ``screen_candidates_<size>``: generating and scoring the cathode screen
-  (``lib.cathodes.SCREEN_SIZES``, default smoke) with those models.
+- ``dft_<stat>_<ion>``: the mirror's DFT formation energies against MP's ``avg_voltage`` (``mae``,
+  ``median_ae``, ``within_0.1`` (fraction), ``n``).
+- ``gnn_<stat>_<ion>_vs_dft`` / ``_vs_mp``: formation energies from GNN checkpoints that held every benchmark
+  structure out of training: the shipped ensemble (``pretrained/``) by default, or ``--checkpoints a.pt b.pt``
+  / ``BENCH_ELECTRODE_CHECKPOINTS`` (paths separated by ``:`` or ``,``), or ``--train`` (a CGCNN trained here
+  on the group split, ``--n`` structures, ``--epochs``; ``train_seconds`` and ``formation_mae_heldout``).
+- ``constant_<stat>_<ion>_vs_mp``: each ion's median MP voltage, the baseline any model must beat.
+- ``umlip_static_<stat>_<ion>_vs_mp`` / ``_vs_dft``: the universal potential (``--potential``, CHGNet) on the
+  mirror's structures; ``umlip_relaxed_...``: both ends relaxed with it (``lib.cathodes.relax``: cached under
+  data/relax/, so a second run reads them back; the first takes about an hour and a half on 2 busy cores);
+  ``umlip_relaxed_failed``: pairs without a converged relaxation of both ends.
+- ``relax_per_minute_batched`` / ``relax_per_minute_one_by_one`` / ``relax_speedup``: relaxations per minute
+  of ``--relax-n`` structures built the screen's way (the smallest Li benchmark cathodes with all Li removed,
+  far from equilibrium), batched (lib.cathodes.relax) and with CHGNet's own ``StructOptimizer`` one after
+  another, same FIRE, cell filter, fmax and step cap, no cache; ``relax_max_energy_difference`` checks they
+  found the same minima.
+- ``screen_seconds_<size>`` and ``screen_candidates_<size>``: generating and scoring the cathode screen with
+  the GNN (``lib.cathodes.candidates.SCREEN_SIZES``, default smoke).
 
-Trained runs go to a temporary directory (results/electrodes is not touched).
+CHGNet was trained on MP's relaxations (MPtrj): its lines are not a leak-free test of it.
 """
 
 from __future__ import annotations
@@ -27,12 +35,17 @@ import tempfile
 import time
 import warnings
 
+import torch
+from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
+
 from bench import emit
-from lib import data
-from lib.cathodes import candidates, electrodes, screen
+from lib import data, pretrained
 from lib.cathodes import benchmark as eb
+from lib.cathodes import candidates, electrodes, potentials, relax, screen
+from lib.cathodes.hull import Hull
 
 BENCH = "electrodes"
+STATS = (("mae", "V"), ("median_ae", "V"), ("within_0.1", "fraction"), ("n", "pairs"))
 
 
 def _load() -> list[float]:
@@ -43,104 +56,120 @@ def _emit_metrics(prefix: str, m, suffix: str = "", **extra) -> None:
     for group, row in m.iterrows():
         if not row["n"]:
             continue
-        for stat, unit in (("mae", "V"), ("median_ae", "V"), ("within_0.1", "fraction"), ("n", "pairs")):
+        for stat, unit in STATS:
             emit(BENCH, f"{prefix}_{stat}_{group}{suffix}", row[stat], unit, **extra)
 
 
+def _predictor(args, table, pairs, dft, runs: str):
+    """The GNN predictor (shipped, given or trained here) and a label for the lines."""
+    bench_ids = set(dft["high_mpid"]) | set(dft["low_mpid"])
+    paths = args.checkpoints
+    if paths is None and os.environ.get("BENCH_ELECTRODE_CHECKPOINTS"):
+        paths = [p for p in os.environ["BENCH_ELECTRODE_CHECKPOINTS"].replace(",", ":").split(":") if p]
+    if not args.train:
+        scale = 1.0
+        if not paths:
+            paths = [str(p) for p in pretrained.checkpoints(eb.ENERGY)]
+            scale = float(pretrained.card(eb.ENERGY).get("sigma_scale") or 1.0)
+        return eb.checkpoint_predictor(paths, require=bench_ids, sigma_scale=scale), ",".join(
+            os.path.basename(p) for p in paths)
+    held = bench_ids | screen.known_cathode_ids(table, pairs)
+    before, t0 = _load(), time.perf_counter()
+    rec = eb.train_formation_models(table, held, profile="quick", seeds=[0], n_max=args.n, epochs=args.epochs,
+                                    threads=1, runs_dir=runs, progress=False)[0]
+    label = f"cgcnn group split, {rec['split_sizes']['train']} train, {args.epochs} epochs, seed 0"
+    emit(BENCH, "train_seconds", time.perf_counter() - t0, "s", model=label, load_before=before, load_after=_load())
+    emit(BENCH, "formation_mae_heldout", rec["test_mae"], "eV/atom", model=label, n=rec["split_sizes"]["test"])
+    return eb.checkpoint_predictor([rec["checkpoint_path"]], require=held), label
+
+
+def _umlip(dft, ml, pot) -> None:
+    """The universal potential's and the constant's lines on the benchmark pairs."""
+    const = ml.assign(constant=ml.groupby("ion")["avg_voltage"].transform("median"))
+    _emit_metrics("constant", eb.voltage_metrics(const, pred="constant", ref="avg_voltage"), "_vs_mp")
+    for relaxed in (False, True):
+        before, t0 = _load(), time.perf_counter()
+        t = eb.potential_pair_table(ml, pot, relaxed=relaxed, progress=True)
+        kind = "relaxed" if relaxed else "static"
+        extra = {"model": pot.name, "load_before": before, "load_after": _load()}
+        emit(BENCH, f"umlip_{kind}_seconds", time.perf_counter() - t0, "s", pairs=len(t), **extra)
+        for ref, suffix in (("avg_voltage", "_vs_mp"), ("dft_voltage", "_vs_dft")):
+            _emit_metrics(f"umlip_{kind}", eb.voltage_metrics(t, pred=f"umlip_{kind}_voltage", ref=ref), suffix,
+                          model=pot.name)
+        if relaxed:
+            bad = t["umlip_relaxed_error"].fillna("").ne("")
+            emit(BENCH, "umlip_relaxed_failed", int(bad.sum()), "pairs", model=pot.name,
+                 reasons=t.loc[bad, "umlip_relaxed_error"].str.slice(0, 80).value_counts().head(5).to_dict())
+
+
+def _throughput(table, pairs, pot, n: int) -> None:
+    """Batched relaxations against CHGNet's own optimizer, one after another, on the same structures."""
+    t = table.drop_duplicates("material_id").set_index("material_id")
+    li = [i for i in pairs.loc[pairs["ion"] == "Li", "low_mpid"].unique() if i in t.index]
+    small = sorted(li, key=lambda i: (len(t.loc[i, "structure"].numbers), i))[:n]
+    structures = [RemoveSpeciesTransformation(["Li"]).apply_transformation(t.loc[i, "structure"].to_structure())
+                  for i in small]
+    atoms = sum(len(s) for s in structures)
+    before, t0 = _load(), time.perf_counter()
+    batched = relax.relax(pot, structures, cache=None, progress=False)
+    tb = time.perf_counter() - t0
+    mid = _load()
+    t0 = time.perf_counter()
+    single = relax.relax_one_by_one(pot, structures)
+    ts = time.perf_counter() - t0
+    common = {"structures": len(structures), "atoms": atoms, "model": pot.name, "threads": torch.get_num_threads()}
+    emit(BENCH, "relax_per_minute_batched", 60 * len(structures) / tb, "relaxations/min", seconds=tb,
+         converged=sum(r.ok for r in batched), steps=sum(r.steps for r in batched), load_before=before,
+         load_after=mid, **common)
+    emit(BENCH, "relax_per_minute_one_by_one", 60 * len(structures) / ts, "relaxations/min", seconds=ts,
+         steps=sum(r["steps"] for r in single), load_before=mid, load_after=_load(), **common)
+    emit(BENCH, "relax_speedup", ts / tb, "x", **common)
+    de = [abs(b.energy_per_atom - s["energy_per_atom"]) for b, s in zip(batched, single, strict=True) if b.ok]
+    emit(BENCH, "relax_max_energy_difference", max(de) if de else float("nan"), "eV/atom", **common)
+
+
+def _screen(args, table, pairs, predict, label) -> None:
+    size = candidates.SCREEN_SIZES[args.screen]
+    before, t0 = _load(), time.perf_counter()
+    protos = candidates.find_prototypes(table, pairs, n_extra=size.n_extra)
+    cands, _ = candidates.generate_candidates(table, protos, progress=False, **size.kwargs())
+    res = screen.screen(cands, predict, Hull(table), progress=False)
+    emit(BENCH, f"screen_seconds_{args.screen}", time.perf_counter() - t0, "s", model=label,
+         tried=cands.attrs.get("n_tried"), load_before=before, load_after=_load())
+    emit(BENCH, f"screen_candidates_{args.screen}", len(res), "candidates", passing=int(res["passes"].sum()))
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m bench.electrodes")
-    ap.add_argument(
-        "--checkpoints", nargs="*", default=None, help="formation-energy checkpoints (group split)"
-    )
-    ap.add_argument("--n", type=int, default=3000, help="training+validation structures of the quick model")
+    ap = argparse.ArgumentParser(prog="python -m bench electrodes")
+    ap.add_argument("--checkpoints", nargs="*", default=None, help="formation-energy checkpoints (group split)")
+    ap.add_argument("--train", action="store_true", help="train a small CGCNN on the group split instead")
+    ap.add_argument("--n", type=int, default=3000, help="training+validation structures of --train")
     ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--potential", default="chgnet", help="universal potential (lib.cathodes.potentials)")
+    ap.add_argument("--relax-n", type=int, default=8, help="structures of the relaxation-speed figure (0: none)")
+    ap.add_argument("--no-umlip", action="store_true", help="skip the universal potential's lines")
     ap.add_argument("--screen", default="smoke", help="screen size to time (smoke | quick | thesis | none)")
     args = ap.parse_args(argv if argv is not None else [])
     warnings.filterwarnings("ignore")
-
-
     before = _load()
     table = data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
     pairs = electrodes.read_pairs()
     t0 = time.perf_counter()
     dft = electrodes.pair_table(electrodes.match_pairs(pairs, table), progress=False)
-    dft_s = time.perf_counter() - t0
     _emit_metrics("dft", eb.voltage_metrics(dft), load_before=before, load_after=_load())
-    emit(BENCH, "dft_seconds", dft_s, "s", pairs=len(dft), load_before=before, load_after=_load())
-
-    bench_ids = set(dft["high_mpid"]) | set(dft["low_mpid"])
-    held = bench_ids | screen.known_cathode_ids(table, pairs)
-    paths = args.checkpoints
-    if paths is None and os.environ.get("BENCH_ELECTRODE_CHECKPOINTS"):
-        paths = [p for p in os.environ["BENCH_ELECTRODE_CHECKPOINTS"].replace(",", ":").split(":") if p]
+    emit(BENCH, "dft_seconds", time.perf_counter() - t0, "s", pairs=len(dft))
     with tempfile.TemporaryDirectory() as runs:
-        if paths:
-            label = ",".join(os.path.basename(p) for p in paths)
-            predict = eb.checkpoint_predictor(paths, require=bench_ids)
-        else:
-            before = _load()
-            t0 = time.perf_counter()
-            recs = eb.train_formation_models(
-                table,
-                held,
-                profile="quick",
-                seeds=[0],
-                n_max=args.n,
-                epochs=args.epochs,
-                threads=1,
-                runs_dir=runs,
-                progress=False,
-            )
-            train_s = time.perf_counter() - t0
-            rec = recs[0]
-            label = f"cgcnn group split, {rec['split_sizes']['train']} train, {args.epochs} epochs, seed 0"
-            emit(BENCH, "train_seconds", train_s, "s", model=label, load_before=before, load_after=_load())
-            emit(
-                BENCH,
-                "formation_mae_heldout",
-                rec["test_mae"],
-                "eV/atom",
-                model=label,
-                n=rec["split_sizes"]["test"],
-            )
-            predict = eb.checkpoint_predictor([rec["checkpoint_path"]], require=held)
-        before = _load()
+        predict, label = _predictor(args, table, pairs, dft, runs)
         ml = eb.ml_pair_table(dft, predict, progress=False)
-        _emit_metrics(
-            "ml",
-            eb.voltage_metrics(ml, pred="ml_voltage", ref="dft_voltage"),
-            "_vs_dft",
-            model=label,
-            load_before=before,
-            load_after=_load(),
-        )
-        _emit_metrics(
-            "ml", eb.voltage_metrics(ml, pred="ml_voltage", ref="avg_voltage"), "_vs_mp", model=label
-        )
+        for ref, suffix in (("dft_voltage", "_vs_dft"), ("avg_voltage", "_vs_mp")):
+            _emit_metrics("gnn", eb.voltage_metrics(ml, pred="ml_voltage", ref=ref), suffix, model=label)
+        if not args.no_umlip:
+            pot = potentials.get_potential(args.potential)
+            _umlip(dft, ml, pot)
+            if args.relax_n:
+                _throughput(table, pairs, pot, args.relax_n)
         if args.screen != "none":
-            size = candidates.SCREEN_SIZES[args.screen]
-            before = _load()
-            t0 = time.perf_counter()
-            protos = candidates.find_prototypes(table, pairs, n_extra=size.n_extra)
-            cands, _ = candidates.generate_candidates(table, protos, progress=False, **size.kwargs())
-            res = screen.screen(cands, predict, screen.Hull(table), progress=False)
-            emit(
-                BENCH,
-                f"screen_seconds_{args.screen}",
-                time.perf_counter() - t0,
-                "s",
-                model=label,
-                tried=cands.attrs.get("n_tried"),
-                load_before=before,
-                load_after=_load(),
-            )
-            emit(
-                BENCH,
-                f"screen_candidates_{args.screen}",
-                len(res),
-                "candidates",
-                passing=int(res["passes"].sum()),
-            )
+            _screen(args, table, pairs, predict, label)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,11 @@ class Crystal:
 # ----------------------------------------------------------------------------------------------
 
 
+def as_structure(s):
+    """A pymatgen ``Structure`` from a :class:`Crystal` or a ``Structure`` (returned as it is)."""
+    return s.to_structure() if isinstance(s, Crystal) else s
+
+
 def crystals_to_flat(crystals: list[Crystal]) -> dict[str, np.ndarray]:
     """Concatenate crystals: lattices (N, 3, 3), frac_coords (M, 3), numbers (M,), offsets (N+1,)."""
     counts = np.fromiter((len(c) for c in crystals), dtype=np.int64, count=len(crystals))

@@ -203,3 +203,19 @@ def test_metal_structures():
     with pytest.raises(P.EnergyModelError):
         P.metal_structure("Fe")
     assert isinstance(Crystal.from_structure(P.metal_structure("Li")), Crystal)
+
+
+def test_relaxations_on_a_dask_cluster_fill_the_same_cache(tmp_path):
+    from dask.distributed import Client, LocalCluster
+
+    structures = [Structure(Lattice.cubic(3.0 + 0.1 * i), ["Li", "Li"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+                  for i in range(5)]
+    settings = R.Settings(max_steps=3)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        res = R.relax(Fake(f=_push), structures, cache=tmp_path, progress=False, settings=settings, scheduler=client,
+                      chunk=2)
+    assert [r.status for r in res] == ["not converged"] * 5 and all(r.steps == 3 for r in res)
+    assert len(list(tmp_path.glob("*.json"))) == 5
+    again = R.relax(Fake(fail=True), structures, cache=tmp_path, progress=False, settings=settings)
+    assert all(r.cached for r in again)  # read back, the failing model never called

@@ -34,6 +34,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from lib.cathodes.electrodes import PairGeometry, check_pair, composition_key, composition_keys, pair_table
+from lib.cathodes.relax import relax
 from lib.data import split as random_split
 from lib.data import target_frame
 from lib.data.holdout import holdout_ids
@@ -380,8 +381,6 @@ def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, pr
     ``<prefix>_error`` (never silently used). ``prefix`` defaults to ``umlip_static`` / ``umlip_relaxed``.
     Adds ``<prefix>_e_charged`` / ``_discharged`` (eV/atom) and, relaxed, ``<prefix>_status_*``.
     """
-    from lib.cathodes.relax import relax  # here: relax imports the potentials (torch) only when used
-
     prefix = prefix or ("umlip_relaxed" if relaxed else "umlip_static")
     crystals = _pair_crystals(matched)
     ids = list(crystals)

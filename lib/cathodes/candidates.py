@@ -109,7 +109,8 @@ class ScreenSize:
     """How big a screen is: extra prototypes from the pairs file, mixed-metal fractions, metals; and how much
     of it the universal potential sees: ``top`` candidates relaxed, the electrode benchmark's pairs with static
     (``pairs_static``) and relaxed (``pairs_relaxed``) energies (None: all), and the hull's phases (those
-    within ``hull_window`` eV/atom of the DFT hull, at most ``hull_max_atoms`` atoms; lib.cathodes.hull)."""
+    within ``hull_window`` eV/atom of the DFT hull, at most ``hull_max_atoms`` atoms, relaxed or, in the smoke
+    profile, static; lib.cathodes.hull), and which known cathodes go through the uMLIP stage."""
     n_extra: int
     mixes: tuple[float, ...]
     metals: tuple[str, ...] = METALS
@@ -119,6 +120,8 @@ class ScreenSize:
     pairs_relaxed: int | None = None
     hull_window: float = 0.02
     hull_max_atoms: int = 80
+    hull_relaxed: bool = True
+    known: tuple[str, ...] | None = None  # the known cathodes checked (None: lib.cathodes.screen.KNOWN_CATHODES)
 
     def kwargs(self) -> dict:
         """The keyword arguments of :func:`generate_candidates`."""
@@ -128,8 +131,8 @@ class ScreenSize:
 SCREEN_SIZES = {
     # the three classics, single substitutions and 50:50 mixes of Mn, Fe, Co, Ni: a few dozen candidates;
     # a handful relaxed, on a hull of the DFT ground states (a test of the pipeline in CI's time)
-    "smoke": ScreenSize(0, (0.5,), mix_metals=("Mn", "Fe", "Co", "Ni"), top=4, pairs_static=40, pairs_relaxed=6,
-                        hull_window=0.0, hull_max_atoms=40),
+    "smoke": ScreenSize(0, (0.5,), mix_metals=("Mn", "Fe", "Co", "Ni"), top=4, pairs_static=40, pairs_relaxed=4,
+                        hull_window=0.0, hull_max_atoms=40, hull_relaxed=False, known=("LiFePO4", "LiVO2")),
     # + 40 prototypes from the pairs file, 50:50 mixes of any two metals; 100 relaxed
     "quick": ScreenSize(40, (0.5,), top=100, pairs_relaxed=100),
     "thesis": ScreenSize(100, (0.25, 0.5), top=300, hull_window=0.05, hull_max_atoms=120),

@@ -28,8 +28,9 @@ import pandas as pd
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition, Element
 
-from lib.cathodes.potentials import UniversalPotential, as_structure
-from lib.structures import Crystal
+from lib.cathodes.potentials import UniversalPotential
+from lib.cathodes.relax import relax
+from lib.structures import Crystal, as_structure
 
 ENERGY = "formation_energy_per_atom"
 
@@ -145,8 +146,6 @@ class PotentialHull(Hull):
         if todo:
             crystals = [self.dft.crystals[i] for i in todo]
             if self.relaxed:
-                from lib.cathodes.relax import relax  # here: relax needs the model loaded
-
                 for i, r in zip(todo, relax(self.model, crystals, ids=todo, progress=self.progress,
                                             **self.relax_kwargs), strict=True):
                     self._energy[i] = r.energy_per_atom if r.ok else np.nan

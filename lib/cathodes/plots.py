@@ -234,6 +234,8 @@ def voltage_capacity(
         vmin = min(0.0, float(t["voltage"].min()) - 0.3)
         vmax = max(5.5, float(t["voltage"].quantile(0.99)) + 0.3)
         qmax = float(t["capacity_grav"].max()) * 1.08
+        if known is not None and len(known) and "capacity_grav_screen" in known:
+            qmax = max(qmax, float(np.nanmax(known["capacity_grav_screen"].to_numpy(float), initial=0)) * 1.08)
         _iso_lines(ax, qmax, vmax)
         passing = t[t["passes"]] if "passes" in t else t.iloc[:0]
         if "voltage_std" in t and passing["voltage_std"].notna().any():  # bars on the passing ones only
@@ -283,7 +285,7 @@ def voltage_capacity(
             k = k[k["same_reaction"]] if "same_reaction" in k else k
             cap = k["capacity_grav_screen"]
             ax.scatter(
-                cap, k["v_ml_screen"], marker="D", s=26, color="black", zorder=5, label="known cathodes (ML)"
+                cap, k["v_ml_screen"], marker="D", s=26, color="black", zorder=5, label="known cathodes (same pipeline)"
             )
             labels += [
                 (q, v, f, "#444444") for q, v, f in zip(cap, k["v_ml_screen"], k["formula"], strict=True)
@@ -531,10 +533,11 @@ def known_before_after(known: pd.DataFrame, *, title: str = "", stamp: str | Non
         a2.scatter(t["umlip_e_hull_discharged"], y, color=PALETTE[0], label="uMLIP, its own hull", zorder=3)
         a2.set_xlabel("E$_{hull}$ of the discharged state (eV/atom),\nthe material left out of its hull")
         a2.legend(fontsize=8, loc="lower right")
-        a1.text(0.0, -0.09 - 0.3 / max(len(t), 3), "* MP's charged state keeps some ions: another reaction",
-                transform=a1.transAxes, fontsize=7, color=PALETTE[5], va="top")
     _title(fig, title, stamp)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    if len(t) and not t["same_reaction"].all():
+        fig.text(0.01, 0.01, "* MP's charged state keeps some ions: another reaction than the screen's",
+                 fontsize=7, color=PALETTE[5])
     if name:
         save_figure(fig, name, profile)
     return fig

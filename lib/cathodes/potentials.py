@@ -38,7 +38,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from lib.structures import Crystal
+from lib.cathodes.relax import relax
+from lib.structures import Crystal, as_structure
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -64,11 +65,6 @@ class EnergyModel(Protocol):
     def ion_energy(self, ion: str) -> float:
         """The energy per atom of the working ion's metal on this model's scale."""
         ...
-
-
-def as_structure(s) -> Structure:
-    """A pymatgen Structure from a Crystal or a Structure."""
-    return s.to_structure() if isinstance(s, Crystal) else s
 
 
 def check_same_scale(*models: EnergyModel) -> str:
@@ -152,8 +148,6 @@ class UniversalPotential:
     @functools.cache  # noqa: B019 - one model object per process (POTENTIALS), so the cache lives as long
     def ion_energy(self, ion: str) -> float:
         """Energy per atom (eV/atom) of the ion's metal, relaxed by this model (cell and positions)."""
-        from lib.cathodes.relax import relax  # relax builds on this module
-
         r = relax(self, [metal_structure(ion)], ids=[f"{ion}-metal"], cache=None, progress=False)[0]
         if r.status != "converged":
             raise EnergyModelError(f"{self.name}: the {ion} metal did not relax ({r.status}: {r.reason})")
@@ -167,6 +161,9 @@ class CHGNet(UniversalPotential):
         self.version = version
         self.name = f"chgnet-{version}"
         self.threads = threads
+
+    def __getstate__(self) -> dict:  # sent to Dask workers without the loaded network: they load their own
+        return {k: v for k, v in self.__dict__.items() if k != "model"}
 
     @functools.cached_property
     def model(self):

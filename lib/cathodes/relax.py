@@ -22,7 +22,7 @@ BENCH=electrodes`` measures both on the same structures).
 Callers use ``r.ok`` (converged) and carry ``status`` / ``reason`` into their tables.
 
 **The cache.** Each finished relaxation is one JSON file, written atomically (:func:`lib.paths.atomic_path`)
-as soon as the structure finishes, under ``data/relax/<model>/``, named by a hash of the model, the settings
+as soon as the structure finishes, under ``data/relax/<model>/`` (or ``$COMPENDIUM_RELAX_CACHE/<model>/``), named by a hash of the model, the settings
 and the input structure (lattice and fractional coordinates to 1e-6, atomic numbers). A relaxation done is
 never redone: a killed run resumes where it stopped, and a second benchmark run reads everything back.
 
@@ -40,13 +40,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.filters import FrechetCellFilter
@@ -55,15 +58,17 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from pymatgen.core import Lattice, Structure
 from threadpoolctl import threadpool_limits
 
-from lib.cathodes.potentials import UniversalPotential, as_structure, get_potential
 from lib.paths import DATA, atomic_path
-from lib.structures import Crystal
+from lib.structures import Crystal, as_structure
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from tqdm.auto import tqdm
 
-CACHE = DATA / "relax"  # one folder per model below it
+if TYPE_CHECKING:
+    from lib.cathodes.potentials import UniversalPotential
+
+CACHE = Path(os.environ.get("COMPENDIUM_RELAX_CACHE", DATA / "relax"))  # one folder per model below it
 DEFAULT = object()  # the default cache folder of a model: CACHE / model.name
 
 
@@ -270,10 +275,9 @@ def _one(model: UniversalPotential, job: _Job) -> dict:
         return {"error": err}
 
 
-def _relax_chunk(potential: str, items: list[tuple[int, str, str, dict]], settings: dict, folder: str | None,
-                 batch_size: int) -> list[dict]:
-    """A Dask task: relax a chunk with the named potential (loaded once per worker process)."""
-    model = get_potential(potential)
+def _relax_chunk(model: UniversalPotential, items: list[tuple[int, str, str, dict]], settings: dict,
+                 folder: str | None, batch_size: int) -> list[dict]:
+    """A Dask task: relax a chunk with ``model`` (pickled without its network, which the worker loads)."""
     jobs = [(i, rid, key, Structure.from_dict(s)) for i, rid, key, s in items]
     with tqdm(total=len(jobs), disable=True) as bar, threadpool_limits(1, user_api="blas"):
         res = _relax_local(model, jobs, Settings(**settings), Path(folder) if folder else None, batch_size, bar)
@@ -290,13 +294,12 @@ def relax(
     progress: bool = True,
     scheduler=None,
     chunk: int = 64,
-    potential_name: str | None = None,
 ) -> list[Relaxation]:
     """Relax ``structures`` (Crystals or Structures) with ``model``; one :class:`Relaxation` each, in order.
 
     ``cache``: a folder, ``None`` (no cache) or the default ``data/relax/<model.name>``. Cached relaxations
-    are read, not redone. ``scheduler``: relax on a Dask cluster (module docstring); ``potential_name`` is
-    the :data:`lib.cathodes.potentials.POTENTIALS` name the workers load (default: the model's class).
+    are read, not redone. ``scheduler``: relax on a Dask cluster (module docstring), ``chunk`` structures a
+    task; the model is sent to the workers without its loaded network.
     """
     if not getattr(model, "can_relax", False):
         raise ValueError(f"{getattr(model, 'name', model)!r} cannot relax structures")
@@ -321,7 +324,7 @@ def relax(
         if todo and scheduler is None:
             done = _relax_local(model, todo, settings, folder, batch_size, bar)
         elif todo:
-            done = _relax_dask(model, todo, settings, folder, batch_size, scheduler, chunk, potential_name, bar)
+            done = _relax_dask(model, todo, settings, folder, batch_size, scheduler, chunk, bar)
         else:
             done = {}
     for i, r in done.items():
@@ -329,18 +332,13 @@ def relax(
     return out  # type: ignore[return-value]
 
 
-def _relax_dask(model, todo, settings, folder, batch_size, scheduler, chunk, potential_name, bar):
+def _relax_dask(model, todo, settings, folder, batch_size, scheduler, chunk, bar):
     from dask.distributed import Client, as_completed  # here: dask only for a cluster
 
-    from lib.cathodes.potentials import POTENTIALS
-
-    name = potential_name or next((k for k, v in POTENTIALS.items() if isinstance(model, v)), None)
-    if name is None:
-        raise ValueError(f"{model.name}: not in POTENTIALS, so Dask workers cannot load it (potential_name=)")
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout=30)
     try:
         items = [(i, rid, key, s.as_dict()) for i, rid, key, s in todo]
-        futs = [client.submit(_relax_chunk, name, items[k : k + chunk], asdict(settings),
+        futs = [client.submit(_relax_chunk, model, items[k : k + chunk], asdict(settings),
                               str(folder) if folder else None, batch_size, pure=False)
                 for k in range(0, len(items), chunk)]
         done = {}
@@ -376,8 +374,6 @@ def relax_one_by_one(model, structures: Sequence, settings: Settings | None = No
 
 def table(results: Sequence[Relaxation]):
     """The relaxations as a DataFrame (no structures)."""
-    import pandas as pd
-
     return pd.DataFrame([{k: v for k, v in asdict(r).items() if k != "structure"} for r in results])
 
 
