@@ -38,7 +38,6 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,34 +45,21 @@ from pymatgen.apps.battery.insertion_battery import InsertionElectrode, Insertio
 from pymatgen.core import Composition, Element
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
-from lib.paths import default_mirror
+from lib.data.sources.electrode_pairs import (  # the pairs file is data; re-exported here
+    PAIR_COLUMNS,
+    PAIRS_FILE,
+    WORKING_IONS,
+    ElectrodeError,
+    read_pairs,
+)
 from lib.structures import Crystal
 
 with warnings.catch_warnings():  # tqdm.auto warns when a notebook has no ipywidgets; text bars are fine
     warnings.simplefilter("ignore")
     from tqdm.auto import tqdm
 
-#: MP's working ions and their charge z (the largest oxidation state, as pymatgen's voltage uses)
-WORKING_IONS: dict[str, int] = {
-    "Li": 1,
-    "Na": 1,
-    "K": 1,
-    "Rb": 1,
-    "Cs": 1,
-    "Mg": 2,
-    "Ca": 2,
-    "Zn": 2,
-    "Al": 3,
-    "Y": 3,
-}
-PAIRS_FILE = "mp_insertion_electrodes.csv"
-PAIR_COLUMNS = ("high_formula", "high_mpid", "low_formula", "low_mpid", "avg_voltage", "battery_id")
 FARADAY_MAH_PER_MOL = 96485.33212 / 3.6  # mAh per mole of elementary charges
 AVOGADRO = 6.02214076e23
-
-
-class ElectrodeError(ValueError):
-    """An input that cannot be an insertion electrode; the message says which and why."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -324,44 +310,6 @@ def pair_properties(
 # ----------------------------------------------------------------------------------------------
 
 
-def read_pairs(path: str | Path | None = None) -> pd.DataFrame:
-    """MP's insertion-electrode pairs (the mirror's ``mp_insertion_electrodes.csv``, or ``path``).
-
-    Columns as in the file: ``high_formula``/``high_mpid`` (the charged end), ``low_formula``/``low_mpid``
-    (the discharged end), ``avg_voltage`` (V, MP's average over the whole electrode), ``battery_id``
-    (``<id>_<ion>``, the id being the smallest material id MP grouped into this electrode); added:
-    ``ion`` (the suffix of battery_id) and ``z``. Raises :class:`ElectrodeError` for a missing column,
-    an unknown ion or a non-finite voltage, naming the rows.
-    """
-    if path is None:
-        mirror = default_mirror()
-        if mirror is None:
-            raise FileNotFoundError(
-                f"no data mirror found for {PAIRS_FILE}: set COMPENDIUM_MIRROR or pass path="
-            )
-        path = Path(mirror) / PAIRS_FILE
-    df = pd.read_csv(path, dtype={c: str for c in PAIR_COLUMNS if c != "avg_voltage"})
-    missing = [c for c in PAIR_COLUMNS if c not in df.columns]
-    if missing:
-        raise ElectrodeError(f"{path}: missing column(s) {missing}; expected {list(PAIR_COLUMNS)}")
-    df["ion"] = df["battery_id"].str.rsplit("_", n=1).str[-1]
-    bad = df[~df["ion"].isin(list(WORKING_IONS))]
-    if len(bad):
-        raise ElectrodeError(
-            f"{path}: {len(bad)} row(s) with an unknown working ion, e.g. battery_id "
-            f"{bad['battery_id'].iloc[0]!r}; known: {', '.join(WORKING_IONS)}"
-        )
-    v = pd.to_numeric(df["avg_voltage"], errors="coerce")
-    if v.isna().any():
-        raise ElectrodeError(
-            f"{path}: non-numeric avg_voltage in row(s) {list(np.flatnonzero(v.isna())[:5])}"
-        )
-    df["avg_voltage"] = v.astype(float)
-    df["z"] = df["ion"].map(WORKING_IONS).astype(int)
-    df.attrs["source"] = str(path)
-    return df
-
-
 def _reduced(formula: str) -> str:
 
     return Composition(formula).reduced_formula
@@ -506,6 +454,8 @@ Predictor = Callable[[Sequence[Crystal]], tuple[np.ndarray, np.ndarray | None]]
 
 __all__ = [
     "WORKING_IONS",
+    "PAIRS_FILE",
+    "PAIR_COLUMNS",
     "ElectrodeError",
     "PairGeometry",
     "Predictor",

@@ -46,7 +46,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -65,8 +65,17 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from tqdm.auto import tqdm
 
-if TYPE_CHECKING:
-    from lib.cathodes.potentials import UniversalPotential
+
+
+class UniversalPotential(Protocol):
+    """What a relaxation needs of a model (lib.cathodes.potentials.UniversalPotential has it)."""
+
+    name: str
+    can_relax: bool
+
+    def efs(self, structures: Sequence[Structure]) -> list[dict]:
+        """Per structure ``{"e": eV/atom, "f": (n, 3) eV/Å, "s": (3, 3) GPa}``."""
+        ...
 
 CACHE = Path(os.environ.get("COMPENDIUM_RELAX_CACHE", DATA / "relax"))  # one folder per model below it
 DEFAULT = object()  # the default cache folder of a model: CACHE / model.name

@@ -34,9 +34,9 @@ import pandas as pd
 from pymatgen.apps.battery.insertion_battery import InsertionElectrode
 from pymatgen.entries.computed_entries import ComputedStructureEntry
 
-from lib.cathodes.electrodes import read_pairs
 from lib.data.sources import mp
 from lib.data.sources.base import DataUnavailable, FetchError
+from lib.data.sources.electrode_pairs import read_pairs
 from lib.paths import DATA
 from lib.structures import parse_structure_dict
 
