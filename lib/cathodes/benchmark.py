@@ -117,6 +117,66 @@ def energies_2024(table: pd.DataFrame | None = None, mirror: str | Path | None =
     return e
 
 
+def _release_change(r: pd.Series, geo: PairGeometry, e_c: pd.Series, e_d: pd.Series, v24: float,
+                    agree: float) -> tuple[str, str]:
+    """The cause and detail of an outlier that MP's 2024 energies fix or bring closer: each end's energy
+    change, what it does to the voltage (coefficient × change) and whether its id was remapped in 2024."""
+    close = abs(v24 - r["avg_voltage"]) <= agree
+    cause = "energies changed between releases" if close else "energies changed, 2024 closer"
+    a_c, a_d = geo.coefficients
+    ends = []
+    for end, e, ef_old, sign, a in (
+        ("charged", e_c, r["ef_charged"], 1, a_c),
+        ("discharged", e_d, r["ef_discharged"], -1, a_d),
+    ):
+        d_ef = e["ef_2024"] - ef_old
+        mid = r["high_mpid"] if end == "charged" else r["low_mpid"]
+        remap = f" (now {e['material_id_2024']})" if e["material_id_2024"] != mid else ""
+        ends.append(f"{end} {mid}{remap} {d_ef:+.3f} eV/atom -> {sign * a * d_ef:+.2f} V")
+    detail = f"2024 energies give {v24:.2f} V (MP {r['avg_voltage']:.2f} V); " + "; ".join(ends)
+    return cause, detail
+
+
+def _outlier_cause(r: pd.Series, e2024: pd.DataFrame | None, pred: str, agree: float) -> dict:
+    """One outlier's ``cause``, ``detail``, ``v_2024`` and ``multi_material`` (:func:`explain_outliers`)."""
+    prefix = r["battery_id"].rsplit("_", 1)[0]
+    multi = prefix not in (r["high_mpid"], r["low_mpid"])
+    v24, cause, detail = math.nan, "unexplained", ""
+    geo: PairGeometry | None = None
+    try:
+        geo = check_pair(r["charged"], r["discharged"], r["ion"])
+    except ValueError as exc:
+        detail = str(exc)
+    have24 = e2024 is not None and r["high_mpid"] in e2024.index and r["low_mpid"] in e2024.index
+    if geo is not None and have24:
+        e_c, e_d = e2024.loc[r["high_mpid"]], e2024.loc[r["low_mpid"]]
+        v24 = float(geo.voltage(e_c["ef_2024"], e_d["ef_2024"])[0])
+    if not r.get("formula_ok", True):
+        cause = "structure mismatch"
+        detail = (
+            f"mirror {r['high_mpid']} is {r['formula_charged']} (file: {r['high_formula']}), "
+            f"{r['low_mpid']} is {r['formula_discharged']} (file: {r['low_formula']})"
+        )
+    elif r.get("dft_note", ""):
+        cause = "hull"
+        detail = f"{r['dft_note']}; V = {r[pred]:.2f} V"
+    elif (
+        have24
+        and np.isfinite(v24)
+        and (
+            abs(v24 - r["avg_voltage"]) <= agree
+            or abs(v24 - r["avg_voltage"]) < 0.5 * abs(r[pred] - r["avg_voltage"])
+        )
+    ):
+        cause, detail = _release_change(r, geo, e_c, e_d, v24, agree)
+    elif have24 and (e_c["pbe"] is False or e_d["pbe"] is False):
+        cause = "2024 energy is r2SCAN"
+        detail = f"2024 energies give {v24:.2f} V, but an end's 2024 energy is on the r2SCAN scale"
+    elif have24:
+        detail = f"2024 energies give {v24:.2f} V (MP {r['avg_voltage']:.2f} V)"
+    return {"cause": cause, "detail": detail, "v_2024": v24, "multi_material": multi}
+
+
 def explain_outliers(
     table: pd.DataFrame,
     e2024: pd.DataFrame | None = None,
@@ -144,56 +204,7 @@ def explain_outliers(
     err = table[pred] - table["avg_voltage"]
     out = table[err.abs() > threshold].copy()
     out["error"] = err[out.index]
-    rows = []
-    for _, r in out.iterrows():
-        prefix = r["battery_id"].rsplit("_", 1)[0]
-        multi = prefix not in (r["high_mpid"], r["low_mpid"])
-        v24, cause, detail = math.nan, "unexplained", ""
-        geo: PairGeometry | None = None
-        try:
-            geo = check_pair(r["charged"], r["discharged"], r["ion"])
-        except ValueError as exc:
-            detail = str(exc)
-        have24 = e2024 is not None and r["high_mpid"] in e2024.index and r["low_mpid"] in e2024.index
-        if geo is not None and have24:
-            e_c, e_d = e2024.loc[r["high_mpid"]], e2024.loc[r["low_mpid"]]
-            v24 = float(geo.voltage(e_c["ef_2024"], e_d["ef_2024"])[0])
-        if not r.get("formula_ok", True):
-            cause = "structure mismatch"
-            detail = (
-                f"mirror {r['high_mpid']} is {r['formula_charged']} (file: {r['high_formula']}), "
-                f"{r['low_mpid']} is {r['formula_discharged']} (file: {r['low_formula']})"
-            )
-        elif r.get("dft_note", ""):
-            cause = "hull"
-            detail = f"{r['dft_note']}; V = {r[pred]:.2f} V"
-        elif (
-            have24
-            and np.isfinite(v24)
-            and (
-                abs(v24 - r["avg_voltage"]) <= agree
-                or abs(v24 - r["avg_voltage"]) < 0.5 * abs(r[pred] - r["avg_voltage"])
-            )
-        ):
-            close = abs(v24 - r["avg_voltage"]) <= agree
-            cause = "energies changed between releases" if close else "energies changed, 2024 closer"
-            a_c, a_d = geo.coefficients
-            ends = []
-            for end, e, ef_old, sign, a in (
-                ("charged", e_c, r["ef_charged"], 1, a_c),
-                ("discharged", e_d, r["ef_discharged"], -1, a_d),
-            ):
-                d_ef = e["ef_2024"] - ef_old
-                mid = r["high_mpid"] if end == "charged" else r["low_mpid"]
-                remap = f" (now {e['material_id_2024']})" if e["material_id_2024"] != mid else ""
-                ends.append(f"{end} {mid}{remap} {d_ef:+.3f} eV/atom -> {sign * a * d_ef:+.2f} V")
-            detail = f"2024 energies give {v24:.2f} V (MP {r['avg_voltage']:.2f} V); " + "; ".join(ends)
-        elif have24 and (e_c["pbe"] is False or e_d["pbe"] is False):
-            cause = "2024 energy is r2SCAN"
-            detail = f"2024 energies give {v24:.2f} V, but an end's 2024 energy is on the r2SCAN scale"
-        elif have24:
-            detail = f"2024 energies give {v24:.2f} V (MP {r['avg_voltage']:.2f} V)"
-        rows.append({"cause": cause, "detail": detail, "v_2024": v24, "multi_material": multi})
+    rows = [_outlier_cause(r, e2024, pred, agree) for _, r in out.iterrows()]
     info = pd.DataFrame(rows, index=out.index, columns=["cause", "detail", "v_2024", "multi_material"])
     cols = [
         "battery_id",
@@ -410,6 +421,70 @@ def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, pr
     return out
 
 
+def _subsample(sp: dict, seed: int, n_max: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The split's training and validation rows, subsampled to ``n_max`` together in their ratio."""
+    rng = np.random.default_rng([seed, 8])
+    tr, va = sp["train"], sp["val"]
+    if n_max is not None and len(tr) + len(va) > n_max:
+        k_tr = int(round(n_max * len(tr) / (len(tr) + len(va))))
+        tr = np.sort(rng.choice(tr, size=k_tr, replace=False))
+        va = np.sort(rng.choice(va, size=max(1, n_max - k_tr), replace=False))
+    return tr, va
+
+
+def _graph_split(gs, sub: pd.DataFrame, n_tr: int, n_va: int) -> dict[str, np.ndarray]:
+    """Train / val / test positions in the graph set of ``sub``'s first ``n_tr``, next ``n_va`` and remaining
+    rows (a structure without a graph is left out)."""
+    pos = {mid: i for i, mid in enumerate(gs.material_ids)}
+    ids = sub["material_id"].to_numpy()
+
+    def where(idx, _ids=ids, _pos=pos):
+        return np.array(sorted(_pos[m] for m in _ids[idx] if m in _pos), dtype=np.int64)
+
+    return {
+        "train": where(np.arange(n_tr)),
+        "val": where(np.arange(n_tr, n_tr + n_va)),
+        "test": where(np.arange(n_tr + n_va, len(sub))),
+    }
+
+
+def _seed_data(frame: pd.DataFrame, seed: int, exclude: list[str], by: str, n_max: int | None, params,
+               profile_name: str, progress: bool):
+    """One seed's data: the group split holding ``exclude`` out, subsampled, as cached CGCNN graphs;
+    returns (graphs, targets, split, ids held out)."""
+    sp = group_split(frame, seed, exclude, by=by)
+    tr, va = _subsample(sp, seed, n_max)
+    rows = np.concatenate([tr, va, sp["held_out"]])
+    sub = frame.iloc[rows].reset_index(drop=True)
+    sub.attrs = {"content_hash": None}
+    gs = build_graphs(
+        sub,
+        params,
+        name=f"electrodes_{profile_name}_s{seed}",
+        n_jobs=1 if len(sub) < 3000 else 2,
+        progress=progress,
+        verbose=False,
+    )
+    y = sub[ENERGY].to_numpy(dtype=float)[gs.source_index]
+    split = _graph_split(gs, sub, len(tr), len(va))
+    held_ids = sorted(frame["material_id"].iloc[sp["held_out"]].astype(str))
+    return gs, y, split, held_ids
+
+
+def _group_split_record(by: str, exclude: list[str], held_ids: list[str], split: dict) -> dict:
+    """What a run record keeps of its group split (``extra`` of lib.train's ``fit``)."""
+    return {
+        "group_split": {
+            "by": by,
+            "excluded_ids": exclude,
+            "excluded_hash": ids_hash(exclude),
+            "held_out_ids": held_ids,
+            "n_train": int(len(split["train"])),
+            "n_val": int(len(split["val"])),
+        }
+    }
+
+
 def train_formation_models(
     table: pd.DataFrame,
     exclude_ids: Iterable[str],
@@ -444,38 +519,7 @@ def train_formation_models(
     params = cgcnn_params()
     records = []
     for seed in seeds:
-        sp = group_split(frame, seed, exclude, by=by)
-        rng = np.random.default_rng([seed, 8])
-        tr, va = sp["train"], sp["val"]
-        if n_max is not None and len(tr) + len(va) > n_max:
-            k_tr = int(round(n_max * len(tr) / (len(tr) + len(va))))
-            tr = np.sort(rng.choice(tr, size=k_tr, replace=False))
-            va = np.sort(rng.choice(va, size=max(1, n_max - k_tr), replace=False))
-        rows = np.concatenate([tr, va, sp["held_out"]])
-        sub = frame.iloc[rows].reset_index(drop=True)
-        sub.attrs = {"content_hash": None}
-        gs = build_graphs(
-            sub,
-            params,
-            name=f"electrodes_{prof.name}_s{seed}",
-            n_jobs=1 if len(sub) < 3000 else 2,
-            progress=progress,
-            verbose=False,
-        )
-        pos = {mid: i for i, mid in enumerate(gs.material_ids)}
-        y = sub[ENERGY].to_numpy(dtype=float)[gs.source_index]
-        ids = sub["material_id"].to_numpy()
-
-        def where(idx, _ids=ids, _pos=pos):
-            return np.array(sorted(_pos[m] for m in _ids[idx] if m in _pos), dtype=np.int64)
-
-        n_tr, n_va = len(tr), len(va)
-        split = {
-            "train": where(np.arange(n_tr)),
-            "val": where(np.arange(n_tr, n_tr + n_va)),
-            "test": where(np.arange(n_tr + n_va, len(sub))),
-        }
-        held_ids = sorted(frame["material_id"].iloc[sp["held_out"]].astype(str))
+        gs, y, split, held_ids = _seed_data(frame, seed, exclude, by, n_max, params, prof.name, progress)
         seed_everything(seed)
         model = CGCNN.from_graph_params(params, **model_kwargs)
         cfg = TrainConfig(epochs=epochs, num_threads=threads)
@@ -491,16 +535,7 @@ def train_formation_models(
             model_name="cgcnn-groupsplit",
             runs_dir=runs_dir,
             progress=progress,
-            extra={
-                "group_split": {
-                    "by": by,
-                    "excluded_ids": exclude,
-                    "excluded_hash": ids_hash(exclude),
-                    "held_out_ids": held_ids,
-                    "n_train": int(len(split["train"])),
-                    "n_val": int(len(split["val"])),
-                }
-            },
+            extra=_group_split_record(by, exclude, held_ids, split),
         )
         rec["checkpoint_path"] = str(runs_dir / rec["checkpoint"])
         records.append(rec)

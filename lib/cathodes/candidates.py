@@ -50,11 +50,12 @@ import itertools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pandas as pd
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.analysis.structure_prediction.volume_predictor import RLSVolumePredictor
-from pymatgen.core import Element
+from pymatgen.core import Element, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pymatgen.transformations.site_transformations import ReplaceSiteSpeciesTransformation
 from pymatgen.transformations.standard_transformations import (
@@ -269,6 +270,162 @@ def _substitutions(
             yield label, {i: (m1 if i in first else m2) for i in sites}, None
 
 
+class _States(NamedTuple):
+    """One candidate's two states, volume-scaled, with their oxidation states and how they were built."""
+    formula: str
+    discharged: Structure
+    charged: Structure
+    guess: dict
+    guess_charged: dict
+    charged_from: str
+    volume_rule: str
+
+
+class _Mirror(NamedTuple):
+    """The table without duplicate ids, its row positions by id and by reduced composition, and a matcher."""
+    table: pd.DataFrame
+    pos: dict[str, int]
+    findex: dict[tuple, list[int]]
+    matcher: StructureMatcher
+
+
+def _check_arguments(ion: str, metals: Sequence[str], mix_metals: Sequence[str], exclude: str) -> None:
+    """Raise on an unknown working ion, exclusion rule or substituent metal."""
+    check_ion(ion)
+    if exclude not in ("structure", "formula", "none"):
+        raise ValueError(f"exclude must be 'structure', 'formula' or 'none', got {exclude!r}")
+    bad = [m for m in (*metals, *mix_metals) if m not in METALS]
+    if bad:
+        raise ValueError(f"unknown substituent metal(s) {bad}; choose from {METALS}")
+
+
+def _mirror(table: pd.DataFrame) -> _Mirror:
+    """The table indexed for the prototypes' structures and the known-structure test."""
+    t = table.drop_duplicates("material_id").reset_index(drop=True)
+    return _Mirror(t, {m: i for i, m in enumerate(t["material_id"])}, _formula_index(t), StructureMatcher())
+
+
+def _substitution_jobs(
+    mirror: _Mirror,
+    prototypes: Sequence[Prototype],
+    ion: str,
+    metals: Sequence[str],
+    mixes: Sequence[float],
+    mix_metals: Sequence[str],
+) -> list[tuple]:
+    """One job per candidate: (prototype, discharged and charged (or None) prototype structures with the
+    working ion, the real Li prototypes (the volume references, so Li -> Na is scaled too), and
+    :func:`_substitutions`' label, {site: species} and single metal)."""
+    t, pos = mirror.table, mirror.pos
+    jobs = []
+    for p in prototypes:
+        if p.discharged_id not in pos:
+            raise ValueError(f"prototype {p.key}: {p.discharged_id} is not in the table")
+        d0 = t["structure"][pos[p.discharged_id]].to_structure()
+        c0 = t["structure"][pos[p.charged_id]].to_structure() if p.charged_id else None
+        refs = (d0, c0)
+        if ion != "Li":
+            d0 = SubstitutionTransformation({"Li": ion}).apply_transformation(d0)
+            if c0 is not None and "Li" in c0.symbol_set:
+                c0 = SubstitutionTransformation({"Li": ion}).apply_transformation(c0)
+        jobs += [(p, d0, c0, refs, *sub) for sub in _substitutions(p, d0, metals, mixes, mix_metals)]
+    return jobs
+
+
+def _cached_oxidation_guess():
+    """:func:`oxidation_guess`, computed once per reduced formula."""
+    cache: dict = {}
+
+    def guess(s):
+        key = s.composition.reduced_formula
+        if key not in cache:
+            cache[key] = oxidation_guess(s)
+        return cache[key]
+
+    return guess
+
+
+def _candidate_states(job: tuple, cid: str, ion: str, guess) -> tuple[_States | None, tuple | None]:
+    """Build one candidate's discharged and charged states (module docstring): ``(states, None)``, or
+    ``(None, dropped row)`` when a state cannot be charge-balanced or the two are no electrode pair."""
+    p, d0, c0, (d_ref, c_ref), _label, sites, single = job
+    d = ReplaceSiteSpeciesTransformation(sites).apply_transformation(d0)
+    formula = d.composition.reduced_formula
+    gd = guess(d)
+    if gd is None:
+        return None, (cid, formula, "discharged state cannot be charge-balanced", "discharged not balanced")
+    if c0 is not None and single is not None:
+        c = SubstitutionTransformation({p.metal: single}).apply_transformation(c0)
+        charged_from = f"prototype pair {p.charged_id}"
+    else:
+        c = RemoveSpeciesTransformation([ion]).apply_transformation(d)
+        charged_from = f"all {ion} removed"
+    gc = guess(c)
+    if gc is None:
+        reason = f"charged state {c.composition.reduced_formula} cannot be charge-balanced ({charged_from})"
+        return None, (cid, formula, reason, "charged not balanced")
+    try:
+        check_pair(c.composition, d.composition, ion)
+    except ElectrodeError as exc:
+        return None, (cid, formula, f"not an electrode pair: {exc}", "not an electrode pair")
+    g0 = guess(d_ref)
+    d, rule = _scaled(d, gd, d_ref, g0) if g0 else (d, "prototype volume (prototype not balanced)")
+    if charged_from.startswith("prototype"):
+        gc0 = guess(c_ref)
+        c = _scaled(c, gc, c_ref, gc0)[0] if gc0 else c
+    else:
+        c = RemoveSpeciesTransformation([ion]).apply_transformation(d)
+    return _States(formula, d, c, gd, gc, charged_from, rule), None
+
+
+def _known_or_duplicate(
+    cid: str, states: _States, mirror: _Mirror, seen: dict, exclude: str
+) -> tuple[list[str], str | None, tuple | None]:
+    """Whether a candidate is known or a duplicate: the mirror ids of its formula, the one it matches
+    (structure; None if none was looked for or matched) and the dropped row (None: keep it; then it is
+    recorded in ``seen``, {formula: [(candidate id, discharged structure)]})."""
+    t, pos, matcher = mirror.table, mirror.pos, mirror.matcher
+    d, formula = states.discharged, states.formula
+    known = [t["material_id"][i] for i in mirror.findex.get(composition_key(d.composition), [])]
+    if known and exclude == "formula":
+        return known, None, (cid, formula, f"formula in the mirror ({', '.join(known[:3])})", "in the mirror")
+    hit = next((mid for mid in known if matcher.fit(d, t["structure"][pos[mid]].to_structure())), None)
+    if hit and exclude != "none":
+        reason = f"in the mirror as {hit} (same formula and structure)"
+        return known, hit, (cid, formula, reason, "in the mirror")
+    dup = next((k for k, s in seen.get(formula, []) if matcher.fit(d, s)), None)
+    if dup:
+        return known, hit, (cid, formula, f"duplicate of candidate {dup}", "duplicate")
+    seen.setdefault(formula, []).append((cid, d))
+    return known, hit, None
+
+
+def _oxidation_text(guess: dict) -> str:
+    """An oxidation-state assignment as text, e.g. "Li+1 Fe+2 P+5 O-2"."""
+    return " ".join(f"{e}{v:+g}" for e, v in guess.items())
+
+
+def _candidate_row(
+    cid: str, p: Prototype, label: str, states: _States, known: list[str], hit: str | None
+) -> dict:
+    """One row of :func:`generate_candidates`' candidates."""
+    return {
+        "candidate_id": cid,
+        "prototype": p.key,
+        "substitution": label,
+        "formula": states.formula,
+        "formula_charged": states.charged.composition.reduced_formula,
+        "discharged": Crystal.from_structure(states.discharged),
+        "charged": Crystal.from_structure(states.charged),
+        "charged_from": states.charged_from,
+        "oxidation_states": _oxidation_text(states.guess),
+        "oxidation_states_charged": _oxidation_text(states.guess_charged),
+        "volume_rule": states.volume_rule,
+        "formula_known_in_mirror": bool(known),
+        "known_as": hit or "",
+    }
+
+
 def generate_candidates(
     table: pd.DataFrame,
     prototypes: Sequence[Prototype],
@@ -291,112 +448,21 @@ def generate_candidates(
     test: a screen that rejects or buries the cathodes people use will not find new ones); ``known_as`` is
     the matching mirror id either way ("" for a new one).
     """
-    check_ion(ion)
-    if exclude not in ("structure", "formula", "none"):
-        raise ValueError(f"exclude must be 'structure', 'formula' or 'none', got {exclude!r}")
-    bad = [m for m in (*metals, *mix_metals) if m not in METALS]
-    if bad:
-        raise ValueError(f"unknown substituent metal(s) {bad}; choose from {METALS}")
-    t = table.drop_duplicates("material_id").reset_index(drop=True)
-    pos = {m: i for i, m in enumerate(t["material_id"])}
-    findex = _formula_index(t)
-    matcher = StructureMatcher()
+    _check_arguments(ion, metals, mix_metals, exclude)
+    mirror = _mirror(table)
+    jobs = _substitution_jobs(mirror, prototypes, ion, metals, mixes, mix_metals)
+    guess = _cached_oxidation_guess()
     kept, dropped, seen = [], [], {}
-    jobs = []
-    for p in prototypes:
-        if p.discharged_id not in pos:
-            raise ValueError(f"prototype {p.key}: {p.discharged_id} is not in the table")
-        d0 = t["structure"][pos[p.discharged_id]].to_structure()
-        c0 = t["structure"][pos[p.charged_id]].to_structure() if p.charged_id else None
-        refs = (d0, c0)  # the real (Li) prototypes: the volume references, so Li -> Na is scaled too
-        if ion != "Li":
-            d0 = SubstitutionTransformation({"Li": ion}).apply_transformation(d0)
-            if c0 is not None and "Li" in c0.symbol_set:
-                c0 = SubstitutionTransformation({"Li": ion}).apply_transformation(c0)
-        jobs += [(p, d0, c0, refs, *sub) for sub in _substitutions(p, d0, metals, mixes, mix_metals)]
-    guess_cache: dict = {}
-
-    def guess(s):
-        key = s.composition.reduced_formula
-        if key not in guess_cache:
-            guess_cache[key] = oxidation_guess(s)
-        return guess_cache[key]
-
-    for p, d0, c0, (d_ref, c_ref), label, sites, single in tqdm(
-        jobs, desc="candidates", disable=not progress
-    ):
+    for job in tqdm(jobs, desc="candidates", disable=not progress):
+        p, label = job[0], job[4]
         cid = f"{p.key}:{label}" + ("" if ion == "Li" else f":{ion}")
-        d = ReplaceSiteSpeciesTransformation(sites).apply_transformation(d0)
-        formula = d.composition.reduced_formula
-        gd = guess(d)
-        if gd is None:
-            dropped.append(
-                (cid, formula, "discharged state cannot be charge-balanced", "discharged not balanced")
-            )
+        states, drop = _candidate_states(job, cid, ion, guess)
+        if states is not None:
+            known, hit, drop = _known_or_duplicate(cid, states, mirror, seen, exclude)
+        if drop is not None:
+            dropped.append(drop)
             continue
-        if c0 is not None and single is not None:
-            c = SubstitutionTransformation({p.metal: single}).apply_transformation(c0)
-            charged_from = f"prototype pair {p.charged_id}"
-        else:
-            c = RemoveSpeciesTransformation([ion]).apply_transformation(d)
-            charged_from = f"all {ion} removed"
-        gc = guess(c)
-        if gc is None:
-            dropped.append(
-                (
-                    cid,
-                    formula,
-                    f"charged state {c.composition.reduced_formula} cannot be charge-balanced "
-                    f"({charged_from})",
-                    "charged not balanced",
-                )
-            )
-            continue
-        try:
-            check_pair(c.composition, d.composition, ion)
-        except ElectrodeError as exc:
-            dropped.append((cid, formula, f"not an electrode pair: {exc}", "not an electrode pair"))
-            continue
-        g0 = guess(d_ref)
-        d, rule = _scaled(d, gd, d_ref, g0) if g0 else (d, "prototype volume (prototype not balanced)")
-        if charged_from.startswith("prototype"):
-            gc0 = guess(c_ref)
-            c = _scaled(c, gc, c_ref, gc0)[0] if gc0 else c
-        else:
-            c = RemoveSpeciesTransformation([ion]).apply_transformation(d)
-        known = [t["material_id"][i] for i in findex.get(composition_key(d.composition), [])]
-        if known and exclude == "formula":
-            dropped.append((cid, formula, f"formula in the mirror ({', '.join(known[:3])})", "in the mirror"))
-            continue
-        hit = next((mid for mid in known if matcher.fit(d, t["structure"][pos[mid]].to_structure())), None)
-        if hit and exclude != "none":
-            dropped.append(
-                (cid, formula, f"in the mirror as {hit} (same formula and structure)", "in the mirror")
-            )
-            continue
-        dup = next((k for k, s in seen.get(formula, []) if matcher.fit(d, s)), None)
-        if dup:
-            dropped.append((cid, formula, f"duplicate of candidate {dup}", "duplicate"))
-            continue
-        seen.setdefault(formula, []).append((cid, d))
-        ox = lambda g: " ".join(f"{e}{v:+g}" for e, v in g.items())  # noqa: E731
-        kept.append(
-            {
-                "candidate_id": cid,
-                "prototype": p.key,
-                "substitution": label,
-                "formula": formula,
-                "formula_charged": c.composition.reduced_formula,
-                "discharged": Crystal.from_structure(d),
-                "charged": Crystal.from_structure(c),
-                "charged_from": charged_from,
-                "oxidation_states": ox(gd),
-                "oxidation_states_charged": ox(gc),
-                "volume_rule": rule,
-                "formula_known_in_mirror": bool(known),
-                "known_as": hit or "",
-            }
-        )
+        kept.append(_candidate_row(cid, p, label, states, known, hit))
     cands = pd.DataFrame(kept)
     drops = pd.DataFrame(dropped, columns=["candidate_id", "formula", "reason", "category"])
     cands.attrs.update(ion=ion, exclude=exclude, n_prototypes=len(prototypes), n_tried=len(jobs))

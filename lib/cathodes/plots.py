@@ -64,6 +64,59 @@ def _empty(ax: Axes, what: str) -> None:
     ax.set_axis_off()
 
 
+def _parity_ion(ax: Axes, g: pd.DataFrame, pred: str, ref: str, std: str | None, lim: tuple[float, float],
+                ion: str) -> int:
+    """One working ion's pairs on the parity plot: σ bars (``std``), points inside ``lim`` and triangles on
+    the frame for those beyond; returns how many are beyond."""
+    lo, hi = lim
+    x, y = g[ref].to_numpy(float), g[pred].to_numpy(float)
+    inside = (x >= lo) & (x <= hi) & (y >= lo) & (y <= hi)
+    col = ION_COLORS.get(ion, PALETTE[5])
+    if std is not None and g[std].notna().any():
+        ax.errorbar(
+            x[inside],
+            y[inside],
+            yerr=g[std].to_numpy(float)[inside],
+            fmt="none",
+            ecolor=col,
+            alpha=0.35,
+            lw=0.7,
+            zorder=2,
+        )
+    ax.scatter(x[inside], y[inside], s=14, color=col, alpha=0.8, lw=0, zorder=3, label=f"{ion} ({len(g)})")
+    ax.scatter(
+        np.clip(x[~inside], lo, hi),
+        np.clip(y[~inside], lo, hi),
+        s=22,
+        marker="^",
+        color=col,
+        alpha=0.9,
+        lw=0,
+        zorder=3,
+        clip_on=False,
+    )
+    return int((~inside).sum())
+
+
+def _parity_note(ax: Axes, t: pd.DataFrame, pred: str, ref: str, outside: int) -> None:
+    """The parity plot's corner: n, MAE, median error, the share within 0.1 V and how many lie beyond."""
+    e = np.abs(t[pred].to_numpy(float) - t[ref].to_numpy(float))
+    note = (
+        f"n = {len(t)}\nMAE {e.mean():.2f} V\nmedian {np.median(e):.3f} V\n"
+        f"within 0.1 V: {np.mean(e <= 0.1):.0%}" + (f"\n{outside} beyond the axes (▲)" if outside else "")
+    )
+    ax.text(
+        0.03,
+        0.97,
+        note,
+        transform=ax.transAxes,
+        ha="left",
+        va="top",
+        fontsize=8,
+        bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+    )
+
+
 def voltage_parity(
     table: pd.DataFrame,
     pred: str,
@@ -92,54 +145,11 @@ def voltage_parity(
         ax.fill_between(xs, xs - 0.1, xs + 0.1, color=PALETTE[5], alpha=0.12, lw=0, zorder=0, label="±0.1 V")
         outside = 0
         for ion in t["ion"].value_counts().index:
-            g = t[t["ion"] == ion]
-            x, y = g[ref].to_numpy(float), g[pred].to_numpy(float)
-            inside = (x >= lo) & (x <= hi) & (y >= lo) & (y <= hi)
-            outside += int((~inside).sum())
-            col = ION_COLORS.get(ion, PALETTE[5])
-            if std is not None and g[std].notna().any():
-                ax.errorbar(
-                    x[inside],
-                    y[inside],
-                    yerr=g[std].to_numpy(float)[inside],
-                    fmt="none",
-                    ecolor=col,
-                    alpha=0.35,
-                    lw=0.7,
-                    zorder=2,
-                )
-            ax.scatter(
-                x[inside], y[inside], s=14, color=col, alpha=0.8, lw=0, zorder=3, label=f"{ion} ({len(g)})"
-            )
-            ax.scatter(
-                np.clip(x[~inside], lo, hi),
-                np.clip(y[~inside], lo, hi),
-                s=22,
-                marker="^",
-                color=col,
-                alpha=0.9,
-                lw=0,
-                zorder=3,
-                clip_on=False,
-            )
+            outside += _parity_ion(ax, t[t["ion"] == ion], pred, ref, std, lim, ion)
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal")
-        e = np.abs(t[pred].to_numpy(float) - t[ref].to_numpy(float))
-        note = (
-            f"n = {len(t)}\nMAE {e.mean():.2f} V\nmedian {np.median(e):.3f} V\n"
-            f"within 0.1 V: {np.mean(e <= 0.1):.0%}" + (f"\n{outside} beyond the axes (▲)" if outside else "")
-        )
-        ax.text(
-            0.03,
-            0.97,
-            note,
-            transform=ax.transAxes,
-            ha="left",
-            va="top",
-            fontsize=8,
-            bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
-        )
+        _parity_note(ax, t, pred, ref, outside)
         ax.legend(loc="lower right", fontsize=7, markerscale=1.2)
     ax.set_xlabel(ref_label)
     ax.set_ylabel(pred_label)
@@ -202,6 +212,94 @@ def _place_labels(ax: Axes, labels: list[tuple[float, float, str, str]], fontsiz
             ann.remove()
 
 
+def _finite_rows(res: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """The rows of a screen result with finite ``x`` and ``y`` (the scored candidates)."""
+    return (
+        res[
+            np.isfinite(res.get(x, pd.Series(dtype=float)))
+            & np.isfinite(res.get(y, pd.Series(dtype=float)))
+        ]
+        if len(res)
+        else res
+    )
+
+
+def _voltage_capacity_limits(t: pd.DataFrame, known: pd.DataFrame | None) -> tuple[float, float, float]:
+    """The voltage range (vmin, vmax) and the largest capacity (qmax) of the voltage-capacity panel."""
+    vmin = min(0.0, float(t["voltage"].min()) - 0.3)
+    vmax = max(5.5, float(t["voltage"].quantile(0.99)) + 0.3)
+    qmax = float(t["capacity_grav"].max()) * 1.08
+    if known is not None and len(known) and "capacity_grav_screen" in known:
+        qmax = max(qmax, float(np.nanmax(known["capacity_grav_screen"].to_numpy(float), initial=0)) * 1.08)
+    return vmin, vmax, qmax
+
+
+def _voltage_error_bars(ax: Axes, t: pd.DataFrame, passing: pd.DataFrame) -> None:
+    """σ_V bars on the passing candidates only."""
+    if "voltage_std" in t and passing["voltage_std"].notna().any():
+        ax.errorbar(
+            passing["capacity_grav"],
+            passing["voltage"],
+            yerr=passing["voltage_std"],
+            fmt="none",
+            ecolor="#888888",
+            alpha=0.5,
+            lw=0.7,
+            zorder=2,
+        )
+
+
+def _candidates_by_e_hull(ax: Axes, t: pd.DataFrame, lo_c: float, e_hull_max: float):
+    """Every scored candidate at (capacity, voltage), coloured by its clipped E_hull; returns the scatter."""
+    return ax.scatter(
+        t["capacity_grav"],
+        t["voltage"],
+        c=t["e_hull_discharged"].clip(lo_c, e_hull_max),
+        cmap="viridis_r",
+        vmin=lo_c,
+        vmax=e_hull_max,
+        s=14,
+        lw=0.2,
+        edgecolor="white",
+        zorder=3,
+    )
+
+
+def _passing_rings(ax: Axes, passing: pd.DataFrame) -> None:
+    """A ring around each candidate that passes the filters."""
+    ax.scatter(
+        passing["capacity_grav"],
+        passing["voltage"],
+        s=30,
+        facecolor="none",
+        edgecolor=PALETTE[1],
+        lw=0.8,
+        zorder=4,
+        label=f"pass the filters ({len(passing)}; ±σ$_V$ bars)",
+    )
+
+
+def _e_hull_colorbar(fig: Figure, ax: Axes, sc, lo_c: float, e_hull_max: float) -> None:
+    """The colour bar of E_hull (clipped at both ends)."""
+    fig.colorbar(
+        sc,
+        ax=ax,
+        label=f"E above hull, discharged (eV/atom; clipped to {lo_c:g}…{e_hull_max:g})",
+        extend="both",
+    )
+
+
+def _known_diamonds(ax: Axes, known: pd.DataFrame) -> list[tuple[float, float, str, str]]:
+    """The known cathodes (the same pipeline, same reaction as MP's) as black diamonds; returns their
+    labels."""
+    k = known.dropna(subset=["v_ml_screen"])
+    k = k[k["same_reaction"]] if "same_reaction" in k else k
+    cap = k["capacity_grav_screen"]
+    ax.scatter(cap, k["v_ml_screen"], marker="D", s=26, color="black", zorder=5,
+               label="known cathodes (same pipeline)")
+    return [(q, v, f, "#444444") for q, v, f in zip(cap, k["v_ml_screen"], k["formula"], strict=True)]
+
+
 def voltage_capacity(
     res: pd.DataFrame,
     *,
@@ -220,76 +318,22 @@ def voltage_capacity(
     diamonds."""
     use_style()
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    t = (
-        res[
-            np.isfinite(res.get("voltage", pd.Series(dtype=float)))
-            & np.isfinite(res.get("capacity_grav", pd.Series(dtype=float)))
-        ]
-        if len(res)
-        else res
-    )
+    t = _finite_rows(res, "voltage", "capacity_grav")
     if t.empty:
         _empty(ax, "no candidate was scored: nothing to show")
     else:
-        vmin = min(0.0, float(t["voltage"].min()) - 0.3)
-        vmax = max(5.5, float(t["voltage"].quantile(0.99)) + 0.3)
-        qmax = float(t["capacity_grav"].max()) * 1.08
-        if known is not None and len(known) and "capacity_grav_screen" in known:
-            qmax = max(qmax, float(np.nanmax(known["capacity_grav_screen"].to_numpy(float), initial=0)) * 1.08)
+        vmin, vmax, qmax = _voltage_capacity_limits(t, known)
         _iso_lines(ax, qmax, vmax)
         passing = t[t["passes"]] if "passes" in t else t.iloc[:0]
-        if "voltage_std" in t and passing["voltage_std"].notna().any():  # bars on the passing ones only
-            ax.errorbar(
-                passing["capacity_grav"],
-                passing["voltage"],
-                yerr=passing["voltage_std"],
-                fmt="none",
-                ecolor="#888888",
-                alpha=0.5,
-                lw=0.7,
-                zorder=2,
-            )
+        _voltage_error_bars(ax, t, passing)
         lo_c = res.attrs.get("min_e_hull", -0.1)
-        sc = ax.scatter(
-            t["capacity_grav"],
-            t["voltage"],
-            c=t["e_hull_discharged"].clip(lo_c, e_hull_max),
-            cmap="viridis_r",
-            vmin=lo_c,
-            vmax=e_hull_max,
-            s=14,
-            lw=0.2,
-            edgecolor="white",
-            zorder=3,
-        )
-        ax.scatter(
-            passing["capacity_grav"],
-            passing["voltage"],
-            s=30,
-            facecolor="none",
-            edgecolor=PALETTE[1],
-            lw=0.8,
-            zorder=4,
-            label=f"pass the filters ({len(passing)}; ±σ$_V$ bars)",
-        )
-        fig.colorbar(
-            sc,
-            ax=ax,
-            label=f"E above hull, discharged (eV/atom; clipped to {lo_c:g}…{e_hull_max:g})",
-            extend="both",
-        )
+        sc = _candidates_by_e_hull(ax, t, lo_c, e_hull_max)
+        _passing_rings(ax, passing)
+        _e_hull_colorbar(fig, ax, sc, lo_c, e_hull_max)
         top = t[t["passes"]].head(n_labels) if "passes" in t else t.head(0)
         labels = [(r["capacity_grav"], r["voltage"], r["formula"], "black") for _, r in top.iterrows()]
         if known is not None and len(known):
-            k = known.dropna(subset=["v_ml_screen"])
-            k = k[k["same_reaction"]] if "same_reaction" in k else k
-            cap = k["capacity_grav_screen"]
-            ax.scatter(
-                cap, k["v_ml_screen"], marker="D", s=26, color="black", zorder=5, label="known cathodes (same pipeline)"
-            )
-            labels += [
-                (q, v, f, "#444444") for q, v, f in zip(cap, k["v_ml_screen"], k["formula"], strict=True)
-            ]
+            labels += _known_diamonds(ax, known)
         ax.legend(loc="upper right", fontsize=7)
         ax.set_xlim(0, qmax)
         ax.set_ylim(vmin, vmax)
@@ -303,6 +347,89 @@ def voltage_capacity(
     if name:
         save_figure(fig, name, profile)
     return fig
+
+
+def _model_error_zone(ax: Axes, lo_e: float) -> None:
+    """The zone below the screen's lower E_hull bound, shaded and named."""
+    ax.axvspan(-10, lo_e, color=PALETTE[5], alpha=0.08, lw=0, zorder=0)
+    ax.text(
+        lo_e,
+        0.02,
+        "model error\nsuspected ",
+        transform=ax.get_xaxis_transform(),
+        ha="right",
+        fontsize=7,
+        color=PALETTE[5],
+    )
+
+
+def _pareto_candidates(ax: Axes, t: pd.DataFrame) -> None:
+    """Every scored candidate at (E_hull, specific energy)."""
+    ax.scatter(
+        t["e_hull_discharged"],
+        t["specific_energy"],
+        s=10,
+        color=PALETTE[0],
+        alpha=0.5,
+        lw=0,
+        label="candidates",
+    )
+
+
+def _front_line(ax: Axes, f: pd.DataFrame) -> None:
+    """The Pareto front joined, with σ bars (σ_Ef in x, capacity × σ_V in y) on its points only (thousands
+    of bars would hide the data)."""
+    if f["ef_discharged_std"].notna().any():
+        ax.errorbar(
+            f["e_hull_discharged"],
+            f["specific_energy"],
+            xerr=f["ef_discharged_std"],
+            yerr=f["capacity_grav"] * f["voltage_std"],
+            fmt="none",
+            ecolor=PALETTE[1],
+            alpha=0.5,
+            lw=0.8,
+            zorder=3,
+        )
+    ax.plot(
+        f["e_hull_discharged"],
+        f["specific_energy"],
+        "-o",
+        color=PALETTE[1],
+        ms=4,
+        lw=1.2,
+        zorder=4,
+        label=f"Pareto front ({len(f)}; ±σ bars)",
+    )
+
+
+def _e_hull_threshold(ax: Axes, thr: float) -> None:
+    """The screen's E_hull threshold (dotted, labelled at the top) and E_hull = 0."""
+    ax.axvline(thr, color=PALETTE[5], lw=0.8, ls=":")
+    ax.text(
+        thr,
+        1.0,
+        f" {thr:g} eV/atom",
+        transform=ax.get_xaxis_transform(),
+        fontsize=7,
+        color=PALETTE[5],
+        va="top",
+    )
+    ax.axvline(0, color=PALETTE[5], lw=0.6)
+
+
+def _beyond_note(ax: Axes, beyond: int) -> None:
+    """How many candidates lie beyond the panel's E_hull range (nothing if none)."""
+    if beyond:
+        ax.text(
+            0.99,
+            0.02,
+            f"{beyond} beyond 1 eV/atom, not shown",
+            transform=ax.transAxes,
+            ha="right",
+            fontsize=7,
+            color=PALETTE[5],
+        )
 
 
 def pareto_front(
@@ -319,72 +446,15 @@ def pareto_front(
     from σ_Ef (x) and capacity × σ_V (y); the zone below the screen's lower E_hull bound shaded."""
     use_style()
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
-    t = (
-        res[
-            np.isfinite(res.get("specific_energy", pd.Series(dtype=float)))
-            & np.isfinite(res.get("e_hull_discharged", pd.Series(dtype=float)))
-        ]
-        if len(res)
-        else res
-    )
+    t = _finite_rows(res, "specific_energy", "e_hull_discharged")
     if t.empty:
         _empty(ax, "no candidate was scored: no Pareto front")
     else:
         f = t[t["pareto"]].sort_values("e_hull_discharged")
-        lo_e = res.attrs.get("min_e_hull", -0.1)
-        ax.axvspan(-10, lo_e, color=PALETTE[5], alpha=0.08, lw=0, zorder=0)
-        ax.text(
-            lo_e,
-            0.02,
-            "model error\nsuspected ",
-            transform=ax.get_xaxis_transform(),
-            ha="right",
-            fontsize=7,
-            color=PALETTE[5],
-        )
-        ax.scatter(
-            t["e_hull_discharged"],
-            t["specific_energy"],
-            s=10,
-            color=PALETTE[0],
-            alpha=0.5,
-            lw=0,
-            label="candidates",
-        )
-        if f["ef_discharged_std"].notna().any():  # σ bars on the front only (thousands of bars hide the data)
-            ax.errorbar(
-                f["e_hull_discharged"],
-                f["specific_energy"],
-                xerr=f["ef_discharged_std"],
-                yerr=f["capacity_grav"] * f["voltage_std"],
-                fmt="none",
-                ecolor=PALETTE[1],
-                alpha=0.5,
-                lw=0.8,
-                zorder=3,
-            )
-        ax.plot(
-            f["e_hull_discharged"],
-            f["specific_energy"],
-            "-o",
-            color=PALETTE[1],
-            ms=4,
-            lw=1.2,
-            zorder=4,
-            label=f"Pareto front ({len(f)}; ±σ bars)",
-        )
-        thr = res.attrs.get("max_e_hull", 0.1)
-        ax.axvline(thr, color=PALETTE[5], lw=0.8, ls=":")
-        ax.text(
-            thr,
-            1.0,
-            f" {thr:g} eV/atom",
-            transform=ax.get_xaxis_transform(),
-            fontsize=7,
-            color=PALETTE[5],
-            va="top",
-        )
-        ax.axvline(0, color=PALETTE[5], lw=0.6)
+        _model_error_zone(ax, res.attrs.get("min_e_hull", -0.1))
+        _pareto_candidates(ax, t)
+        _front_line(ax, f)
+        _e_hull_threshold(ax, res.attrs.get("max_e_hull", 0.1))
         ax.legend(loc="best", fontsize=8)
         lo = float(t["e_hull_discharged"].min())
         hi = min(float(t["e_hull_discharged"].max()), 1.0)
@@ -397,17 +467,7 @@ def pareto_front(
                 for _, r in top.iterrows()
             ],
         )
-        beyond = int((t["e_hull_discharged"] > max(hi, 0.3) + 0.05).sum())
-        if beyond:
-            ax.text(
-                0.99,
-                0.02,
-                f"{beyond} beyond 1 eV/atom, not shown",
-                transform=ax.transAxes,
-                ha="right",
-                fontsize=7,
-                color=PALETTE[5],
-            )
+        _beyond_note(ax, int((t["e_hull_discharged"] > max(hi, 0.3) + 0.05).sum()))
     ax.set_xlabel("E above hull, discharged state (eV/atom; < 0: below the mirror's hull)")
     ax.set_ylabel("predicted specific energy (Wh/kg)")
     _title(ax, title, stamp)

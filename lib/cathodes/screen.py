@@ -49,6 +49,74 @@ def _pareto(se: np.ndarray, eh: np.ndarray) -> np.ndarray:
     return out
 
 
+_PAIR_SCORES = ("voltage", "capacity_grav", "capacity_vol", "specific_energy", "energy_density", "dx")
+
+
+def _predict_states(out: pd.DataFrame, predict) -> None:
+    """Add the predicted formation energies of both states, ``ef_*`` and ``ef_*_std`` (NaN without σ)."""
+    crystals = list(out["discharged"]) + list(out["charged"])
+    mean, std = predict(crystals)
+    mean = np.asarray(mean, float)
+    std = np.asarray(std, float) if std is not None else np.full(len(mean), np.nan)
+    n = len(out)
+    out["ef_discharged"], out["ef_charged"] = mean[:n], mean[n:]
+    out["ef_discharged_std"], out["ef_charged_std"] = std[:n], std[n:]
+
+
+def _score(d, c, ed, ec, sd, sc, hull: Hull, ion: str) -> dict:
+    """One candidate's scores: E_hull of both states, the electrode's voltage (± σ), capacities and
+    energies, and ``score_error`` (pymatgen's note, or why the pair could not be scored)."""
+    r = {"e_hull_discharged": hull.e_above_hull(d, ed), "e_hull_charged": hull.e_above_hull(c, ec)}
+    try:
+        p = pair_properties(c, d, ec, ed, ion)
+        r.update({k: p[k] for k in _PAIR_SCORES})
+        r["voltage_std"] = float(p["geometry"].voltage(0, 0, sc, sd)[1])
+        r["score_error"] = p["note"]
+    except (ElectrodeError, ValueError) as exc:
+        r["score_error"] = str(exc)
+    return r
+
+
+def _scores(out: pd.DataFrame, hull: Hull, ion: str, progress: bool) -> pd.DataFrame:
+    """:func:`_score` of every candidate, one row each."""
+    it = out[["discharged", "charged", "ef_discharged", "ef_charged", "ef_discharged_std", "ef_charged_std"]]
+    rows = [
+        _score(d, c, ed, ec, sd, sc, hull, ion)
+        for d, c, ed, ec, sd, sc in tqdm(it.itertuples(index=False), total=len(out), desc="scores",
+                                         disable=not progress)
+    ]
+    return pd.DataFrame(rows)
+
+
+def _filter(
+    out: pd.DataFrame, max_e_hull: float, v_window: tuple[float, float], min_e_hull: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Why each candidate fails the filters ("" if it passes), and whether a state is suspected of a model
+    error (more than ``-min_e_hull`` below the hull)."""
+    v, eh = out["voltage"].to_numpy(float), out["e_hull_discharged"].to_numpy(float)
+    low = np.fmin(eh, out["e_hull_charged"].to_numpy(float)) < min_e_hull
+    why = np.select(
+        [~np.isfinite(v) | ~np.isfinite(eh), low, eh > max_e_hull, (v < v_window[0]) | (v > v_window[1])],
+        [
+            "not scored",
+            f"E_hull < {min_e_hull:g} eV/atom: model error suspected",
+            f"E_hull > {max_e_hull:g} eV/atom",
+            f"V outside {v_window[0]:g}-{v_window[1]:g} V",
+        ],
+        "",
+    )
+    return why, low
+
+
+def _ranked(out: pd.DataFrame) -> pd.DataFrame:
+    """Passing candidates first, then by specific energy (highest first) and id; ``rank`` inserted first."""
+    se = out["specific_energy"].fillna(-np.inf)
+    order = np.lexsort((out["candidate_id"].to_numpy(), -se.to_numpy(), ~out["passes"].to_numpy()))
+    out = out.iloc[order].reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
 def screen(
     candidates: pd.DataFrame,
     predict,
@@ -73,59 +141,13 @@ def screen(
     if out.empty:
         out.attrs.update(seconds=0.0, max_e_hull=max_e_hull, v_window=v_window)
         return out
-    crystals = list(out["discharged"]) + list(out["charged"])
-    mean, std = predict(crystals)
-    mean = np.asarray(mean, float)
-    std = np.asarray(std, float) if std is not None else np.full(len(mean), np.nan)
-    n = len(out)
-    out["ef_discharged"], out["ef_charged"] = mean[:n], mean[n:]
-    out["ef_discharged_std"], out["ef_charged_std"] = std[:n], std[n:]
-    rows = []
-    it = out[["discharged", "charged", "ef_discharged", "ef_charged", "ef_discharged_std", "ef_charged_std"]]
-    for d, c, ed, ec, sd, sc in tqdm(
-        it.itertuples(index=False), total=n, desc="scores", disable=not progress
-    ):
-        r = {"e_hull_discharged": hull.e_above_hull(d, ed), "e_hull_charged": hull.e_above_hull(c, ec)}
-        try:
-            p = pair_properties(c, d, ec, ed, ion)
-            r.update(
-                {
-                    k: p[k]
-                    for k in (
-                        "voltage",
-                        "capacity_grav",
-                        "capacity_vol",
-                        "specific_energy",
-                        "energy_density",
-                        "dx",
-                    )
-                }
-            )
-            r["voltage_std"] = float(p["geometry"].voltage(0, 0, sc, sd)[1])
-            r["score_error"] = p["note"]
-        except (ElectrodeError, ValueError) as exc:
-            r["score_error"] = str(exc)
-        rows.append(r)
-    out = out.join(pd.DataFrame(rows))
-    v, eh = out["voltage"].to_numpy(float), out["e_hull_discharged"].to_numpy(float)
-    low = np.fmin(eh, out["e_hull_charged"].to_numpy(float)) < min_e_hull
-    why = np.select(
-        [~np.isfinite(v) | ~np.isfinite(eh), low, eh > max_e_hull, (v < v_window[0]) | (v > v_window[1])],
-        [
-            "not scored",
-            f"E_hull < {min_e_hull:g} eV/atom: model error suspected",
-            f"E_hull > {max_e_hull:g} eV/atom",
-            f"V outside {v_window[0]:g}-{v_window[1]:g} V",
-        ],
-        "",
-    )
+    _predict_states(out, predict)
+    out = out.join(_scores(out, hull, ion, progress))
+    why, low = _filter(out, max_e_hull, v_window, min_e_hull)
     out["why_not"], out["passes"] = why, why == ""
-    se_all = out["specific_energy"].to_numpy(float)
+    se_all, eh = out["specific_energy"].to_numpy(float), out["e_hull_discharged"].to_numpy(float)
     out["pareto"] = _pareto(np.where(low, np.nan, se_all), np.where(low, np.nan, eh))
-    se = out["specific_energy"].fillna(-np.inf)
-    order = np.lexsort((out["candidate_id"].to_numpy(), -se.to_numpy(), ~out["passes"].to_numpy()))
-    out = out.iloc[order].reset_index(drop=True)
-    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    out = _ranked(out)
     out.attrs.update(
         candidates.attrs,
         seconds=time.perf_counter() - t0,
@@ -183,6 +205,108 @@ def known_cathode_ids(
     return ground | set(pairs.loc[pairs["low_mpid"].isin(ground), "high_mpid"])
 
 
+_KNOWN_COLUMNS = [
+    "formula",
+    "ion",
+    "discharged_id",
+    "charged_id",
+    "charged_formula",
+    "charged_in_mirror",
+    "dx_mp",
+    "dx_screen",
+    "same_reaction",
+    "screen_balanced",
+    "v_mp",
+    "v_dft",
+    "v_ml_pair",
+    "v_ml_screen",
+    "v_ml_screen_std",
+    "specific_energy_ml_screen",
+    "capacity_grav_screen",
+    "ef_dft",
+    "ef_ml",
+    "ef_ml_std",
+    "e_hull_dft",
+    "e_hull_ml",
+    "better_candidates",
+]
+
+
+def _screen_construction(cs, ds, mean, std, ion: str) -> dict:
+    """The model on the screen's construction of a known cathode: all ions removed from the real
+    discharged structure ``ds`` (``cs``, unrelaxed); voltage ± σ, dx, specific energy, capacity and
+    whether the screen would keep it."""
+    scr = pair_properties(cs, ds, mean[1], mean[0], ion)
+    geo = check_pair(cs, ds, ion)
+    return {
+        "v_ml_screen": scr["voltage"],
+        "v_ml_screen_std": float(geo.voltage(0, 0, std[1], std[0])[1]),
+        "dx_screen": geo.dx,
+        "specific_energy_ml_screen": scr["specific_energy"],
+        "capacity_grav_screen": scr["capacity_grav"],
+        "screen_balanced": oxidation_guess(cs) is not None,
+    }
+
+
+def _mp_pair(p: pd.Series, t: pd.DataFrame, d, ds, mean, ef_d: float, have_c: bool) -> dict:
+    """MP's pair of a known cathode: dx and, when the table holds the charged end, the DFT and model
+    voltages on both real structures (``v_dft``, ``v_ml_pair``); dx from MP's formula otherwise."""
+    ion = p["ion"]
+    if have_c:
+        c = t.loc[p["high_mpid"], "structure"]
+        gp = check_pair(c, d, ion)
+        return {
+            "dx_mp": gp.dx,
+            "v_dft": pair_properties(c, d, t.loc[p["high_mpid"], ENERGY], ef_d, ion)["voltage"],
+            "v_ml_pair": pair_properties(c, d, mean[2], mean[0], ion)["voltage"],
+        }
+    cf = Composition(p["high_formula"])
+    try:
+        return {"dx_mp": check_pair(cf, ds.composition, ion).dx}
+    except ElectrodeError:
+        return {"dx_mp": np.nan}
+
+
+def _better_candidates(candidates: pd.DataFrame, specific_energy: float) -> float:
+    """The fraction of passing candidates with a higher ML specific energy (NaN if none passes)."""
+    ok = candidates[candidates["passes"]]
+    return float((ok["specific_energy"] > specific_energy).mean()) if len(ok) else np.nan
+
+
+def _known_row(p: pd.Series, t: pd.DataFrame, predict, hull: Hull, candidates: pd.DataFrame | None) -> dict:
+    """One row of :func:`known_cathodes`: MP's electrode pair ``p`` through the screen, beside DFT and MP
+    (``t``: the table indexed by id)."""
+    d = t.loc[p["low_mpid"], "structure"]
+    ion = p["ion"]
+    ds = d.to_structure()
+    cs = RemoveSpeciesTransformation([ion]).apply_transformation(ds)
+    have_c = p["high_mpid"] in t.index and pd.notna(t.loc[p["high_mpid"], ENERGY])
+    crystals = [d, Crystal.from_structure(cs)] + ([t.loc[p["high_mpid"], "structure"]] if have_c else [])
+    mean, std = predict(crystals)
+    std = std if std is not None else np.full(len(crystals), np.nan)
+    ef_d = float(t.loc[p["low_mpid"], ENERGY])
+    row = {
+        "formula": d.formula,
+        "ion": ion,
+        "discharged_id": p["low_mpid"],
+        "charged_id": p["high_mpid"],
+        "charged_formula": p["high_formula"],
+        "charged_in_mirror": have_c,
+        "v_mp": p["avg_voltage"],
+        "ef_dft": ef_d,
+        "ef_ml": mean[0],
+        "ef_ml_std": std[0],
+        "e_hull_dft": hull.e_above_hull(d, ef_d, exclude_ids=[p["low_mpid"]]),
+        "e_hull_ml": hull.e_above_hull(d, mean[0], exclude_ids=[p["low_mpid"]]),
+    }
+    row.update(_screen_construction(cs, ds, mean, std, ion))
+    row.update(_mp_pair(p, t, d, ds, mean, ef_d, have_c))
+    if candidates is not None and len(candidates) and "specific_energy" in candidates:
+        row["better_candidates"] = _better_candidates(candidates, row["specific_energy_ml_screen"])
+    row["same_reaction"] = bool(np.isclose(row["dx_mp"], row["dx_screen"]))
+    return row
+
+
 def known_cathodes(
     table: pd.DataFrame,
     pairs: pd.DataFrame,
@@ -209,91 +333,9 @@ def known_cathodes(
     hull = hull or Hull(table)
     t = table.drop_duplicates("material_id").set_index("material_id")
     ground = _ground_states(table, formulas)
-    rows = []
-    for _, p in pairs[pairs["low_mpid"].isin(ground)].iterrows():
-        d = t.loc[p["low_mpid"], "structure"]
-        ion = p["ion"]
-        ds = d.to_structure()
-        cs = RemoveSpeciesTransformation([ion]).apply_transformation(ds)
-        have_c = p["high_mpid"] in t.index and pd.notna(t.loc[p["high_mpid"], ENERGY])
-        crystals = [d, Crystal.from_structure(cs)] + ([t.loc[p["high_mpid"], "structure"]] if have_c else [])
-        mean, std = predict(crystals)
-        std = std if std is not None else np.full(len(crystals), np.nan)
-        ef_d = float(t.loc[p["low_mpid"], ENERGY])
-        row = {
-            "formula": d.formula,
-            "ion": ion,
-            "discharged_id": p["low_mpid"],
-            "charged_id": p["high_mpid"],
-            "charged_formula": p["high_formula"],
-            "charged_in_mirror": have_c,
-            "v_mp": p["avg_voltage"],
-            "ef_dft": ef_d,
-            "ef_ml": mean[0],
-            "ef_ml_std": std[0],
-            "e_hull_dft": hull.e_above_hull(d, ef_d, exclude_ids=[p["low_mpid"]]),
-            "e_hull_ml": hull.e_above_hull(d, mean[0], exclude_ids=[p["low_mpid"]]),
-        }
-        scr = pair_properties(cs, ds, mean[1], mean[0], ion)
-        geo = check_pair(cs, ds, ion)
-        row.update(
-            v_ml_screen=scr["voltage"],
-            v_ml_screen_std=float(geo.voltage(0, 0, std[1], std[0])[1]),
-            dx_screen=geo.dx,
-            specific_energy_ml_screen=scr["specific_energy"],
-            capacity_grav_screen=scr["capacity_grav"],
-            screen_balanced=oxidation_guess(cs) is not None,
-        )
-        if have_c:
-            c = t.loc[p["high_mpid"], "structure"]
-            gp = check_pair(c, d, ion)
-            row.update(
-                dx_mp=gp.dx,
-                v_dft=pair_properties(c, d, t.loc[p["high_mpid"], ENERGY], ef_d, ion)["voltage"],
-                v_ml_pair=pair_properties(c, d, mean[2], mean[0], ion)["voltage"],
-            )
-        else:
-            cf = Composition(p["high_formula"])
-            try:
-                row["dx_mp"] = check_pair(cf, ds.composition, ion).dx
-            except ElectrodeError:
-                row["dx_mp"] = np.nan
-        if candidates is not None and len(candidates) and "specific_energy" in candidates:
-            ok = candidates[candidates["passes"]]
-            row["better_candidates"] = (
-                float((ok["specific_energy"] > row["specific_energy_ml_screen"]).mean())
-                if len(ok)
-                else np.nan
-            )
-        row["same_reaction"] = bool(np.isclose(row["dx_mp"], row["dx_screen"]))
-        rows.append(row)
-    cols = [
-        "formula",
-        "ion",
-        "discharged_id",
-        "charged_id",
-        "charged_formula",
-        "charged_in_mirror",
-        "dx_mp",
-        "dx_screen",
-        "same_reaction",
-        "screen_balanced",
-        "v_mp",
-        "v_dft",
-        "v_ml_pair",
-        "v_ml_screen",
-        "v_ml_screen_std",
-        "specific_energy_ml_screen",
-        "capacity_grav_screen",
-        "ef_dft",
-        "ef_ml",
-        "ef_ml_std",
-        "e_hull_dft",
-        "e_hull_ml",
-        "better_candidates",
-    ]
-    out = pd.DataFrame(rows)
-    return out.reindex(columns=[c for c in cols if c in out.columns or c != "better_candidates"])
+    known_pairs = pairs[pairs["low_mpid"].isin(ground)]
+    out = pd.DataFrame([_known_row(p, t, predict, hull, candidates) for _, p in known_pairs.iterrows()])
+    return out.reindex(columns=[c for c in _KNOWN_COLUMNS if c in out.columns or c != "better_candidates"])
 
 
 __all__ = ["Hull", "screen", "known_cathodes", "known_cathode_ids", "KNOWN_CATHODES"]
