@@ -10,11 +10,11 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition
 from pymatgen.transformations.standard_transformations import SubstitutionTransformation
 
-from lib.cathodes import screen as S
-from lib.cathodes import candidates as C
 from lib import data
+from lib.cathodes import candidates as C
 from lib.cathodes import electrodes as E
-from lib.cathodes.benchmark import composition_key, composition_keys
+from lib.cathodes import screen as S
+from lib.cathodes.electrodes import composition_key, composition_keys
 from lib.profiles import PROFILES
 
 
