@@ -59,6 +59,15 @@ def _title(ax_or_fig, text: str, stamp: str | None) -> None:
         ax_or_fig.set_title(full, color=PALETTE[1] if stamp else "black")
 
 
+def _finish(fig: Figure, target, title: str, stamp: str | None, name: str | None, profile: str | None) -> Figure:
+    """Title (on ``target``: an axis or the figure), layout, and the files when ``name`` is given."""
+    _title(target, title, stamp)
+    fig.tight_layout()
+    if name:
+        save_figure(fig, name, profile)
+    return fig
+
+
 def _empty(ax: Axes, what: str) -> None:
     ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color=PALETTE[5], wrap=True)
     ax.set_axis_off()
@@ -342,11 +351,7 @@ def voltage_capacity(
         title = f"{title}: {len(t):,} candidates, {n_pass} pass the filters" if title else title
     ax.set_xlabel("gravimetric capacity (mAh/g)")
     ax.set_ylabel("predicted average voltage (V)")
-    _title(ax, title, stamp)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name, profile)
-    return fig
+    return _finish(fig, ax, title, stamp, name, profile)
 
 
 def _model_error_zone(ax: Axes, lo_e: float) -> None:
@@ -470,11 +475,7 @@ def pareto_front(
         _beyond_note(ax, int((t["e_hull_discharged"] > max(hi, 0.3) + 0.05).sum()))
     ax.set_xlabel("E above hull, discharged state (eV/atom; < 0: below the mirror's hull)")
     ax.set_ylabel("predicted specific energy (Wh/kg)")
-    _title(ax, title, stamp)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name, profile)
-    return fig
+    return _finish(fig, ax, title, stamp, name, profile)
 
 
 def top_candidates(
