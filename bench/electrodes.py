@@ -17,8 +17,8 @@ benchmark is the 451 pairs of MP's insertion electrodes whose two structures the
   data/relax/, so a second run reads them back; the first takes about an hour and a half on 2 busy cores);
   ``umlip_relaxed_failed``: pairs without a converged relaxation of both ends.
 - ``relax_per_minute_batched`` / ``relax_per_minute_one_by_one`` / ``relax_speedup``: relaxations per minute
-  of ``--relax-n`` structures built the screen's way (the smallest Li benchmark cathodes with all Li removed,
-  far from equilibrium), batched (lib.cathodes.relax) and with CHGNet's own ``StructOptimizer`` one after
+  of ``--relax-n`` structures built the screen's way (Li benchmark cathodes of 12-32 atoms without Li, the
+  first by id, with all Li removed: far from equilibrium), batched (lib.cathodes.relax) and with CHGNet's own ``StructOptimizer`` one after
   another, same FIRE, cell filter, fmax and step cap, no cache; ``relax_max_energy_difference`` checks they
   found the same minima.
 - ``screen_seconds_<size>`` and ``screen_candidates_<size>``: generating and scoring the cathode screen with
@@ -106,7 +106,9 @@ def _throughput(table, pairs, pot, n: int) -> None:
     """Batched relaxations against CHGNet's own optimizer, one after another, on the same structures."""
     t = table.drop_duplicates("material_id").set_index("material_id")
     li = [i for i in pairs.loc[pairs["ion"] == "Li", "low_mpid"].unique() if i in t.index]
-    small = sorted(li, key=lambda i: (len(t.loc[i, "structure"].numbers), i))[:n]
+    # cathodes of the size the screen relaxes (12-32 atoms once Li is removed), the first n by id
+    sized = [i for i in sorted(li) if 12 <= int((t.loc[i, "structure"].numbers != 3).sum()) <= 32]
+    small = sized[:n]
     structures = [RemoveSpeciesTransformation(["Li"]).apply_transformation(t.loc[i, "structure"].to_structure())
                   for i in small]
     atoms = sum(len(s) for s in structures)
