@@ -82,6 +82,7 @@ sweep-plan: setup
 # another machine restores them instead of training again (`make all` restores them itself).
 archive: setup
 	$(PY) -m lib.records archive --profile $(PROFILE)
+	$(PY) -m lib.cathodes.relax archive
 
 # JupyterLab on the whole project (notebooks, results, figures), opening on notebooks/
 lab: setup

@@ -219,3 +219,25 @@ def test_relaxations_on_a_dask_cluster_fill_the_same_cache(tmp_path):
     assert len(list(tmp_path.glob("*.json"))) == 5
     again = R.relax(Fake(fail=True), structures, cache=tmp_path, progress=False, settings=settings)
     assert all(r.cached for r in again)  # read back, the failing model never called
+
+
+def test_archived_relaxations_are_read_back_on_a_machine_without_the_cache(tmp_path, monkeypatch):
+    structures = [Structure(Lattice.cubic(3.0 + 0.1 * i), ["Li", "Li"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+                  for i in range(3)]
+    settings = R.Settings(max_steps=2)
+    cache, arch = tmp_path / "cache" / "fake", tmp_path / "records"
+    first = R.relax(Fake(f=_push), structures[:2], cache=cache, progress=False, settings=settings)
+    path = R.archive("fake", cache=cache, archive_dir=arch)
+    assert R.archive("fake", cache=cache, archive_dir=arch).read_bytes() == path.read_bytes()  # same bytes again
+    assert len(R.archived("fake", arch)) == 2
+    # another machine: an empty default cache, the committed archive
+    monkeypatch.setattr(R, "CACHE", tmp_path / "empty")
+    monkeypatch.setattr(R, "ARCHIVED", arch)
+    counting = Fake(f=_push)
+    res = R.relax(counting, structures, progress=False, settings=settings)
+    assert [r.cached for r in res] == [True, True, False] and counting.seen[0] == 1  # only the third is computed
+    assert [r.energy_per_atom for r in res[:2]] == [r.energy_per_atom for r in first]
+    assert res[0].structure.lattice.tolist() == first[0].structure.lattice.tolist()
+    # an explicit cache folder (or none) does not read the archive
+    assert not any(r.cached for r in R.relax(Fake(f=_push), structures[:1], cache=None, progress=False,
+                                             settings=settings))

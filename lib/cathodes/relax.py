@@ -25,6 +25,9 @@ Callers use ``r.ok`` (converged) and carry ``status`` / ``reason`` into their ta
 as soon as the structure finishes, under ``data/relax/<model>/`` (or ``$COMPENDIUM_RELAX_CACHE/<model>/``), named by a hash of the model, the settings
 and the input structure (lattice and fractional coordinates to 1e-6, atomic numbers). A relaxation done is
 never redone: a killed run resumes where it stopped, and a second benchmark run reads everything back.
+``data/`` is not tracked by git, so the relaxations also travel in ``records/relax/<model>.jsonl.gz`` (one
+line per relaxation, committed; :func:`archive`, ``python -m lib.cathodes.relax archive``), which the default
+cache reads through: a relaxation finished in an earlier session or on another machine is not redone.
 
 **Threads.** The cell filter's matrix exponentials are 3x3 LAPACK calls; with OpenBLAS's threads they took
 12 ms each on a busy 2-core machine (5x the whole model step), so relaxations run with BLAS at one thread
@@ -37,6 +40,8 @@ process by name); the cache must then be on a file system the workers share, as 
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
 import json
 import math
@@ -58,7 +63,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from pymatgen.core import Lattice, Structure
 from threadpoolctl import threadpool_limits
 
-from lib.paths import DATA, atomic_path
+from lib.paths import ARCHIVE, DATA, atomic_path
 from lib.structures import Crystal, as_structure
 
 with warnings.catch_warnings():
@@ -79,6 +84,7 @@ class UniversalPotential(Protocol):
 
 CACHE = Path(os.environ.get("COMPENDIUM_RELAX_CACHE", DATA / "relax"))  # one folder per model below it
 DEFAULT = object()  # the default cache folder of a model: CACHE / model.name
+ARCHIVED = ARCHIVE / "relax"  # committed: <model>.jsonl.gz, read through by the default cache
 
 
 @dataclass(frozen=True)
@@ -150,16 +156,53 @@ def structure_key(structure: Structure, model_name: str, settings: Settings) -> 
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _read(folder: Path | None, key: str) -> Relaxation | None:
+def _read(folder: Path | None, key: str, archived: dict | None = None) -> Relaxation | None:
     if folder is None:
         return None
     path = folder / f"{key}.json"
     try:
         return Relaxation.from_json(json.loads(path.read_text()))
     except FileNotFoundError:
-        return None
+        return Relaxation.from_json(archived[key]) if archived and key in archived else None
     except (ValueError, KeyError, TypeError):  # a damaged file: relax again (and overwrite it)
         return None
+
+
+def archive_file(model_name: str, archive_dir: str | Path | None = None) -> Path:
+    """The committed archive of a model's relaxations: ``records/relax/<model>.jsonl.gz``."""
+    return Path(archive_dir or ARCHIVED) / f"{model_name}.jsonl.gz"
+
+
+@functools.cache
+def _archived(path: Path, mtime: float) -> dict[str, dict]:
+    """key -> relaxation (JSON) of an archive file (cached per file version)."""
+    with gzip.open(path, "rt") as f:
+        return {d["key"]: d for d in map(json.loads, f) if d.get("key")}
+
+
+def archived(model_name: str, archive_dir: str | Path | None = None) -> dict[str, dict]:
+    """The archived relaxations of a model, by cache key (empty when there is no archive)."""
+    path = archive_file(model_name, archive_dir)
+    return _archived(path, path.stat().st_mtime) if path.is_file() else {}
+
+
+def archive(model_name: str, cache: str | Path | None = None, archive_dir: str | Path | None = None) -> Path:
+    """Merge a model's cached relaxations (``cache``, default ``data/relax/<model>``) into its archive,
+    sorted by key and gzipped without a time stamp (same relaxations, same bytes); returns the file."""
+    folder = Path(cache) if cache is not None else CACHE / model_name
+    rows = dict(archived(model_name, archive_dir))
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            d = json.loads(p.read_text())
+        except ValueError:
+            continue
+        rows[d.get("key") or p.stem] = d
+    target = archive_file(model_name, archive_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(rows[k], separators=(",", ":")) + "\n" for k in sorted(rows))
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(gzip.compress(text.encode(), compresslevel=9, mtime=0))
+    return target
 
 
 def _write(folder: Path | None, r: Relaxation) -> None:
@@ -314,6 +357,7 @@ def relax(
         raise ValueError(f"{getattr(model, 'name', model)!r} cannot relax structures")
     settings = settings or Settings()
     folder = (CACHE / model.name) if cache is DEFAULT else (Path(cache) if cache is not None else None)
+    arch = archived(model.name) if cache is DEFAULT else None
     ss = [as_structure(s) for s in structures]
     ids = [str(i) for i in (ids if ids is not None else range(len(ss)))]
     if len(ids) != len(ss):
@@ -322,7 +366,7 @@ def relax(
     out: list[Relaxation | None] = [None] * len(ss)
     todo = []
     for i, (rid, key, s) in enumerate(zip(ids, keys, ss, strict=True)):
-        r = _read(folder, key)
+        r = _read(folder, key, arch)
         if r is not None:
             r.id = rid
             out[i] = r
@@ -386,4 +430,23 @@ def table(results: Sequence[Relaxation]):
     return pd.DataFrame([{k: v for k, v in asdict(r).items() if k != "structure"} for r in results])
 
 
-__all__ = ["Relaxation", "Settings", "relax", "relax_one_by_one", "structure_key", "table", "CACHE"]
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lib.cathodes.relax archive [model ...]``: the cached relaxations into records/relax/."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m lib.cathodes.relax", description=main.__doc__)
+    ap.add_argument("action", choices=("archive",))
+    ap.add_argument("models", nargs="*", help="model names (default: every folder under the cache)")
+    a = ap.parse_args(argv)
+    names = a.models or (sorted(p.name for p in CACHE.iterdir() if p.is_dir()) if CACHE.is_dir() else [])
+    for name in names:
+        path = archive(name)
+        print(f"{name}: {len(archived(name))} relaxations in {path.relative_to(ARCHIVE.parent)}; commit it")
+    return 0
+
+
+__all__ = ["Relaxation", "Settings", "relax", "relax_one_by_one", "structure_key", "table", "CACHE", "archive",
+           "archived"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())
