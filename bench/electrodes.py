@@ -16,6 +16,10 @@ benchmark is the 451 pairs of MP's insertion electrodes whose two structures the
   mirror's structures; ``umlip_relaxed_...``: both ends relaxed with it (``lib.cathodes.relax``: cached under
   data/relax/, so a second run reads them back; the first takes about an hour and a half on 2 busy cores);
   ``umlip_relaxed_failed``: pairs without a converged relaxation of both ends.
+- ``voltage_model_mae_<ion>_vs_mp`` (``_random``): the voltage model (``lib.cathodes.voltage_model``: CHGNet's
+  static voltage + a learned correction) trained here on the framework-grouped split (the random one), and
+  ``<route>_mae_<ion>_vs_mp_grouped_test`` (``_random_test``) for the constant, the GNN, the uMLIP static and
+  relaxed and the mirror's DFT on the same test pairs; ``voltage_model_coverage_1sigma_<split>``.
 - ``relax_per_minute_batched`` / ``relax_per_minute_one_by_one`` / ``relax_speedup``: relaxations per minute
   of ``--relax-n`` structures built the screen's way (Li benchmark cathodes of 12-32 atoms without Li, the
   first by id, with all Li removed: far from equilibrium), batched (lib.cathodes.relax) and with CHGNet's own ``StructOptimizer`` one after
@@ -83,11 +87,13 @@ def _predictor(args, table, pairs, dft, runs: str):
     return eb.checkpoint_predictor([rec["checkpoint_path"]], require=held), label
 
 
-def _umlip(dft, ml, pot) -> None:
-    """The universal potential's and the constant's lines on the benchmark pairs."""
+def _umlip(dft, ml, pot, relaxed_too: bool = True):
+    """The universal potential's and the constant's lines on the benchmark pairs; returns the static table
+    with the GNN's and (``relaxed_too``) the relaxed voltages joined."""
     const = ml.assign(constant=ml.groupby("ion")["avg_voltage"].transform("median"))
     _emit_metrics("constant", eb.voltage_metrics(const, pred="constant", ref="avg_voltage"), "_vs_mp")
-    for relaxed in (False, True):
+    out = None
+    for relaxed in (False, True) if relaxed_too else (False,):
         before, t0 = _load(), time.perf_counter()
         t = eb.potential_pair_table(ml, pot, relaxed=relaxed, progress=True)
         kind = "relaxed" if relaxed else "static"
@@ -100,6 +106,35 @@ def _umlip(dft, ml, pot) -> None:
             bad = t["umlip_relaxed_error"].fillna("").ne("")
             emit(BENCH, "umlip_relaxed_failed", int(bad.sum()), "pairs", model=pot.name,
                  reasons=t.loc[bad, "umlip_relaxed_error"].str.slice(0, 80).value_counts().head(5).to_dict())
+            out = out.join(t[["umlip_relaxed_voltage"]])
+        else:
+            out = t.join(ml[["ml_voltage"]])
+    return out
+
+
+def _voltage_model(t) -> None:
+    """The voltage model (lib.cathodes.voltage_model) trained here on the grouped and the random split (seed 0),
+    and every route on the same test pairs (``<route>_mae_<ion>_vs_mp_grouped_test`` / ``_random_test``)."""
+    from lib.cathodes import voltage_model as vm
+
+    names = {"constant": "constant", "formation-energy GNN": "gnn", "uMLIP static": "umlip_static",
+             "uMLIP relaxed": "umlip_relaxed", "mirror DFT": "dft", "voltage model": "voltage_model"}
+    for split in ("grouped", "random"):
+        before, t0 = _load(), time.perf_counter()
+        model, res = vm.train_and_compare(t, split)
+        extra = {"split": split, "load_before": before, "load_after": _load()}
+        emit(BENCH, f"voltage_model_seconds_{split}", time.perf_counter() - t0, "s", n_train=model.info["n_train"],
+             **extra)
+        for r in res.itertuples():
+            if not r.n:
+                continue
+            if r.route == "voltage model":
+                name = f"voltage_model_mae_{r.ion}_vs_mp" + ("" if split == "grouped" else "_random")
+            else:
+                name = f"{names[r.route]}_mae_{r.ion}_vs_mp_{split}_test"
+            emit(BENCH, name, r.mae, "V", n=r.n, se=r.se, **extra)
+        emit(BENCH, f"voltage_model_coverage_1sigma_{split}", res.attrs["coverage_1sigma"], "fraction",
+             tau=model.tau, **extra)
 
 
 def _throughput(table, pairs, pot, n: int) -> None:
@@ -149,7 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--potential", default="chgnet", help="universal potential (lib.cathodes.potentials)")
     ap.add_argument("--relax-n", type=int, default=8, help="structures of the relaxation-speed figure (0: none)")
-    ap.add_argument("--no-umlip", action="store_true", help="skip the universal potential's lines")
+    ap.add_argument("--no-umlip", action="store_true", help="skip the universal potential's (and the voltage "
+                    "model's) lines")
+    ap.add_argument("--no-relaxed", action="store_true", help="the universal potential's static lines only")
     ap.add_argument("--screen", default="smoke", help="screen size to time (smoke | quick | thesis | none)")
     args = ap.parse_args(argv if argv is not None else [])
     warnings.filterwarnings("ignore")
@@ -167,7 +204,9 @@ def main(argv: list[str] | None = None) -> None:
             _emit_metrics("gnn", eb.voltage_metrics(ml, pred="ml_voltage", ref=ref), suffix, model=label)
         if not args.no_umlip:
             pot = potentials.get_potential(args.potential)
-            _umlip(dft, ml, pot)
+            static = _umlip(dft, ml, pot, relaxed_too=not args.no_relaxed)
+            if args.potential == "chgnet":  # the voltage model's base is CHGNet's static voltage
+                _voltage_model(static)
             if args.relax_n:
                 _throughput(table, pairs, pot, args.relax_n)
         if args.screen != "none":

@@ -31,7 +31,7 @@ OUT = ROOT / "results" / "book"
 PREFER = ("formation_energy_per_atom", "soap_svr", "_group_")
 # the topic pages of docs/ in reading order (the README's "Where to read on"); any other page follows by name
 DOC_ORDER = ("data", "validation", "graphs", "models", "predictors", "sweep", "benchmark", "bench", "xgnn",
-             "cathodes", "code")
+             "cathodes", "voltage_model", "code")
 
 
 @dataclass(frozen=True)

@@ -447,10 +447,38 @@ EXAMPLES = """examples:
   python -m lib.predict -c results/runs/cgcnn_band_gap_quick_s0.pt snapshot.jsonl.xz
   python -m lib.predict -c run_s0.pt -c run_s1.pt -c run_s2.pt structures/*.cif   (your own ensemble)
   python -m lib.predict --list
+  python -m lib.predict --voltage Li LiFePO4.cif                 (voltage ± σ; charged state built and relaxed)
+  python -m lib.predict --voltage Li LiFePO4.cif --charged FePO4.cif
 
 inputs: CIF files, CGCNN-format folders (id_prop.csv + <id>.cif, or just *.cif) and JSON Lines snapshots
 (.jsonl, .jsonl.xz: the mirror's format). Exit status 1 when nothing could be predicted, 2 on a usage error.
 """
+
+
+def _voltage(ap: argparse.ArgumentParser, args) -> int:
+    """``--voltage ION``: one row per discharged CIF (voltage, σ, the universal potential's, whether the charged
+    state was built)."""
+    from lib.cathodes.voltage_model import predict_voltage  # here: CHGNet only when a voltage is asked for
+
+    if not args.inputs:
+        ap.error("no discharged structure given")
+    if args.charged and len(args.inputs) != 1:
+        ap.error("--charged goes with exactly one discharged CIF")
+    rows = []
+    for path in args.inputs:
+        try:
+            rows.append({"source": path, **predict_voltage(path, args.voltage, charged=args.charged)})
+        except (ValueError, OSError, StructureError) as exc:
+            rows.append({"source": path, "ion": args.voltage, "error": _reason(exc)})
+    df = pd.DataFrame(rows)
+    df["error"] = df.get("error", pd.Series("", index=df.index)).fillna("")
+    if args.out:
+        df.to_csv(args.out, index=False)
+    else:
+        df.to_csv(sys.stdout, index=False, float_format="%.3f")
+    ok = df["error"].eq("")
+    print(f"{int(ok.sum())} voltage(s) predicted, {int((~ok).sum())} could not be", file=sys.stderr)
+    return 0 if ok.any() else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -465,6 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--checkpoint", "-c", action="append", default=[],
                     help="a .pt checkpoint written by lib.train.fit; repeat it for an ensemble")
     ap.add_argument("--list", action="store_true", help="list the shipped models and the checkpoints found")
+    ap.add_argument("--voltage", metavar="ION", help="the average insertion voltage (V, ± σ) of each discharged CIF "
+                    "for this working ion, with the shipped voltage model (lib.cathodes.voltage_model)")
+    ap.add_argument("--charged", help="with --voltage and one CIF: the charged state's CIF (default: built by "
+                    "removing the ion and relaxing with CHGNet)")
     ap.add_argument("--out", help="write the table to this CSV file (default: print it)")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
@@ -474,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with pd.option_context("display.width", 200, "display.max_colwidth", 90):
             print(found.to_string(index=False) if len(found) else "no shipped model and no checkpoint found")
         return 0
+    if args.voltage:
+        return _voltage(ap, args)
     # the older form: the first input is a checkpoint (python -m lib.predict CHECKPOINT INPUT...)
     if not args.model and not args.checkpoint and args.inputs and args.inputs[0].endswith(".pt"):
         args.checkpoint, args.inputs = [args.inputs[0]], args.inputs[1:]

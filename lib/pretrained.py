@@ -41,9 +41,17 @@ ALIASES = {"formation_energy": "formation_energy_per_atom", "energy": "energy_pe
            "poisson": "poisson_ratio", "K": "log10_K_VRH", "G": "log10_G_VRH"}
 
 
+def _is_model_card(path: Path) -> bool:
+    """A GNN ensemble's card (the voltage model's folder has a card of its own format)."""
+    try:
+        return json.loads(path.read_text()).get("format") == CARD_FORMAT
+    except (OSError, ValueError):
+        return False
+
+
 def _folders(root: Path | None = None) -> list[Path]:
     root = Path(root) if root is not None else PRETRAINED
-    return sorted(p for p in root.glob("*") if (p / "card.json").exists()) if root.exists() else []
+    return sorted(p for p in root.glob("*") if _is_model_card(p / "card.json")) if root.exists() else []
 
 
 def resolve(name: str, root: Path | None = None) -> Path:

@@ -40,6 +40,8 @@ UMLIP_COLUMNS = ("umlip_status", "umlip_e_discharged", "umlip_e_charged", "umlip
                  "umlip_e_hull_charged", "umlip_voltage", "umlip_voltage_std", "umlip_capacity_grav",
                  "umlip_specific_energy", "umlip_energy_density", "umlip_volume_change", "dv_gnn",
                  "below_hull", "umlip_why_not", "umlip_passes", "umlip_discharged", "umlip_charged")
+#: the voltage model's columns (lib.cathodes.voltage_model on the relaxed pair) and its ranking
+VM_COLUMNS = ("vm_voltage", "vm_voltage_std", "vm_specific_energy", "rank_vm")
 
 
 def sigma_from_benchmark(pairs: pd.DataFrame, pred: str = "umlip_relaxed_voltage", ref: str = "avg_voltage",
@@ -105,12 +107,15 @@ def _relaxed_pair(rd, rc, hull: PotentialHull, ion: str, mu: float, exclude_ids:
 
 def refine(scored: pd.DataFrame, model, hull: PotentialHull, ion: str = "Li", top: int = 100,
            max_e_hull: float = 0.1, v_window: tuple[float, float] = (2.5, 4.8),
-           sigma_v: dict[str, float] | None = None, progress: bool = True, **relax_kwargs) -> pd.DataFrame:
+           sigma_v: dict[str, float] | None = None, progress: bool = True, voltage_model=None,
+           **relax_kwargs) -> pd.DataFrame:
     """The uMLIP stage and the final ranking (module docstring, steps 2-4) on a GNN-scored screen.
 
     Adds :data:`UMLIP_COLUMNS` (NaN / empty for candidates not selected), ``selected``, ``stage`` (where the
     candidate left the funnel, or ``passes``) and ``rank_umlip`` (1 = best passing); ``attrs["umlip"]``
-    holds the settings and timings."""
+    holds the settings and timings. With ``voltage_model`` (:class:`lib.cathodes.voltage_model.VoltageModel`)
+    also :data:`VM_COLUMNS`: its voltage and σ_V on the relaxed pair, the specific energy from it and the
+    passing candidates' rank by that (``rank_vm``), next to the universal potential's."""
     t0 = time.perf_counter()
     out = scored.copy()
     sel = select_promising(out, top, v_window)
@@ -144,12 +149,33 @@ def refine(scored: pd.DataFrame, model, hull: PotentialHull, ion: str = "Li", to
                             np.where(out["umlip_passes"], "passes", "uMLIP: " + out["umlip_why_not"].fillna("")))
     se = out["umlip_specific_energy"].where(out["umlip_passes"])
     out["rank_umlip"] = se.rank(ascending=False, method="first")
+    if voltage_model is not None:
+        out = with_voltage_model(out, voltage_model, ion)
     out.attrs.update(scored.attrs, umlip={
         "model": getattr(model, "name", str(model)), "top": top, "selected": n, "max_e_hull": max_e_hull,
         "v_window": list(v_window), "ion_energy": mu, "sigma_v": sig, "seconds_relax": t_relax,
         "seconds": time.perf_counter() - t0, "hull_phases": len(hull._energy), "hull_skipped": len(hull.skipped),
     })
     return out
+
+
+def with_voltage_model(t: pd.DataFrame, model, ion: str) -> pd.DataFrame:
+    """:data:`VM_COLUMNS` on the rows with a relaxed uMLIP voltage (the relaxed energies are the potential's
+    static energies at its own minimum, the voltage model's base)."""
+    from lib.cathodes.voltage_model import correct  # here: the voltage model only when one is given
+
+    t = t.drop(columns=[c for c in VM_COLUMNS if c in t.columns])
+    for c in VM_COLUMNS:
+        t[c] = np.nan
+    ok = t["umlip_voltage"].notna() & t["umlip_discharged"].notna() & t["umlip_charged"].notna()
+    if ok.any():
+        v, s = correct(t.loc[ok, "umlip_voltage"], [ion] * int(ok.sum()), t.loc[ok, "umlip_charged"],
+                       t.loc[ok, "umlip_discharged"], model)
+        t.loc[ok, "vm_voltage"], t.loc[ok, "vm_voltage_std"] = v, s
+        t["vm_specific_energy"] = t["umlip_specific_energy"] * t["vm_voltage"] / t["umlip_voltage"]
+    passes = t["umlip_passes"] if "umlip_passes" in t else pd.Series(True, index=t.index)
+    t["rank_vm"] = t["vm_specific_energy"].where(passes.astype(bool)).rank(ascending=False, method="first")
+    return t
 
 
 #: the screen's columns as the uMLIP stage fills them (final_view)
@@ -212,13 +238,13 @@ def funnel_counts(candidates: pd.DataFrame, dropped: pd.DataFrame, refined: pd.D
 
 def known_cathodes_relaxed(known: pd.DataFrame, table: pd.DataFrame, model, hull: PotentialHull,
                            max_e_hull: float = 0.1, v_window: tuple[float, float] = (2.5, 4.8),
-                           progress: bool = True, **relax_kwargs) -> pd.DataFrame:
+                           progress: bool = True, voltage_model=None, **relax_kwargs) -> pd.DataFrame:
     """The known cathodes (:func:`lib.cathodes.screen.known_cathodes`) through the uMLIP stage exactly as the
     screen builds candidates: the real discharged structure and the same with every ion removed, both
     relaxed; E_hull against the model's hull *without* the material itself (as if it were new; ``..._with``:
     with it). Adds :data:`UMLIP_COLUMNS` (voltage of the screen's construction), ``v_umlip_pair`` (both real
     mirror structures relaxed, where MP's charged state is in the mirror), ``umlip_e_hull_with`` and
-    ``dv_mp`` (uMLIP − MP)."""
+    ``dv_mp`` (uMLIP − MP); with ``voltage_model`` also :data:`VM_COLUMNS` and ``dv_mp_vm``."""
     t = table.drop_duplicates("material_id").set_index("material_id")
     ds = [t.loc[i, "structure"].to_structure() for i in known["discharged_id"]]
     cs = [RemoveSpeciesTransformation([ion]).apply_transformation(d) for d, ion in zip(ds, known["ion"], strict=True)]
@@ -249,8 +275,13 @@ def known_cathodes_relaxed(known: pd.DataFrame, table: pd.DataFrame, model, hull
     extra = pd.DataFrame(rows, index=known.index)
     out = known.join(extra)
     out["dv_mp"] = out["umlip_voltage"] - out["v_mp"]
+    if voltage_model is not None:  # on the relaxed pair of the screen's construction
+        ends = out.assign(umlip_discharged=[r.structure for r in rd], umlip_charged=[r.structure for r in rcs])
+        for ion, g in ends.groupby("ion"):
+            out.loc[g.index, list(VM_COLUMNS)] = with_voltage_model(g, voltage_model, ion)[list(VM_COLUMNS)]
+        out["dv_mp_vm"] = out["vm_voltage"] - out["v_mp"]
     return out
 
 
 __all__ = ["select_promising", "refine", "final_view", "funnel_counts", "known_cathodes_relaxed", "sigma_from_benchmark",
-           "UMLIP_COLUMNS"]
+           "with_voltage_model", "UMLIP_COLUMNS", "VM_COLUMNS"]

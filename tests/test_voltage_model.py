@@ -1,0 +1,96 @@
+"""The voltage model (lib.cathodes.voltage_model): its split holds frameworks and known cathodes out, its trees
+travel as JSON exactly, and the shipped model does what its card says on its own test pairs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib.cathodes import voltage_model as VM
+from lib.cathodes.screen import KNOWN_CATHODES
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    from lib import data
+    from lib.cathodes import electrodes
+
+    table = data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
+    t = electrodes.pair_table(electrodes.match_pairs(electrodes.read_pairs(), table), progress=False)
+    return t.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("by", ["chemsys", "framework"])
+def test_grouped_split_shares_no_framework_and_holds_the_known_cathodes_out(pairs, by):
+    sp = VM.grouped_split(pairs, seed=0, by=by)
+    assert len(sp["train"]) + len(sp["test"]) == len(pairs) and not set(sp["train"]) & set(sp["test"])
+    groups = VM.framework_groups(pairs, by)
+    assert not set(groups.iloc[sp["train"]]) & set(groups.iloc[sp["test"]])
+    # the chemical-system grouping is the stricter: no test framework's elements in training either
+    chem = VM.framework_groups(pairs, "chemsys")
+    if by == "chemsys":
+        assert not set(chem.iloc[sp["train"]]) & set(chem.iloc[sp["test"]])
+    # every pair of a known cathode's framework is a test pair (the five of the screen's list these pairs hold)
+    known = VM.known_frameworks(by=by)
+    held = np.flatnonzero(groups.isin(known).to_numpy())
+    assert len(held) >= 15 and set(held) <= set(sp["test"])
+    here = {"LiFePO4", "LiVO2", "Li2FeSiO4", "Li2MnSiO4", "Li2VPO4F"}
+    assert here <= set(pairs.iloc[sp["test"]]["formula_discharged"])
+    assert not here & set(pairs.iloc[sp["train"]]["formula_discharged"])
+    assert 0.18 <= len(sp["test"]) / len(pairs) <= 0.35
+    assert len(KNOWN_CATHODES) >= 20
+
+
+def test_random_split_is_a_partition(pairs):
+    sp = VM.random_split(pairs, seed=1)
+    assert sorted(np.concatenate([sp["train"], sp["test"]]).tolist()) == list(range(len(pairs)))
+
+
+def test_trees_as_json_predict_exactly_as_scikit_learn():
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6))
+    y = X[:, 0] ** 2 - X[:, 1] + 0.1 * rng.normal(size=200)
+    gbr = GradientBoostingRegressor(random_state=0, **VM.TREES).fit(X, y)
+    trees = VM.Trees.from_json(json.loads(json.dumps(VM.Trees.from_sklearn(gbr).to_json())))
+    Xt = rng.normal(size=(50, 6))
+    np.testing.assert_allclose(trees.predict(Xt), gbr.predict(Xt), rtol=0, atol=1e-9)
+
+
+def test_sigma_calibration_reaches_its_coverage():
+    rng = np.random.default_rng(1)
+    err, spread = rng.normal(0, 0.3, 500), np.full(500, 0.05)
+    tau = VM._calibrate_tau(err, spread)
+    assert abs(np.mean(np.abs(err) <= np.sqrt(spread**2 + tau**2)) - VM.COVERAGE) < 0.01
+    assert 0.25 < tau < 0.35  # about one standard deviation of the errors
+    assert VM._calibrate_tau(err * 0.01, spread) == 0.0  # the spread alone covers
+
+
+def test_shipped_model_reproduces_its_card_on_its_test_pairs(pairs):
+    model, card = VM.load()
+    ids = set(card["split"]["test_battery_ids"])
+    test = pairs[pairs["battery_id"].isin(ids)].reset_index(drop=True)
+    assert len(test) == card["data"]["test"]
+    t = VM.predict_pairs(test[["ion", "charged", "discharged", "high_mpid", "low_mpid", "avg_voltage",
+                               "battery_id"]], model)
+    g = pd.DataFrame(card["test_grouped"]).set_index(["route", "ion"])
+    for ion in ("all", "Li"):
+        sub = t if ion == "all" else t[t["ion"] == ion]
+        e = (sub["voltage_model"] - sub["avg_voltage"]).abs().dropna()
+        want = g.loc[("voltage model", ion)]
+        assert len(e) == want["n"]
+        se = e.std(ddof=1) / np.sqrt(len(e))
+        assert abs(e.mean() - want["mae"]) <= 4 * se, (ion, e.mean(), want["mae"])
+    # the Li goal on frameworks it never saw, and below the universal potential on the same pairs
+    li = t[t["ion"] == "Li"]
+    assert (li["voltage_model"] - li["avg_voltage"]).abs().mean() <= 0.25
+    assert (li["voltage_model"] - li["avg_voltage"]).abs().mean() < (li[VM.BASE] - li["avg_voltage"]).abs().mean()
+    # σ_V: the share of test errors within 1 σ, within three binomial standard errors of 68.3 %
+    z = ((t["voltage_model"] - t["avg_voltage"]).abs() / t["voltage_model_sigma"]).dropna()
+    cover, se = float((z <= 1).mean()), np.sqrt(VM.COVERAGE * (1 - VM.COVERAGE) / len(z))
+    assert abs(cover - VM.COVERAGE) <= 3 * se, cover
+    assert abs(cover - card["sigma"]["test_coverage_1sigma"]) < 0.02
