@@ -89,7 +89,7 @@ def _predictor(args, table, pairs, dft, runs: str):
 
 def _umlip(dft, ml, pot, relaxed_too: bool = True):
     """The universal potential's and the constant's lines on the benchmark pairs; returns the static table
-    with the GNN's and (``relaxed_too``) the relaxed voltages joined."""
+    (with the GNN's voltages) and (``relaxed_too``) the relaxed voltages joined."""
     const = ml.assign(constant=ml.groupby("ion")["avg_voltage"].transform("median"))
     _emit_metrics("constant", eb.voltage_metrics(const, pred="constant", ref="avg_voltage"), "_vs_mp")
     out = None
@@ -108,7 +108,7 @@ def _umlip(dft, ml, pot, relaxed_too: bool = True):
                  reasons=t.loc[bad, "umlip_relaxed_error"].str.slice(0, 80).value_counts().head(5).to_dict())
             out = out.join(t[["umlip_relaxed_voltage"]])
         else:
-            out = t.join(ml[["ml_voltage"]])
+            out = t  # built from ml: the GNN's voltages are in it
     return out
 
 
