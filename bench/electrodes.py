@@ -115,7 +115,7 @@ def _umlip(dft, ml, pot, relaxed_too: bool = True):
 def _voltage_model(t) -> None:
     """The voltage model (lib.cathodes.voltage_model) trained here on the grouped and the random split (seed 0),
     and every route on the same test pairs (``<route>_mae_<ion>_vs_mp_grouped_test`` / ``_random_test``)."""
-    from lib.cathodes import voltage_model as vm
+    from lib.cathodes import voltage_train as vm
 
     names = {"constant": "constant", "formation-energy GNN": "gnn", "uMLIP static": "umlip_static",
              "uMLIP relaxed": "umlip_relaxed", "mirror DFT": "dft", "voltage model": "voltage_model"}

@@ -33,15 +33,21 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from lib.cathodes.electrodes import PairGeometry, check_pair, composition_key, composition_keys, pair_table
-from lib.cathodes.relax import relax
+from lib.cathodes.electrodes import (  # potential_pair_table: re-exported, it lives with pair_table
+    PairGeometry,
+    check_pair,
+    composition_key,
+    composition_keys,
+    pair_table,
+    potential_pair_table,
+)
 from lib.data import split as random_split
 from lib.data import target_frame
 from lib.data.holdout import holdout_ids
 from lib.graphs import build_graphs, cgcnn_params
 from lib.models.cgcnn import CGCNN
 from lib.paths import RESULTS, default_mirror
-from lib.predict import Predictor, open_checkpoint
+from lib.predictor import Predictor, open_checkpoint
 from lib.profiles import get_profile
 from lib.structures import Crystal
 from lib.train import TrainConfig, fit, seed_everything
@@ -277,7 +283,7 @@ def group_split(
 def checkpoint_predictor(checkpoints: Sequence[str | Path], device: str = "cpu", require: Iterable[str] = (),
                          sigma_scale: float = 1.0):
     """``predict(crystals) -> (mean, std or None)`` in eV/atom from one or more formation-energy checkpoints
-    (``lib.predict.Predictor``: one checkpoint gives std None; a seed ensemble the members' mean and
+    (``lib.predictor.Predictor``: one checkpoint gives std None; a seed ensemble the members' mean and
     standard deviation, times ``sigma_scale``). ``require``: benchmark ids that must have been held out of
     the checkpoints' training (:func:`check_leak_free`).
     """
@@ -371,54 +377,6 @@ def ml_pair_table(matched: pd.DataFrame, predict, prefix: str = "ml", progress: 
             sig.append(math.nan)
     t[f"{prefix}_voltage_std"] = sig
     return t
-
-
-def _pair_crystals(matched: pd.DataFrame) -> dict[str, Crystal]:
-    """Every distinct structure of the matched pairs, by material id (charged and discharged ends)."""
-    return {
-        **dict(zip(matched["high_mpid"], matched["charged"], strict=True)),
-        **dict(zip(matched["low_mpid"], matched["discharged"], strict=True)),
-    }
-
-
-def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, prefix: str | None = None,
-                         progress: bool = True, **relax_kwargs) -> pd.DataFrame:
-    """Voltages etc. of the matched pairs from a universal potential's total energies (eV/atom), the ion's
-    metal relaxed by the same model (:mod:`lib.cathodes.potentials`), through pymatgen like the DFT ones.
-
-    ``relaxed=False``: static energies of the mirror's (DFT-relaxed) structures. ``relaxed=True``: both ends
-    relaxed with the model (:func:`lib.cathodes.relax.relax`, cached; ``relax_kwargs`` go there), capacities
-    from the relaxed cells; a pair whose either end did not converge gets no voltage and says why in
-    ``<prefix>_error`` (never silently used). ``prefix`` defaults to ``umlip_static`` / ``umlip_relaxed``.
-    Adds ``<prefix>_e_charged`` / ``_discharged`` (eV/atom) and, relaxed, ``<prefix>_status_*``.
-    """
-    prefix = prefix or ("umlip_relaxed" if relaxed else "umlip_static")
-    crystals = _pair_crystals(matched)
-    ids = list(crystals)
-    t = matched.copy()
-    if relaxed:
-        rs = dict(zip(ids, relax(model, [crystals[i] for i in ids], ids=ids, progress=progress, **relax_kwargs),
-                      strict=True))
-        energy = pd.Series({i: r.energy_per_atom if r.ok else np.nan for i, r in rs.items()})
-        status = pd.Series({i: r.status if r.ok else f"{r.status}: {r.reason}" for i, r in rs.items()})
-        t["charged"] = [rs[i].structure if rs[i].ok else c for i, c in zip(t["high_mpid"], t["charged"], strict=True)]
-        t["discharged"] = [rs[i].structure if rs[i].ok else c
-                           for i, c in zip(t["low_mpid"], t["discharged"], strict=True)]
-        t[f"{prefix}_status_charged"] = status[t["high_mpid"]].to_numpy()
-        t[f"{prefix}_status_discharged"] = status[t["low_mpid"]].to_numpy()
-    else:
-        energy = pd.Series(model.energies([crystals[i] for i in ids], progress=progress)[0], index=ids)
-    t[f"{prefix}_e_charged"] = energy[t["high_mpid"]].to_numpy()
-    t[f"{prefix}_e_discharged"] = energy[t["low_mpid"]].to_numpy()
-    mu = {ion: model.ion_energy(ion) for ion in t["ion"].unique()}
-    out = pair_table(t, f"{prefix}_e_charged", f"{prefix}_e_discharged", prefix=prefix, progress=progress,
-                     ion_energies=mu)
-    if relaxed:
-        bad = ~(out[f"{prefix}_status_charged"].eq("converged") & out[f"{prefix}_status_discharged"].eq("converged"))
-        why = ("charged: " + out[f"{prefix}_status_charged"] + "; discharged: " + out[f"{prefix}_status_discharged"])
-        out.loc[bad, f"{prefix}_error"] = "relaxation not used (" + why[bad] + ")"
-    out.attrs.update(matched.attrs, **{f"{prefix}_ion_energies": mu})
-    return out
 
 
 def _subsample(sp: dict, seed: int, n_max: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -554,5 +512,6 @@ __all__ = [
     "check_leak_free",
     "seen_in_training",
     "ml_pair_table",
+    "potential_pair_table",
     "train_formation_models",
 ]

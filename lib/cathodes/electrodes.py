@@ -45,6 +45,7 @@ from pymatgen.apps.battery.insertion_battery import InsertionElectrode, Insertio
 from pymatgen.core import Composition, Element
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
+from lib.cathodes.relax import relax
 from lib.data.sources.electrode_pairs import (  # the pairs file is data; re-exported here
     PAIR_COLUMNS,
     PAIRS_FILE,
@@ -452,6 +453,55 @@ def voltages_from_energies(
 
 Predictor = Callable[[Sequence[Crystal]], tuple[np.ndarray, np.ndarray | None]]
 
+
+def _pair_crystals(matched: pd.DataFrame) -> dict[str, Crystal]:
+    """Every distinct structure of the matched pairs, by material id (charged and discharged ends)."""
+    return {
+        **dict(zip(matched["high_mpid"], matched["charged"], strict=True)),
+        **dict(zip(matched["low_mpid"], matched["discharged"], strict=True)),
+    }
+
+
+def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, prefix: str | None = None,
+                         progress: bool = True, **relax_kwargs) -> pd.DataFrame:
+    """Voltages etc. of the matched pairs from a universal potential's total energies (eV/atom), the ion's
+    metal relaxed by the same model (:mod:`lib.cathodes.potentials`), through pymatgen like the DFT ones.
+
+    ``relaxed=False``: static energies of the mirror's (DFT-relaxed) structures. ``relaxed=True``: both ends
+    relaxed with the model (:func:`lib.cathodes.relax.relax`, cached; ``relax_kwargs`` go there), capacities
+    from the relaxed cells; a pair whose either end did not converge gets no voltage and says why in
+    ``<prefix>_error`` (never silently used). ``prefix`` defaults to ``umlip_static`` / ``umlip_relaxed``.
+    Adds ``<prefix>_e_charged`` / ``_discharged`` (eV/atom) and, relaxed, ``<prefix>_status_*``.
+    """
+    prefix = prefix or ("umlip_relaxed" if relaxed else "umlip_static")
+    crystals = _pair_crystals(matched)
+    ids = list(crystals)
+    t = matched.copy()
+    if relaxed:
+        rs = dict(zip(ids, relax(model, [crystals[i] for i in ids], ids=ids, progress=progress, **relax_kwargs),
+                      strict=True))
+        energy = pd.Series({i: r.energy_per_atom if r.ok else np.nan for i, r in rs.items()})
+        status = pd.Series({i: r.status if r.ok else f"{r.status}: {r.reason}" for i, r in rs.items()})
+        t["charged"] = [rs[i].structure if rs[i].ok else c for i, c in zip(t["high_mpid"], t["charged"], strict=True)]
+        t["discharged"] = [rs[i].structure if rs[i].ok else c
+                           for i, c in zip(t["low_mpid"], t["discharged"], strict=True)]
+        t[f"{prefix}_status_charged"] = status[t["high_mpid"]].to_numpy()
+        t[f"{prefix}_status_discharged"] = status[t["low_mpid"]].to_numpy()
+    else:
+        energy = pd.Series(model.energies([crystals[i] for i in ids], progress=progress)[0], index=ids)
+    t[f"{prefix}_e_charged"] = energy[t["high_mpid"]].to_numpy()
+    t[f"{prefix}_e_discharged"] = energy[t["low_mpid"]].to_numpy()
+    mu = {ion: model.ion_energy(ion) for ion in t["ion"].unique()}
+    out = pair_table(t, f"{prefix}_e_charged", f"{prefix}_e_discharged", prefix=prefix, progress=progress,
+                     ion_energies=mu)
+    if relaxed:
+        bad = ~(out[f"{prefix}_status_charged"].eq("converged") & out[f"{prefix}_status_discharged"].eq("converged"))
+        why = ("charged: " + out[f"{prefix}_status_charged"] + "; discharged: " + out[f"{prefix}_status_discharged"])
+        out.loc[bad, f"{prefix}_error"] = "relaxation not used (" + why[bad] + ")"
+    out.attrs.update(matched.attrs, **{f"{prefix}_ion_energies": mu})
+    return out
+
+
 __all__ = [
     "WORKING_IONS",
     "PAIRS_FILE",
@@ -472,5 +522,6 @@ __all__ = [
     "composition_keys",
     "match_pairs",
     "pair_table",
+    "potential_pair_table",
     "voltages_from_energies",
 ]

@@ -29,7 +29,8 @@ universal potential) and is flagged ``charged_built``: the model saw no such pai
 
 **Shipped** as plain JSON (``pretrained/voltage_chgnet_delta/``: the trees' arrays, never pickled code) with
 its card; :func:`load` reads it, :func:`predict_pairs` / :func:`predict_voltage` use it, and
-``python -m lib.cathodes.voltage_model ship`` retrains and rewrites it (about two minutes on 2 cores).
+``python -m lib.cathodes.voltage_train ship`` (:mod:`lib.cathodes.voltage_train`) retrains and rewrites it
+(about six minutes on 2 busy cores).
 
 The universal potential (CHGNet) was trained on MP's own relaxations, so its voltage is not a leak-free
 input; the grouping makes the *correction* leak-free with respect to frameworks.
@@ -328,7 +329,7 @@ def load(folder: str | Path | None = None) -> tuple[VoltageModel, dict]:
     """The shipped voltage model and its card."""
     folder = Path(folder) if folder is not None else SHIPPED
     if not (folder / "model.json").exists():
-        raise FileNotFoundError(f"no voltage model in {folder} (python -m lib.cathodes.voltage_model ship)")
+        raise FileNotFoundError(f"no voltage model in {folder} (python -m lib.cathodes.voltage_train ship)")
     return (VoltageModel.from_json(json.loads((folder / "model.json").read_text())),
             json.loads((folder / "card.json").read_text()))
 
@@ -370,130 +371,15 @@ def compare(pairs: pd.DataFrame, split: dict[str, np.ndarray], model: VoltageMod
 
 
 # ----------------------------------------------------------------------------------------------
-# the data, shipping and using the model
+# using the model
 # ----------------------------------------------------------------------------------------------
-
-
-def benchmark_pairs(potential: str = "chgnet", gnn: bool = True, progress: bool = False) -> pd.DataFrame:
-    """MP's insertion pairs whose two structures the mirror holds, with the DFT route, the universal
-    potential's static voltage and (``gnn``) the shipped formation-energy ensemble's; ``attrs["counts"]`` says
-    how many pairs there are, and how many the mirror holds one or both ends of."""
-    from lib import data
-    from lib.cathodes import benchmark as eb
-    from lib.cathodes import electrodes, potentials
-
-    table = data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
-    pairs = electrodes.read_pairs()
-    ids = set(table["material_id"])
-    dft = electrodes.pair_table(electrodes.match_pairs(pairs, table), progress=progress)
-    t = eb.potential_pair_table(dft, potentials.get_potential(potential), relaxed=False, progress=progress)
-    if gnn:
-        from lib import pretrained
-
-        paths = [str(p) for p in pretrained.checkpoints(eb.ENERGY)]
-        predict = eb.checkpoint_predictor(paths, require=set(dft["high_mpid"]) | set(dft["low_mpid"]))
-        t = t.join(eb.ml_pair_table(dft, predict, progress=progress)[["ml_voltage"]])
-    t.attrs["counts"] = {
-        "mp_pairs": len(pairs), "discharged_in_mirror": int(pairs["low_mpid"].isin(ids).sum()),
-        "charged_in_mirror": int(pairs["high_mpid"].isin(ids).sum()),
-        "both_in_mirror": int((pairs["low_mpid"].isin(ids) & pairs["high_mpid"].isin(ids)).sum()),
-        "computed": int(t[BASE].notna().sum()),
-    }
-    return t
-
-
-ROUTES = {"formation-energy GNN": "ml_voltage", "mirror DFT": "dft_voltage", "uMLIP static": "umlip_static_voltage",
-          "uMLIP relaxed": "umlip_relaxed_voltage"}
-
-
-def train_and_compare(t: pd.DataFrame, split: str = "grouped", seed: int = 0) -> tuple[VoltageModel, pd.DataFrame]:
-    """Fit on the training pairs of a ``grouped`` or ``random`` split and compare every route on its test."""
-    t = t[t[BASE].notna() & t["avg_voltage"].notna()].reset_index(drop=True)
-    sp = grouped_split(t, seed) if split == "grouped" else random_split(t, seed)
-    model = VoltageModel.fit(t.iloc[sp["train"]], seed=seed)
-    res = compare(t, sp, model, ROUTES)
-    res.attrs["split"] = {k: v.tolist() for k, v in sp.items()}
-    res.attrs["test_ids"] = t.iloc[sp["test"]]["battery_id"].tolist()
-    return model, res
-
-
-def _card(model: VoltageModel, grouped: pd.DataFrame, random_: pd.DataFrame, counts: dict) -> dict:
-    from lib.records import git_commit
-
-    def table(res):
-        return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
-                for r in res.drop(columns=[]).to_dict("records")]
-
-    test = grouped.attrs["test"]
-    return {
-        "format": "compendium-voltage-card/1", "name": SHIPPED.name, "property": "avg_voltage", "unit": "V",
-        "what": "MP's average insertion voltage of a charged/discharged pair: the universal potential's static "
-                "voltage (CHGNet 0.3.0, DFT-relaxed structures) + a Δ learned by gradient-boosted trees",
-        "data": {**counts, "used": int(model.info["n_train"]) + len(test), "train": int(model.info["n_train"]),
-                 "test": len(test), "dropped": "pairs whose two structures the mirror lacks (charged states built "
-                 "by removal and relaxation are not used in training)"},
-        "split": {"kind": "grouped by the framework's chemical system; the known cathodes' systems in test",
-                  "seed": model.info["seed"], "test_battery_ids": grouped.attrs["test_ids"]},
-        "test_grouped": table(grouped), "test_random": table(random_),
-        "sigma": {"tau": model.tau, "calibrated_on": "grouped 5-fold out-of-fold errors of the training pairs",
-                  "target_coverage": COVERAGE, "test_coverage_1sigma": grouped.attrs["coverage_1sigma"],
-                  "random_split_coverage_1sigma": random_.attrs["coverage_1sigma"]},
-        "model": model.info, "commit": git_commit(), "date": time.strftime("%Y-%m-%d"),
-        "for": "ranking and screening insertion cathodes of known chemistries by voltage, with σ",
-        "not_for": "conversion reactions, multi-step voltage profiles, ions or chemistries far from MP's "
-                   "electrodes; pairs whose charged state was built (flagged) are outside its training",
-    }
-
-
-def _card_md(card: dict) -> str:
-    g = pd.DataFrame(card["test_grouped"])
-    r = pd.DataFrame(card["test_random"])
-    piv = g.pivot_table(index="route", columns="ion", values="mae").round(3)
-    lines = [f"# {card['name']}: {card['what']}", "",
-             f"Trained on {card['data']['train']} pairs, tested on {card['data']['test']} whose framework's chemical "
-             f"system no training pair shares ({card['split']['kind']}). MAE vs MP (V) on those test pairs:", "",
-             piv.to_markdown(), "",
-             f"Random split (what published models use), voltage model Li MAE "
-             f"{r[(r.route == 'voltage model') & (r.ion == 'Li')]['mae'].iloc[0]:.3f} V, uMLIP static "
-             f"{r[(r.route == 'uMLIP static') & (r.ion == 'Li')]['mae'].iloc[0]:.3f} V.", "",
-             f"σ_V = sqrt(spread² + τ²), τ = {card['sigma']['tau']:.3f} V ({card['sigma']['calibrated_on']}); "
-             f"{card['sigma']['test_coverage_1sigma']:.0%} of grouped test errors within 1 σ_V.", "",
-             f"For: {card['for']}. Not for: {card['not_for']}.", "",
-             f"Data: {card['data']}", "", f"Commit {card['commit']}, {card['date']}.", ""]
-    return "\n".join(lines)
-
-
-def ship(folder: str | Path | None = None, progress: bool = True) -> dict:
-    """Retrain the shipped model on the grouped split (seed 0), write ``model.json``, ``card.json``,
-    ``card.md`` and the test table (``results/voltage_model_test.csv``); returns the card. (08_cathodes draws
-    its parity plot.)"""
-    from lib.paths import RESULTS
-
-    folder = Path(folder) if folder is not None else SHIPPED
-    t = benchmark_pairs(progress=progress)
-    model, grouped = train_and_compare(t, "grouped")
-    _, random_ = train_and_compare(t, "random")
-    card = _card(model, grouped, random_, t.attrs["counts"])
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.json")
-    with atomic_path(folder / "card.json") as tmp:
-        tmp.write_text(json.dumps(card, indent=1))
-    (folder / "card.md").write_text(_card_md(card))
-    test = grouped.attrs["test"]
-    v, s = model.predict(test)
-    test = test.assign(voltage_model=v, voltage_model_sigma=s)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    keep = ["battery_id", "ion", "formula_charged", "formula_discharged", "framework", "avg_voltage", "dft_voltage",
-            "ml_voltage", "umlip_static_voltage", "voltage_model", "voltage_model_sigma"]
-    test[[c for c in keep if c in test]].to_csv(RESULTS / "voltage_model_test.csv", index=False)
-    return card
 
 
 def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None) -> pd.DataFrame:
     """``pairs`` (ion, charged and discharged Crystals) with the universal potential's static voltage and the
     voltage model's (``voltage_model``, ``voltage_model_sigma``) added."""
-    from lib.cathodes import benchmark as eb
     from lib.cathodes import potentials
+    from lib.cathodes.electrodes import potential_pair_table
 
     model = model or load()[0]
     t = pairs.copy()
@@ -504,7 +390,7 @@ def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None) -> pd.
     t["formula_discharged"] = [c.to_structure().composition.reduced_formula for c in t["discharged"]]
     for c in ("ef_charged", "ef_discharged"):
         t[c] = 0.0
-    t = eb.potential_pair_table(t, potentials.get_potential("chgnet"), relaxed=False, progress=False)
+    t = potential_pair_table(t, potentials.get_potential("chgnet"), relaxed=False, progress=False)
     if "avg_voltage" not in t:
         t["avg_voltage"] = np.nan
     ok = t[BASE].notna()
@@ -568,23 +454,5 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
             "error": str(row.get(f"{BASE.rsplit('_', 1)[0]}_error") or "")}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lib.cathodes.voltage_model ship``: retrain and rewrite the shipped voltage model."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m lib.cathodes.voltage_model", description=main.__doc__)
-    ap.add_argument("action", choices=("ship",))
-    ap.parse_args(argv)
-    card = ship()
-    g = pd.DataFrame(card["test_grouped"])
-    print(g.pivot_table(index="route", columns="ion", values="mae").round(3).to_string())
-    print(f"written to {SHIPPED}")
-    return 0
-
-
 __all__ = ["VoltageModel", "Trees", "pair_features", "feature_names", "grouped_split", "random_split",
-           "framework_groups", "known_frameworks", "compare", "load", "ship", "predict_pairs", "predict_voltage", "correct",
-           "benchmark_pairs", "train_and_compare"]
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+           "framework_groups", "known_frameworks", "compare", "load", "predict_pairs", "predict_voltage", "correct"]
