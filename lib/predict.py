@@ -270,16 +270,19 @@ inputs: CIF files, CGCNN-format folders (id_prop.csv + <id>.cif, or just *.cif) 
 def _voltage(ap: argparse.ArgumentParser, args) -> int:
     """``--voltage ION``: one row per discharged CIF (voltage, σ, the universal potential's, whether the charged
     state was built)."""
-    from lib.cathodes.voltage_model import predict_voltage  # here: CHGNet only when a voltage is asked for
+    from lib.cathodes.voltage_model import (  # here: CHGNet only when a voltage is asked for
+        load,
+        predict_voltage,
+    )
 
     if not args.inputs:
         ap.error("no discharged structure given")
     if args.charged and len(args.inputs) != 1:
         ap.error("--charged goes with exactly one discharged CIF")
-    rows = []
+    model, rows = load()[0], []  # read once for all the inputs
     for path in args.inputs:
         try:
-            rows.append({"source": path, **predict_voltage(path, args.voltage, charged=args.charged)})
+            rows.append({"source": path, **predict_voltage(path, args.voltage, charged=args.charged, model=model)})
         except (ValueError, OSError, StructureError) as exc:
             rows.append({"source": path, "ion": args.voltage, "error": _reason(exc)})
     df = pd.DataFrame(rows)

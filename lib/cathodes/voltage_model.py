@@ -451,7 +451,7 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
     return {"ion": ion, "charged": row["formula_charged"], "discharged": row["formula_discharged"],
             "voltage": float(row["voltage_model"]), "sigma": float(row["voltage_model_sigma"]),
             "umlip_static_voltage": float(row[BASE]), "charged_built": built,
-            "error": str(row.get(f"{BASE.rsplit('_', 1)[0]}_error") or "")}
+            "error": str(row.get("umlip_static_error") or "")}
 
 
 __all__ = ["VoltageModel", "Trees", "pair_features", "feature_names", "grouped_split", "random_split",
