@@ -139,6 +139,7 @@ SCREEN_SIZES = {
     "thesis": ScreenSize(100, (0.25, 0.5), top=300, hull_window=0.05, hull_max_atoms=120),
     # the best profile is about its (shipped) models: quick's screen, minutes on 2 cores (thesis's is ~5x larger)
     "best": ScreenSize(40, (0.5,), top=100, pairs_relaxed=100),
+    "long": ScreenSize(40, (0.5,), top=100, pairs_relaxed=100),  # as best: it differs in its models' epochs
 }
 
 

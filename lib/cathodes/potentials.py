@@ -157,10 +157,11 @@ class UniversalPotential:
 class CHGNet(UniversalPotential):
     """CHGNet (module docstring), loaded once per process from the weights inside its wheel."""
 
-    def __init__(self, version: str = "0.3.0", threads: int | None = None):
+    def __init__(self, version: str = "0.3.0", threads: int | None = None, device: str | None = None):
         self.version = version
-        self.name = f"chgnet-{version}"
+        self.name = f"chgnet-{version}"  # the cache's name: the same model on any device
         self.threads = threads
+        self.device = device  # None: CUDA when there is one, else the CPU (lib.devices.pick_device, as training)
 
     def __getstate__(self) -> dict:  # sent to Dask workers without the loaded network: they load their own
         return {k: v for k, v in self.__dict__.items() if k != "model"}
@@ -170,6 +171,8 @@ class CHGNet(UniversalPotential):
         import torch
         from chgnet.model import CHGNet as _CHGNet  # here: chgnet (and its weights) only when used
 
+        from lib.devices import pick_device
+
         if self.threads:
             torch.set_num_threads(int(self.threads))
         with warnings.catch_warnings(), open(os.devnull, "w") as devnull:
@@ -177,7 +180,8 @@ class CHGNet(UniversalPotential):
             import contextlib
 
             with contextlib.redirect_stdout(devnull):  # it prints "CHGNet v0.3.0 initialized with ..."
-                m = _CHGNet.load(model_name=self.version, use_device="cpu", verbose=False)
+                m = _CHGNet.load(model_name=self.version, use_device=str(pick_device(self.device)),
+                                  verbose=False)
         m.eval()
         return m
 
@@ -203,19 +207,21 @@ class CHGNet(UniversalPotential):
         from chgnet.model.model import BatchedGraph  # here: chgnet only when used
 
         m = self.model
+        device = next(m.parameters()).device
+        graphs = [g.to(device) for g in graphs]
         with torch.enable_grad():
             bg = BatchedGraph.from_graphs(graphs, bond_basis_expansion=m.bond_basis_expansion,
                                           angle_basis_expansion=m.angle_basis_expansion, compute_stress=True)
             pred = m._compute(bg, compute_force=False, compute_stress=False)
-            n_atoms = torch.tensor([len(g.atomic_number) for g in graphs], dtype=pred["e"].dtype)
+            n_atoms = torch.tensor([len(g.atomic_number) for g in graphs], dtype=pred["e"].dtype, device=device)
             e_total = pred["e"] * n_atoms if m.is_intensive else pred["e"]  # without the composition model's
             grads = torch.autograd.grad(e_total.sum(), [*bg.atom_positions, *bg.strains])
         comp = 0 if m.composition_model is None else m.composition_model(graphs)
-        e = (pred["e"] if m.is_intensive else pred["e"] / n_atoms) + comp
+        e = ((pred["e"] if m.is_intensive else pred["e"] / n_atoms) + comp).detach().cpu()
         k = len(graphs)
         return [
-            {"e": float(e[j]), "f": -grads[j].detach().numpy().astype(float),
-             "s": (grads[k + j] / bg.volumes[j] * 160.21766208).detach().numpy().astype(float)}
+            {"e": float(e[j]), "f": -grads[j].detach().cpu().numpy().astype(float),
+             "s": (grads[k + j] / bg.volumes[j] * 160.21766208).detach().cpu().numpy().astype(float)}
             for j in range(k)
         ]
 
