@@ -478,6 +478,15 @@ def benchmark_structures(matched: pd.DataFrame, seed: int = 0) -> dict[str, Crys
     return out
 
 
+def shard_of(items: list, shard: tuple[int, int], reverse: bool = False) -> list:
+    """Every ``n``-th item from the ``k``-th (``shard`` = (k, n)), counted from the end with ``reverse``: the
+    shards of one order cover it once, and a reversed run meets a forward one in the middle."""
+    k, n = shard
+    if not 0 <= k < n:
+        raise ValueError(f"shard {k}/{n}: want 0 <= k < n")
+    return (items[::-1] if reverse else list(items))[k::n]
+
+
 def relax_benchmark(model, shard: tuple[int, int] = (0, 1), reverse: bool = False, seed: int = 0,
                     progress: bool = True, **relax_kwargs) -> list:
     """Relax (into the cache) the structures of the electrode benchmark: the 451 pairs of MP's insertion
@@ -488,11 +497,7 @@ def relax_benchmark(model, shard: tuple[int, int] = (0, 1), reverse: bool = Fals
 
     table = load_dataset("cgcnn", source="auto", progress=False, verbose=False)
     structures = benchmark_structures(pair_table(match_pairs(read_pairs(), table), progress=False), seed)
-    ids = list(structures)[::-1] if reverse else list(structures)
-    k, n = shard
-    if not 0 <= k < n:
-        raise ValueError(f"shard {k}/{n}: want 0 <= k < n")
-    ids = ids[k::n]
+    ids = shard_of(list(structures), shard, reverse)
     return relax(model, [structures[i] for i in ids], ids=ids, progress=progress, **relax_kwargs)
 
 
@@ -502,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     from lib.cathodes.potentials import POTENTIALS
+
+    warnings.filterwarnings("ignore")  # scipy's logm accuracy notes and torch's, once per step: noise in a log
 
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.electrodes", description=main.__doc__)
     ap.add_argument("action", choices=("relax",))
@@ -583,6 +590,7 @@ __all__ = [
     "pair_table",
     "potential_pair_table",
     "benchmark_structures",
+    "shard_of",
     "relax_benchmark",
     "voltages_from_energies",
 ]

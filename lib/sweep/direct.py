@@ -81,17 +81,17 @@ def prepare(specs: Sequence[str], seed: int = 0, n_jobs: int | None = None) -> l
 
 def train_run(model: str, property: str, profile: str, seed: int, member: int | None = None,
               epochs: int | None = None, threads: int | None = None, compile: bool | None = None,
-              resident: bool | None = None, progress: bool = False) -> list[dict]:
+              resident: bool | None = None, progress: bool = False, runs_dir=None) -> list[dict]:
     """Train (or resume) one run of ``model`` as its notebook does; return its records (the run's, then its
     ensemble members'). ``member``: only the seed ensemble's member of that initial seed (``seed`` itself: only
     the run, without its members). ``compile``: None is the notebook's choice (CGCNN on more
     than 2,000 training structures); ``resident``: ``TrainConfig.resident`` (None: the graphs stay on a GPU;
-    the batches are the same either way)."""
+    the batches are the same either way); ``runs_dir``: where records go (default results/runs)."""
     from lib.train import fit, seed_everything
 
+    frame, params, gs, y = _run_data(model, property, profile, seed)  # first: it refuses a model without graphs
     info, prof = models.get(model), get_profile(profile)
     recipe = recipes.recipe(model, prof)
-    frame, params, gs, y = _run_data(model, property, profile, seed)
     split = data.split(len(gs), seed)
     kw = {"lr": None, "batch_size": None, "epochs": epochs or prof.epochs, "num_threads": threads}
     if model == "cgcnn":
@@ -109,7 +109,7 @@ def train_run(model: str, property: str, profile: str, seed: int, member: int | 
         net = _network(model, params, recipe)
         out.append(fit(net, gs, y, split, config, property=property, seed=seed if s is None else s,
                        profile=prof, model_name=info.record_name(), content_hash=frame.attrs.get("content_hash"),
-                       run_name=name if s is None else f"{name}_e{s}", progress=progress,
+                       run_name=name if s is None else f"{name}_e{s}", progress=progress, runs_dir=runs_dir,
                        extra=extra if s is None else {**extra, "member_of": name}))
     return out
 
