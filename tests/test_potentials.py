@@ -241,3 +241,62 @@ def test_archived_relaxations_are_read_back_on_a_machine_without_the_cache(tmp_p
     # an explicit cache folder (or none) does not read the archive
     assert not any(r.cached for r in R.relax(Fake(f=_push), structures[:1], cache=None, progress=False,
                                              settings=settings))
+
+
+def test_mp2020_correction_is_pymatgens_for_oxides_fluorides_and_metals():
+    """The correction a potential trained on MP's uncorrected energies needs: GGA+U only where MP runs it."""
+    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+
+    c = MaterialsProject2020Compatibility(check_potcar=False)
+    o, fe_u = c.comp_correction["oxide"], c.u_corrections["O"]["Fe"]
+    fe2o3 = Structure(Lattice.cubic(5.0), ["Fe", "Fe", "O", "O", "O"],
+                      [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5]])
+    assert P.mp2020_correction(fe2o3) == pytest.approx((3 * o + 2 * fe_u) / 5)
+    zno = Structure(Lattice.cubic(4.6), ["Zn", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])  # Zn: no U in MP
+    assert P.mp2020_correction(zno) == pytest.approx(o / 2)
+    assert P.mp2020_correction(P.metal_structure("Li")) == 0.0
+
+
+@pytest.fixture(scope="module")
+def sevennet():
+    return P.get_potential("sevennet")
+
+
+def test_sevennet_is_on_mps_corrected_scale_and_gives_lifepo4s_voltage(sevennet, chgnet, table):
+    """SevenNet-0 learned MP's uncorrected energies: with MP2020 added once it agrees with MP's PBE(+U) energies
+    as CHGNet does; without it, oxides of Fe, Mn, Co, Ni, V are ~0.7 eV/atom off. Its voltage of olivine
+    LiFePO4 / FePO4 built by removal, both relaxed with it, is within 0.3 V of MP's 3.40 V."""
+    ids = ["mp-19017", "mp-18748", "mp-19009", "mp-19395", "mp-542844", "mp-18997", "mp-853240"]
+    t = table.set_index("material_id").loc[ids]
+    ss = [c.to_structure() for c in t["structure"]]
+    e7, _ = sevennet.energies(ss)
+    ec, _ = chgnet.energies(ss)
+    ref = t["energy_per_atom"].to_numpy(float)
+    assert np.isfinite(ref).all()
+    assert np.median(np.abs(e7 - ref)) < 0.05 and np.median(np.abs(ec - ref)) < 0.1
+    corr = np.array([P.mp2020_correction(s) for s in ss])
+    assert np.median(np.abs(e7 - corr - ref)) > 0.3  # the correction matters
+    fp = RemoveSpeciesTransformation(["Li"]).apply_transformation(ss[0])
+    r_d, r_c = R.relax(sevennet, [ss[0], fp], cache=None, progress=False)
+    assert r_d.ok and r_c.ok and r_d.energy_per_atom < e7[0] + 1e-6
+    p = E.pair_properties(r_c.structure, r_d.structure, r_c.energy_per_atom, r_d.energy_per_atom, "Li",
+                          ion_energy=sevennet.ion_energy("Li"))
+    assert abs(p["voltage"] - 3.40) < 0.3
+
+
+def test_sevennet_efs_forces_and_stress_match_finite_differences(sevennet, table):
+    """The efs a relaxation runs on: forces are -dE/dx and the stress is ASE's (GPa), as CHGNet's efs."""
+    s = _by_id(table, "mp-19017").copy()
+    s.translate_sites([0], [0.08, -0.05, 0.03], frac_coords=False)  # off its minimum: forces of ~0.5 eV/Å
+    r = sevennet.efs([s])[0]
+    n, h = len(s), 0.01  # its energies are float32: a step of 0.01 Å keeps their rounding below 2e-3 eV/Å
+    for i, k in ((0, 0), (0, 1), (5, 2)):
+        plus, minus = s.copy(), s.copy()
+        plus.translate_sites([i], [h if j == k else 0 for j in range(3)], frac_coords=False)
+        minus.translate_sites([i], [-h if j == k else 0 for j in range(3)], frac_coords=False)
+        ep, em = (sevennet.efs([x])[0]["e"] * n for x in (plus, minus))
+        assert -(ep - em) / (2 * h) == pytest.approx(r["f"][i, k], abs=0.02)
+    assert np.abs(r["f"][0]).max() > 0.1
+    assert r["s"].shape == (3, 3) and np.allclose(r["s"], r["s"].T, atol=1e-6)
+    rc = P.get_potential("chgnet").efs([s])[0]
+    assert np.abs(r["s"] - rc["s"]).max() < 2.0  # same sign and units as CHGNet's (GPa), near equilibrium

@@ -236,8 +236,89 @@ class CHGNet(UniversalPotential):
         return out, None
 
 
+@functools.cache
+def _mp2020():
+    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+
+    return MaterialsProject2020Compatibility(check_potcar=False)
+
+
+def mp2020_correction(structure: Structure) -> float:
+    """MP2020's energy correction of ``structure`` (eV/atom; pymatgen's ``MaterialsProject2020Compatibility``):
+    its anion corrections (oxide, peroxide, superoxide from the structure; S, F, N, ...) and, where MP runs
+    GGA+U (an oxide or fluoride of Co, Cr, Fe, Mn, Mo, Ni, V, W), the U corrections. What a potential trained
+    on MP's *uncorrected* energies needs added to be on MP's corrected scale (CHGNet's: never apply it to
+    CHGNet). In an electrode pair it cancels (both ends hold the same framework); in a hull it does not."""
+    from pymatgen.entries.computed_entries import ComputedStructureEntry
+
+    compat, comp = _mp2020(), structure.composition
+    anion = "F" if "F" in comp else ("O" if "O" in comp else None)
+    u = {el.symbol: compat.u_settings[anion].get(el.symbol, 0.0) for el in comp.elements} if anion else {}
+    plus_u = any(v > 0 for v in u.values())
+    entry = ComputedStructureEntry(structure, 0.0, parameters={
+        "run_type": "GGA+U" if plus_u else "GGA", "hubbards": u if plus_u else {}, "software": "uMLIP"})
+    return float(sum(a.value for a in compat.get_adjustments(entry))) / comp.num_atoms
+
+
+class SevenNet(UniversalPotential):
+    """SevenNet-0 (Park et al., J. Chem. Theory Comput. 20, 4857 (2024); PyPI ``sevenn``, MIT; the checkpoint
+    of 11 July 2024 is inside its wheel, so it works offline), an equivariant message-passing potential trained,
+    like CHGNet, on MPtrj, but on its **uncorrected** energies: MP2020's corrections are added here, once
+    (:func:`mp2020_correction`), so that its energies are on CHGNet's and MP's corrected scale and the two
+    can be compared or averaged. It learned MP's relaxations too: against MP's voltages it is no leak-free test.
+    Called one structure at a time (its ASE calculator), which is what its graphs make cheap on a CPU."""
+
+    def __init__(self, version: str = "7net-0", threads: int | None = None, device: str | None = None):
+        self.version = version
+        self.name = "sevennet-0" if version == "7net-0" else f"sevennet-{version}"
+        self.threads, self.device = threads, device
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "calculator"}
+
+    @functools.cached_property
+    def calculator(self):
+        import torch
+        from sevenn.calculator import SevenNetCalculator  # here: sevenn (and its weights) only when used
+
+        from lib.devices import pick_device
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return SevenNetCalculator(self.version, device=str(pick_device(self.device)))
+
+    def _atoms(self, structure: Structure):
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.calc = self.calculator
+        return atoms
+
+    def efs(self, structures: Sequence[Structure]) -> list[dict]:
+        from ase import units
+        from ase.stress import voigt_6_to_full_3x3_stress
+
+        out = []
+        for s in structures:
+            atoms = self._atoms(s)
+            e = atoms.get_potential_energy() / len(atoms) + mp2020_correction(s)
+            out.append({"e": float(e), "f": np.asarray(atoms.get_forces(), float),
+                        "s": voigt_6_to_full_3x3_stress(atoms.get_stress()) / units.GPa})
+        return out
+
+    def energies(self, structures: Sequence, progress: bool = False):
+        ss = [as_structure(s) for s in structures]
+        out = np.full(len(ss), np.nan)
+        for i, s in enumerate(tqdm(ss, desc=f"{self.name} energies", disable=not progress)):
+            atoms = self._atoms(s)
+            out[i] = atoms.get_potential_energy() / len(atoms) + mp2020_correction(s)
+        return out, None
+
+
 #: the universal potentials this compendium knows, by name; a second one is one class and one line here
-POTENTIALS: dict[str, Callable[[], UniversalPotential]] = {"chgnet": CHGNet}
+POTENTIALS: dict[str, Callable[[], UniversalPotential]] = {"chgnet": CHGNet, "sevennet": SevenNet}
 
 
 @functools.cache
@@ -254,6 +335,8 @@ __all__ = [
     "FormationEnergyModel",
     "UniversalPotential",
     "CHGNet",
+    "SevenNet",
+    "mp2020_correction",
     "POTENTIALS",
     "get_potential",
     "check_same_scale",
