@@ -243,6 +243,31 @@ def test_archived_relaxations_are_read_back_on_a_machine_without_the_cache(tmp_p
                                              settings=settings))
 
 
+def test_static_energies_are_cached_beside_the_relaxations_and_archived(tmp_path, monkeypatch):
+    """A static energy is computed once per model and structure; it travels in the relaxations' archive."""
+    structures = [Structure(Lattice.cubic(3.0 + 0.1 * i), ["Li", "Li"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+                  for i in range(3)]
+    calls = []
+
+    def compute(ss):
+        calls.append(len(ss))
+        return [-1.0 - s.lattice.a for s in ss]
+
+    model, cache, arch = Fake(), tmp_path / "cache" / "fake", tmp_path / "records"
+    e = R.static_energies(model, structures[:2], compute, cache=cache)
+    assert e.tolist() == pytest.approx([-4.0, -4.1]) and calls == [2]
+    assert R.static_energies(model, structures, compute, cache=cache)[:2].tolist() == e.tolist()
+    assert calls == [2, 1]  # only the third
+    R.relax(Fake(f=_push), structures[:1], cache=cache, progress=False, settings=R.Settings(max_steps=2))
+    R.archive("fake", cache=cache, archive_dir=arch)
+    kinds = sorted(d.get("kind", "relaxation") for d in R.archived("fake", arch).values())
+    assert kinds == ["relaxation", "static", "static", "static"]  # relaxations keep their own keys
+    monkeypatch.setattr(R, "CACHE", tmp_path / "empty")
+    monkeypatch.setattr(R, "ARCHIVED", arch)
+    assert R.static_energies(model, structures, compute).tolist() == pytest.approx([-4.0, -4.1, -4.2])
+    assert calls == [2, 1]  # all read back from the archive
+
+
 def test_mp2020_correction_is_pymatgens_for_oxides_fluorides_and_metals():
     """The correction a potential trained on MP's uncorrected energies needs: GGA+U only where MP runs it."""
     from pymatgen.entries.compatibility import MaterialsProject2020Compatibility

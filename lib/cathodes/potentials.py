@@ -38,12 +38,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from lib.cathodes.relax import relax
-from lib.structures import Crystal, as_structure
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from tqdm.auto import tqdm
+from lib.cathodes.relax import DEFAULT, relax, static_energies
+from lib.structures import Crystal
 
 
 class EnergyModelError(ValueError):
@@ -141,9 +137,13 @@ class UniversalPotential:
         """Per structure ``{"e": eV/atom, "f": (n, 3) eV/Å, "s": (3, 3) GPa}``."""
         raise NotImplementedError
 
-    def energies(self, structures: Sequence, progress: bool = False):
-        """Static energies per atom (eV/atom) of the structures as they are (no relaxation); σ is None."""
-        raise NotImplementedError  # pragma: no cover - abstract
+    def energies(self, structures: Sequence, progress: bool = False, cache=DEFAULT):
+        """Static energies per atom (eV/atom) of the structures as they are (no relaxation); σ is None. Cached
+        with the model's relaxations (:func:`lib.cathodes.relax.static_energies`; ``cache=None``: not)."""
+        return static_energies(self, structures, self._static, cache=cache, progress=progress), None
+
+    def _static(self, structures: Sequence[Structure]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     @functools.cache  # noqa: B019 - one model object per process (POTENTIALS), so the cache lives as long
     def ion_energy(self, ion: str) -> float:
@@ -225,15 +225,10 @@ class CHGNet(UniversalPotential):
             for j in range(k)
         ]
 
-    def energies(self, structures: Sequence, progress: bool = False):
-        ss = [as_structure(s) for s in structures]
-        out = np.full(len(ss), np.nan)
-        step = 4 * self.batch_size
-        for i in tqdm(range(0, len(ss), step), desc=f"{self.name} energies", disable=not progress):
-            preds = self.model.predict_graph(self._graphs(ss[i : i + step]), task="e", batch_size=self.batch_size)
-            preds = [preds] if isinstance(preds, dict) else preds
-            out[i : i + len(preds)] = [float(p["e"]) for p in preds]
-        return out, None
+    def _static(self, structures: Sequence[Structure]) -> np.ndarray:
+        preds = self.model.predict_graph(self._graphs(structures), task="e", batch_size=self.batch_size)
+        preds = [preds] if isinstance(preds, dict) else preds
+        return np.array([float(p["e"]) for p in preds])
 
 
 @functools.cache
@@ -308,13 +303,12 @@ class SevenNet(UniversalPotential):
                         "s": voigt_6_to_full_3x3_stress(atoms.get_stress()) / units.GPa})
         return out
 
-    def energies(self, structures: Sequence, progress: bool = False):
-        ss = [as_structure(s) for s in structures]
-        out = np.full(len(ss), np.nan)
-        for i, s in enumerate(tqdm(ss, desc=f"{self.name} energies", disable=not progress)):
+    def _static(self, structures: Sequence[Structure]) -> np.ndarray:
+        out = []
+        for s in structures:
             atoms = self._atoms(s)
-            out[i] = atoms.get_potential_energy() / len(atoms) + mp2020_correction(s)
-        return out, None
+            out.append(atoms.get_potential_energy() / len(atoms) + mp2020_correction(s))
+        return np.array(out)
 
 
 #: the universal potentials this compendium knows, by name; a second one is one class and one line here

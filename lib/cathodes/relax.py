@@ -143,12 +143,13 @@ class Relaxation:
         return cls(**d, structure=crystal, cached=True)
 
 
-def structure_key(structure: Structure, model_name: str, settings: Settings) -> str:
-    """The cache key of relaxing ``structure`` with a model and settings (module docstring)."""
+def structure_key(structure: Structure, model_name: str, settings: Settings | str) -> str:
+    """The cache key of relaxing ``structure`` with a model and settings (module docstring); ``settings``
+    :data:`STATIC`: of its static energy."""
     frac = np.round(np.mod(structure.frac_coords, 1.0), 6) % 1.0
     payload = {
         "model": model_name,
-        "settings": settings.key(),
+        "settings": settings if isinstance(settings, str) else settings.key(),
         "lattice": np.round(structure.lattice.matrix, 6).tolist(),
         "frac": frac.tolist(),
         "numbers": [int(z) for z in structure.atomic_numbers],
@@ -203,6 +204,48 @@ def archive(model_name: str, cache: str | Path | None = None, archive_dir: str |
     with atomic_path(target) as tmp:
         tmp.write_bytes(gzip.compress(text.encode(), compresslevel=9, mtime=0))
     return target
+
+
+STATIC = "static"  # the settings of a static energy's cache key: no relaxation
+
+
+def static_energies(model, structures: Sequence, compute, cache=DEFAULT, progress: bool = False) -> np.ndarray:
+    """Static energies per atom (eV/atom) of ``structures`` with ``model``, through the same cache and archive
+    as its relaxations (one small JSON record per structure, ``kind: static``): only the ones not done before are
+    computed, by ``compute(structures) -> array``, in chunks written as they finish (a killed run resumes)."""
+    folder = (CACHE / model.name) if cache is DEFAULT else (Path(cache) if cache is not None else None)
+    arch = archived(model.name) if cache is DEFAULT else None
+    ss = [as_structure(s) for s in structures]
+    keys = [structure_key(s, model.name, STATIC) for s in ss]
+    out = np.full(len(ss), np.nan)
+    todo = []
+    for i, key in enumerate(keys):
+        d = _read_json(folder, key, arch)
+        if d is not None and d.get("kind") == STATIC:
+            out[i] = d["energy_per_atom"]
+        else:
+            todo.append(i)
+    step = 64
+    for j in tqdm(range(0, len(todo), step), desc=f"{model.name} energies", disable=not progress or not todo):
+        part = todo[j : j + step]
+        es = np.asarray(compute([ss[i] for i in part]), float)
+        for i, e in zip(part, es, strict=True):
+            out[i] = e
+            if folder is not None and np.isfinite(e):
+                with atomic_path(folder / f"{keys[i]}.json") as tmp:
+                    tmp.write_text(json.dumps({"key": keys[i], "kind": STATIC, "energy_per_atom": float(e)}))
+    return out
+
+
+def _read_json(folder: Path | None, key: str, archived: dict | None = None) -> dict | None:
+    if folder is None:
+        return None
+    try:
+        return json.loads((folder / f"{key}.json").read_text())
+    except FileNotFoundError:
+        return archived.get(key) if archived else None
+    except ValueError:  # a damaged file: computed again (and overwritten)
+        return None
 
 
 def _write(folder: Path | None, r: Relaxation) -> None:
@@ -445,8 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["Relaxation", "Settings", "relax", "relax_one_by_one", "structure_key", "table", "CACHE", "archive",
-           "archived"]
+__all__ = ["Relaxation", "Settings", "relax", "relax_one_by_one", "structure_key", "static_energies", "STATIC",
+           "table", "CACHE", "archive", "archived"]
 
 if __name__ == "__main__":
     raise SystemExit(main())
