@@ -12,14 +12,18 @@ benchmark is the 451 pairs of MP's insertion electrodes whose two structures the
   / ``BENCH_ELECTRODE_CHECKPOINTS`` (paths separated by ``:`` or ``,``), or ``--train`` (a CGCNN trained here
   on the group split, ``--n`` structures, ``--epochs``; ``train_seconds`` and ``formation_mae_heldout``).
 - ``constant_<stat>_<ion>_vs_mp``: each ion's median MP voltage, the baseline any model must beat.
-- ``umlip_static_<stat>_<ion>_vs_mp`` / ``_vs_dft``: the universal potential (``--potential``, CHGNet) on the
-  mirror's structures; ``umlip_relaxed_...``: both ends relaxed with it (``lib.cathodes.relax``: cached under
-  data/relax/, so a second run reads them back; the first takes about an hour and a half on 2 busy cores);
-  ``umlip_relaxed_failed``: pairs without a converged relaxation of both ends.
-- ``voltage_model_mae_<ion>_vs_mp`` (``_random``): the voltage model (``lib.cathodes.voltage_model``: CHGNet's
+- ``umlip_static_<stat>_<ion>_vs_mp`` / ``_vs_dft``: each universal potential (``--potentials``: CHGNet and
+  SevenNet; the line's ``model`` names it) on the mirror's structures (static energies cached with the
+  relaxations); ``umlip_relaxed_...``: both ends relaxed with it (``--relaxed-potentials``, CHGNet;
+  ``lib.cathodes.relax``: cached under data/relax/ and archived in records/relax/, so a second run reads them
+  back; the first takes about an hour and a half on 2 busy cores); ``umlip_relaxed_failed``: pairs without a
+  converged relaxation of both ends; ``umlip_rescored_...``: the other potentials' static energies at those
+  minima (relax with CHGNet, score with SevenNet).
+- ``voltage_model_mae_<ion>_vs_mp`` (``_random``): the voltage model (``lib.cathodes.voltage_model``: SevenNet's
   static voltage + a learned correction) trained here on the framework-grouped split (the random one), and
-  ``<route>_mae_<ion>_vs_mp_grouped_test`` (``_random_test``) for the constant, the GNN, the uMLIP static and
-  relaxed and the mirror's DFT on the same test pairs; ``voltage_model_coverage_1sigma_<split>``.
+  ``<route>_mae_<ion>_vs_mp_grouped_test`` (``_random_test``) for the constant, the GNN, each potential's static
+  voltage (``umlip_static_chgnet``, ``umlip_static_sevennet``), the relaxed one and the mirror's DFT on the same
+  test pairs; ``voltage_model_coverage_1sigma_<split>``.
 - ``relax_per_minute_batched`` / ``relax_per_minute_one_by_one`` / ``relax_speedup``: relaxations per minute
   of ``--relax-n`` structures built the screen's way (Li benchmark cathodes of 12-32 atoms without Li, the
   first by id, with all Li removed: far from equilibrium), batched (lib.cathodes.relax) and with CHGNet's own ``StructOptimizer`` one after
@@ -28,7 +32,7 @@ benchmark is the 451 pairs of MP's insertion electrodes whose two structures the
 - ``screen_seconds_<size>`` and ``screen_candidates_<size>``: generating and scoring the cathode screen with
   the GNN (``lib.cathodes.candidates.SCREEN_SIZES``, default smoke).
 
-CHGNet was trained on MP's relaxations (MPtrj): its lines are not a leak-free test of it.
+CHGNet and SevenNet were trained on MP's relaxations (MPtrj): their lines are not a leak-free test of them.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import tempfile
 import time
 import warnings
 
+import pandas as pd
 import torch
 from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
 
@@ -87,11 +92,9 @@ def _predictor(args, table, pairs, dft, runs: str):
     return eb.checkpoint_predictor([rec["checkpoint_path"]], require=held), label
 
 
-def _umlip(dft, ml, pot, relaxed_too: bool = True):
+def _umlip(dft, ml, pot, relaxed_too: bool = True, rescore=()):
     """The universal potential's and the constant's lines on the benchmark pairs; returns the static table
     (with the GNN's voltages) and (``relaxed_too``) the relaxed voltages joined."""
-    const = ml.assign(constant=ml.groupby("ion")["avg_voltage"].transform("median"))
-    _emit_metrics("constant", eb.voltage_metrics(const, pred="constant", ref="avg_voltage"), "_vs_mp")
     out = None
     for relaxed in (False, True) if relaxed_too else (False,):
         before, t0 = _load(), time.perf_counter()
@@ -107,24 +110,34 @@ def _umlip(dft, ml, pot, relaxed_too: bool = True):
             emit(BENCH, "umlip_relaxed_failed", int(bad.sum()), "pairs", model=pot.name,
                  reasons=t.loc[bad, "umlip_relaxed_error"].str.slice(0, 80).value_counts().head(5).to_dict())
             out = out.join(t[["umlip_relaxed_voltage"]])
+            for other in rescore:  # the other potentials' energies at these minima (relaxations read back)
+                r = eb.potential_pair_table(ml, pot, relaxed=True, rescore=other, progress=True)
+                for ref, suffix in (("avg_voltage", "_vs_mp"), ("dft_voltage", "_vs_dft")):
+                    _emit_metrics("umlip_rescored", eb.voltage_metrics(r, pred="umlip_rescored_voltage", ref=ref),
+                                  suffix, model=f"{other.name} at {pot.name} minima")
         else:
             out = t  # built from ml: the GNN's voltages are in it
     return out
 
 
-def _voltage_model(t) -> None:
-    """The voltage model (lib.cathodes.voltage_model) trained here on the grouped and the random split (seed 0),
-    and every route on the same test pairs (``<route>_mae_<ion>_vs_mp_grouped_test`` / ``_random_test``)."""
+def _voltage_model(relaxed: pd.Series | None) -> None:
+    """The voltage model (lib.cathodes.voltage_model, on its default potential) trained here on the grouped and
+    the random split (seed 0), and every route on the same test pairs (``<route>_mae_<ion>_vs_mp_grouped_test`` /
+    ``_random_test``; ``relaxed``: the relaxed uMLIP voltages by battery id, for their row)."""
     from lib.cathodes import voltage_train as vm
 
-    names = {"constant": "constant", "formation-energy GNN": "gnn", "uMLIP static": "umlip_static",
-             "uMLIP relaxed": "umlip_relaxed", "mirror DFT": "dft", "voltage model": "voltage_model"}
+    t = vm.benchmark_pairs(vm.POTENTIAL, progress=False)  # static energies from the cache the lines above filled
+    if relaxed is not None:
+        t["umlip_relaxed_voltage"] = t["battery_id"].map(relaxed)
+    names = {"constant": "constant", "formation-energy GNN": "gnn", "CHGNet static": "umlip_static_chgnet",
+             "SevenNet static": "umlip_static_sevennet", "uMLIP relaxed": "umlip_relaxed", "mirror DFT": "dft",
+             "voltage model": "voltage_model"}
     for split in ("grouped", "random"):
         before, t0 = _load(), time.perf_counter()
-        model, res = vm.train_and_compare(t, split)
+        model, res = vm.train_and_compare(t, split, potential=vm.POTENTIAL)
         extra = {"split": split, "load_before": before, "load_after": _load()}
         emit(BENCH, f"voltage_model_seconds_{split}", time.perf_counter() - t0, "s", n_train=model.info["n_train"],
-             **extra)
+             potential=model.potential, **extra)
         for r in res.itertuples():
             if not r.n:
                 continue
@@ -182,7 +195,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--train", action="store_true", help="train a small CGCNN on the group split instead")
     ap.add_argument("--n", type=int, default=3000, help="training+validation structures of --train")
     ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--potential", default="chgnet", help="universal potential (lib.cathodes.potentials)")
+    ap.add_argument("--potentials", nargs="+", default=["chgnet", "sevennet"],
+                    help="universal potentials (lib.cathodes.potentials): static lines of each")
+    ap.add_argument("--relaxed-potentials", nargs="*", default=["chgnet"], help="the ones that also relax every "
+                    "benchmark structure (SevenNet: ~1 s a step on a CPU core, hours; cached, so a GPU's or an "
+                    "earlier session's relaxations count)")
     ap.add_argument("--relax-n", type=int, default=8, help="structures of the relaxation-speed figure (0: none)")
     ap.add_argument("--no-umlip", action="store_true", help="skip the universal potential's (and the voltage "
                     "model's) lines")
@@ -202,13 +219,19 @@ def main(argv: list[str] | None = None) -> None:
         ml = eb.ml_pair_table(dft, predict, progress=False)
         for ref, suffix in (("dft_voltage", "_vs_dft"), ("avg_voltage", "_vs_mp")):
             _emit_metrics("gnn", eb.voltage_metrics(ml, pred="ml_voltage", ref=ref), suffix, model=label)
+        const = ml.assign(constant=ml.groupby("ion")["avg_voltage"].transform("median"))
+        _emit_metrics("constant", eb.voltage_metrics(const, pred="constant", ref="avg_voltage"), "_vs_mp")
         if not args.no_umlip:
-            pot = potentials.get_potential(args.potential)
-            static = _umlip(dft, ml, pot, relaxed_too=not args.no_relaxed)
-            if args.potential == "chgnet":  # the voltage model's base is CHGNet's static voltage
-                _voltage_model(static)
+            relaxed = None
+            for name in args.potentials:
+                others = [potentials.get_potential(o) for o in args.potentials if o != name]
+                out = _umlip(dft, ml, potentials.get_potential(name),
+                             relaxed_too=name in args.relaxed_potentials and not args.no_relaxed, rescore=others)
+                if "umlip_relaxed_voltage" in out and relaxed is None:
+                    relaxed = out.set_index("battery_id")["umlip_relaxed_voltage"]
+            _voltage_model(relaxed)
             if args.relax_n:
-                _throughput(table, pairs, pot, args.relax_n)
+                _throughput(table, pairs, potentials.get_potential(args.potentials[0]), args.relax_n)
         if args.screen != "none":
             _screen(args, table, pairs, predict, label)
 

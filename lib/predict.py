@@ -270,7 +270,7 @@ inputs: CIF files, CGCNN-format folders (id_prop.csv + <id>.cif, or just *.cif) 
 def _voltage(ap: argparse.ArgumentParser, args) -> int:
     """``--voltage ION``: one row per discharged CIF (voltage, σ, the universal potential's, whether the charged
     state was built)."""
-    from lib.cathodes.voltage_model import (  # here: CHGNet only when a voltage is asked for
+    from lib.cathodes.voltage_model import (  # here: the potentials only when a voltage is asked for
         load,
         predict_voltage,
     )

@@ -196,6 +196,34 @@ def test_potential_pair_table_uses_total_energies_and_the_models_metal(table):
     assert t.attrs["umlip_static_ion_energies"] == {"Li": -2.0}
 
 
+def test_rescored_voltages_take_the_second_potentials_energies_at_the_first_ones_minima(table, tmp_path):
+    """Relax with one potential, score with another: the voltages are the scorer's (its energies and its metal),
+    on the structures the relaxer left; without relaxed=True it refuses."""
+    pairs = E.read_pairs()
+    matched = E.match_pairs(pairs[pairs["battery_id"].isin(["mp-19017_Li"]) | (pairs["low_mpid"] == "mp-19340")],
+                            table)
+
+    class Scorer(Fake):
+        name = "scorer"
+
+        def energies(self, structures, progress=False):
+            self.scored = list(structures)
+            return np.array([-6.0] * len(structures), float), None
+
+        def ion_energy(self, ion):
+            return -1.5
+
+    relaxer, scorer = Fake(), Scorer()  # zero forces: every structure converges at once, as it is
+    t = B.potential_pair_table(matched, relaxer, relaxed=True, rescore=scorer, progress=False, cache=tmp_path)
+    assert len(scorer.scored) == len(E._pair_crystals(matched))
+    for c, d, v in zip(t["charged"], t["discharged"], t["umlip_rescored_voltage"], strict=True):
+        g = E.check_pair(c, d, "Li")
+        assert v == pytest.approx(float(g.voltage(-6.0, -6.0, ion_energy=-1.5)[0]), abs=1e-9)
+    assert t.attrs["umlip_rescored_ion_energies"] == {"Li": -1.5}
+    with pytest.raises(ValueError, match="relaxed=True"):
+        B.potential_pair_table(matched, relaxer, rescore=scorer, progress=False)
+
+
 def test_metal_structures():
     for ion in ("Li", "Na", "Mg", "Ca", "Al", "Zn"):
         m = P.metal_structure(ion)

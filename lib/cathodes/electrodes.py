@@ -529,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, prefix: str | None = None,
-                         progress: bool = True, **relax_kwargs) -> pd.DataFrame:
+                         progress: bool = True, rescore=None, **relax_kwargs) -> pd.DataFrame:
     """Voltages etc. of the matched pairs from a universal potential's total energies (eV/atom), the ion's
     metal relaxed by the same model (:mod:`lib.cathodes.potentials`), through pymatgen like the DFT ones.
 
@@ -538,8 +538,12 @@ def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, pr
     from the relaxed cells; a pair whose either end did not converge gets no voltage and says why in
     ``<prefix>_error`` (never silently used). ``prefix`` defaults to ``umlip_static`` / ``umlip_relaxed``.
     Adds ``<prefix>_e_charged`` / ``_discharged`` (eV/atom) and, relaxed, ``<prefix>_status_*``.
+    ``rescore`` (with ``relaxed``): another potential's static energies at ``model``'s minima, its own metal too
+    (relax with the fast potential, score with the accurate one; prefix ``umlip_rescored``).
     """
-    prefix = prefix or ("umlip_relaxed" if relaxed else "umlip_static")
+    if rescore is not None and not relaxed:
+        raise ValueError("rescore= scores relaxed structures: pass relaxed=True")
+    prefix = prefix or ("umlip_rescored" if rescore is not None else "umlip_relaxed" if relaxed else "umlip_static")
     crystals = _pair_crystals(matched)
     ids = list(crystals)
     t = matched.copy()
@@ -555,9 +559,15 @@ def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, pr
         t[f"{prefix}_status_discharged"] = status[t["low_mpid"]].to_numpy()
     else:
         energy = pd.Series(model.energies([crystals[i] for i in ids], progress=progress)[0], index=ids)
+    if rescore is not None:  # the other potential at the relaxed structures (NaN where a relaxation failed)
+        done = [i for i in ids if np.isfinite(energy[i])]
+        e2 = rescore.energies([rs[i].structure for i in done], progress=progress)[0]
+        energy = pd.Series(np.nan, index=ids)
+        energy[done] = e2
+    energy_model = rescore if rescore is not None else model
     t[f"{prefix}_e_charged"] = energy[t["high_mpid"]].to_numpy()
     t[f"{prefix}_e_discharged"] = energy[t["low_mpid"]].to_numpy()
-    mu = {ion: model.ion_energy(ion) for ion in t["ion"].unique()}
+    mu = {ion: energy_model.ion_energy(ion) for ion in t["ion"].unique()}
     out = pair_table(t, f"{prefix}_e_charged", f"{prefix}_e_discharged", prefix=prefix, progress=progress,
                      ion_energies=mu)
     if relaxed:

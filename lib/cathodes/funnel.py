@@ -160,18 +160,20 @@ def refine(scored: pd.DataFrame, model, hull: PotentialHull, ion: str = "Li", to
 
 
 def with_voltage_model(t: pd.DataFrame, model, ion: str) -> pd.DataFrame:
-    """:data:`VM_COLUMNS` on the rows with a relaxed uMLIP voltage (the relaxed energies are the potential's
-    static energies at its own minimum, the voltage model's base)."""
-    from lib.cathodes.voltage_model import correct  # here: the voltage model only when one is given
+    """:data:`VM_COLUMNS` on the rows with a relaxed uMLIP pair: the voltage model's base is its own potential's
+    static voltage on the relaxed structures (for the relaxing potential itself, its relaxed voltage)."""
+    from lib.cathodes.voltage_model import predict_pairs  # here: the voltage model only when one is given
 
     t = t.drop(columns=[c for c in VM_COLUMNS if c in t.columns])
     for c in VM_COLUMNS:
         t[c] = np.nan
     ok = t["umlip_voltage"].notna() & t["umlip_discharged"].notna() & t["umlip_charged"].notna()
     if ok.any():
-        v, s = correct(t.loc[ok, "umlip_voltage"], [ion] * int(ok.sum()), t.loc[ok, "umlip_charged"],
-                       t.loc[ok, "umlip_discharged"], model)
-        t.loc[ok, "vm_voltage"], t.loc[ok, "vm_voltage_std"] = v, s
+        pairs = pd.DataFrame({"ion": ion, "charged": list(t.loc[ok, "umlip_charged"]),
+                              "discharged": list(t.loc[ok, "umlip_discharged"])})
+        vm = predict_pairs(pairs, model)
+        t.loc[ok, "vm_voltage"] = vm["voltage_model"].to_numpy()
+        t.loc[ok, "vm_voltage_std"] = vm["voltage_model_sigma"].to_numpy()
         t["vm_specific_energy"] = t["umlip_specific_energy"] * t["vm_voltage"] / t["umlip_voltage"]
     passes = t["umlip_passes"] if "umlip_passes" in t else pd.Series(True, index=t.index)
     t["rank_vm"] = t["vm_specific_energy"].where(passes.astype(bool)).rank(ascending=False, method="first")

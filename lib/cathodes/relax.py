@@ -484,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     names = a.models or (sorted(p.name for p in CACHE.iterdir() if p.is_dir()) if CACHE.is_dir() else [])
     for name in names:
         path = archive(name)
-        print(f"{name}: {len(archived(name))} relaxations in {path.relative_to(ARCHIVE.parent)}; commit it")
+        print(f"{name}: {len(archived(name))} relaxations and static energies in {path.relative_to(ARCHIVE.parent)}; "
+              "commit it")
     return 0
 
 

@@ -55,7 +55,16 @@ from lib.elements import element_properties
 from lib.paths import ROOT, atomic_path
 
 FORMAT = "compendium-voltage-model/1"
-SHIPPED = ROOT / "pretrained" / "voltage_chgnet_delta"
+#: the universal potential whose static voltage the shipped model corrects (lib.cathodes.potentials.POTENTIALS)
+POTENTIAL = "sevennet"
+
+
+def shipped_folder(potential: str = POTENTIAL) -> Path:
+    """``pretrained/voltage_<potential>_delta/``: where the voltage model on that potential is shipped."""
+    return ROOT / "pretrained" / f"voltage_{potential}_delta"
+
+
+SHIPPED = shipped_folder()
 BASE = "umlip_static_voltage"
 PROPS = ("group", "period", "electronegativity", "covalent_radius", "valence_electrons",
          "first_ionization_energy", "atomic_volume")
@@ -257,10 +266,11 @@ class VoltageModel:
     base: str = BASE
     features: tuple[str, ...] = ()
     info: dict | None = None
+    potential: str = "chgnet"  # whose static voltage ``base`` is (lib.cathodes.potentials.POTENTIALS)
 
     @classmethod
     def fit(cls, pairs: pd.DataFrame, members: int = 10, seed: int = 0, folds: int = 5, base: str = BASE,
-            by: str = "chemsys", progress: bool = False) -> VoltageModel:
+            by: str = "chemsys", progress: bool = False, potential: str = POTENTIAL) -> VoltageModel:
         """Fit on ``pairs`` (MP's ``avg_voltage`` the target); τ from grouped ``folds``-fold out-of-fold errors."""
         pairs = pairs[pairs[base].notna() & pairs["avg_voltage"].notna()].reset_index(drop=True)
         X = pair_features(pairs, base)
@@ -269,7 +279,7 @@ class VoltageModel:
         t0 = time.perf_counter()
         oof_mean, oof_spread = cls._oof(X, dy, groups, members, seed, folds)
         tau = _calibrate_tau(dy - oof_mean, oof_spread)
-        model = cls(cls._members(X, dy, members, seed), tau, base, tuple(feature_names()))
+        model = cls(cls._members(X, dy, members, seed), tau, base, tuple(feature_names()), potential=potential)
         model.info = {"n_train": len(pairs), "members": members, "folds": folds, "group_by": by, "seed": seed,
                       "trees": TREES, "oof_mae": float(np.mean(np.abs(dy - oof_mean))),
                       "oof_coverage_spread_only": float(np.mean(np.abs(dy - oof_mean) <= oof_spread)),
@@ -307,8 +317,8 @@ class VoltageModel:
         return v, s
 
     def to_json(self) -> dict:
-        return {"format": FORMAT, "base": self.base, "features": list(self.features), "tau": self.tau,
-                "info": self.info, "members": [m.to_json() for m in self.members]}
+        return {"format": FORMAT, "base": self.base, "potential": self.potential, "features": list(self.features),
+                "tau": self.tau, "info": self.info, "members": [m.to_json() for m in self.members]}
 
     @classmethod
     def from_json(cls, d: dict) -> VoltageModel:
@@ -317,7 +327,7 @@ class VoltageModel:
         if list(d["features"]) != feature_names():
             raise ValueError("the model's features differ from this code's feature_names(): retrain it")
         return cls([Trees.from_json(m) for m in d["members"]], float(d["tau"]), d["base"], tuple(d["features"]),
-                   d.get("info"))
+                   d.get("info"), d.get("potential", "chgnet"))
 
     def save(self, path: str | Path) -> Path:
         with atomic_path(path) as tmp:
@@ -376,8 +386,9 @@ def compare(pairs: pd.DataFrame, split: dict[str, np.ndarray], model: VoltageMod
 
 
 def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None) -> pd.DataFrame:
-    """``pairs`` (ion, charged and discharged Crystals) with the universal potential's static voltage and the
-    voltage model's (``voltage_model``, ``voltage_model_sigma``) added."""
+    """``pairs`` (ion, charged and discharged Crystals) with the static voltage of the model's universal potential
+    (``umlip_static_voltage``, on the structures as given) and the voltage model's (``voltage_model``,
+    ``voltage_model_sigma``) added."""
     from lib.cathodes import potentials
     from lib.cathodes.electrodes import potential_pair_table
 
@@ -390,7 +401,7 @@ def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None) -> pd.
     t["formula_discharged"] = [c.to_structure().composition.reduced_formula for c in t["discharged"]]
     for c in ("ef_charged", "ef_discharged"):
         t[c] = 0.0
-    t = potential_pair_table(t, potentials.get_potential("chgnet"), relaxed=False, progress=False)
+    t = potential_pair_table(t, potentials.get_potential(model.potential), relaxed=False, progress=False)
     if "avg_voltage" not in t:
         t["avg_voltage"] = np.nan
     ok = t[BASE].notna()
@@ -403,9 +414,9 @@ def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None) -> pd.
 
 def correct(base_voltage, ions, charged, discharged, model: VoltageModel | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
-    """The voltage model on pairs whose universal-potential voltage is already known (e.g. the screen's
-    relaxed candidates, whose relaxed energies are static energies at the potential's minimum): ``charged`` and
-    ``discharged`` are Crystals; returns (voltage, σ_V)."""
+    """The voltage model on pairs whose static voltage from the model's own potential is already known:
+    ``charged`` and ``discharged`` are Crystals; returns (voltage, σ_V). (From another potential's voltage,
+    use :func:`predict_pairs`, which computes the right one.)"""
     from lib.structures import as_structure
 
     model = model or load()[0]
@@ -416,10 +427,15 @@ def correct(base_voltage, ions, charged, discharged, model: VoltageModel | None 
     return model.predict(frame)
 
 
+#: the potential that relaxes a charged state built by removal (the cathode chapter's: fast on a CPU)
+RELAXER = "chgnet"
+
+
 def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | None = None) -> dict:
     """The voltage (± σ_V) of a discharged structure (a Crystal, pymatgen Structure or CIF path) and ``ion``,
-    against its charged state: given, or built by removing every ``ion`` and relaxing with the universal
-    potential (then ``charged_built`` is True: outside the model's training)."""
+    against its charged state: given, or built by removing every ``ion`` and relaxing with :data:`RELAXER`
+    (then ``charged_built`` is True: outside the model's training); the base is the model's potential's static
+    voltage on the two structures."""
     from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
 
     from lib.cathodes import potentials
@@ -440,7 +456,7 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
     built = charged is None
     if built:
         host = RemoveSpeciesTransformation([ion]).apply_transformation(as_structure(d))
-        r = relax(potentials.get_potential("chgnet"), [host], ids=["charged"], progress=False)[0]
+        r = relax(potentials.get_potential(RELAXER), [host], ids=["charged"], progress=False)[0]
         if not r.ok:
             raise ValueError(f"the charged state built by removing {ion} did not relax ({r.status}: {r.reason})")
         c = r.structure
@@ -450,9 +466,13 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
     row = t.iloc[0]
     return {"ion": ion, "charged": row["formula_charged"], "discharged": row["formula_discharged"],
             "voltage": float(row["voltage_model"]), "sigma": float(row["voltage_model_sigma"]),
-            "umlip_static_voltage": float(row[BASE]), "charged_built": built,
+            "umlip_static_voltage": float(row[BASE]), "potential": model_potential(model), "charged_built": built,
             "error": str(row.get("umlip_static_error") or "")}
 
 
-__all__ = ["VoltageModel", "Trees", "pair_features", "feature_names", "grouped_split", "random_split",
+def model_potential(model: VoltageModel | None) -> str:
+    return (model or load()[0]).potential
+
+
+__all__ = ["VoltageModel", "Trees", "shipped_folder", "POTENTIAL", "RELAXER", "pair_features", "feature_names", "grouped_split", "random_split",
            "framework_groups", "known_frameworks", "compare", "load", "predict_pairs", "predict_voltage", "correct"]

@@ -1,8 +1,9 @@
 """Training and shipping the voltage model (:mod:`lib.cathodes.voltage_model`): the benchmark pairs with every
 route's voltage, the fit on a grouped or random split, the comparison on its test pairs, the card.
 
-``python -m lib.cathodes.voltage_train ship`` rewrites ``pretrained/voltage_chgnet_delta/`` (model.json,
-card.json, card.md) and ``results/voltage_model_test.csv``; ``make bench BENCH=electrodes`` calls
+``python -m lib.cathodes.voltage_train ship [--potential NAME]`` rewrites ``pretrained/voltage_<NAME>_delta/``
+(model.json, card.json, card.md; default :data:`lib.cathodes.voltage_model.POTENTIAL`) and
+``results/voltage_model_test.csv``; ``make bench BENCH=electrodes`` calls
 :func:`train_and_compare` on both splits.
 """
 
@@ -18,18 +19,20 @@ import pandas as pd
 from lib.cathodes.voltage_model import (
     BASE,
     COVERAGE,
-    SHIPPED,
+    POTENTIAL,
     VoltageModel,
     compare,
     grouped_split,
     random_split,
+    shipped_folder,
 )
 from lib.paths import atomic_path
 
 
-def benchmark_pairs(potential: str = "chgnet", gnn: bool = True, progress: bool = False) -> pd.DataFrame:
-    """MP's insertion pairs whose two structures the mirror holds, with the DFT route, the universal
-    potential's static voltage and (``gnn``) the shipped formation-energy ensemble's; ``attrs["counts"]`` says
+def benchmark_pairs(potential: str = POTENTIAL, gnn: bool = True, progress: bool = False) -> pd.DataFrame:
+    """MP's insertion pairs whose two structures the mirror holds, with the DFT route, the static voltage of
+    ``potential`` (``umlip_static_voltage``, the model's base) and of every known potential
+    (``<name>_static_voltage``), and (``gnn``) the shipped formation-energy ensemble's; ``attrs["counts"]`` says
     how many pairs there are, and how many the mirror holds one or both ends of."""
     from lib import data
     from lib.cathodes import benchmark as eb
@@ -40,6 +43,10 @@ def benchmark_pairs(potential: str = "chgnet", gnn: bool = True, progress: bool 
     ids = set(table["material_id"])
     dft = electrodes.pair_table(electrodes.match_pairs(pairs, table), progress=progress)
     t = eb.potential_pair_table(dft, potentials.get_potential(potential), relaxed=False, progress=progress)
+    for name in potentials.POTENTIALS:  # every potential's static voltage on the same pairs, for the table
+        other = eb.potential_pair_table(dft, potentials.get_potential(name), relaxed=False, prefix=f"{name}_static",
+                                        progress=progress)
+        t[f"{name}_static_voltage"] = other[f"{name}_static_voltage"].to_numpy()
     if gnn:
         from lib import pretrained
 
@@ -55,15 +62,17 @@ def benchmark_pairs(potential: str = "chgnet", gnn: bool = True, progress: bool 
     return t
 
 
-ROUTES = {"formation-energy GNN": "ml_voltage", "mirror DFT": "dft_voltage", "uMLIP static": "umlip_static_voltage",
-          "uMLIP relaxed": "umlip_relaxed_voltage"}
+ROUTES = {"formation-energy GNN": "ml_voltage", "mirror DFT": "dft_voltage", "CHGNet static": "chgnet_static_voltage",
+          "SevenNet static": "sevennet_static_voltage", "uMLIP relaxed": "umlip_relaxed_voltage"}
 
 
-def train_and_compare(t: pd.DataFrame, split: str = "grouped", seed: int = 0) -> tuple[VoltageModel, pd.DataFrame]:
-    """Fit on the training pairs of a ``grouped`` or ``random`` split and compare every route on its test."""
+def train_and_compare(t: pd.DataFrame, split: str = "grouped", seed: int = 0, potential: str = POTENTIAL
+                      ) -> tuple[VoltageModel, pd.DataFrame]:
+    """Fit on the training pairs of a ``grouped`` or ``random`` split and compare every route on its test
+    (``t`` from :func:`benchmark_pairs` of the same ``potential``)."""
     t = t[t[BASE].notna() & t["avg_voltage"].notna()].reset_index(drop=True)
     sp = grouped_split(t, seed) if split == "grouped" else random_split(t, seed)
-    model = VoltageModel.fit(t.iloc[sp["train"]], seed=seed)
+    model = VoltageModel.fit(t.iloc[sp["train"]], seed=seed, potential=potential)
     res = compare(t, sp, model, ROUTES)
     res.attrs["split"] = {k: v.tolist() for k, v in sp.items()}
     res.attrs["test_ids"] = t.iloc[sp["test"]]["battery_id"].tolist()
@@ -77,11 +86,15 @@ def _card(model: VoltageModel, grouped: pd.DataFrame, random_: pd.DataFrame, cou
         return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
                 for r in res.drop(columns=[]).to_dict("records")]
 
+    from lib.cathodes.potentials import get_potential
+
     test = grouped.attrs["test"]
     return {
-        "format": "compendium-voltage-card/1", "name": SHIPPED.name, "property": "avg_voltage", "unit": "V",
-        "what": "MP's average insertion voltage of a charged/discharged pair: the universal potential's static "
-                "voltage (CHGNet 0.3.0, DFT-relaxed structures) + a Δ learned by gradient-boosted trees",
+        "format": "compendium-voltage-card/1", "name": shipped_folder(model.potential).name,
+        "property": "avg_voltage", "unit": "V", "potential": model.potential,
+        "what": f"MP's average insertion voltage of a charged/discharged pair: the universal potential's static "
+                f"voltage ({get_potential(model.potential).name}, DFT-relaxed structures) + a Δ learned by "
+                f"gradient-boosted trees",
         "data": {**counts, "used": int(model.info["n_train"]) + len(test), "train": int(model.info["n_train"]),
                  "test": len(test), "dropped": "pairs whose two structures the mirror lacks (charged states built "
                  "by removal and relaxation are not used in training)"},
@@ -98,6 +111,11 @@ def _card(model: VoltageModel, grouped: pd.DataFrame, random_: pd.DataFrame, cou
     }
 
 
+def _li(res: pd.DataFrame, route: str) -> float:
+    row = res[(res.route == route) & (res.ion == "Li")]["mae"]
+    return float(row.iloc[0]) if len(row) else math.nan
+
+
 def _card_md(card: dict) -> str:
     g = pd.DataFrame(card["test_grouped"])
     r = pd.DataFrame(card["test_random"])
@@ -107,8 +125,8 @@ def _card_md(card: dict) -> str:
              f"system no training pair shares ({card['split']['kind']}). MAE vs MP (V) on those test pairs:", "",
              piv.to_markdown(), "",
              f"Random split (what published models use), voltage model Li MAE "
-             f"{r[(r.route == 'voltage model') & (r.ion == 'Li')]['mae'].iloc[0]:.3f} V, uMLIP static "
-             f"{r[(r.route == 'uMLIP static') & (r.ion == 'Li')]['mae'].iloc[0]:.3f} V.", "",
+             f"{_li(r, 'voltage model'):.3f} V, CHGNet static {_li(r, 'CHGNet static'):.3f} V, SevenNet static "
+             f"{_li(r, 'SevenNet static'):.3f} V.", "",
              f"σ_V = sqrt(spread² + τ²), τ = {card['sigma']['tau']:.3f} V ({card['sigma']['calibrated_on']}); "
              f"{card['sigma']['test_coverage_1sigma']:.0%} of grouped test errors within 1 σ_V.", "",
              f"For: {card['for']}. Not for: {card['not_for']}.", "",
@@ -116,16 +134,16 @@ def _card_md(card: dict) -> str:
     return "\n".join(lines)
 
 
-def ship(folder: str | Path | None = None, progress: bool = True) -> dict:
-    """Retrain the shipped model on the grouped split (seed 0), write ``model.json``, ``card.json``,
-    ``card.md`` and the test table (``results/voltage_model_test.csv``); returns the card. (08_cathodes draws
-    its parity plot.)"""
+def ship(folder: str | Path | None = None, progress: bool = True, potential: str = POTENTIAL) -> dict:
+    """Retrain the model on ``potential`` on the grouped split (seed 0), write ``model.json``, ``card.json``,
+    ``card.md`` (in ``pretrained/voltage_<potential>_delta/``) and the test table
+    (``results/voltage_model_test.csv``); returns the card. (08_cathodes draws its parity plot.)"""
     from lib.paths import RESULTS
 
-    folder = Path(folder) if folder is not None else SHIPPED
-    t = benchmark_pairs(progress=progress)
-    model, grouped = train_and_compare(t, "grouped")
-    _, random_ = train_and_compare(t, "random")
+    folder = Path(folder) if folder is not None else shipped_folder(potential)
+    t = benchmark_pairs(potential, progress=progress)
+    model, grouped = train_and_compare(t, "grouped", potential=potential)
+    _, random_ = train_and_compare(t, "random", potential=potential)
     card = _card(model, grouped, random_, t.attrs["counts"])
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.json")
@@ -137,7 +155,8 @@ def ship(folder: str | Path | None = None, progress: bool = True) -> dict:
     test = test.assign(voltage_model=v, voltage_model_sigma=s)
     RESULTS.mkdir(parents=True, exist_ok=True)
     keep = ["battery_id", "ion", "formula_charged", "formula_discharged", "framework", "avg_voltage", "dft_voltage",
-            "ml_voltage", "umlip_static_voltage", "voltage_model", "voltage_model_sigma"]
+            "ml_voltage", "chgnet_static_voltage", "sevennet_static_voltage", "umlip_static_voltage", "voltage_model",
+            "voltage_model_sigma"]
     test[[c for c in keep if c in test]].to_csv(RESULTS / "voltage_model_test.csv", index=False)
     return card
 
@@ -147,12 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.voltage_train", description=main.__doc__)
+    from lib.cathodes.potentials import POTENTIALS
+
     ap.add_argument("action", choices=("ship",))
-    ap.parse_args(argv)
-    card = ship()
+    ap.add_argument("--potential", default=POTENTIAL, choices=sorted(POTENTIALS), help="whose static voltage it "
+                    "corrects")
+    a = ap.parse_args(argv)
+    card = ship(potential=a.potential)
     g = pd.DataFrame(card["test_grouped"])
     print(g.pivot_table(index="route", columns="ion", values="mae").round(3).to_string())
-    print(f"written to {SHIPPED}")
+    print(f"written to {shipped_folder(a.potential)}")
     return 0
 
 
