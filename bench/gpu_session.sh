@@ -7,7 +7,7 @@
 # It needs (carried beside the checkout, both git-ignored): .whl/ (cp312 wheels of pymatgen and what this code
 # imports that the machine lacks) and .mirror/ (the files of ../shared/data it reads). Every run resumes from its
 # last epoch and every relaxation is cached, so what the deadline cuts off goes on here on the CPU:
-# `python -m lib.sweep.direct ...` with the same arguments, `python -m lib.cathodes.electrodes relax`.
+# `python -m lib.sweep.direct ...` with the same arguments, `python -m lib.cathodes.benchmark relax`.
 # Runs: RUNS below, one line each: "<log name> <lib.sweep.direct arguments>". LONG / THESIS name the profiles
 # (smoke for a dry run on a laptop: SMOKE=1).
 set -u
@@ -79,7 +79,7 @@ stamp "started ${#pids[@]} runs, ${#queue[@]} waiting"
 RELAX_SHARDS=${RELAX_SHARDS:-3}
 rpids=()
 for k in $(seq 0 $((RELAX_SHARDS - 1))); do
-  $PY -m lib.cathodes.electrodes relax --shard "$k/$RELAX_SHARDS" --threads 1 --no-progress \
+  $PY -m lib.cathodes.benchmark relax --shard "$k/$RELAX_SHARDS" --threads 1 --no-progress \
     > "$LOGS/relax_$k.log" 2>&1 &
   rpids+=($!)
 done

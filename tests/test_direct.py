@@ -10,7 +10,7 @@ import pandas as pd
 import papermill as pm
 import pytest
 
-from lib.cathodes import electrodes
+from lib.cathodes import benchmark as eb
 from lib.paths import ROOT
 from lib.sweep import direct
 
@@ -70,14 +70,14 @@ def test_benchmark_relaxation_order_puts_li_first_and_shards_cover_it_once():
                             "low_mpid": [f"d{i}" for i in range(5)] + ["d0"]})  # d0 shared by two pairs
     matched["charged"] = matched["high_mpid"]
     matched["discharged"] = matched["low_mpid"]
-    order = list(electrodes.benchmark_structures(matched, seed=0))
+    order = list(eb.benchmark_structures(matched, seed=0))
     li_ids = {f"{e}{i}" for i in (1, 2, 4) for e in "cd"}
     assert set(order[:6]) == li_ids and len(order) == len(set(order)) == 11
-    assert order == list(electrodes.benchmark_structures(matched, seed=0))
-    assert order != list(electrodes.benchmark_structures(matched, seed=1))
-    shards = [electrodes.shard_of(order, (k, 3)) for k in range(3)]
+    assert order == list(eb.benchmark_structures(matched, seed=0))
+    assert order != list(eb.benchmark_structures(matched, seed=1))
+    shards = [eb.shard_of(order, (k, 3)) for k in range(3)]
     assert sorted(sum(shards, [])) == sorted(order)
-    assert electrodes.shard_of(order, (0, 1), reverse=True) == order[::-1]
+    assert eb.shard_of(order, (0, 1), reverse=True) == order[::-1]
     with pytest.raises(ValueError, match="shard 3/3"):
-        electrodes.shard_of(order, (3, 3))
-    assert np.array_equal(electrodes.shard_of(list(range(10)), (1, 4)), [1, 5, 9])
+        eb.shard_of(order, (3, 3))
+    assert np.array_equal(eb.shard_of(list(range(10)), (1, 4)), [1, 5, 9])

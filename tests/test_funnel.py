@@ -13,6 +13,7 @@ from lib.cathodes import funnel as F
 from lib.cathodes import hull as H
 from lib.cathodes import potentials as P
 from lib.cathodes import screen as S
+from lib.structures import as_structure
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ class Flat(P.UniversalPotential):
         return out
 
     def energies(self, structures, progress=False):
-        return np.array([self._e(P.as_structure(s) if hasattr(s, "to_structure") else s) for s in structures]), None
+        return np.array([self._e(as_structure(s)) for s in structures]), None
 
     def ion_energy(self, ion):
         return -1.9

@@ -215,7 +215,7 @@ def test_rescored_voltages_take_the_second_potentials_energies_at_the_first_ones
 
     relaxer, scorer = Fake(), Scorer()  # zero forces: every structure converges at once, as it is
     t = B.potential_pair_table(matched, relaxer, relaxed=True, rescore=scorer, progress=False, cache=tmp_path)
-    assert len(scorer.scored) == len(E._pair_crystals(matched))
+    assert len(scorer.scored) == len(E.pair_crystals(matched))
     for c, d, v in zip(t["charged"], t["discharged"], t["umlip_rescored_voltage"], strict=True):
         g = E.check_pair(c, d, "Li")
         assert v == pytest.approx(float(g.voltage(-6.0, -6.0, ion_energy=-1.5)[0]), abs=1e-9)

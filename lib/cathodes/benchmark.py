@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -38,9 +39,13 @@ from lib.cathodes.electrodes import (  # potential_pair_table: re-exported, it l
     check_pair,
     composition_key,
     composition_keys,
+    match_pairs,
+    pair_crystals,
     pair_table,
     potential_pair_table,
+    read_pairs,
 )
+from lib.cathodes.relax import relax
 from lib.data import split as random_split
 from lib.data import target_frame
 from lib.data.holdout import holdout_ids
@@ -500,6 +505,77 @@ def train_formation_models(
     return records
 
 
+# ----------------------------------------------------------------------------------------------
+# relaxing the benchmark's structures (a long run, resumable, in shards)
+# ----------------------------------------------------------------------------------------------
+
+
+def benchmark_structures(matched: pd.DataFrame, seed: int = 0) -> dict[str, Crystal]:
+    """Every distinct structure of the matched pairs (:func:`lib.cathodes.electrodes.pair_crystals`), in the order a long relaxation
+    run takes them: the Li pairs' structures first, then the other ions', each group in a seeded shuffle, so
+    that a run stopped early holds a random sample of the chapter's own Li benchmark rather than the first
+    ids of one chemistry."""
+    rng = np.random.default_rng(seed)
+    li = matched["ion"].eq("Li").to_numpy()
+    order = [*rng.permutation(np.flatnonzero(li)), *rng.permutation(np.flatnonzero(~li))]
+    crystals = pair_crystals(matched)
+    out: dict[str, Crystal] = {}
+    for i in order:
+        for mid in (matched["high_mpid"].iat[i], matched["low_mpid"].iat[i]):
+            out.setdefault(mid, crystals[mid])
+    return out
+
+
+def shard_of(items: list, shard: tuple[int, int], reverse: bool = False) -> list:
+    """Every ``n``-th item from the ``k``-th (``shard`` = (k, n)), counted from the end with ``reverse``: the
+    shards of one order cover it once, and a reversed run meets a forward one in the middle."""
+    k, n = shard
+    if not 0 <= k < n:
+        raise ValueError(f"shard {k}/{n}: want 0 <= k < n")
+    return (items[::-1] if reverse else list(items))[k::n]
+
+
+def relax_benchmark(model, shard: tuple[int, int] = (0, 1), reverse: bool = False, seed: int = 0,
+                    progress: bool = True, **relax_kwargs) -> list:
+    """Relax (into the cache) the structures of the electrode benchmark: the 451 pairs of MP's insertion
+    electrodes whose two ends the mirror holds, in :func:`benchmark_structures`'s order (``reverse``: from the
+    end, so that a second machine meets the first in the middle), every ``shard[1]``-th from ``shard[0]``.
+    Done ones are read from the cache; the :class:`lib.cathodes.relax.Relaxation` of each is returned."""
+    from lib.data import load_dataset  # here: the mirror only for this command
+
+    table = load_dataset("cgcnn", source="auto", progress=False, verbose=False)
+    structures = benchmark_structures(pair_table(match_pairs(read_pairs(), table), progress=False), seed)
+    ids = shard_of(list(structures), shard, reverse)
+    return relax(model, [structures[i] for i in ids], ids=ids, progress=progress, **relax_kwargs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lib.cathodes.benchmark relax [--shard K/N] [--reverse] [--device cuda]``: relax the electrode
+    benchmark's structures into the cache (resumable; ``python -m lib.cathodes.relax archive`` keeps them)."""
+    import argparse
+
+    from lib.cathodes.potentials import POTENTIALS
+
+    warnings.filterwarnings("ignore")  # scipy's logm accuracy notes and torch's, once per step: noise in a log
+
+    ap = argparse.ArgumentParser(prog="python -m lib.cathodes.benchmark", description=main.__doc__)
+    ap.add_argument("action", choices=("relax",))
+    ap.add_argument("--potential", default="chgnet", choices=sorted(POTENTIALS))
+    ap.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when there is one)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--shard", default="0/1", help="K/N: every N-th structure from the K-th")
+    ap.add_argument("--reverse", action="store_true", help="from the end of the order")
+    ap.add_argument("--batch-size", type=int, default=48, help="structures relaxed at once")
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    k, n = (int(x) for x in a.shard.split("/"))
+    model = POTENTIALS[a.potential](threads=a.threads, device=a.device)
+    rs = relax_benchmark(model, (k, n), a.reverse, progress=not a.no_progress, batch_size=a.batch_size)
+    counts = pd.Series([r.status for r in rs]).value_counts().to_dict()
+    print(f"{model.name}: {len(rs)} structures of shard {k}/{n}: {counts}")
+    return 0
+
+
 __all__ = [
     "voltage_metrics",
     "energies_2024",
@@ -514,4 +590,10 @@ __all__ = [
     "ml_pair_table",
     "potential_pair_table",
     "train_formation_models",
+    "benchmark_structures",
+    "shard_of",
+    "relax_benchmark",
 ]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

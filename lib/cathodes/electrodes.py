@@ -454,78 +454,12 @@ def voltages_from_energies(
 Predictor = Callable[[Sequence[Crystal]], tuple[np.ndarray, np.ndarray | None]]
 
 
-def _pair_crystals(matched: pd.DataFrame) -> dict[str, Crystal]:
+def pair_crystals(matched: pd.DataFrame) -> dict[str, Crystal]:
     """Every distinct structure of the matched pairs, by material id (charged and discharged ends)."""
     return {
         **dict(zip(matched["high_mpid"], matched["charged"], strict=True)),
         **dict(zip(matched["low_mpid"], matched["discharged"], strict=True)),
     }
-
-
-def benchmark_structures(matched: pd.DataFrame, seed: int = 0) -> dict[str, Crystal]:
-    """Every distinct structure of the matched pairs (:func:`_pair_crystals`), in the order a long relaxation
-    run takes them: the Li pairs' structures first, then the other ions', each group in a seeded shuffle, so
-    that a run stopped early holds a random sample of the chapter's own Li benchmark rather than the first
-    ids of one chemistry."""
-    rng = np.random.default_rng(seed)
-    li = matched["ion"].eq("Li").to_numpy()
-    order = [*rng.permutation(np.flatnonzero(li)), *rng.permutation(np.flatnonzero(~li))]
-    crystals = _pair_crystals(matched)
-    out: dict[str, Crystal] = {}
-    for i in order:
-        for mid in (matched["high_mpid"].iat[i], matched["low_mpid"].iat[i]):
-            out.setdefault(mid, crystals[mid])
-    return out
-
-
-def shard_of(items: list, shard: tuple[int, int], reverse: bool = False) -> list:
-    """Every ``n``-th item from the ``k``-th (``shard`` = (k, n)), counted from the end with ``reverse``: the
-    shards of one order cover it once, and a reversed run meets a forward one in the middle."""
-    k, n = shard
-    if not 0 <= k < n:
-        raise ValueError(f"shard {k}/{n}: want 0 <= k < n")
-    return (items[::-1] if reverse else list(items))[k::n]
-
-
-def relax_benchmark(model, shard: tuple[int, int] = (0, 1), reverse: bool = False, seed: int = 0,
-                    progress: bool = True, **relax_kwargs) -> list:
-    """Relax (into the cache) the structures of the electrode benchmark: the 451 pairs of MP's insertion
-    electrodes whose two ends the mirror holds, in :func:`benchmark_structures`'s order (``reverse``: from the
-    end, so that a second machine meets the first in the middle), every ``shard[1]``-th from ``shard[0]``.
-    Done ones are read from the cache; the :class:`lib.cathodes.relax.Relaxation` of each is returned."""
-    from lib.data import load_dataset  # here: the mirror only for this command
-
-    table = load_dataset("cgcnn", source="auto", progress=False, verbose=False)
-    structures = benchmark_structures(pair_table(match_pairs(read_pairs(), table), progress=False), seed)
-    ids = shard_of(list(structures), shard, reverse)
-    return relax(model, [structures[i] for i in ids], ids=ids, progress=progress, **relax_kwargs)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lib.cathodes.electrodes relax [--shard K/N] [--reverse] [--device cuda]``: relax the electrode
-    benchmark's structures into the cache (resumable; ``python -m lib.cathodes.relax archive`` keeps them)."""
-    import argparse
-
-    from lib.cathodes.potentials import POTENTIALS
-
-    warnings.filterwarnings("ignore")  # scipy's logm accuracy notes and torch's, once per step: noise in a log
-
-    ap = argparse.ArgumentParser(prog="python -m lib.cathodes.electrodes", description=main.__doc__)
-    ap.add_argument("action", choices=("relax",))
-    ap.add_argument("--potential", default="chgnet", choices=sorted(POTENTIALS))
-    ap.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when there is one)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--shard", default="0/1", help="K/N: every N-th structure from the K-th")
-    ap.add_argument("--reverse", action="store_true", help="from the end of the order")
-    ap.add_argument("--batch-size", type=int, default=48, help="structures relaxed at once")
-    ap.add_argument("--no-progress", action="store_true")
-    a = ap.parse_args(argv)
-    k, n = (int(x) for x in a.shard.split("/"))
-    model = POTENTIALS[a.potential](threads=a.threads, device=a.device)
-    rs = relax_benchmark(model, (k, n), a.reverse, progress=not a.no_progress, batch_size=a.batch_size)
-    counts = pd.Series([r.status for r in rs]).value_counts().to_dict()
-    print(f"{model.name}: {len(rs)} structures of shard {k}/{n}: {counts}")
-    return 0
 
 
 def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, prefix: str | None = None,
@@ -544,7 +478,7 @@ def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, pr
     if rescore is not None and not relaxed:
         raise ValueError("rescore= scores relaxed structures: pass relaxed=True")
     prefix = prefix or ("umlip_rescored" if rescore is not None else "umlip_relaxed" if relaxed else "umlip_static")
-    crystals = _pair_crystals(matched)
+    crystals = pair_crystals(matched)
     ids = list(crystals)
     t = matched.copy()
     if relaxed:
@@ -599,11 +533,6 @@ __all__ = [
     "match_pairs",
     "pair_table",
     "potential_pair_table",
-    "benchmark_structures",
-    "shard_of",
-    "relax_benchmark",
+    "pair_crystals",
     "voltages_from_energies",
 ]
-
-if __name__ == "__main__":
-    raise SystemExit(main())
