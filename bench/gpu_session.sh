@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# One lent GPU, one prepared call (docs/gpu.md): train the runs that need a GPU side by side, relax the electrode
-# benchmark's structures with CHGNet on the same GPU, stop at a deadline and bring everything back as one archive.
+# One lent GPU, one prepared call (docs/sweep.md, "One lent GPU, one script"): train the runs that need a GPU side by side, relax the electrode
+# benchmark's structures with SevenNet on the same GPU, stop at a deadline and bring everything back as one archive.
 #
 #   bash bench/gpu_session.sh [SECONDS]            # on the device machine, from the repository root
 #
-# It needs (carried beside the checkout, both git-ignored): .whl/ (cp312 wheels of pymatgen and what this code
-# imports that the machine lacks) and .mirror/ (the files of ../shared/data it reads). Every run resumes from its
-# last epoch and every relaxation is cached, so what the deadline cuts off goes on here on the CPU:
+# It needs (carried beside the checkout, both git-ignored; `bash bench/gpu_wheels.sh` makes them): .whl/ (cp312
+# wheels of pymatgen, SevenNet and what else this code imports that the machine lacks) and .mirror/ (the files of
+# ../shared/data it reads). The relaxations are SevenNet's (CHGNet's are cheap on a CPU, SevenNet's ~7 h of
+# a core). Every run resumes from its last epoch and every relaxation is cached, so what the deadline cuts off
+# goes on here on the CPU:
 # `python -m lib.sweep.direct ...` with the same arguments, `python -m lib.cathodes.benchmark relax`.
 # Runs: RUNS below, one line each: "<log name> <lib.sweep.direct arguments>". LONG / THESIS name the profiles
-# (smoke for a dry run on a laptop: SMOKE=1).
+# (LONG=smoke THESIS=smoke PY=.venv/bin/python RELAX_SHARDS=1 for a dry run on a laptop).
 set -u
 SECONDS_TOTAL=${1:-540}  # from the start of this script to the stop of every run
 OUT=${OUT:-/tmp/gpu_session_out}
@@ -79,7 +81,8 @@ stamp "started ${#pids[@]} runs, ${#queue[@]} waiting"
 RELAX_SHARDS=${RELAX_SHARDS:-3}
 rpids=()
 for k in $(seq 0 $((RELAX_SHARDS - 1))); do
-  $PY -m lib.cathodes.benchmark relax --shard "$k/$RELAX_SHARDS" --threads 1 --no-progress \
+  $PY -m lib.cathodes.benchmark relax --potential sevennet --shard "$k/$RELAX_SHARDS" --threads 1 --batch-size 4 \
+    --no-progress \
     > "$LOGS/relax_$k.log" 2>&1 &
   rpids+=($!)
 done
@@ -89,7 +92,7 @@ deadline=$(( t_start + SECONDS_TOTAL ))
 while :; do
   alive=0
   for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
-  n_relaxed=$(ls data/relax/*/ 2>/dev/null | wc -l)
+  n_relaxed=$(grep -L '"kind": "static"' data/relax/*/*.json 2>/dev/null | wc -l)
   gpu=$(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null | tr -d ' ')
   stamp "runs alive $alive/${#pids[@]} (${#queue[@]} waiting), relaxations cached $n_relaxed, gpu ${gpu:-none}"
   while [ ${#queue[@]} -gt 0 ] && [ "$alive" -lt "$MAX_PAR" ]; do start_next; alive=$((alive + 1)); done
