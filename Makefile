@@ -44,7 +44,7 @@ $(VENV)/.installed: requirements.txt requirements-lock.txt pyproject.toml
 	grep -v '^torch==' requirements-lock.txt > $(VENV)/constraints.txt && echo "$(TORCH_PIN)" >> $(VENV)/constraints.txt
 	$(PY) -m pip install -q -r requirements.txt -c $(VENV)/constraints.txt
 	$(PY) -m pip install -q --no-deps -e .
-	$(PY) -c "import torch, pymatgen.core, dscribe, mp_api, papermill, nbval, chgnet; print('torch', torch.__version__)"
+	$(PY) -c "import torch, pymatgen.core, dscribe, mp_api, papermill, nbval, chgnet, sevenn; print('torch', torch.__version__)"
 	touch $@
 
 # Unit tests, then every notebook under nbval (default parameters = the smoke profile).
