@@ -158,14 +158,10 @@ def structure_key(structure: Structure, model_name: str, settings: Settings | st
 
 
 def _read(folder: Path | None, key: str, archived: dict | None = None) -> Relaxation | None:
-    if folder is None:
-        return None
-    path = folder / f"{key}.json"
+    d = _read_json(folder, key, archived)
     try:
-        return Relaxation.from_json(json.loads(path.read_text()))
-    except FileNotFoundError:
-        return Relaxation.from_json(archived[key]) if archived and key in archived else None
-    except (ValueError, KeyError, TypeError):  # a damaged file: relax again (and overwrite it)
+        return Relaxation.from_json(d) if d is not None else None
+    except (ValueError, KeyError, TypeError):  # a damaged record: relax again (and overwrite it)
         return None
 
 

@@ -412,21 +412,6 @@ def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None) -> pd.
     return t
 
 
-def correct(base_voltage, ions, charged, discharged, model: VoltageModel | None = None
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """The voltage model on pairs whose static voltage from the model's own potential is already known:
-    ``charged`` and ``discharged`` are Crystals; returns (voltage, σ_V). (From another potential's voltage,
-    use :func:`predict_pairs`, which computes the right one.)"""
-    from lib.structures import as_structure
-
-    model = model or load()[0]
-    frame = pd.DataFrame({
-        "ion": list(ions), "discharged": list(discharged), BASE: np.asarray(base_voltage, float),
-        "formula_charged": [as_structure(c).composition.reduced_formula for c in charged],
-        "formula_discharged": [as_structure(d).composition.reduced_formula for d in discharged]})
-    return model.predict(frame)
-
-
 #: the potential that relaxes a charged state built by removal (the cathode chapter's: fast on a CPU)
 RELAXER = "chgnet"
 
@@ -441,6 +426,8 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
     from lib.cathodes import potentials
     from lib.cathodes.relax import relax
     from lib.structures import Crystal, as_structure
+
+    model = model or load()[0]  # read once: predict_pairs and the result both need it
 
     def crystal(x):
         if isinstance(x, (str, Path)):
@@ -466,13 +453,9 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
     row = t.iloc[0]
     return {"ion": ion, "charged": row["formula_charged"], "discharged": row["formula_discharged"],
             "voltage": float(row["voltage_model"]), "sigma": float(row["voltage_model_sigma"]),
-            "umlip_static_voltage": float(row[BASE]), "potential": model_potential(model), "charged_built": built,
+            "umlip_static_voltage": float(row[BASE]), "potential": model.potential, "charged_built": built,
             "error": str(row.get("umlip_static_error") or "")}
 
 
-def model_potential(model: VoltageModel | None) -> str:
-    return (model or load()[0]).potential
-
-
-__all__ = ["VoltageModel", "Trees", "shipped_folder", "POTENTIAL", "RELAXER", "pair_features", "feature_names", "grouped_split", "random_split",
-           "framework_groups", "known_frameworks", "compare", "load", "predict_pairs", "predict_voltage", "correct"]
+__all__ = ["VoltageModel", "Trees", "shipped_folder", "POTENTIAL", "RELAXER", "pair_features", "feature_names",
+           "grouped_split", "random_split", "framework_groups", "known_frameworks", "compare", "load", "predict_pairs", "predict_voltage"]
