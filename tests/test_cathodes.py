@@ -172,7 +172,10 @@ def test_screen_scores_and_ranks(table, smoke, hull):
 
 def test_known_cathodes_beside_dft_and_mp(table, hull, mirror):
     pairs = E.read_pairs(mirror / E.PAIRS_FILE)
-    k = S.known_cathodes(table, pairs, _dft_predictor(table), hull).set_index("discharged_id")
+    from lib.cathodes.benchmark import energies_2024
+
+    e24 = energies_2024(table, mirror)
+    k = S.known_cathodes(table, pairs, _dft_predictor(table), hull, e2024=e24).set_index("discharged_id")
     # one row per MP pair of the lowest-energy polymorph of each known cathode the mirror holds
     assert {"mp-19017", "mp-18997", "mp-19340", "mp-18968"} <= set(k.index)
     lfp = k.loc["mp-19017"]
@@ -184,6 +187,14 @@ def test_known_cathodes_beside_dft_and_mp(table, hull, mirror):
     ]  # both ends in the mirror: the "model" that returns DFT energies gives the DFT voltage
     assert lvo["charged_in_mirror"] and lvo["v_ml_pair"] == pytest.approx(lvo["v_dft"], abs=1e-9)
     assert lvo["v_dft"] == pytest.approx(lvo["v_mp"], abs=0.03)
+    # MP's reference checked against MP's own 2024 energies: close for LiVO2 and LiFePO4; LiCo2O4's charged end is
+    # named by today's id (mp-32686, the mirror's mp-714976) and the 2024 energies give 4.26 V, not MP's 3.28 V
+    ef24 = S.ef_2024_by_id(e24)
+    assert ef24["mp-32686"] == e24.loc["mp-714976", "ef_2024"] and e24.loc["mp-714976", "material_id_2024"] == "mp-32686"
+    assert lvo["v_mp_2024"] == pytest.approx(2.949, abs=0.01) and lfp["v_mp_2024"] == pytest.approx(3.50, abs=0.01)
+    lco = k.loc["mp-764935"]
+    assert lco["charged_id"] == "mp-32686" and lco["v_mp"] == pytest.approx(3.279, abs=1e-3)
+    assert lco["v_mp_2024"] == pytest.approx(4.26, abs=0.01)
     lfs = k.loc["mp-18968"]  # Li2FeSiO4: MP's charged state is LiFeSiO4; removing both Li would need Fe4+
     assert (
         lfs["dx_mp"] == 1

@@ -229,7 +229,20 @@ _KNOWN_COLUMNS = [
     "e_hull_dft",
     "e_hull_ml",
     "better_candidates",
+    "v_mp_2024",
 ]
+
+
+def ef_2024_by_id(e2024: pd.DataFrame | None) -> dict[str, float]:
+    """MP's 2024 formation energies (``lib.cathodes.benchmark.energies_2024``) by id, under the mirror's id and
+    under today's (``material_id_2024``: MP's electrodes name a few charged states by an id that replaced the
+    mirror's, e.g. CoO2 mp-714976 -> mp-32686); energies on the r2SCAN scale (``pbe`` False) left out."""
+    if e2024 is None:
+        return {}
+    e = e2024[e2024["pbe"].ne(False) & e2024["ef_2024"].notna()]
+    out = dict(zip(e.index, e["ef_2024"].astype(float), strict=True))
+    out.update(zip(e["material_id_2024"], e["ef_2024"].astype(float), strict=True))
+    return out
 
 
 def _screen_construction(cs, ds, mean, std, ion: str) -> dict:
@@ -273,7 +286,8 @@ def _better_candidates(candidates: pd.DataFrame, specific_energy: float) -> floa
     return float((ok["specific_energy"] > specific_energy).mean()) if len(ok) else np.nan
 
 
-def _known_row(p: pd.Series, t: pd.DataFrame, predict, hull: Hull, candidates: pd.DataFrame | None) -> dict:
+def _known_row(p: pd.Series, t: pd.DataFrame, predict, hull: Hull, candidates: pd.DataFrame | None,
+               ef24: dict[str, float]) -> dict:
     """One row of :func:`known_cathodes`: MP's electrode pair ``p`` through the screen, beside DFT and MP
     (``t``: the table indexed by id)."""
     d = t.loc[p["low_mpid"], "structure"]
@@ -301,6 +315,9 @@ def _known_row(p: pd.Series, t: pd.DataFrame, predict, hull: Hull, candidates: p
     }
     row.update(_screen_construction(cs, ds, mean, std, ion))
     row.update(_mp_pair(p, t, d, ds, mean, ef_d, have_c))
+    if p["high_mpid"] in ef24 and p["low_mpid"] in ef24:  # MP's pair from MP's own 2024 energies: is v_mp solid?
+        geo = check_pair(Composition(p["high_formula"]), ds.composition, ion)
+        row["v_mp_2024"] = float(geo.voltage(ef24[p["high_mpid"]], ef24[p["low_mpid"]])[0])
     if candidates is not None and len(candidates) and "specific_energy" in candidates:
         row["better_candidates"] = _better_candidates(candidates, row["specific_energy_ml_screen"])
     row["same_reaction"] = bool(np.isclose(row["dx_mp"], row["dx_screen"]))
@@ -314,6 +331,7 @@ def known_cathodes(
     hull: Hull | None = None,
     formulas: Sequence[str] = KNOWN_CATHODES,
     candidates: pd.DataFrame | None = None,
+    e2024: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The screen's pipeline on known cathodes the table holds, beside DFT and MP: one row per MP electrode
     pair whose discharged end is a known cathode (``formulas``) in the table, in its lowest-energy polymorph
@@ -328,14 +346,18 @@ def known_cathodes(
     the de-ionated composition has an oxidation-state assignment),
     ``ef_dft`` / ``ef_ml`` of the discharged state, ``e_hull_dft`` / ``e_hull_ml`` (against the mirror's
     hull without the material itself), and with ``candidates`` (a :func:`screen` result)
-    ``better_candidates``: the fraction of passing candidates with a higher ML specific energy.
+    ``better_candidates``: the fraction of passing candidates with a higher ML specific energy; with ``e2024``
+    (``lib.cathodes.benchmark.energies_2024``) ``v_mp_2024``: MP's pair voltage recomputed from MP's 2024
+    formation energies of its two ids (:func:`ef_2024_by_id`), a check of the reference itself.
     """
     hull = hull or Hull(table)
     t = table.drop_duplicates("material_id").set_index("material_id")
     ground = _ground_states(table, formulas)
     known_pairs = pairs[pairs["low_mpid"].isin(ground)]
-    out = pd.DataFrame([_known_row(p, t, predict, hull, candidates) for _, p in known_pairs.iterrows()])
-    return out.reindex(columns=[c for c in _KNOWN_COLUMNS if c in out.columns or c != "better_candidates"])
+    ef24 = ef_2024_by_id(e2024)
+    out = pd.DataFrame([_known_row(p, t, predict, hull, candidates, ef24) for _, p in known_pairs.iterrows()])
+    optional = {"better_candidates", "v_mp_2024"}
+    return out.reindex(columns=[c for c in _KNOWN_COLUMNS if c in out.columns or c not in optional])
 
 
-__all__ = ["Hull", "screen", "known_cathodes", "known_cathode_ids", "KNOWN_CATHODES"]
+__all__ = ["Hull", "screen", "known_cathodes", "known_cathode_ids", "ef_2024_by_id", "KNOWN_CATHODES"]
