@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The long CPU work of the open issues as one queue (docs/sweep.md, "The CPU queue"): start it at the top of a
+# session, keep working on the other core, stop it (or let its deadline stop it) before CI.
+#
+#   bash bench/cpu_queue.sh [WORKERS] [SECONDS]     # default 1 worker, 2 h; logs in logs/queue/
+#   nohup bash bench/cpu_queue.sh 1 9000 > logs/queue.log 2>&1 &
+#
+# Each item is one process at one thread, taken in the order below by WORKERS workers. Every item resumes
+# where it stopped (lib.sweep.direct from its last epoch, skipping a run whose record exists; the relaxations
+# from their cache), so the queue is simply started again next session. At the deadline every item still
+# running is stopped (TERM) and the finished records and relaxations are archived into records/ (commit
+# them). THESIS / LONG name the profiles (THESIS=smoke LONG=smoke ARCHIVE=0 for a dry run in a minute or
+# two; ARCHIVE=0 leaves records/ alone).
+set -u
+WORKERS=${1:-1}
+SECONDS_TOTAL=${2:-7200}
+PY=${PY:-.venv/bin/python}
+THESIS=${THESIS:-thesis}
+LONG=${LONG:-long}
+LOGS=${LOGS:-logs/queue}
+mkdir -p "$LOGS"
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+DIRECT="$PY -m lib.sweep.direct --threads 1"
+
+# "<log name> <command>", most wanted first: Table 6's last n = 1 cells (#26), SevenNet relaxations of the
+# Li benchmark for the relaxed uMLIP line (#24), then the long-profile trainings of the shipped models (#26)
+QUEUE=(
+  "megnet_formation_s1 $DIRECT --profile $THESIS --model megnet --property formation_energy_per_atom --seed 1"
+  "megnet_band_gap_s1 $DIRECT --profile $THESIS --model megnet --property band_gap --seed 1"
+  "megnet_efermi_s1 $DIRECT --profile $THESIS --model megnet --property efermi --seed 1"
+  "relax_sevennet $PY -m lib.cathodes.benchmark relax --potential sevennet --device cpu --threads 1 --batch-size 1 --no-progress"
+  "long_formation_e0 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 0"
+  "long_formation_e1 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 1"
+  "long_formation_e2 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 2"
+  "long_log10_G_VRH $DIRECT --profile $LONG --model cgcnn --property log10_G_VRH --seed 0"
+  "long_band_gap_e0 $DIRECT --profile $LONG --model cgcnn --property band_gap --seed 0 --member 0"
+)
+
+deadline=$(( $(date +%s) + SECONDS_TOTAL ))
+run_one() {  # name command...: run it until the deadline, one line of outcome
+  local name=$1; shift
+  local left=$(( deadline - $(date +%s) ))
+  if [ "$left" -le 60 ]; then echo "$(date +%T) $name: not started (deadline)"; return 0; fi
+  echo "$(date +%T) $name: start ($left s left)"
+  timeout --signal=TERM --kill-after=30 "$left" "$@" >> "$LOGS/$name.log" 2>&1
+  local rc=$?
+  case $rc in
+    0) echo "$(date +%T) $name: done" ;;
+    124) echo "$(date +%T) $name: stopped at the deadline (resumes next time)" ;;
+    *) echo "$(date +%T) $name: failed (rc $rc, see $LOGS/$name.log)" ;;
+  esac
+}
+export -f run_one
+export deadline LOGS
+printf '%s\n' "${QUEUE[@]}" | xargs -P "$WORKERS" -L 1 bash -c 'run_one "$@"' _
+
+[ "${ARCHIVE:-1}" = 1 ] || exit 0
+echo "$(date +%T) archiving records and relaxations"
+$PY -m lib.records archive --profile "$THESIS" && $PY -m lib.records archive --profile "$LONG" \
+  && $PY -m lib.cathodes.relax archive
