@@ -26,9 +26,11 @@ benchmark is the 451 pairs of MP's insertion electrodes whose two structures the
   test pairs; ``voltage_model_coverage_1sigma_<split>``.
 - ``relax_per_minute_batched`` / ``relax_per_minute_one_by_one`` / ``relax_speedup``: relaxations per minute
   of ``--relax-n`` structures built the screen's way (Li benchmark cathodes of 12-32 atoms without Li, the
-  first by id, with all Li removed: far from equilibrium), batched (lib.cathodes.relax) and with CHGNet's own ``StructOptimizer`` one after
-  another, same FIRE, cell filter, fmax and step cap, no cache; ``relax_max_energy_difference`` checks they
-  found the same minima.
+  first by id, with all Li removed: far from equilibrium), batched (lib.cathodes.relax, ``--relax-batch`` at once)
+  and with the potential's own optimizer one after another (CHGNet's ``StructOptimizer``; for SevenNet ASE's FIRE
+  on its calculator), same FIRE, cell filter, fmax and step cap, no cache; ``relax_max_energy_difference``
+  checks they found the same minima. ``--relax-potential sevennet --throughput-only``: that figure alone (the
+  GPU script's check).
 - ``screen_seconds_<size>`` and ``screen_candidates_<size>``: generating and scoring the cathode screen with
   the GNN (``lib.cathodes.candidates.SCREEN_SIZES``, default smoke).
 
@@ -150,8 +152,9 @@ def _voltage_model(relaxed: pd.Series | None) -> None:
              tau=model.tau, **extra)
 
 
-def _throughput(table, pairs, pot, n: int) -> None:
-    """Batched relaxations against CHGNet's own optimizer, one after another, on the same structures."""
+def _throughput(table, pairs, pot, n: int, batch_size: int = 48) -> None:
+    """Batched relaxations against the potential's own optimizer (lib.cathodes.relax.relax_one_by_one), one
+    after another, on the same structures."""
     t = table.drop_duplicates("material_id").set_index("material_id")
     li = [i for i in pairs.loc[pairs["ion"] == "Li", "low_mpid"].unique() if i in t.index]
     # cathodes of the size the screen relaxes (12-32 atoms once Li is removed), the first n by id
@@ -161,13 +164,15 @@ def _throughput(table, pairs, pot, n: int) -> None:
                   for i in small]
     atoms = sum(len(s) for s in structures)
     before, t0 = _load(), time.perf_counter()
-    batched = relax.relax(pot, structures, cache=None, progress=False)
+    batched = relax.relax(pot, structures, cache=None, progress=False, batch_size=batch_size)
     tb = time.perf_counter() - t0
     mid = _load()
     t0 = time.perf_counter()
     single = relax.relax_one_by_one(pot, structures)
     ts = time.perf_counter() - t0
-    common = {"structures": len(structures), "atoms": atoms, "model": pot.name, "threads": torch.get_num_threads()}
+    device = getattr(getattr(pot, "calculator", None), "device", None) or next(pot.model.parameters()).device
+    common = {"structures": len(structures), "atoms": atoms, "model": pot.name, "threads": torch.get_num_threads(),
+              "device": str(device), "batch_size": batch_size}
     emit(BENCH, "relax_per_minute_batched", 60 * len(structures) / tb, "relaxations/min", seconds=tb,
          converged=sum(r.ok for r in batched), steps=sum(r.steps for r in batched), load_before=before,
          load_after=mid, **common)
@@ -201,6 +206,11 @@ def main(argv: list[str] | None = None) -> None:
                     "benchmark structure (SevenNet: ~1 s a step on a CPU core, hours; cached, so a GPU's or an "
                     "earlier session's relaxations count)")
     ap.add_argument("--relax-n", type=int, default=8, help="structures of the relaxation-speed figure (0: none)")
+    ap.add_argument("--relax-potential", default=None, help="the potential of that figure (default: the first of "
+                    "--potentials)")
+    ap.add_argument("--relax-batch", type=int, default=48, help="structures relaxed at once in that figure")
+    ap.add_argument("--throughput-only", action="store_true", help="only the relaxation-speed figure (a GPU's "
+                    "check: bench/gpu_session.sh)")
     ap.add_argument("--no-umlip", action="store_true", help="skip the universal potential's (and the voltage "
                     "model's) lines")
     ap.add_argument("--no-relaxed", action="store_true", help="the universal potential's static lines only")
@@ -210,6 +220,10 @@ def main(argv: list[str] | None = None) -> None:
     before = _load()
     table = data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
     pairs = electrodes.read_pairs()
+    relax_pot = potentials.get_potential(args.relax_potential or args.potentials[0])
+    if args.throughput_only:
+        _throughput(table, pairs, relax_pot, args.relax_n or 8, args.relax_batch)
+        return
     t0 = time.perf_counter()
     dft = electrodes.pair_table(electrodes.match_pairs(pairs, table), progress=False)
     _emit_metrics("dft", eb.voltage_metrics(dft), load_before=before, load_after=_load())
@@ -231,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
                     relaxed = out.set_index("battery_id")["umlip_relaxed_voltage"]
             _voltage_model(relaxed)
             if args.relax_n:
-                _throughput(table, pairs, potentials.get_potential(args.potentials[0]), args.relax_n)
+                _throughput(table, pairs, relax_pot, args.relax_n, args.relax_batch)
         if args.screen != "none":
             _screen(args, table, pairs, predict, label)
 

@@ -36,11 +36,19 @@ THESIS=${THESIS:-thesis}
 stamp "python $($PY -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available())')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 
+# SevenNet's relaxation throughput on the GPU, batched against ASE's FIRE on its calculator one structure after
+# another (the #24 figure), beside the preparation below; JSON lines in the session log
+( timeout 240 $PY -m bench electrodes --relax-potential sevennet --throughput-only --relax-n 16 --relax-batch 16 \
+    > "$LOGS/throughput.log" 2>&1; grep '^{' "$LOGS/throughput.log" ) &
+tpid=$!
+
 # the dataset table and every run's graphs, once, on all cores
 $PY -m lib.sweep.direct --prepare \
   "cgcnn:$LONG:formation_energy_per_atom,band_gap,log10_G_VRH,log10_K_VRH,poisson_ratio,efermi,energy_per_atom" \
   "megnet:$THESIS:efermi,formation_energy_per_atom,band_gap,energy_per_atom" || { stamp "prepare failed"; exit 1; }
 stamp "prepared"
+wait "$tpid"
+stamp "throughput measured"
 
 # in order of need; MAX_PAR at a time, the next starting as one ends
 RUNS=$(cat <<EOF
@@ -78,10 +86,10 @@ start_next() {  # the graphs stay on the GPU (TrainConfig.resident); should that
 }
 while [ ${#queue[@]} -gt 0 ] && [ ${#pids[@]} -lt "$MAX_PAR" ]; do start_next; done
 stamp "started ${#pids[@]} runs, ${#queue[@]} waiting"
-RELAX_SHARDS=${RELAX_SHARDS:-3}
+RELAX_SHARDS=${RELAX_SHARDS:-1}  # one process, SevenNet's structures batched on the GPU (64 at a time)
 rpids=()
 for k in $(seq 0 $((RELAX_SHARDS - 1))); do
-  $PY -m lib.cathodes.benchmark relax --potential sevennet --shard "$k/$RELAX_SHARDS" --threads 1 --batch-size 4 \
+  $PY -m lib.cathodes.benchmark relax --potential sevennet --shard "$k/$RELAX_SHARDS" --threads 1 --batch-size 64 \
     --no-progress \
     > "$LOGS/relax_$k.log" 2>&1 &
   rpids+=($!)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The wheels bench/gpu_session.sh installs on a lent GPU (Python 3.12, torch and e3nn there, no pymatgen, no
-# network), into the git-ignored .whl/, and the mirror files it reads into .mirror/: run here, where pip reaches
+# The wheels bench/gpu_session.sh installs on a lent GPU (Python 3.12 and torch there, no pymatgen, no
+# network; SevenNet's own pure-Python deps e3nn and torch-geometric pinned as here), into the git-ignored .whl/, and the mirror files it reads into .mirror/: run here, where pip reaches
 # the registries. Together with the checkout they must stay under the device's 64 MiB, so SevenNet's wheel is
 # repacked with the one checkpoint this code loads (SevenNet-0 of 11 July 2024: 43 MB -> 11 MB) and CHGNet's is
 # left out (its relaxations are cheap on a CPU; the GPU relaxes with SevenNet).
@@ -14,7 +14,8 @@ grep -qx '/.whl/' .git/info/exclude 2>/dev/null || printf '/.whl/\n/.mirror/\n' 
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${PLAT[@]}" -d .whl \
   pymatgen==2026.10.24 pymatgen-core==2026.10.16 monty==2026.10.21 spglib==2.8.0 ase==3.29.0 orjson==3.13.0 \
   palettable==3.3.3 uncertainties==3.2.3 ruamel.yaml==0.19.1 wcwidth==0.9.4 plotly==7.1.0 \
-  sevenn==0.13.0 braceexpand==0.1.7 matscipy==1.3.1
+  sevenn==0.13.0 braceexpand==0.1.7 matscipy==1.3.1 torch-geometric==2.8.1 e3nn==0.6.0 opt-einsum-fx==0.1.4 \
+  opt_einsum==3.4.0
 python3 - <<'PY'
 import glob, os, zipfile
 src = glob.glob(".whl/sevenn-*.whl")[0]

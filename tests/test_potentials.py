@@ -353,3 +353,24 @@ def test_sevennet_efs_forces_and_stress_match_finite_differences(sevennet, table
     assert r["s"].shape == (3, 3) and np.allclose(r["s"], r["s"].T, atol=1e-6)
     rc = P.get_potential("chgnet").efs([s])[0]
     assert np.abs(r["s"] - rc["s"]).max() < 2.0  # same sign and units as CHGNet's (GPa), near equilibrium
+
+
+def test_sevennet_batched_graph_equals_its_calculator_one_by_one(table):
+    """The batched path (one graph of several structures, as on a GPU) gives what SevenNet's ASE calculator
+    gives one structure at a time: energies, forces and stresses to float32 rounding; batches respect
+    ``max_atoms`` and keep the structures' order."""
+    ss = [_by_id(table, i).copy() for i in ("mp-19017", "mp-19340", "mp-714944", "mp-18997")]
+    ss[0].translate_sites([0], [0.08, -0.05, 0.03], frac_coords=False)  # off its minimum: real forces
+    pot = P.SevenNet(max_atoms=40)
+    assert pot._batches(ss) == [[0, 1, 2], [3]]  # 28 + 8 + 3 atoms, then 28: batches filled up to 40
+    ref = pot._one_by_one(ss)
+    for cap in (40, 2000):
+        pot.max_atoms = cap
+        got = pot.efs(ss)
+        for a, b, s in zip(ref, got, ss, strict=True):
+            assert b["f"].shape == (len(s), 3)
+            assert abs(a["e"] - b["e"]) < 1e-5
+            assert np.abs(a["f"] - b["f"]).max() < 1e-4 and np.abs(a["s"] - b["s"]).max() < 1e-3
+        np.testing.assert_allclose(pot._static(ss), [r["e"] for r in ref], atol=1e-5)
+    assert np.abs(ref[0]["f"]).max() > 0.1
+    assert P.SevenNet(device="cpu")._batches(ss) == [[0], [1], [2], [3]]  # CPU default: one structure a call
