@@ -23,12 +23,14 @@ export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREA
 DIRECT="$PY -m lib.sweep.direct --threads 1"
 
 # "<log name> <command>", most wanted first: Table 6's last n = 1 cells (#26), SevenNet relaxations of the
-# Li benchmark for the relaxed uMLIP line (#24), then the long-profile trainings of the shipped models (#26)
+# Li benchmark for the relaxed uMLIP line (#24), the charged states of the voltage model's built pairs (#25),
+# then the long-profile trainings of the shipped models (#26)
 QUEUE=(
   "megnet_formation_s1 $DIRECT --profile $THESIS --model megnet --property formation_energy_per_atom --seed 1"
   "megnet_band_gap_s1 $DIRECT --profile $THESIS --model megnet --property band_gap --seed 1"
   "megnet_efermi_s1 $DIRECT --profile $THESIS --model megnet --property efermi --seed 1"
   "relax_sevennet $PY -m lib.cathodes.benchmark relax --potential sevennet --device cpu --threads 1 --batch-size 1 --no-progress"
+  "built_pairs $PY -m lib.cathodes.voltage_train build --device cpu --batch-size 1"
   "long_formation_e0 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 0"
   "long_formation_e1 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 1"
   "long_formation_e2 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 2"

@@ -1,10 +1,11 @@
 """Training and shipping the voltage model (:mod:`lib.cathodes.voltage_model`): the benchmark pairs with every
 route's voltage, the fit on a grouped or random split, the comparison on its test pairs, the card.
 
-``python -m lib.cathodes.voltage_train ship [--potential NAME]`` rewrites ``pretrained/voltage_<NAME>_delta/``
-(model.json, card.json, card.md; default :data:`lib.cathodes.voltage_model.POTENTIAL`) and
-``results/voltage_model_test.csv``; ``make bench BENCH=electrodes`` calls
-:func:`train_and_compare` on both splits.
+``python -m lib.cathodes.voltage_train ship [--potential NAME] [--with-built]`` rewrites
+``pretrained/voltage_<NAME>_delta/`` (model.json, card.json, card.md; default
+:data:`lib.cathodes.voltage_model.POTENTIAL`) and ``results/voltage_model_test.csv``; ``make bench
+BENCH=electrodes`` calls :func:`train_and_compare` on both splits. ``python -m lib.cathodes.voltage_train build``
+relaxes the charged states of :func:`built_pairs` into the relaxation cache (resumable; a long run).
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lib.cathodes.voltage_model import (
     BASE,
     COVERAGE,
     POTENTIAL,
+    RELAXER,
     VoltageModel,
     compare,
+    framework_groups,
     grouped_split,
     random_split,
     shipped_folder,
@@ -62,20 +66,106 @@ def benchmark_pairs(potential: str = POTENTIAL, gnn: bool = True, progress: bool
     return t
 
 
+def built_pairs(potential: str = POTENTIAL, relaxer: str = RELAXER, limit: int | None = None,
+                progress: bool = False, relax_only: bool = False, **relax_kwargs) -> pd.DataFrame:
+    """MP's insertion pairs whose discharged structure the mirror holds but not the charged one, where MP's
+    charged state holds none of the ion (337 of the 581 discharged-only pairs, 203 of them Li): the charged
+    state built by removing every ion from the discharged structure and relaxed with ``relaxer``
+    (:func:`lib.cathodes.relax.relax`, cached: a killed run resumes), then every potential's static voltage on
+    (built charged state, the mirror's DFT-relaxed discharged state) as in :func:`benchmark_pairs`; ``built``
+    True, ``mp_charged_id`` MP's id of the charged state (not in the mirror), ``high_mpid`` the built one's
+    (``<discharged id> minus <ion>``). Dropped, and counted in ``attrs["counts"]``: a built framework that is not
+    MP's charged formula, a relaxation that failed or did not converge. ``limit``: the first ``limit``
+    candidates (Li first, then by battery id). ``relax_only``: relax, return the relaxations' statuses only."""
+    from pymatgen.core import Composition
+    from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
+
+    from lib import data
+    from lib.cathodes import benchmark as eb
+    from lib.cathodes import electrodes, potentials
+    from lib.cathodes.relax import relax
+
+    table = data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
+    t = table.drop_duplicates("material_id").set_index("material_id")
+    have = set(t.index[t[eb.ENERGY].notna()])
+    pairs = electrodes.read_pairs()
+    cand = pairs[pairs["low_mpid"].isin(have) & ~pairs["high_mpid"].isin(have)].copy()
+    cand = cand[[ion not in {e.symbol for e in Composition(f).elements}
+                 for ion, f in zip(cand["ion"], cand["high_formula"], strict=True)]]
+    cand = cand.assign(_li=cand["ion"].ne("Li")).sort_values(["_li", "battery_id"]).drop(columns="_li")
+    counts = {"discharged_only": int((pairs["low_mpid"].isin(have) & ~pairs["high_mpid"].isin(have)).sum()),
+              "charged_without_ion": len(cand)}
+    if limit is not None:
+        cand = cand.head(limit)
+    disc = [t.loc[i, "structure"] for i in cand["low_mpid"]]
+    hosts = [RemoveSpeciesTransformation([ion]).apply_transformation(d.to_structure())
+             for d, ion in zip(disc, cand["ion"], strict=True)]
+    same = [h.composition.reduced_formula == Composition(f).reduced_formula
+            for h, f in zip(hosts, cand["high_formula"], strict=True)]
+    counts["framework_differs"] = int(len(same) - sum(same))
+    keep = np.flatnonzero(same)
+    cand = cand.iloc[keep].reset_index(drop=True)
+    disc, hosts = [disc[k] for k in keep], [hosts[k] for k in keep]
+    ids = [f"{i} minus {ion}" for i, ion in zip(cand["low_mpid"], cand["ion"], strict=True)]
+    rs = relax(potentials.get_potential(relaxer), hosts, ids=ids, progress=progress, **relax_kwargs)
+    ok = np.array([r.ok for r in rs], bool)
+    counts["relaxation_not_used"] = int((~ok).sum())
+    if relax_only:
+        out = cand.assign(built_id=ids, status=[r.status for r in rs], reason=[r.reason for r in rs])
+        out.attrs["counts"] = counts
+        return out
+    cand = cand[ok].reset_index(drop=True)
+    matched = cand.assign(
+        mp_charged_id=cand["high_mpid"], high_mpid=[i for i, k in zip(ids, ok, strict=True) if k],
+        charged=[r.structure for r in rs if r.ok],
+        discharged=[d for d, k in zip(disc, ok, strict=True) if k], built=True)
+    matched["ef_discharged"] = t.loc[matched["low_mpid"], eb.ENERGY].to_numpy(float)
+    matched["formula_charged"] = [c.formula for c in matched["charged"]]
+    matched["formula_discharged"] = [d.formula for d in matched["discharged"]]
+    out = eb.potential_pair_table(matched, potentials.get_potential(potential), relaxed=False, progress=progress)
+    for name in potentials.POTENTIALS:
+        other = eb.potential_pair_table(matched, potentials.get_potential(name), relaxed=False,
+                                        prefix=f"{name}_static", progress=progress)
+        out[f"{name}_static_voltage"] = other[f"{name}_static_voltage"].to_numpy()
+    counts["used"] = int(out[BASE].notna().sum())
+    out.attrs["counts"] = counts
+    return out
+
+
 ROUTES = {"formation-energy GNN": "ml_voltage", "mirror DFT": "dft_voltage", "CHGNet static": "chgnet_static_voltage",
           "SevenNet static": "sevennet_static_voltage", "uMLIP relaxed": "umlip_relaxed_voltage"}
 
 
-def train_and_compare(t: pd.DataFrame, split: str = "grouped", seed: int = 0, potential: str = POTENTIAL
-                      ) -> tuple[VoltageModel, pd.DataFrame]:
+def built_for_training(built: pd.DataFrame | None, test: pd.DataFrame, grouped: bool = True) -> pd.DataFrame:
+    """The built pairs (:func:`built_pairs`) a model may train on beside ``test``: those with a base voltage
+    and a label, and (``grouped``) whose framework's chemical system no test pair shares."""
+    if built is None or not len(built):
+        return pd.DataFrame()
+    b = built[built[BASE].notna() & built["avg_voltage"].notna()]
+    if grouped:
+        b = b[~framework_groups(b).isin(set(framework_groups(test)))]
+    return b
+
+
+def train_and_compare(t: pd.DataFrame, split: str = "grouped", seed: int = 0, potential: str = POTENTIAL,
+                      built: pd.DataFrame | None = None) -> tuple[VoltageModel, pd.DataFrame]:
     """Fit on the training pairs of a ``grouped`` or ``random`` split and compare every route on its test
-    (``t`` from :func:`benchmark_pairs` of the same ``potential``)."""
+    (``t`` from :func:`benchmark_pairs` of the same ``potential``). ``built`` (:func:`built_pairs`): pairs with a
+    built charged state added to training only, never to test; on the grouped split only those whose
+    framework's chemical system no test pair shares (``attrs["built_used"]`` counts them)."""
     t = t[t[BASE].notna() & t["avg_voltage"].notna()].reset_index(drop=True)
     sp = grouped_split(t, seed) if split == "grouped" else random_split(t, seed)
-    model = VoltageModel.fit(t.iloc[sp["train"]], seed=seed, potential=potential)
+    train = t.iloc[sp["train"]]
+    b = built_for_training(built, t.iloc[sp["test"]], grouped=split == "grouped")
+    n_built = len(b)
+    if n_built:
+        train = pd.concat([train, b], ignore_index=True)
+    model = VoltageModel.fit(train, seed=seed, potential=potential)
+    model.info["n_built"] = n_built
     res = compare(t, sp, model, ROUTES)
     res.attrs["split"] = {k: v.tolist() for k, v in sp.items()}
     res.attrs["test_ids"] = t.iloc[sp["test"]]["battery_id"].tolist()
+    res.attrs["built_used"] = n_built
     return model, res
 
 
@@ -96,8 +186,10 @@ def _card(model: VoltageModel, grouped: pd.DataFrame, random_: pd.DataFrame, cou
                 f"voltage ({get_potential(model.potential).name}, DFT-relaxed structures) + a Δ learned by "
                 f"gradient-boosted trees",
         "data": {**counts, "used": int(model.info["n_train"]) + len(test), "train": int(model.info["n_train"]),
-                 "test": len(test), "dropped": "pairs whose two structures the mirror lacks (charged states built "
-                 "by removal and relaxation are not used in training)"},
+                 "test": len(test), "dropped": "pairs whose two structures the mirror lacks" + (
+                     f" (except {model.info.get('n_built')} with a charged state built by removal and relaxation, "
+                     "in training only)" if model.info.get("n_built") else
+                     " (charged states built by removal and relaxation are not used in training)")},
         "split": {"kind": "grouped by the framework's chemical system; the known cathodes' systems in test",
                   "seed": model.info["seed"], "test_battery_ids": grouped.attrs["test_ids"]},
         "test_grouped": table(grouped), "test_random": table(random_),
@@ -134,7 +226,8 @@ def _card_md(card: dict) -> str:
     return "\n".join(lines)
 
 
-def ship(folder: str | Path | None = None, progress: bool = True, potential: str = POTENTIAL) -> dict:
+def ship(folder: str | Path | None = None, progress: bool = True, potential: str = POTENTIAL,
+         with_built: bool = False) -> dict:
     """Retrain the model on ``potential`` on the grouped split (seed 0), write ``model.json``, ``card.json``,
     ``card.md`` (in ``pretrained/voltage_<potential>_delta/``) and the test table
     (``results/voltage_model_test.csv``); returns the card. (08_cathodes draws its parity plot.)"""
@@ -142,9 +235,13 @@ def ship(folder: str | Path | None = None, progress: bool = True, potential: str
 
     folder = Path(folder) if folder is not None else shipped_folder(potential)
     t = benchmark_pairs(potential, progress=progress)
-    model, grouped = train_and_compare(t, "grouped", potential=potential)
-    _, random_ = train_and_compare(t, "random", potential=potential)
-    card = _card(model, grouped, random_, t.attrs["counts"])
+    built = built_pairs(potential, progress=progress) if with_built else None
+    model, grouped = train_and_compare(t, "grouped", potential=potential, built=built)
+    _, random_ = train_and_compare(t, "random", potential=potential, built=built)
+    counts = dict(t.attrs["counts"])
+    if built is not None:
+        counts["built"] = {**built.attrs["counts"], "in_training": grouped.attrs["built_used"]}
+    card = _card(model, grouped, random_, counts)
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.json")
     with atomic_path(folder / "card.json") as tmp:
@@ -162,24 +259,39 @@ def ship(folder: str | Path | None = None, progress: bool = True, potential: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lib.cathodes.voltage_train ship``: retrain and rewrite the shipped voltage model."""
+    """``python -m lib.cathodes.voltage_train ship``: retrain and rewrite the shipped voltage model; ``build``:
+    relax the built pairs' charged states into the cache (resumable)."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.voltage_train", description=main.__doc__)
     from lib.cathodes.potentials import POTENTIALS
 
-    ap.add_argument("action", choices=("ship",))
+    ap.add_argument("action", choices=("ship", "build"))
     ap.add_argument("--potential", default=POTENTIAL, choices=sorted(POTENTIALS), help="whose static voltage it "
                     "corrects")
+    ap.add_argument("--with-built", action="store_true", help="ship: train on the built pairs too (built_pairs)")
+    ap.add_argument("--limit", type=int, default=None, help="build: the first N built pairs only")
+    ap.add_argument("--device", default=None, help="build: the relaxer's device (default: CUDA when there is one)")
+    ap.add_argument("--batch-size", type=int, default=48, help="build: structures relaxed at once")
     a = ap.parse_args(argv)
-    card = ship(potential=a.potential)
+    if a.action == "build":
+        from lib.cathodes import potentials
+
+        pot = potentials.get_potential(RELAXER)
+        if a.device:
+            pot.device = a.device
+        b = built_pairs(a.potential, limit=a.limit, progress=True, relax_only=True, batch_size=a.batch_size)
+        print(f"{len(b)} built charged states relaxed with {pot.name}: {b['status'].value_counts().to_dict()}; "
+              f"{b.attrs['counts']}")
+        return 0
+    card = ship(potential=a.potential, with_built=a.with_built)
     g = pd.DataFrame(card["test_grouped"])
     print(g.pivot_table(index="route", columns="ion", values="mae").round(3).to_string())
     print(f"written to {shipped_folder(a.potential)}")
     return 0
 
 
-__all__ = ["benchmark_pairs", "train_and_compare", "ship", "ROUTES"]
+__all__ = ["benchmark_pairs", "built_pairs", "built_for_training", "train_and_compare", "ship", "ROUTES"]
 
 if __name__ == "__main__":
     raise SystemExit(main())
