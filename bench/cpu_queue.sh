@@ -24,7 +24,8 @@ DIRECT="$PY -m lib.sweep.direct --threads 1"
 
 # "<log name> <command>", most wanted first: Table 6's last n = 1 cells (#26), SevenNet relaxations of the
 # Li benchmark for the relaxed uMLIP line (#24), the charged states of the voltage model's built pairs (#25),
-# then the long-profile trainings of the shipped models (#26)
+# then the long-profile trainings of the shipped formation-energy and band-gap ensembles (#26; the elastic
+# models' took 4 min each and are shipped)
 QUEUE=(
   "megnet_formation_s1 $DIRECT --profile $THESIS --model megnet --property formation_energy_per_atom --seed 1"
   "megnet_band_gap_s1 $DIRECT --profile $THESIS --model megnet --property band_gap --seed 1"
@@ -34,8 +35,9 @@ QUEUE=(
   "long_formation_e0 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 0"
   "long_formation_e1 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 1"
   "long_formation_e2 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 2"
-  "long_log10_G_VRH $DIRECT --profile $LONG --model cgcnn --property log10_G_VRH --seed 0"
   "long_band_gap_e0 $DIRECT --profile $LONG --model cgcnn --property band_gap --seed 0 --member 0"
+  "long_band_gap_e1 $DIRECT --profile $LONG --model cgcnn --property band_gap --seed 0 --member 1"
+  "long_band_gap_e2 $DIRECT --profile $LONG --model cgcnn --property band_gap --seed 0 --member 2"
 )
 
 deadline=$(( $(date +%s) + SECONDS_TOTAL ))
