@@ -50,21 +50,16 @@ stamp "prepared"
 wait "$tpid"
 stamp "throughput measured"
 
-# in order of need; MAX_PAR at a time, the next starting as one ends
+# in order of need; MAX_PAR at a time, the next starting as one ends (a finished run is not recognised from its
+# archived record on a fresh machine: runs whose records are in records/ are left out of this list)
 RUNS=$(cat <<EOF
 fe_s0 --profile $LONG --model cgcnn --property formation_energy_per_atom --member 0
 fe_e1 --profile $LONG --model cgcnn --property formation_energy_per_atom --member 1
 fe_e2 --profile $LONG --model cgcnn --property formation_energy_per_atom --member 2
-g_s0 --profile $LONG --model cgcnn --property log10_G_VRH
-mg_ef_s0 --profile $THESIS --model megnet --property efermi --seed 0
 mg_ef_s1 --profile $THESIS --model megnet --property efermi --seed 1
-mg_fe_s1 --profile $THESIS --model megnet --property formation_energy_per_atom --seed 1
-mg_bg_s1 --profile $THESIS --model megnet --property band_gap --seed 1
 bg_s0 --profile $LONG --model cgcnn --property band_gap --member 0
 bg_e1 --profile $LONG --model cgcnn --property band_gap --member 1
 bg_e2 --profile $LONG --model cgcnn --property band_gap --member 2
-k_s0 --profile $LONG --model cgcnn --property log10_K_VRH
-nu_s0 --profile $LONG --model cgcnn --property poisson_ratio
 ef_s0 --profile $LONG --model cgcnn --property efermi
 epa_s0 --profile $LONG --model cgcnn --property energy_per_atom
 mg_epa_s2 --profile $THESIS --model megnet --property energy_per_atom --seed 2
