@@ -33,6 +33,20 @@ from lib.cathodes.voltage_model import (
 from lib.paths import atomic_path
 
 
+def _static_voltages(matched: pd.DataFrame, potential: str, progress: bool) -> pd.DataFrame:
+    """``matched`` with ``potential``'s static voltage (the model's base, ``umlip_static_*``) and every known
+    potential's (``<name>_static_voltage``), on the same structures."""
+    from lib.cathodes import benchmark as eb
+    from lib.cathodes import potentials
+
+    t = eb.potential_pair_table(matched, potentials.get_potential(potential), relaxed=False, progress=progress)
+    for name in potentials.POTENTIALS:
+        other = eb.potential_pair_table(matched, potentials.get_potential(name), relaxed=False,
+                                        prefix=f"{name}_static", progress=progress)
+        t[f"{name}_static_voltage"] = other[f"{name}_static_voltage"].to_numpy()
+    return t
+
+
 def benchmark_pairs(potential: str = POTENTIAL, gnn: bool = True, progress: bool = False) -> pd.DataFrame:
     """MP's insertion pairs whose two structures the mirror holds, with the DFT route, the static voltage of
     ``potential`` (``umlip_static_voltage``, the model's base) and of every known potential
@@ -40,17 +54,13 @@ def benchmark_pairs(potential: str = POTENTIAL, gnn: bool = True, progress: bool
     how many pairs there are, and how many the mirror holds one or both ends of."""
     from lib import data
     from lib.cathodes import benchmark as eb
-    from lib.cathodes import electrodes, potentials
+    from lib.cathodes import electrodes
 
     table = data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
     pairs = electrodes.read_pairs()
     ids = set(table["material_id"])
     dft = electrodes.pair_table(electrodes.match_pairs(pairs, table), progress=progress)
-    t = eb.potential_pair_table(dft, potentials.get_potential(potential), relaxed=False, progress=progress)
-    for name in potentials.POTENTIALS:  # every potential's static voltage on the same pairs, for the table
-        other = eb.potential_pair_table(dft, potentials.get_potential(name), relaxed=False, prefix=f"{name}_static",
-                                        progress=progress)
-        t[f"{name}_static_voltage"] = other[f"{name}_static_voltage"].to_numpy()
+    t = _static_voltages(dft, potential, progress)
     if gnn:
         from lib import pretrained
 
@@ -122,11 +132,7 @@ def built_pairs(potential: str = POTENTIAL, relaxer: str = RELAXER, limit: int |
     matched["ef_discharged"] = t.loc[matched["low_mpid"], eb.ENERGY].to_numpy(float)
     matched["formula_charged"] = [c.formula for c in matched["charged"]]
     matched["formula_discharged"] = [d.formula for d in matched["discharged"]]
-    out = eb.potential_pair_table(matched, potentials.get_potential(potential), relaxed=False, progress=progress)
-    for name in potentials.POTENTIALS:
-        other = eb.potential_pair_table(matched, potentials.get_potential(name), relaxed=False,
-                                        prefix=f"{name}_static", progress=progress)
-        out[f"{name}_static_voltage"] = other[f"{name}_static_voltage"].to_numpy()
+    out = _static_voltages(matched, potential, progress)
     counts["used"] = int(out[BASE].notna().sum())
     out.attrs["counts"] = counts
     return out
