@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -282,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.action == "build":
         from lib.cathodes import potentials
+
+        warnings.filterwarnings("ignore")  # scipy's logm accuracy notes, once per FIRE step: noise in a log
 
         pot = potentials.get_potential(RELAXER)
         if a.device:
