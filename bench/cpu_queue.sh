@@ -22,16 +22,16 @@ export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREA
 DIRECT="$PY -m lib.sweep.direct --threads 1"
 
 # A finished run is skipped only where its checkpoint state is still in results/runs (this machine), not from its
-# archived record: take an item out of this list once its record is in records/ (as MEGNet's formation-energy
-# and band-gap seed-1 runs were, 2026-12-06).
-# "<log name> <command>", most wanted first: Table 6's last n = 1 cell (#26), SevenNet relaxations of the
-# Li benchmark for the relaxed uMLIP line (#24), the charged states of the voltage model's built pairs (#25),
-# then the long-profile trainings of the shipped formation-energy and band-gap ensembles (#26; the elastic
-# models' took 4 min each and are shipped)
+# archived record: take an item out of this list once its record is in records/ (as every MEGNet cell of Table 6's
+# seed 1 and the built pairs' relaxations were, 2026-12-06).
+# "<log name> <command>", most wanted first: SevenNet relaxations of the Li benchmark for the relaxed uMLIP line
+# (#24), in two shards (one worker runs them one after the other, two side by side), then the long-profile
+# trainings of the shipped formation-energy and band-gap ensembles (#26; the elastic models' took 4 min each and
+# are shipped)
+RELAX="$PY -m lib.cathodes.benchmark relax --potential sevennet --device cpu --threads 1 --batch-size 1 --no-progress"
 QUEUE=(
-  "megnet_efermi_s1 $DIRECT --profile $THESIS --model megnet --property efermi --seed 1"
-  "relax_sevennet $PY -m lib.cathodes.benchmark relax --potential sevennet --device cpu --threads 1 --batch-size 1 --no-progress"
-  "built_pairs $PY -m lib.cathodes.voltage_train build --device cpu --batch-size 1"
+  "relax_sevennet_0 $RELAX --shard 0/2"
+  "relax_sevennet_1 $RELAX --shard 1/2"
   "long_formation_e0 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 0"
   "long_formation_e1 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 1"
   "long_formation_e2 $DIRECT --profile $LONG --model cgcnn --property formation_energy_per_atom --seed 0 --member 2"
