@@ -184,11 +184,9 @@ def over_splits(t: pd.DataFrame, seeds=range(10), split: str = "grouped", potent
     rows = []
     for seed in seeds:
         model, res = train_and_compare(t, split, seed, potential, built)
-        g = res.set_index(["route", "ion"])["mae"]
         rows.append({"seed": seed, "split": split, "n_test": len(res.attrs["test_ids"]), "tau": model.tau,
                      "coverage_1sigma": res.attrs["coverage_1sigma"], "built_used": res.attrs["built_used"],
-                     "voltage_model_li": g.get(("voltage model", "Li"), math.nan),
-                     "base_li": g.get((_base_label(potential), "Li"), math.nan)})
+                     "voltage_model_li": _li(res, "voltage model"), "base_li": _li(res, _base_label(potential))})
     return pd.DataFrame(rows)
 
 
@@ -304,8 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=48, help="build: structures relaxed at once")
     ap.add_argument("--seeds", type=int, default=10, help="coverage: split seeds 0..N-1")
     a = ap.parse_args(argv)
+    if a.action in ("coverage", "build"):
+        warnings.filterwarnings("ignore")  # scipy's logm accuracy notes, once per FIRE step, and sklearn's: noise
     if a.action == "coverage":
-        warnings.filterwarnings("ignore")
         t = benchmark_pairs(a.potential, gnn=False)
         built = built_pairs(a.potential) if a.with_built else None
         for split in ("grouped", "random"):
@@ -318,8 +317,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.action == "build":
         from lib.cathodes import potentials
-
-        warnings.filterwarnings("ignore")  # scipy's logm accuracy notes, once per FIRE step: noise in a log
 
         pot = potentials.get_potential(RELAXER)
         if a.device:
