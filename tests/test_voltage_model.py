@@ -121,3 +121,26 @@ def test_built_pairs_build_the_charged_state_and_stay_out_of_test():
     assert len(kept) == 2 and b["battery_id"].iloc[0] not in set(kept["battery_id"])
     assert len(VT.built_for_training(b, test, grouped=False)) == 3
     assert VT.built_for_training(None, test).empty
+
+
+def test_over_splits_reports_coverage_on_the_known_and_the_drawn_systems(monkeypatch):
+    """over_splits splits each seed's coverage into the known cathodes' chemical systems (in every grouped test
+    set) and the ones the seed drew; here on a made-up test set of four pairs with known errors and σ_V."""
+    from lib.cathodes import voltage_train as VT
+
+    test = pd.DataFrame({"framework": ["FePO4", "CoO2", "CuPO4", "SnPO4"],  # two known systems, two drawn
+                         "avg_voltage": [3.4, 3.9, 2.0, 1.5], "voltage_model": [3.5, 4.4, 2.05, 1.0],
+                         "voltage_model_sigma": [0.2, 0.2, 0.1, 0.3]})
+    res = pd.DataFrame({"route": ["voltage model", "SevenNet static"], "ion": "Li", "mae": [0.3, 0.4], "n": 4,
+                        "se": 0.1})
+    res.attrs.update(test=test, test_ids=list("abcd"), coverage_1sigma=0.5, built_used=0)
+
+    class Model:
+        tau = 0.12
+
+    monkeypatch.setattr(VT, "train_and_compare", lambda *a, **k: (Model(), res))
+    d = VT.over_splits(pd.DataFrame(), seeds=[0, 1], potential="sevennet")
+    assert len(d) == 2 and d["n_known"].tolist() == [2, 2]
+    assert d["coverage_known"].iloc[0] == 0.5  # FePO4 within 0.2, CoO2 0.5 off
+    assert d["coverage_drawn"].iloc[0] == 0.5  # CuPO4 within 0.1, SnPO4 0.5 off
+    assert d["voltage_model_li"].iloc[0] == 0.3 and d["base_li"].iloc[0] == 0.4

@@ -364,7 +364,8 @@ def compare(pairs: pd.DataFrame, split: dict[str, np.ndarray], model: VoltageMod
     train, test = pairs.iloc[split["train"]], pairs.iloc[split["test"]].copy()
     v, s = model.predict(test)
     med = train.groupby("ion")["avg_voltage"].median()
-    test["voltage_model"], test["constant"] = v, test["ion"].map(med).fillna(train["avg_voltage"].median())
+    test["voltage_model"], test["voltage_model_sigma"] = v, s
+    test["constant"] = test["ion"].map(med).fillna(train["avg_voltage"].median())
     routes = {"constant": "constant", **(routes or {}), "voltage model": "voltage_model"}
     rows = []
     for label, col in routes.items():
