@@ -14,11 +14,12 @@ benchmark is the 451 pairs of MP's insertion electrodes whose two structures the
 - ``constant_<stat>_<ion>_vs_mp``: each ion's median MP voltage, the baseline any model must beat.
 - ``umlip_static_<stat>_<ion>_vs_mp`` / ``_vs_dft``: each universal potential (``--potentials``: CHGNet and
   SevenNet; the line's ``model`` names it) on the mirror's structures (static energies cached with the
-  relaxations); ``umlip_relaxed_...``: both ends relaxed with it (``--relaxed-potentials``, CHGNet;
-  ``lib.cathodes.relax``: cached under data/relax/ and archived in records/relax/, so a second run reads them
-  back; the first takes about an hour and a half on 2 busy cores); ``umlip_relaxed_failed``: pairs without a
-  converged relaxation of both ends; ``umlip_rescored_...``: the other potentials' static energies at those
-  minima (relax with CHGNet, score with SevenNet).
+  relaxations); ``umlip_relaxed_...``: both ends relaxed with it (``--relaxed-potentials``, SevenNet, the
+  closer of the two to MP, static and relaxed; ``lib.cathodes.relax``: cached under data/relax/ and archived in
+  records/relax/, so a run reads back every relaxation an earlier session or machine made and relaxes only the
+  rest, ~20 s a structure on a CPU core); ``umlip_relaxed_failed``: pairs without a converged relaxation of both
+  ends; ``umlip_rescored_...``: the other potentials' static energies at those minima (relax with SevenNet,
+  score with CHGNet).
 - ``voltage_model_mae_<ion>_vs_mp`` (``_random``): the voltage model (``lib.cathodes.voltage_model``: SevenNet's
   static voltage + a learned correction) trained here on the framework-grouped split (the random one), and
   ``<route>_mae_<ion>_vs_mp_grouped_test`` (``_random_test``) for the constant, the GNN, each potential's static
@@ -202,9 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--potentials", nargs="+", default=["chgnet", "sevennet"],
                     help="universal potentials (lib.cathodes.potentials): static lines of each")
-    ap.add_argument("--relaxed-potentials", nargs="*", default=["chgnet"], help="the ones that also relax every "
-                    "benchmark structure (SevenNet: ~1 s a step on a CPU core, hours; cached, so a GPU's or an "
-                    "earlier session's relaxations count)")
+    ap.add_argument("--relaxed-potentials", nargs="*", default=["sevennet"], help="the ones that also relax "
+                    "every benchmark structure (SevenNet: ~0.4 s a step on a CPU core, hours for all; cached and "
+                    "archived, so a GPU's or an earlier session's relaxations count)")
     ap.add_argument("--relax-n", type=int, default=8, help="structures of the relaxation-speed figure (0: none)")
     ap.add_argument("--relax-potential", default=None, help="the potential of that figure (default: the first of "
                     "--potentials)")
