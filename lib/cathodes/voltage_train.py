@@ -28,6 +28,7 @@ from lib.cathodes.voltage_model import (
     compare,
     framework_groups,
     grouped_split,
+    known_frameworks,
     random_split,
     shipped_folder,
 )
@@ -182,8 +183,6 @@ def over_splits(t: pd.DataFrame, seeds=range(10), split: str = "grouped", potent
     cathodes' chemical systems, which every grouped split puts in test; the others, drawn by the seed) and the
     voltage model's and its base's Li MAE on that seed's test pairs (:func:`train_and_compare`): how much one
     split's coverage says. Seed 0 is the shipped model's split."""
-    from lib.cathodes.voltage_model import known_frameworks
-
     known = known_frameworks()
     rows = []
     for seed in seeds:
