@@ -209,12 +209,17 @@ __all__ = ["PRETRAINED", "ALIASES", "resolve", "card", "checkpoints", "available
 
 
 def ship_profile(profile: str = "best", runs_dir: str | Path | None = None, root: str | Path | None = None,
-                 models_: Sequence[str] = ("cgcnn",), seed: int = 0) -> list[Path]:
-    """Ship every property's run of ``profile`` (seed ``seed``) and its seed-ensemble members, if trained."""
+                 models_: Sequence[str] = ("cgcnn",), seed: int = 0,
+                 properties: Sequence[str] | None = None) -> list[Path]:
+    """Ship every property's run of ``profile`` (seed ``seed``) and its seed-ensemble members, if trained
+    (``properties``: only these, e.g. to ship one finished ensemble without re-stamping the others' cards)."""
+    unknown = sorted(set(properties or ()) - set(TARGETS))
+    if unknown:
+        raise ValueError(f"unknown properties {unknown}; known: {sorted(TARGETS)}")
     runs = Path(runs_dir) if runs_dir is not None else records.RUNS
     out = []
     for model in models_:
-        for prop in TARGETS:
+        for prop in (properties or TARGETS):
             main = models.get(model).run_name(prop, profile, seed)
             if not records.record_path(main, runs).exists():
                 continue
@@ -236,9 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("profile", nargs="?", default="best")
     s.add_argument("--models", nargs="+", default=["cgcnn"])
     s.add_argument("--runs", nargs="+", default=[], help="further runs to ship, one model each (run names)")
+    s.add_argument("--properties", nargs="+", default=None, help="only these properties (default: every trained one)")
     a = ap.parse_args(argv)
     if a.cmd == "ship":
-        for folder in ship_profile(a.profile, models_=a.models):
+        for folder in ship_profile(a.profile, models_=a.models, properties=a.properties):
             print(f"shipped {folder}")
         for run in a.runs:
             rec = records.read_record(run)

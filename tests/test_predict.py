@@ -238,14 +238,21 @@ def test_a_shipped_ensemble_predicts_by_name(trained, tmp_path, monkeypatch, mir
     names = []
     for s in (0, 1, 2):
         seed_everything(s)
-        rec = fit(CGCNN(atom_fea_len=8, n_conv=1, h_fea_len=8), gs, y, sp, property=PROP, profile="test",
+        rec = fit(CGCNN(atom_fea_len=8, n_conv=1, h_fea_len=8), gs, y, sp, property=PROP, profile="smoke",
                   seed=s, runs_dir=runs, epochs=2, batch_size=8, num_threads=1, progress=False,
-                  run_name=None if s == 0 else f"cgcnn_{PROP}_test_s0_e{s}")
+                  run_name=None if s == 0 else f"cgcnn_{PROP}_smoke_s0_e{s}")
         names.append(rec["run"])
     folder = pretrained.ship(names, {"name": "test", "description": "a tiny test recipe"}, runs_dir=runs,
                              root=ship_root)
     card = json.loads((folder / "card.json").read_text())
     assert folder.name == f"cgcnn_{PROP}"
+    # the CLI's way: a profile's run and its members found by name, only the properties asked for
+    again = pretrained.ship_profile("smoke", runs_dir=runs, root=tmp_path / "again", properties=[PROP])
+    assert [p.name for p in again] == [folder.name]
+    assert json.loads((again[0] / "card.json").read_text())["ensemble_test"] == card["ensemble_test"]
+    assert pretrained.ship_profile("smoke", runs_dir=runs, root=tmp_path / "none", properties=["band_gap"]) == []
+    with pytest.raises(ValueError, match="unknown properties"):
+        pretrained.ship_profile("smoke", runs_dir=runs, root=tmp_path / "none", properties=["voltage"])
     assert [m["checkpoint"] for m in card["members"]] == ["s0.pt", "s1.pt", "s2.pt"]
     assert card["ensemble_test"]["n"] == len(sp["test"]) and card["sigma_scale"] > 0
     assert card["split_seed"] == 0 and (folder / "card.md").read_text().startswith("# ")
