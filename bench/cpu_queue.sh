@@ -21,7 +21,7 @@ mkdir -p "$LOGS"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 DIRECT="$PY -m lib.sweep.direct --threads 1"
 
-# A finished run is skipped only where its checkpoint state is still in results/runs (this machine), not from its
+# A finished run is skipped (its record left as written) only where its checkpoint state is still in results/runs (this machine), not from its
 # archived record: take an item out of this list once its record is in records/ (as every MEGNet cell of Table 6's
 # seed 1, the built pairs' relaxations and SevenNet's of the 864 electrode-benchmark structures were, 2026-12-06).
 # "<log name> <command>", most wanted first: the long-profile trainings of the band-gap ensemble (~40 s an epoch at

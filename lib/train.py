@@ -465,6 +465,20 @@ def _train(trainer: _Trainer, st: _State, run: _Run, key: str, progress: bool,
         bar.close()
 
 
+def _finished_record(st: _State, run: _Run, key: str, epochs: int) -> dict | None:
+    """The record already written for a run whose saved state has all ``epochs`` (same data and settings, its
+    checkpoint beside it), so that running a finished run again leaves its record and provenance alone; None
+    when there is no such record (it is then written again from the state)."""
+    path = records.record_path(run.name, run.runs_dir)
+    if st.epoch != epochs or not path.exists() or not records.checkpoint_path(run.name, run.runs_dir).exists():
+        return None
+    try:
+        rec = records.read_record(path)
+    except (OSError, ValueError):
+        return None
+    return rec if rec.get("data_key") == key and rec.get("epochs_run") == epochs else None
+
+
 def _finish(trainer: _Trainer, st: _State, run: _Run, key: str, resumed_from: int | None,
             fit_wall_time_s: float) -> dict:
     """The best epoch's weights back in the model, its validation and test predictions, the run record, the
@@ -560,6 +574,11 @@ def fit(
         path = records.state_path(run.name, run.runs_dir)
         fresh = not (resume and path.exists())
         st, resumed_from = (_State(), None) if fresh else _resume(trainer, path, key, run.name)
+        done = _finished_record(st, run, key, cfg.epochs) if resumed_from == cfg.epochs else None
+        if done is not None:  # nothing left to train: the run's record stays as it was written
+            if st.best_state is not None:
+                trainer.model.load_state_dict(st.best_state)
+            return done
         st.start_curves(targets.metric)
         t_fit = time.perf_counter()
         _train(trainer, st, run, key, progress, callback)

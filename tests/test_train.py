@@ -162,6 +162,25 @@ def test_resume_gives_the_uninterrupted_result(data, tmp_path):
     assert other["test_mae"] != straight["test_mae"]
 
 
+def test_a_finished_run_run_again_leaves_its_record_alone(data, tmp_path):
+    """Running a finished run again (as the CPU queue does to skip it) returns its record unchanged and leaves
+    the file alone (its provenance: commit, time, wall time), with the best weights in the model; a deleted
+    record is written again from the saved state."""
+    gs, y, sp, _ = data
+    model, first = _fit(gs, y, sp, tmp_path, 3)
+    path = tmp_path / f"{first['run']}.json"
+    before = path.read_bytes()
+    model2, again = _fit(gs, y, sp, tmp_path, 3)
+    assert path.read_bytes() == before and again == first and again["resumed_from_epoch"] is None
+    p1 = predict_data(model, gs, sp["test"], Normalizer(**first["normalizer"]))
+    p2 = predict_data(model2, gs, sp["test"], Normalizer(**first["normalizer"]))
+    np.testing.assert_allclose(p2, p1, rtol=0, atol=1e-6)
+    path.unlink()
+    _, rewritten = _fit(gs, y, sp, tmp_path, 3)
+    assert rewritten["resumed_from_epoch"] == 3 and rewritten["test_mae"] == pytest.approx(first["test_mae"])
+    assert path.exists()
+
+
 def test_changed_settings_do_not_resume(data, tmp_path):
     gs, y, sp, _ = data
     _fit(gs, y, sp, tmp_path, 2)
