@@ -171,7 +171,8 @@ def test_a_finished_run_run_again_leaves_its_record_alone(data, tmp_path):
     path = tmp_path / f"{first['run']}.json"
     before = path.read_bytes()
     model2, again = _fit(gs, y, sp, tmp_path, 3)
-    assert path.read_bytes() == before and again == first and again["resumed_from_epoch"] is None
+    assert path.read_bytes() == before and again == json.loads(before) and again["resumed_from_epoch"] is None
+    assert again["test_mae"] == first["test_mae"] and again["created"] == first["created"]
     p1 = predict_data(model, gs, sp["test"], Normalizer(**first["normalizer"]))
     p2 = predict_data(model2, gs, sp["test"], Normalizer(**first["normalizer"]))
     np.testing.assert_allclose(p2, p1, rtol=0, atol=1e-6)
