@@ -7,8 +7,8 @@
 #
 # Each item is one process at one thread, taken in the order below by WORKERS workers. Every item resumes
 # where it stopped (lib.sweep.direct from its last epoch; the relaxations from their cache), so the queue is simply started again next session. At the deadline every item still
-# running is stopped (TERM) and the finished records and relaxations are archived into records/ (commit
-# them). THESIS / LONG name the profiles (THESIS=smoke LONG=smoke ARCHIVE=0 for a dry run in a minute or
+# running is stopped (TERM) and the finished records, the long trainings (parked) and relaxations are archived
+# into records/ (commit them). THESIS / LONG name the profiles (THESIS=smoke LONG=smoke ARCHIVE=0 for a dry run in a minute or
 # two; ARCHIVE=0 leaves records/ alone).
 set -u
 WORKERS=${1:-1}
@@ -21,17 +21,23 @@ mkdir -p "$LOGS"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 DIRECT="$PY -m lib.sweep.direct --threads 1"
 
-# A finished run is skipped (its record left as written) only where its checkpoint state is still in results/runs (this machine), not from its
-# archived record: take an item out of this list once its record is in records/ (as every MEGNet cell of Table 6's
-# seed 1, the built pairs' relaxations and SevenNet's of the 864 electrode-benchmark structures were, 2026-12-06).
-# "<log name> <command>", most wanted first: the long-profile trainings of the band-gap ensemble (~40 s an epoch at
-# one thread, 120 epochs; the formation-energy ensemble's three and band gap's member 0 are archived, 2026-12-07)
+# The queue first restores LONG's archived records and parked trainings (records/parked/: the states of runs
+# stopped in an earlier session, the checkpoints of finished ones), and at the end parks them again, so a long
+# training resumes in the next session even on a new checkout. A finished run with its record and checkpoint here
+# is skipped (its record left as written); a THESIS run is not parked, so take it out of this list once its record
+# is in records/ (as every MEGNet cell of Table 6's seed 1, the built pairs' relaxations and SevenNet's of the 864
+# electrode-benchmark structures were, 2026-12-06).
+# "<log name> <command>", most wanted first: the long-profile trainings of the band-gap ensemble (~40-70 s an epoch
+# at one thread, 120 epochs; the formation-energy ensemble's three are shipped; band gap's member 0 again: its
+# record is archived, but its checkpoint was lost with a checkout before parking existed, 2026-12-07)
 QUEUE=(
+  "long_band_gap_e0 $DIRECT --profile $LONG --model cgcnn --property band_gap --seed 0 --member 0"
   "long_band_gap_e1 $DIRECT --profile $LONG --model cgcnn --property band_gap --seed 0 --member 1"
   "long_band_gap_e2 $DIRECT --profile $LONG --model cgcnn --property band_gap --seed 0 --member 2"
 )
 
 deadline=$(( $(date +%s) + SECONDS_TOTAL ))
+[ "${ARCHIVE:-1}" = 1 ] && $PY -m lib.records restore --profile "$LONG"
 run_one() {  # name command...: run it until the deadline, one line of outcome
   local name=$1; shift
   local left=$(( deadline - $(date +%s) ))
@@ -52,4 +58,4 @@ printf '%s\n' "${QUEUE[@]}" | xargs -P "$WORKERS" -L 1 bash -c 'run_one "$@"' _
 [ "${ARCHIVE:-1}" = 1 ] || exit 0
 echo "$(date +%T) archiving records and relaxations"
 $PY -m lib.records archive --profile "$THESIS" && $PY -m lib.records archive --profile "$LONG" \
-  && $PY -m lib.cathodes.relax archive
+  && $PY -m lib.records park --profile "$LONG" && $PY -m lib.cathodes.relax archive

@@ -16,12 +16,21 @@ restores before it plans, so a run finished on another machine or in an earlier 
 trained again and counts in 06_benchmark's tables. Only the JSON records travel, as compact gzipped JSON
 (``<name>.json.gz``, a third of the size: a record keeps its per-crystal predictions); checkpoints stay where
 they were made. ``python -m lib.records archive --profile thesis`` / ``restore``.
+
+A working session's checkout may be new (nothing untracked survives it), so long trainings that span sessions
+(the ``long`` profile's members, ~80-140 min of a core each) are *parked* as well: :func:`park` copies a
+profile's unfinished training states and its finished runs' checkpoints into ``records/parked/`` (commit them;
+a state is ~1.8 MB, a CGCNN checkpoint ~0.4 MB, and a run's parked state gives way to its checkpoint once it
+finishes), and :func:`restore` puts them back beside the records. A restored unfinished run resumes from its
+last epoch; a restored finished one (record and checkpoint, no state) is not trained again (``lib.train.fit``)
+and can be shipped. ``python -m lib.records park --profile long``.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -299,12 +308,79 @@ def archive(profile: str, runs_dir: str | Path | None = None, archive_dir: str |
     return out
 
 
+PARKED = "parked"
+_STATE_SUFFIX, _CHECKPOINT_SUFFIX = ".state.pt", ".pt"
+
+
+def _of_profile(name: str, profile: str) -> bool:
+    """Whether run ``name`` (``<model>_<property>_<profile>_s<seed>[_e<member>]``) is of ``profile``."""
+    return re.search(rf"_{re.escape(profile)}_s\d+(_e\d+)?$", name) is not None
+
+
+def parked(archive_dir: str | Path | None = None) -> dict[str, Path]:
+    """run name -> its parked file in ``<archive>/parked/`` (``<run>.state.pt`` or ``<run>.pt``)."""
+    src = Path(archive_dir or ARCHIVE) / PARKED
+    out = {}
+    for p in sorted(src.glob(f"*{_CHECKPOINT_SUFFIX}")) if src.is_dir() else ():
+        suffix = _STATE_SUFFIX if p.name.endswith(_STATE_SUFFIX) else _CHECKPOINT_SUFFIX
+        out[p.name[: -len(suffix)]] = p
+    return out
+
+
+def park(profile: str, runs_dir: str | Path | None = None, archive_dir: str | Path | None = None
+         ) -> list[Path]:
+    """Keep ``profile``'s trainings across working sessions: copy into ``<archive>/parked/`` the checkpoint of
+    every finished run (one with a record that has a test MAE; its parked state, if any, is removed) and the
+    resumable state of every unfinished one (replacing an older parked state). Returns the files written."""
+    if profile in PIPELINE_TESTS:
+        raise ValueError(f"the {profile} profile tests the pipeline; its runs are not parked")
+    src, dest = Path(runs_dir or RUNS), Path(archive_dir or ARCHIVE) / PARKED
+    names = {p.name[: -len(_STATE_SUFFIX)] for p in src.glob(f"*{_STATE_SUFFIX}")}
+    names |= {p.stem for p in src.glob("*.json")}
+    out = []
+    for name in sorted(n for n in names if _of_profile(n, profile)):
+        rec, ck, st = record_path(name, src), checkpoint_path(name, src), state_path(name, src)
+        done = rec.exists() and ck.exists() and read_record(rec).get("test_mae") is not None
+        keep, drop = (ck, dest / f"{name}{_STATE_SUFFIX}") if done else (st, None)
+        if not keep.exists():
+            continue
+        target = dest / keep.name
+        if drop is not None and drop.exists():
+            drop.unlink()
+        if target.exists() and target.read_bytes() == keep.read_bytes():
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        data = keep.read_bytes()
+        out.append(_atomic(target, lambda f, data=data: f.write(data)))
+    return out
+
+
+def _unpark(profile: str | None, runs_dir: str | Path | None, archive_dir: str | Path | None,
+            wanted: set | None) -> list[Path]:
+    """The parked states and checkpoints (of ``profile``) back into ``runs_dir`` where that run has neither
+    a state nor a checkpoint there; never over a newer training's files."""
+    out = []
+    for name, p in parked(archive_dir).items():
+        if wanted is not None and name not in wanted:
+            continue
+        if profile is not None and not _of_profile(name, profile):
+            continue
+        if state_path(name, runs_dir).exists() or checkpoint_path(name, runs_dir).exists():
+            continue
+        target = Path(runs_dir or RUNS) / p.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = p.read_bytes()
+        out.append(_atomic(target, lambda f, data=data: f.write(data)))
+    return out
+
+
 def restore(profile: str | None = None, runs_dir: str | Path | None = None,
             archive_dir: str | Path | None = None, names: Any = None) -> list[Path]:
     """Copy archived records (of ``profile``, or only the run ``names`` given) into ``runs_dir`` where that
-    run has no record yet; a record already there is never replaced. Returns the files written."""
+    run has no record yet, and the parked states and checkpoints (:func:`park`) where it has neither; a file
+    already there is never replaced. Returns the files written."""
     wanted = set(names) if names is not None else None
-    out = []
+    out = _unpark(profile, runs_dir, archive_dir, wanted)
     for name, p in archived(archive_dir).items():
         if wanted is not None and name not in wanted:
             continue
@@ -326,17 +402,24 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m lib.records", description="the committed archive of run "
-                                 "records (records/): archive a profile's finished records, or restore them")
-    ap.add_argument("action", choices=("archive", "restore"))
+                                 "records (records/): archive a profile's finished records, park its trainings "
+                                 "(states, checkpoints) across working sessions, or restore both")
+    ap.add_argument("action", choices=("archive", "restore", "park"))
     ap.add_argument("--profile", default="thesis")
     a = ap.parse_args(argv)
-    if a.action == "archive":
+    if a.action == "park":
+        written = park(a.profile)
+        mb = sum(p.stat().st_size for p in written) / 1e6
+        print(f"{len(written)} state(s)/checkpoint(s) of the {a.profile} profile parked in "
+              f"{ARCHIVE.name}/{PARKED}/ ({mb:.1f} MB; {len(parked())} parked in all); commit them")
+    elif a.action == "archive":
         written = archive(a.profile)
         print(f"{len(written)} record(s) of the {a.profile} profile written to {ARCHIVE.name}/ "
               f"({len(archived())} in all); commit them")
     else:
         written = restore(a.profile)
-        print(f"{len(written)} record(s) of the {a.profile} profile restored into {RUNS_DIR}/")
+        print(f"{len(written)} record(s), state(s) and checkpoint(s) of the {a.profile} profile restored "
+              f"into {RUNS_DIR}/")
     return 0
 
 

@@ -465,12 +465,13 @@ def _train(trainer: _Trainer, st: _State, run: _Run, key: str, progress: bool,
         bar.close()
 
 
-def _finished_record(st: _State, run: _Run, key: str, epochs: int) -> dict | None:
-    """The record already written for a run whose saved state has all ``epochs`` (same data and settings, its
-    checkpoint beside it), so that running a finished run again leaves its record and provenance alone; None
-    when there is no such record (it is then written again from the state)."""
+def _finished_record(run: _Run, key: str, epochs: int) -> dict | None:
+    """The record already written for this run trained for all ``epochs`` on the same data and settings (its
+    checkpoint beside it, with or without its training state: ``lib.records.restore`` brings back records
+    and checkpoints), so that running a finished run again leaves its record and provenance alone; None when
+    there is no such record (the run then resumes from its state, or trains)."""
     path = records.record_path(run.name, run.runs_dir)
-    if st.epoch != epochs or not path.exists() or not records.checkpoint_path(run.name, run.runs_dir).exists():
+    if not path.exists() or not records.checkpoint_path(run.name, run.runs_dir).exists():
         return None
     try:
         rec = records.read_record(path)
@@ -571,14 +572,14 @@ def fit(
         targets = _Targets.of(y, split, property, cfg, device)
         trainer = _Trainer.build(model, data, targets, cfg, device, seed)
         key = _state_key(cfg, model, seed, run.graph_params, targets)
+        done = _finished_record(run, key, cfg.epochs) if resume else None
+        if done is not None:  # nothing left to train: the run's record stays as it was written
+            saved = records.torch_load(records.checkpoint_path(run.name, run.runs_dir), map_location=device)
+            trainer.model.load_state_dict(saved["state_dict"])
+            return done
         path = records.state_path(run.name, run.runs_dir)
         fresh = not (resume and path.exists())
         st, resumed_from = (_State(), None) if fresh else _resume(trainer, path, key, run.name)
-        done = _finished_record(st, run, key, cfg.epochs) if resumed_from == cfg.epochs else None
-        if done is not None:  # nothing left to train: the run's record stays as it was written
-            if st.best_state is not None:
-                trainer.model.load_state_dict(st.best_state)
-            return done
         st.start_curves(targets.metric)
         t_fit = time.perf_counter()
         _train(trainer, st, run, key, progress, callback)

@@ -182,6 +182,44 @@ def test_a_finished_run_run_again_leaves_its_record_alone(data, tmp_path):
     assert path.exists()
 
 
+def test_parked_trainings_carry_over_to_a_fresh_checkout(data, tmp_path):
+    """A working session's checkout may be new: records.park keeps a profile's unfinished states and finished
+    checkpoints in the committed archive, records.restore puts them back, and there the unfinished run
+    resumes (the same result as uninterrupted) while the finished one is not trained again."""
+    gs, y, sp, _ = data
+    old, new, arch = tmp_path / "old", tmp_path / "new", tmp_path / "records"
+    _, finished = _fit(gs, y, sp, old, 3)
+    seed_everything(1)
+    fit(CGCNN(**SMALL), gs, y, sp, property=PROP, seed=1, profile="test", runs_dir=old, epochs=2, **FAST)
+    (old / "cgcnn_formation_energy_per_atom_test_s1.json").unlink()  # as if stopped after 2 of 4 epochs
+    (old / "cgcnn_formation_energy_per_atom_test_s1.pt").unlink()
+    parked = records.park("test", old, arch)
+    assert sorted(p.name for p in parked) == ["cgcnn_formation_energy_per_atom_test_s0.pt",
+                                              "cgcnn_formation_energy_per_atom_test_s1.state.pt"]
+    assert records.park("test", old, arch) == []  # unchanged: nothing rewritten
+    with pytest.raises(ValueError, match="pipeline"):
+        records.park("smoke", old, arch)
+    records.archive("test", old, arch)
+    restored = records.restore("test", new, arch)
+    assert sorted(p.name for p in restored) == sorted(
+        [p.name for p in parked] + ["cgcnn_formation_energy_per_atom_test_s0.json"])
+    before = (new / f"{finished['run']}.json").read_bytes()
+    _, again = _fit(gs, y, sp, new, 3)  # no state: record and checkpoint say it is done
+    assert (new / f"{finished['run']}.json").read_bytes() == before
+    assert again["test_mae"] == finished["test_mae"]
+    seed_everything(1)
+    resumed = fit(CGCNN(**SMALL), gs, y, sp, property=PROP, seed=1, profile="test", runs_dir=new, epochs=4,
+                  **FAST)
+    seed_everything(1)
+    straight = fit(CGCNN(**SMALL), gs, y, sp, property=PROP, seed=1, profile="test", runs_dir=tmp_path / "s",
+                   epochs=4, **FAST)
+    assert resumed["resumed_from_epoch"] == 2 and resumed["test_mae"] == straight["test_mae"]
+    # once finished, parking it again swaps its parked state for its checkpoint
+    assert [p.name for p in records.park("test", new, arch)] == ["cgcnn_formation_energy_per_atom_test_s1.pt"]
+    assert sorted(records.parked(arch)) == [finished["run"], "cgcnn_formation_energy_per_atom_test_s1"]
+    assert not (arch / "parked/cgcnn_formation_energy_per_atom_test_s1.state.pt").exists()
+
+
 def test_changed_settings_do_not_resume(data, tmp_path):
     gs, y, sp, _ = data
     _fit(gs, y, sp, tmp_path, 2)

@@ -216,7 +216,9 @@ def _plan_needs(runs: Sequence[Run], root: Path, force: bool, dry_run: bool, ech
     archived = [] if force else archived_runs(runs, root)
     if archived and not dry_run:  # the archive's records count as done (stale ones are trained again below)
         restored = records.restore(runs_dir=root / RUNS_DIR, archive_dir=root / ARCHIVE_DIR, names=archived)
-        echo(f"  {len(restored)} run record(s) restored from {ARCHIVE_DIR}/ (finished elsewhere or earlier; "
+        n_rec = sum(p.suffix == ".json" for p in restored)
+        parked = f", {len(restored) - n_rec} parked state(s)/checkpoint(s)" if len(restored) > n_rec else ""
+        echo(f"  {n_rec} run record(s){parked} restored from {ARCHIVE_DIR}/ (finished elsewhere or earlier; "
              "--force trains them again)")
     needed = _needed(runs, root, force)
     if dry_run:
