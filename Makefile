@@ -79,9 +79,12 @@ sweep-plan: setup
 	$(SWEEP) --dry-run
 
 # Copy the profile's finished run records into records/ (tracked: commit them), so that a later session or
-# another machine restores them instead of training again (`make all` restores them itself).
+# another machine restores them instead of training again (`make all` restores them itself). PARK=1 also parks
+# its trainings (unfinished states, finished checkpoints: records/parked/), so that they resume or ship from a
+# new checkout: `make archive PROFILE=long PARK=1`.
 archive: setup
 	$(PY) -m lib.records archive --profile $(PROFILE)
+	$(if $(filter 1,$(PARK)),$(PY) -m lib.records park --profile $(PROFILE))
 	$(PY) -m lib.cathodes.relax archive
 
 # JupyterLab on the whole project (notebooks, results, figures), opening on notebooks/
