@@ -553,7 +553,9 @@ def fit(
         lower case; ``profile`` a name or a Profile).
     unit : the target's unit (default: looked up in ``lib.data.TARGETS``; a column outside it has none).
     runs_dir : where the record, checkpoint and state go (default ``results/runs``); None-able.
-    resume : go on from ``<run>.state.pt`` if it exists and matches (same data, split, settings).
+    resume : go on from ``<run>.state.pt`` if it exists and matches (same data, split, settings); a run
+        already finished (its record, with the same data key and all epochs, and its checkpoint) is returned
+        as recorded, untouched, with its weights loaded into ``model``.
     callback : called as ``callback(epoch, info)`` after each epoch's state is saved (raise to stop).
 
     Returns the run record (also written to ``<runs_dir>/<run>.json``, checkpoint beside it).
