@@ -402,8 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m lib.records", description="the committed archive of run "
-                                 "records (records/): archive a profile's finished records, park its trainings "
-                                 "(states, checkpoints) across working sessions, or restore both")
+                                 "records (records/): archive a profile's finished records, park its "
+                                 "trainings (states, checkpoints) across working sessions, or restore both")
     ap.add_argument("action", choices=("archive", "restore", "park"))
     ap.add_argument("--profile", default="thesis")
     a = ap.parse_args(argv)

@@ -54,9 +54,11 @@ def test_direct_runs_are_the_notebooks_runs_and_members_train_apart(notebook_run
     only = direct.train_run("cgcnn", "formation_energy_per_atom", "smoke", 0, member=0, runs_dir=tmp_path / "c")
     assert [r["run"] for r in only] == [name]
     before = (tmp_path / "c" / f"{name}.json").read_bytes()
-    again = direct.train_run("cgcnn", "formation_energy_per_atom", "smoke", 0, member=0, runs_dir=tmp_path / "c")
+    again = direct.train_run("cgcnn", "formation_energy_per_atom", "smoke", 0, member=0,
+                             runs_dir=tmp_path / "c")
     assert (tmp_path / "c" / f"{name}.json").read_bytes() == before  # skipped: the record is left as it was
-    assert again[0] == _record(tmp_path / "c", name) and again[0]["test_mae"] == pytest.approx(only[0]["test_mae"])
+    assert again[0] == _record(tmp_path / "c", name)
+    assert again[0]["test_mae"] == pytest.approx(only[0]["test_mae"])
 
 
 def test_direct_refuses_a_model_that_reads_no_graphs():
