@@ -347,10 +347,10 @@ def park(profile: str, runs_dir: str | Path | None = None, archive_dir: str | Pa
         target = dest / keep.name
         if drop is not None and drop.exists():
             drop.unlink()
-        if target.exists() and target.read_bytes() == keep.read_bytes():
+        data = keep.read_bytes()
+        if target.exists() and target.read_bytes() == data:
             continue
         dest.mkdir(parents=True, exist_ok=True)
-        data = keep.read_bytes()
         out.append(_atomic(target, lambda f, data=data: f.write(data)))
     return out
 
