@@ -143,4 +143,5 @@ def test_over_splits_reports_coverage_on_the_known_and_the_drawn_systems(monkeyp
     assert len(d) == 2 and d["n_known"].tolist() == [2, 2]
     assert d["coverage_known"].iloc[0] == 0.5  # FePO4 within 0.2, CoO2 0.5 off
     assert d["coverage_drawn"].iloc[0] == 0.5  # CuPO4 within 0.1, SnPO4 0.5 off
+    assert d["coverage_2sigma"].iloc[0] == 0.75  # all but CoO2 within 2 σ_V (SnPO4's 0.5 within 0.6)
     assert d["voltage_model_li"].iloc[0] == 0.3 and d["base_li"].iloc[0] == 0.4
