@@ -27,13 +27,14 @@ DIRECT="$PY -m lib.sweep.direct --threads 1"
 # is skipped (its record left as written); a THESIS run is not parked, so take it out of this list once its record
 # is in records/ (as every MEGNet cell of Table 6's seed 1, the built pairs' relaxations and SevenNet's of the 864
 # electrode-benchmark structures were, 2026-12-06).
-# "<log name> <command>", most wanted first: the long-profile trainings of the band-gap ensemble (~40-70 s an epoch
-# at one thread, 120 epochs; the formation-energy ensemble's three are shipped; band gap's member 0 again: its
-# record is archived, but its checkpoint was lost with a checkout before parking existed, 2026-12-07)
+# "<log name> <command>", most wanted first: the long-profile trainings of the shipped models still at 20 epochs
+# (~40-70 s an epoch at one thread, 120 epochs): band gap's member 0 (members 1 and 2 are finished and parked; the
+# ensemble is shipped once all three are), then the single models of energy per atom (parked at epoch 9,
+# 2026-12-07; 2/3 of the crystals, so ~2/3 of the time) and Fermi energy. A finished item is skipped.
 QUEUE=(
   "long_band_gap_e0 $DIRECT --profile $LONG --model cgcnn --property band_gap --seed 0 --member 0"
-  "long_band_gap_e1 $DIRECT --profile $LONG --model cgcnn --property band_gap --seed 0 --member 1"
-  "long_band_gap_e2 $DIRECT --profile $LONG --model cgcnn --property band_gap --seed 0 --member 2"
+  "long_energy_per_atom $DIRECT --profile $LONG --model cgcnn --property energy_per_atom --seed 0"
+  "long_efermi $DIRECT --profile $LONG --model cgcnn --property efermi --seed 0"
 )
 
 deadline=$(( $(date +%s) + SECONDS_TOTAL ))
