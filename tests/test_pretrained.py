@@ -34,8 +34,8 @@ def test_the_shipped_models_are_there_with_their_cards():
     assert dict(table["members"]) == SHIPPED
     for name in SHIPPED:
         doc = pretrained.card(name)
-        # the best recipe everywhere; the elastic, formation-energy and band-gap models from its 120-epoch runs
-        # (the long profile)
+        # the best recipe everywhere; the elastic, formation-energy and band-gap models from its 120-epoch
+        # runs (the long profile)
         long = name in ("cgcnn_log10_K_VRH", "cgcnn_log10_G_VRH", "cgcnn_poisson_ratio",
                         "cgcnn_formation_energy_per_atom", "cgcnn_band_gap")
         assert doc["recipe"]["name"] == "best" and doc["profile"] == ("long" if long else "best")
