@@ -28,11 +28,9 @@ DIRECT="$PY -m lib.sweep.direct --threads 1"
 # is in records/ (as every MEGNet cell of Table 6's seed 1, the built pairs' relaxations and SevenNet's of the 864
 # electrode-benchmark structures were, 2026-12-06).
 # "<log name> <command>", most wanted first: the long-profile trainings of the shipped models still at 20 epochs
-# (~40-70 s an epoch at one thread, 120 epochs): band gap's member 0 (members 1 and 2 are finished and parked; the
-# ensemble is shipped once all three are), then the single models of energy per atom (parked at epoch 9,
-# 2026-12-07; 2/3 of the crystals, so ~2/3 of the time) and Fermi energy. A finished item is skipped.
+# (~40-70 s an epoch at one thread, 120 epochs; the formation-energy and band-gap ensembles' are shipped, 2026-12-07):
+# energy per atom (parked at epoch 49; 2/3 of the crystals, so ~2/3 of the time), then Fermi energy.
 QUEUE=(
-  "long_band_gap_e0 $DIRECT --profile $LONG --model cgcnn --property band_gap --seed 0 --member 0"
   "long_energy_per_atom $DIRECT --profile $LONG --model cgcnn --property energy_per_atom --seed 0"
   "long_efermi $DIRECT --profile $LONG --model cgcnn --property efermi --seed 0"
 )
