@@ -160,6 +160,9 @@ class CHGNet(UniversalPotential):
     def __init__(self, version: str = "0.3.0", threads: int | None = None, device: str | None = None):
         self.version = version
         self.name = f"chgnet-{version}"  # the cache's name: the same model on any device
+        # the r2SCAN weights (chgnet >= 0.4.1; transfer-learned on MP's r2SCAN calculations) give uncorrected
+        # r2SCAN energies: their own scale, never mixed with the MP2020-corrected PBE one
+        self.scale = "r2scan" if version == "r2scan" else "total"
         self.threads = threads
         self.device = device  # None: CUDA when there is one, else the CPU (lib.devices.pick_device, as training)
 
@@ -268,9 +271,13 @@ class SevenNet(UniversalPotential):
     ``_one_by_one`` is its ASE calculator, kept as the reference the batched results are tested against."""
 
     def __init__(self, version: str = "7net-0", threads: int | None = None, device: str | None = None,
-                 max_atoms: int | None = None):
-        self.version = version
-        self.name = "sevennet-0" if version == "7net-0" else f"sevennet-{version}"
+                 max_atoms: int | None = None, modal: str | None = None):
+        self.version, self.modal = version, modal
+        self.name = ("sevennet-0" if version == "7net-0" else f"sevennet-{version.removeprefix('7net-')}"
+                     + (f"-{modal.lower()}" if modal else ""))
+        # PBE-level heads learned MPtrj's uncorrected energies: MP2020 added here puts them on MP's corrected scale;
+        # the R2SCAN head of SevenNet-MF-0 gives uncorrected r2SCAN energies (its own scale, no correction)
+        self.scale = "r2scan" if (modal or "").upper() == "R2SCAN" else "total"
         self.threads, self.device, self.max_atoms = threads, device, max_atoms
 
     def __getstate__(self) -> dict:
@@ -287,7 +294,7 @@ class SevenNet(UniversalPotential):
             torch.set_num_threads(int(self.threads))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return SevenNetCalculator(self.version, device=str(pick_device(self.device)))
+            return SevenNetCalculator(self.version, device=str(pick_device(self.device)), modal=self.modal)
 
     def _atoms(self, structure: Structure):
         from pymatgen.io.ase import AseAtomsAdaptor
@@ -325,8 +332,10 @@ class SevenNet(UniversalPotential):
             for i in idx:
                 atoms = AseAtomsAdaptor.get_atoms(structures[i])
                 calc.set_atoms(atoms)  # its check: an element the model does not know is an error
-                graphs.append(AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, calc.cutoff,
-                                                                                     with_shift=False)))
+                g = AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, calc.cutoff, with_shift=False))
+                if calc.modal:
+                    g[KEY.DATA_MODALITY] = calc.modal
+                graphs.append(g)
             batch = Batch.from_data_list(graphs).to(calc.device)
             calc.model.set_is_batch_data(True)
             try:
@@ -344,13 +353,17 @@ class SevenNet(UniversalPotential):
         from ase import units
         from ase.stress import voigt_6_to_full_3x3_stress
 
-        return [{"e": e / len(s) + mp2020_correction(s), "f": np.asarray(f, float),
+        return [{"e": e / len(s) + self._correction(s), "f": np.asarray(f, float),
                  "s": voigt_6_to_full_3x3_stress(st) / units.GPa}
                 for s, (e, f, st) in zip(structures, self._forward(structures), strict=True)]
 
     def _static(self, structures: Sequence[Structure]) -> np.ndarray:
-        return np.array([e / len(s) + mp2020_correction(s)
+        return np.array([e / len(s) + self._correction(s)
                          for s, (e, _, _) in zip(structures, self._forward(structures), strict=True)])
+
+    def _correction(self, structure: Structure) -> float:
+        """MP2020's correction (eV/atom) on the PBE-level scale; none on the r2SCAN one."""
+        return 0.0 if self.scale == "r2scan" else mp2020_correction(structure)
 
     def _one_by_one(self, structures: Sequence[Structure]) -> list[dict]:
         """:meth:`efs` through SevenNet's ASE calculator, one structure at a time (the reference)."""
@@ -360,14 +373,24 @@ class SevenNet(UniversalPotential):
         out = []
         for s in structures:
             atoms = self._atoms(s)
-            e = atoms.get_potential_energy() / len(atoms) + mp2020_correction(s)
+            e = atoms.get_potential_energy() / len(atoms) + self._correction(s)
             out.append({"e": float(e), "f": np.asarray(atoms.get_forces(), float),
                         "s": voigt_6_to_full_3x3_stress(atoms.get_stress()) / units.GPa})
         return out
 
 
 #: the universal potentials this compendium knows, by name; a second one is one class and one line here
-POTENTIALS: dict[str, Callable[[], UniversalPotential]] = {"chgnet": CHGNet, "sevennet": SevenNet}
+POTENTIALS: dict[str, Callable[[], UniversalPotential]] = {
+    "chgnet": CHGNet,  # CHGNet 0.3.0: MPtrj, MP2020-corrected energies
+    "sevennet": SevenNet,  # SevenNet-0 (11 July 2024): MPtrj, uncorrected; MP2020 added
+    "sevennet_l3i5": functools.partial(SevenNet, "7net-l3i5"),  # SevenNet-l3i5: MPtrj, lmax 3; MP2020 added
+    "sevennet_mf0": functools.partial(SevenNet, "7net-mf-0", modal="PBE"),  # SevenNet-MF-0, its PBE(+U) head
+    "chgnet_r2scan": functools.partial(CHGNet, "r2scan"),  # CHGNet r2SCAN: MP r2SCAN energies, uncorrected
+    "sevennet_mf0_r2scan": functools.partial(SevenNet, "7net-mf-0", modal="R2SCAN"),  # SevenNet-MF-0's r2SCAN head
+}
+#: the energy scale of each: "total" is MP's PBE/PBE+U with MP2020 corrections, "r2scan" uncorrected r2SCAN
+SCALES = {"chgnet": "total", "sevennet": "total", "sevennet_l3i5": "total", "sevennet_mf0": "total",
+          "chgnet_r2scan": "r2scan", "sevennet_mf0_r2scan": "r2scan"}
 
 
 @functools.cache
@@ -376,6 +399,33 @@ def get_potential(name: str = "chgnet") -> UniversalPotential:
     if name not in POTENTIALS:
         raise EnergyModelError(f"unknown potential {name!r}; known: {', '.join(POTENTIALS)}")
     return POTENTIALS[name]()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lib.cathodes.potentials static NAME [NAME ...]``: static energies of every end member of MP's
+    insertion-electrode pairs (:func:`lib.data.electrodes.load_electrode_pairs`, ~7,600 structures) and the working
+    ions' metals with each named potential, cached as they finish (a killed run resumes) under data/relax/<model>/;
+    ``python -m lib.cathodes.relax archive`` then puts them in records/relax/ (commit it)."""
+    import argparse
+
+    from lib.data.electrodes import load_electrode_pairs, pair_ids
+
+    ap = argparse.ArgumentParser(prog="python -m lib.cathodes.potentials", description=main.__doc__)
+    ap.add_argument("action", choices=("static",))
+    ap.add_argument("potentials", nargs="+", choices=sorted(POTENTIALS))
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one core a potential)")
+    a = ap.parse_args(argv)
+    pairs = load_electrode_pairs()
+    structures = dict(zip(pairs["high_mpid"], pairs["charged"], strict=True))
+    structures.update(zip(pairs["low_mpid"], pairs["discharged"], strict=True))
+    ids = pair_ids(pairs)
+    for name in a.potentials:
+        model = POTENTIALS[name](threads=a.threads)
+        e, _ = model.energies([structures[i] for i in ids], progress=True)
+        metals = {ion: model.ion_energy(ion) for ion in sorted(pairs["ion"].unique())}
+        print(f"{name} ({model.name}): {int(np.isfinite(e).sum())} of {len(ids)} static energies; metals "
+              + ", ".join(f"{k} {v:.3f}" for k, v in metals.items()) + " eV/atom", flush=True)
+    return 0
 
 
 __all__ = [
@@ -387,7 +437,11 @@ __all__ = [
     "SevenNet",
     "mp2020_correction",
     "POTENTIALS",
+    "SCALES",
     "get_potential",
     "check_same_scale",
     "metal_structure",
 ]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -323,7 +323,10 @@ def _energy_scale_check(records: pd.DataFrame, values: dict[str, np.ndarray], cr
 
 def _drop_targetless(values: dict[str, np.ndarray], extras: dict[str, np.ndarray], ids: pd.Series,
                      keep: np.ndarray, meta: dict, rejected: list) -> None:
-    """A row with no target at all has nothing to model (e.g. a NaN in a folder's id_prop.csv)."""
+    """A row with no target at all has nothing to model (e.g. a NaN in a folder's id_prop.csv); a source of
+    structures only (``meta["structures_only"]``: the mirror's electrode and extra structures) keeps them all."""
+    if meta.get("structures_only"):
+        return
     expect = [c for c in (meta.get("expect") or list(TARGETS)) if c in values]
     empty = np.all([np.isnan(values[c]) for c in expect], axis=0)
     for e in extras.values():

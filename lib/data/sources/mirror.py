@@ -11,7 +11,9 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from pymatgen.core import Composition
 
 from lib import paths
 from lib.data.sources.base import DataUnavailable, Job, Request, no_data_message
@@ -26,6 +28,12 @@ MIRROR_FILES = {
     "elastic": "mp_elastic_cgcnn_2020.jsonl.xz",
     "energy": "mp_energy_2024.csv",
     "ids": "mp-ids-46744.csv",
+}
+#: the mirror's structure-only files (no energies), read as datasets of their own name: the end members of MP's
+#: insertion-electrode pairs that the CGCNN file lacks, and more MP structures for hulls and prototypes
+STRUCTURE_FILES = {
+    "electrode_structures": "mp_electrode_structures.jsonl.xz",
+    "extra_structures": "mp_structures_extra.jsonl.xz",
 }
 
 
@@ -46,6 +54,11 @@ def plan(req: Request) -> Job:
         if missing:
             raise DataUnavailable(f"the mirror {mpath} lacks {missing}; see ../shared/data/README.md")
         return Job("mirror", files, lambda: records_cgcnn_mirror(mpath), str(mpath))
+    if name in STRUCTURE_FILES:
+        f = mpath / STRUCTURE_FILES[name]
+        if not f.exists():
+            raise DataUnavailable(f"the mirror {mpath} lacks {f.name}; see ../shared/data/README.md")
+        return Job("mirror", [f], lambda: records_structures(f), str(f))
     found = find_megnet_file(mpath, req.raw_dir) if name == "megnet" else None
     if found is None:
         raise DataUnavailable(
@@ -87,6 +100,37 @@ def records_cgcnn_mirror(mdir: Path) -> tuple[pd.DataFrame, dict]:
     ]
     return records, {"provider": "mirror", "source": source, "notes": notes, "rejected": bad,
                      "energy_reference": "formation_energy_per_atom_2024"}
+
+
+def records_structures(path: Path) -> tuple[pd.DataFrame, dict]:
+    """A structure-only file of the mirror (:data:`STRUCTURE_FILES`): ``material_id``, ``cif``, ``formula``
+    (reduced), ``source``. The rows have no targets, so none is dropped for lacking one (``structures_only``);
+    a structure whose atoms do not make its ``formula`` is refused ("formula mismatch"), like any refused CIF."""
+    bad: list[tuple] = []
+    records = pd.DataFrame(read_jsonl(path, bad))
+    keep = np.ones(len(records), bool)
+    if "formula" in records.columns:
+        for k, (mid, cif, formula) in enumerate(zip(records["material_id"], records["cif"], records["formula"],
+                                                     strict=True)):
+            got = _cif_reduced_formula(cif)
+            if got is not None and formula and got != Composition(formula).reduced_formula:
+                bad.append((str(mid), "", "formula mismatch", f"the CIF's atoms make {got}, the file says {formula}"))
+                keep[k] = False
+    return records[keep].reset_index(drop=True), {
+        "provider": "mirror",
+        "source": f"mirror:{path.name.split('.')[0]}",
+        "notes": [f"{len(records):,} structures from {path.name} (no energies)"],
+        "rejected": bad,
+        "structures_only": True,
+    }
+
+
+def _cif_reduced_formula(cif: str) -> str | None:
+    """The reduced formula of a pymatgen P1 CIF's ``_chemical_formula_sum`` (None when it has none)."""
+    for line in cif.splitlines():
+        if line.startswith("_chemical_formula_sum"):
+            return Composition(line.split(None, 1)[1].strip().strip("'\"")).reduced_formula
+    return None
 
 
 def records_snapshot(path: Path) -> tuple[pd.DataFrame, dict]:
