@@ -45,7 +45,9 @@ import os
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
@@ -195,17 +197,122 @@ def _screen(args, table, pairs, predict, label) -> None:
     emit(BENCH, f"screen_candidates_{args.screen}", len(res), "candidates", passing=int(res["passes"].sum()))
 
 
+ALL_STATS = (("mae", "V"), ("n", "pairs"), ("mae_ci_low", "V"), ("mae_ci_high", "V"), ("median_ae", "V"),
+             ("within_0.1", "fraction"), ("within_0.3", "fraction"), ("spearman", "rho"))
+
+
+def _emit_routes(summary: pd.DataFrame, suffix: str = "_vs_mp", **extra) -> None:
+    """``<route>_<stat>_<ion><suffix>`` for every row of a route summary (lib.cathodes.metrics.route_summary)."""
+    for d in summary.to_dict("records"):
+        if not d["n"]:
+            continue
+        d["mae_ci_low"], d["mae_ci_high"] = d["ci_low"], d["ci_high"]
+        for stat, unit in ALL_STATS:
+            emit(BENCH, f"{d['route']}_{stat}_{d['ion']}{suffix}", d[stat], unit, systems=d["systems"], **extra)
+
+
+def _static_throughput(pairs, names, n: int) -> None:
+    """Static energies a second with each potential as the benchmark computes them (lib.cathodes.potentials, no
+    cache) and with the potential's own ASE calculator one structure at a time, on the same ``n`` structures."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    rng = np.random.default_rng(1)
+    idx = rng.choice(len(pairs), n, replace=False)
+    structures = [pairs["discharged"].iloc[i].to_structure() for i in idx]
+    atoms = sum(len(s) for s in structures)
+    for name in names:
+        pot = potentials.get_potential(name)
+        pot.energies(structures[:1], cache=None)  # load the weights outside the timing
+        before, t0 = _load(), time.perf_counter()
+        pot.energies(structures, cache=None)
+        tb = time.perf_counter() - t0
+        calc = pot.calculator if hasattr(pot, "calculator") else None
+        t0 = time.perf_counter()
+        if calc is None:  # CHGNet's own ASE calculator
+            from chgnet.model.dynamics import CHGNetCalculator
+
+            calc = CHGNetCalculator(model=pot.model, use_device="cpu")
+        for s in structures:
+            a = AseAtomsAdaptor.get_atoms(s)
+            a.calc = calc
+            a.get_potential_energy()
+        ts = time.perf_counter() - t0
+        common = {"structures": n, "atoms": atoms, "model": pot.name, "threads": torch.get_num_threads(),
+                  "load_before": before, "load_after": _load()}
+        emit(BENCH, f"static_per_s_{name}", n / tb, "structures/s", seconds=tb, **common)
+        emit(BENCH, f"static_per_s_one_by_one_{name}", n / ts, "structures/s", seconds=ts, **common)
+
+
+def _all_pairs(args) -> pd.DataFrame:
+    """Every route on every one of MP's 4,401 pairs (lib.cathodes.routes), per ion, with 95 % intervals over
+    chemical systems; the paired interval of each route against the best; the per-ion default table; figures."""
+    from lib.cathodes import defaults, routes
+    from lib.cathodes import metrics as cm
+    from lib.data.electrodes import load_electrode_pairs, pair_ids
+    from lib.plots import cathodes as plots_cathodes
+
+    before, t0 = _load(), time.perf_counter()
+    pairs = load_electrode_pairs()
+    emit(BENCH, "pairs_read", len(pairs), "pairs", of=pairs.attrs["n_pairs"], refused=pairs.attrs["drops"],
+         seconds=time.perf_counter() - t0)
+    scale = float(pretrained.card(eb.ENERGY).get("sigma_scale") or 1.0)
+    predict = eb.checkpoint_predictor([str(p) for p in pretrained.checkpoints(eb.ENERGY)], require=pair_ids(pairs),
+                                      sigma_scale=scale)
+    sample = routes.relaxed_sample(pairs, args.relax_li, args.relax_other)
+    long = routes.all_routes(pairs, args.potentials, args.relaxed_potentials, predict, sample=sample, progress=True,
+                             cached_only=not args.relax_now)
+    emit(BENCH, "routes_seconds", time.perf_counter() - t0, "s", pairs=len(pairs), load_before=before,
+         load_after=_load())
+    bad = long[long["voltage"].isna()]
+    for route, g in bad.groupby("route"):
+        emit(BENCH, f"{route}_refused", len(g), "pairs", reasons=g["error"].str.slice(0, 70).value_counts()
+             .head(6).to_dict())
+    summary = cm.route_summary(long)
+    _emit_routes(summary)
+    outside = set(pairs.loc[routes.outside_training(pairs), "battery_id"])
+    _emit_routes(cm.route_summary(long[long["battery_id"].isin(outside)]), "_vs_mp_outside_training",
+                 note="pairs with an mvc- end (MP's multivalent-cathode calculations, not in MPtrj)")
+    static = summary[summary["route"].str.startswith("umlip_static_") & summary["ion"].eq("all")]
+    pbe = [f"umlip_static_{k}" for k, v in potentials.SCALES.items() if v == "total"]
+    best = static[static["route"].isin(pbe)].sort_values("mae")["route"].iloc[0] if len(static) else "gnn"
+    paired = pd.concat([cm.paired_table(long, r) for r in long["route"].unique()], ignore_index=True)
+    for r in paired[paired["best"] == best].itertuples(index=False):
+        if r.n:
+            emit(BENCH, f"paired_{r.route}_minus_{best}_{r.ion}", r.diff, "V", ci_low=r.ci_low, ci_high=r.ci_high,
+                 n=r.n, systems=r.systems)
+    table = defaults.write_table(summary, paired)
+    emit(BENCH, "potential_by_ion", 0, "table", file=str(table.relative_to(table.parents[1])),
+         table=defaults.potential_by_ion(table))
+    out = Path("results") / "electrodes"
+    out.mkdir(parents=True, exist_ok=True)
+    long.to_csv(out / "routes_all_pairs.csv", index=False)
+    summary.to_csv(out / "routes_summary.csv", index=False)
+    paired.to_csv(out / "routes_paired.csv", index=False)
+    for f in plots_cathodes.route_mae(summary, name="route_mae_by_ion"), plots_cathodes.route_parity(
+            long, best, name="route_parity_best"):
+        emit(BENCH, "figure", 0, "file", files=[str(p) for p in f])
+    if args.static_n:
+        _static_throughput(pairs, args.potentials, args.static_n)
+    return long
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench electrodes")
     ap.add_argument("--checkpoints", nargs="*", default=None, help="formation-energy checkpoints (group split)")
     ap.add_argument("--train", action="store_true", help="train a small CGCNN on the group split instead")
     ap.add_argument("--n", type=int, default=3000, help="training+validation structures of --train")
     ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--potentials", nargs="+", default=["chgnet", "sevennet"],
-                    help="universal potentials (lib.cathodes.potentials): static lines of each")
-    ap.add_argument("--relaxed-potentials", nargs="*", default=["sevennet"], help="the ones that also relax "
-                    "every benchmark structure (SevenNet: ~0.4 s a step on a CPU core, hours for all; cached and "
-                    "archived, so a GPU's or an earlier session's relaxations count)")
+    ap.add_argument("--potentials", nargs="+", default=sorted(potentials.POTENTIALS),
+                    help="universal potentials (lib.cathodes.potentials): static voltages of each on all pairs")
+    ap.add_argument("--relaxed-potentials", nargs="*", default=["sevennet"], help="the ones whose relaxed voltages "
+                    "are reported on the stratified sample (read from the cache the CPU queue fills: `python -m "
+                    "lib.cathodes.routes relax NAME`; --relax-now relaxes what is missing, ~20 s a structure)")
+    ap.add_argument("--relax-li", type=int, default=400, help="Li pairs of the relaxed sample")
+    ap.add_argument("--relax-other", type=int, default=50, help="pairs of every other ion with >= 100 pairs")
+    ap.add_argument("--relax-now", action="store_true", help="relax the sample's missing structures here")
+    ap.add_argument("--static-n", type=int, default=24, help="structures of the static-throughput lines (0: none)")
+    ap.add_argument("--legacy", action="store_true", help="also the 451-pair lines of earlier rounds (the voltage "
+                    "model on the mirror's pairs, relaxations of those pairs, the rescored ones)")
     ap.add_argument("--relax-n", type=int, default=8, help="structures of the relaxation-speed figure (0: none)")
     ap.add_argument("--relax-potential", default=None, help="the potential of that figure (default: the first of "
                     "--potentials)")
@@ -225,28 +332,29 @@ def main(argv: list[str] | None = None) -> None:
     if args.throughput_only:
         _throughput(table, pairs, relax_pot, args.relax_n or 8, args.relax_batch)
         return
+    if not args.no_umlip:
+        _all_pairs(args)
     t0 = time.perf_counter()
     dft = electrodes.pair_table(electrodes.match_pairs(pairs, table), progress=False)
-    _emit_metrics("dft", eb.voltage_metrics(dft), load_before=before, load_after=_load())
     emit(BENCH, "dft_seconds", time.perf_counter() - t0, "s", pairs=len(dft))
     with tempfile.TemporaryDirectory() as runs:
         predict, label = _predictor(args, table, pairs, dft, runs)
-        ml = eb.ml_pair_table(dft, predict, progress=False)
-        for ref, suffix in (("dft_voltage", "_vs_dft"), ("avg_voltage", "_vs_mp")):
-            _emit_metrics("gnn", eb.voltage_metrics(ml, pred="ml_voltage", ref=ref), suffix, model=label)
-        const = ml.assign(constant=ml.groupby("ion")["avg_voltage"].transform("median"))
-        _emit_metrics("constant", eb.voltage_metrics(const, pred="constant", ref="avg_voltage"), "_vs_mp")
-        if not args.no_umlip:
+        if args.train:  # a CGCNN trained here on the 451-pair group split (its own check)
+            ml = eb.ml_pair_table(dft, predict, progress=False)
+            for ref, suffix in (("dft_voltage", "_vs_dft"), ("avg_voltage", "_vs_mp")):
+                _emit_metrics("gnn_trained", eb.voltage_metrics(ml, pred="ml_voltage", ref=ref), suffix, model=label)
+        if args.legacy and not args.no_umlip:
+            ml = eb.ml_pair_table(dft, predict, progress=False)
             relaxed = None
-            for name in args.potentials:
-                others = [potentials.get_potential(o) for o in args.potentials if o != name]
-                out = _umlip(dft, ml, potentials.get_potential(name),
-                             relaxed_too=name in args.relaxed_potentials and not args.no_relaxed, rescore=others)
+            for name in ("chgnet", "sevennet"):
+                others = [potentials.get_potential(o) for o in ("chgnet", "sevennet") if o != name]
+                out = _umlip(dft, ml, potentials.get_potential(name), relaxed_too=name == "sevennet"
+                             and not args.no_relaxed, rescore=others)
                 if "umlip_relaxed_voltage" in out and relaxed is None:
                     relaxed = out.set_index("battery_id")["umlip_relaxed_voltage"]
             _voltage_model(relaxed)
-            if args.relax_n:
-                _throughput(table, pairs, relax_pot, args.relax_n, args.relax_batch)
+        if args.relax_n and not args.no_umlip:
+            _throughput(table, pairs, relax_pot, args.relax_n, args.relax_batch)
         if args.screen != "none":
             _screen(args, table, pairs, predict, label)
 

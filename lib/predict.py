@@ -267,6 +267,17 @@ inputs: CIF files, CGCNN-format folders (id_prop.csv + <id>.cif, or just *.cif) 
 """
 
 
+def voltage_potential(ion: str, given: str | None) -> str:
+    """The potential whose static voltage ``--voltage`` reports beside the voltage model's: ``--potential`` if given,
+    else the electrode benchmark's best for the ion (:func:`lib.cathodes.defaults.potential_for`)."""
+    from lib.cathodes.defaults import potential_for  # here: only for --voltage
+    from lib.cathodes.potentials import POTENTIALS
+
+    if given is not None and given not in POTENTIALS:
+        raise ValueError(f"unknown potential {given!r}; known: {', '.join(sorted(POTENTIALS))}")
+    return given or potential_for(ion)
+
+
 def _voltage(ap: argparse.ArgumentParser, args) -> int:
     """``--voltage ION``: one row per discharged CIF (voltage, σ, the universal potential's, whether the charged
     state was built)."""
@@ -280,9 +291,14 @@ def _voltage(ap: argparse.ArgumentParser, args) -> int:
     if args.charged and len(args.inputs) != 1:
         ap.error("--charged goes with exactly one discharged CIF")
     model, rows = load()[0], []  # read once for all the inputs
+    try:
+        potential = voltage_potential(args.voltage, args.potential)
+    except ValueError as exc:
+        ap.error(str(exc))
     for path in args.inputs:
         try:
-            rows.append({"source": path, **predict_voltage(path, args.voltage, charged=args.charged, model=model)})
+            rows.append({"source": path, **predict_voltage(path, args.voltage, charged=args.charged, model=model,
+                                                           potential=potential)})
         except (ValueError, OSError, StructureError) as exc:
             rows.append({"source": path, "ion": args.voltage, "error": _reason(exc)})
     df = pd.DataFrame(rows)
@@ -312,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "for this working ion, with the shipped voltage model (lib.cathodes.voltage_model)")
     ap.add_argument("--charged", help="with --voltage and one CIF: the charged state's CIF (default: built by "
                     "removing the ion and relaxing with CHGNet)")
+    ap.add_argument("--potential", help="with --voltage: the universal potential whose static voltage (and its "
+                    "benchmark σ) is reported beside the voltage model's (default: the electrode benchmark's best for "
+                    "the ion, pretrained/potential_by_ion.csv)")
     ap.add_argument("--out", help="write the table to this CSV file (default: print it)")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")

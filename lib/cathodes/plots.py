@@ -22,23 +22,12 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from lib.plots import PALETTE, figure_file, formula_label, save, use_style
 from lib.plots import stamp as stamp_banner
+from lib.plots.cathodes import ION_COLORS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-ION_COLORS = {
-    "Li": PALETTE[0],
-    "Na": PALETTE[1],
-    "K": PALETTE[2],
-    "Mg": PALETTE[3],
-    "Ca": PALETTE[4],
-    "Zn": "#7a5c3e",
-    "Al": "#999999",
-    "Rb": "#d17fb0",
-    "Cs": "#4aa3a3",
-    "Y": "#b8b800",
-}
 ISO_ENERGIES = (400, 600, 800, 1000)  # Wh/kg
 
 

@@ -17,7 +17,9 @@ BENCH=electrodes`` measures both on the same structures).
 - ``exploded``: atoms closer than ``min_distance`` (0.5 Å, the limit of :mod:`lib.validate`), the volume
   changed by more than ``max_volume_change`` (a factor of 1.5 either way by default), or a non-finite
   energy or force;
-- ``failed``: the model or the optimizer raised (the error message is the ``reason``).
+- ``failed``: the model or the optimizer raised (the error message is the ``reason``);
+- ``pending``: not relaxed yet, when only the cache is read (``relax(..., cached_only=True)``: a benchmark that
+  reports what a background queue has finished so far).
 
 Callers use ``r.ok`` (converged) and carry ``status`` / ``reason`` into their tables.
 
@@ -105,7 +107,7 @@ class Relaxation:
     """One structure's relaxation (module docstring)."""
 
     id: str
-    status: str  # converged | not converged | exploded | failed
+    status: str  # converged | not converged | exploded | failed | pending
     reason: str = ""
     energy_per_atom: float = math.nan  # eV/atom at the final structure
     initial_energy_per_atom: float = math.nan  # eV/atom at the input structure (the static energy)
@@ -385,12 +387,14 @@ def relax(
     progress: bool = True,
     scheduler=None,
     chunk: int = 64,
+    cached_only: bool = False,
 ) -> list[Relaxation]:
     """Relax ``structures`` (Crystals or Structures) with ``model``; one :class:`Relaxation` each, in order.
 
     ``cache``: a folder, ``None`` (no cache) or the default ``data/relax/<model.name>``. Cached relaxations
     are read, not redone. ``scheduler``: relax on a Dask cluster (module docstring), ``chunk`` structures a
-    task; the model is sent to the workers without its loaded network.
+    task; the model is sent to the workers without its loaded network. ``cached_only``: relax nothing; a structure
+    not in the cache is ``pending``.
     """
     if not getattr(model, "can_relax", False):
         raise ValueError(f"{getattr(model, 'name', model)!r} cannot relax structures")
@@ -409,6 +413,8 @@ def relax(
         if r is not None:
             r.id = rid
             out[i] = r
+        elif cached_only:
+            out[i] = Relaxation(id=rid, status="pending", reason="not relaxed yet", key=key)
         else:
             todo.append((i, rid, key, s))
     with tqdm(total=len(ss), initial=len(ss) - len(todo), desc=f"relaxing ({model.name})", disable=not progress,

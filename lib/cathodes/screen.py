@@ -25,7 +25,9 @@ from lib.cathodes.electrodes import (
     composition_keys,
     pair_properties,
 )
+from lib.cathodes.defaults import potential_for
 from lib.cathodes.hull import Hull
+from lib.cathodes.potentials import get_potential
 from lib.structures import Crystal
 
 with warnings.catch_warnings():
@@ -36,6 +38,12 @@ from lib.cathodes.candidates import ENERGY, oxidation_guess
 # ----------------------------------------------------------------------------------------------
 # scores
 # ----------------------------------------------------------------------------------------------
+
+
+def screen_potential(ion: str, name: str | None = None):
+    """The universal potential that relaxes and scores the screen's candidates of ``ion``: ``name`` if given, else
+    the electrode benchmark's best for the ion (:func:`lib.cathodes.defaults.potential_for`)."""
+    return get_potential(name or potential_for(ion))
 
 
 def _pareto(se: np.ndarray, eh: np.ndarray) -> np.ndarray:
@@ -360,4 +368,4 @@ def known_cathodes(
     return out.reindex(columns=[c for c in _KNOWN_COLUMNS if c in out.columns or c not in optional])
 
 
-__all__ = ["Hull", "screen", "known_cathodes", "known_cathode_ids", "ef_2024_by_id", "KNOWN_CATHODES"]
+__all__ = ["Hull", "screen", "screen_potential", "known_cathodes", "known_cathode_ids", "ef_2024_by_id", "KNOWN_CATHODES"]

@@ -386,10 +386,11 @@ def compare(pairs: pd.DataFrame, split: dict[str, np.ndarray], model: VoltageMod
 # ----------------------------------------------------------------------------------------------
 
 
-def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None) -> pd.DataFrame:
+def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None, potential: str | None = None) -> pd.DataFrame:
     """``pairs`` (ion, charged and discharged Crystals) with the static voltage of the model's universal potential
     (``umlip_static_voltage``, on the structures as given) and the voltage model's (``voltage_model``,
-    ``voltage_model_sigma``) added."""
+    ``voltage_model_sigma``) added. ``potential``: another potential's static voltage in ``umlip_static_voltage``
+    (the model's correction is then not applied: ``voltage_model`` NaN)."""
     from lib.cathodes import potentials
     from lib.cathodes.electrodes import potential_pair_table
 
@@ -402,10 +403,10 @@ def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None) -> pd.
     t["formula_discharged"] = [c.to_structure().composition.reduced_formula for c in t["discharged"]]
     for c in ("ef_charged", "ef_discharged"):
         t[c] = 0.0
-    t = potential_pair_table(t, potentials.get_potential(model.potential), relaxed=False, progress=False)
+    t = potential_pair_table(t, potentials.get_potential(potential or model.potential), relaxed=False, progress=False)
     if "avg_voltage" not in t:
         t["avg_voltage"] = np.nan
-    ok = t[BASE].notna()
+    ok = t[BASE].notna() & (potential is None or potential == model.potential)
     t["voltage_model"], t["voltage_model_sigma"] = np.nan, np.nan
     if ok.any():
         v, s = model.predict(t[ok])
@@ -417,11 +418,14 @@ def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None) -> pd.
 RELAXER = "chgnet"
 
 
-def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | None = None) -> dict:
+def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | None = None,
+                    potential: str | None = None) -> dict:
     """The voltage (± σ_V) of a discharged structure (a Crystal, pymatgen Structure or CIF path) and ``ion``,
     against its charged state: given, or built by removing every ``ion`` and relaxing with :data:`RELAXER`
     (then ``charged_built`` is True: outside the model's training); the base is the model's potential's static
-    voltage on the two structures."""
+    voltage on the two structures. ``potential`` (a name of :data:`lib.cathodes.potentials.POTENTIALS`): also that
+    potential's static voltage on the same pair (``potential_voltage``), with its benchmark error on MP's pairs of
+    the ion as ``potential_sigma`` (:mod:`lib.cathodes.defaults`)."""
     from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
 
     from lib.cathodes import potentials
@@ -450,12 +454,20 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
         c = r.structure
     else:
         c = crystal(charged)
-    t = predict_pairs(pd.DataFrame({"ion": [ion], "charged": [c], "discharged": [d]}), model)
+    pair = pd.DataFrame({"ion": [ion], "charged": [c], "discharged": [d]})
+    t = predict_pairs(pair, model)
     row = t.iloc[0]
-    return {"ion": ion, "charged": row["formula_charged"], "discharged": row["formula_discharged"],
-            "voltage": float(row["voltage_model"]), "sigma": float(row["voltage_model_sigma"]),
-            "umlip_static_voltage": float(row[BASE]), "potential": model.potential, "charged_built": built,
-            "error": str(row.get("umlip_static_error") or "")}
+    out = {"ion": ion, "charged": row["formula_charged"], "discharged": row["formula_discharged"],
+           "voltage": float(row["voltage_model"]), "sigma": float(row["voltage_model_sigma"]),
+           "umlip_static_voltage": float(row[BASE]), "potential": model.potential, "charged_built": built,
+           "error": str(row.get("umlip_static_error") or "")}
+    if potential is not None:
+        from lib.cathodes import defaults
+
+        p = t if potential == model.potential else predict_pairs(pair, model, potential=potential)
+        out.update(default_potential=potential, potential_voltage=float(p[BASE].iloc[0]),
+                   potential_sigma=defaults.sigma_for(ion, potential))
+    return out
 
 
 __all__ = ["VoltageModel", "Trees", "shipped_folder", "POTENTIAL", "RELAXER", "pair_features", "feature_names",

@@ -35,6 +35,11 @@ from lib.cathodes.voltage_model import (
 from lib.paths import atomic_path
 
 
+#: the potentials whose static voltages the voltage model's tables show beside it (:data:`ROUTES`); every potential
+#: of lib.cathodes.potentials.POTENTIALS is compared on all pairs by lib.cathodes.routes
+COMPARED = ("chgnet", "sevennet")
+
+
 def _static_voltages(matched: pd.DataFrame, potential: str, progress: bool) -> pd.DataFrame:
     """``matched`` with ``potential``'s static voltage (the model's base, ``umlip_static_*``) and every known
     potential's (``<name>_static_voltage``), on the same structures."""
@@ -42,7 +47,7 @@ def _static_voltages(matched: pd.DataFrame, potential: str, progress: bool) -> p
     from lib.cathodes import potentials
 
     t = eb.potential_pair_table(matched, potentials.get_potential(potential), relaxed=False, progress=progress)
-    for name in potentials.POTENTIALS:
+    for name in COMPARED:
         other = eb.potential_pair_table(matched, potentials.get_potential(name), relaxed=False,
                                         prefix=f"{name}_static", progress=progress)
         t[f"{name}_static_voltage"] = other[f"{name}_static_voltage"].to_numpy()

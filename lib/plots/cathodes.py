@@ -1,0 +1,108 @@
+"""Figures of the electrode benchmark on all of MP's pairs (08): every route's MAE by ion with its interval, and the
+parity of the best route by ion. Each takes the tables of :mod:`lib.cathodes.metrics` / :mod:`lib.cathodes.routes`
+and returns ``[png, pdf]`` paths (``name`` given) under figures/."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from lib.plots.base import PALETTE, corner_text, save, use_style
+
+ION_COLORS = {"Li": PALETTE[0], "Na": PALETTE[1], "K": PALETTE[2], "Mg": PALETTE[3], "Ca": PALETTE[4],
+              "Zn": "#7a5c3e", "Al": "#999999", "Rb": "#d17fb0", "Cs": "#4aa3a3", "Y": "#b8b800"}
+#: how the routes are labelled in the figures
+ROUTE_LABELS = {"constant": "constant (ion median)", "dft": "mirror DFT (2020)", "gnn": "CGCNN formation energies",
+                "umlip_static_chgnet": "CHGNet 0.3.0", "umlip_static_sevennet": "SevenNet-0",
+                "umlip_static_sevennet_l3i5": "SevenNet-l3i5", "umlip_static_sevennet_mf0": "SevenNet-MF-0 (PBE)",
+                "umlip_static_chgnet_r2scan": "CHGNet r2SCAN", "umlip_static_sevennet_mf0_r2scan":
+                "SevenNet-MF-0 (r2SCAN)"}
+
+
+def route_label(route: str) -> str:
+    if route in ROUTE_LABELS:
+        return ROUTE_LABELS[route]
+    if route.startswith("umlip_relaxed_"):
+        return ROUTE_LABELS.get("umlip_static_" + route.removeprefix("umlip_relaxed_"), route) + ", relaxed"
+    return route
+
+
+def _files(fig, name: str | None) -> list:
+    if not name:
+        return []
+    return [save(fig, f"{name}.{ext}") for ext in ("png", "pdf")]
+
+
+def route_mae(summary: pd.DataFrame, name: str | None = None, min_n: int = 20) -> list:
+    """MAE against MP (V) by ion (columns of groups) and route (bars), with the 95 % interval over chemical systems;
+    an ion × route cell with fewer than ``min_n`` pairs is left empty and counted in the note."""
+    use_style()
+    s = summary[summary["ion"] != "all"]
+    ions = [i for i in summary[summary["route"] == "constant"].sort_values("n", ascending=False)["ion"] if i != "all"]
+    order = ["constant", "gnn", "dft"] + sorted(r for r in s["route"].unique() if r.startswith("umlip_static"))
+    order += sorted(r for r in s["route"].unique() if r.startswith("umlip_relaxed"))
+    order = [r for r in order if r in set(s["route"])]
+    fig, ax = plt.subplots(figsize=(11, 4.6))
+    width = 0.85 / max(len(order), 1)
+    cmap = plt.get_cmap("tab10")
+    skipped = 0
+    for k, route in enumerate(order):
+        g = s[s["route"] == route].set_index("ion").reindex(ions)
+        ok = (g["n"] >= min_n).to_numpy()
+        skipped += int((g["n"].fillna(0) > 0).to_numpy().sum() - ok.sum())
+        x = np.arange(len(ions)) + (k - (len(order) - 1) / 2) * width
+        m, lo, hi = (g[c].to_numpy(float) for c in ("mae", "ci_low", "ci_high"))
+        ax.bar(x[ok], m[ok], width, color=cmap(k % 10), label=route_label(route),
+               yerr=np.vstack([m[ok] - lo[ok], hi[ok] - m[ok]]), error_kw={"lw": 0.8, "capsize": 1.5})
+    n_li = summary.query("route == 'constant'").set_index("ion")["n"]
+    ax.set_xticks(np.arange(len(ions)), [f"{i}\n({int(n_li.get(i, 0))})" for i in ions])
+    ax.set_ylabel("MAE against MP's voltage (V)")
+    ax.set_xlabel("working ion (pairs)")
+    ax.legend(ncol=3, fontsize=7, loc="upper left")
+    note = "bars: 95 % interval, chemical systems resampled"
+    if skipped:
+        note += f"; {skipped} ion×route cells with < {min_n} pairs not drawn"
+    corner_text(ax, note, loc="upper right")
+    ax.set_title("Every route on every MP insertion pair (in-sample for the potentials: trained on MP's relaxations)")
+    fig.tight_layout()
+    out = _files(fig, name)
+    plt.close(fig)
+    return out
+
+
+def route_parity(long: pd.DataFrame, route: str, name: str | None = None) -> list:
+    """Predicted against MP's voltage of one route, one panel per ion (largest first), MAE and n in each."""
+    use_style()
+    t = long[(long["route"] == route)]
+    ions = list(t["ion"].value_counts().index)
+    cols = 5
+    rows = int(np.ceil(len(ions) / cols)) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), squeeze=False)
+    lo, hi = -1.0, 6.0
+    for ax, ion in zip(axes.flat, ions, strict=False):
+        g = t[(t["ion"] == ion)]
+        ok = g["voltage"].notna() & g["reference"].notna()
+        ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8)
+        ax.scatter(g.loc[ok, "reference"], g.loc[ok, "voltage"], s=5, alpha=0.5, color=ION_COLORS.get(ion, "k"),
+                   rasterized=True)
+        mae = float((g.loc[ok, "voltage"] - g.loc[ok, "reference"]).abs().mean()) if ok.any() else np.nan
+        ax.set_title(f"{ion}: MAE {mae:.2f} V, n {int(ok.sum())}" + (f" ({int((~ok).sum())} none)"
+                                                                      if (~ok).any() else ""), fontsize=8)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect("equal")
+    for ax in list(axes.flat)[len(ions):]:
+        ax.set_axis_off()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("predicted (V)")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("MP (V)")
+    fig.suptitle(f"{route_label(route)} against MP's voltages, by working ion")
+    fig.tight_layout()
+    out = _files(fig, name)
+    plt.close(fig)
+    return out
+
+
+__all__ = ["ION_COLORS", "ROUTE_LABELS", "route_label", "route_mae", "route_parity"]
