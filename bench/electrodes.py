@@ -226,12 +226,8 @@ def _static_throughput(pairs, names, n: int) -> None:
         before, t0 = _load(), time.perf_counter()
         pot.energies(structures, cache=None)
         tb = time.perf_counter() - t0
-        calc = pot.calculator if hasattr(pot, "calculator") else None
+        calc = pot.ase_calculator()
         t0 = time.perf_counter()
-        if calc is None:  # CHGNet's own ASE calculator
-            from chgnet.model.dynamics import CHGNetCalculator
-
-            calc = CHGNetCalculator(model=pot.model, use_device="cpu")
         for s in structures:
             a = AseAtomsAdaptor.get_atoms(s)
             a.calc = calc

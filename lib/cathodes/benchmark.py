@@ -45,6 +45,7 @@ from lib.cathodes.electrodes import (  # potential_pair_table: re-exported, it l
     potential_pair_table,
     read_pairs,
 )
+from lib.cathodes.potentials import FormationEnergyModel
 from lib.cathodes.relax import relax
 from lib.data import split as random_split
 from lib.data import target_frame
@@ -287,7 +288,8 @@ def group_split(
 
 def checkpoint_predictor(checkpoints: Sequence[str | Path], device: str = "cpu", require: Iterable[str] = (),
                          sigma_scale: float = 1.0):
-    """``predict(crystals) -> (mean, std or None)`` in eV/atom from one or more formation-energy checkpoints
+    """A :class:`lib.cathodes.potentials.FormationEnergyModel`, called as ``predict(crystals) -> (mean, std or
+    None)`` in eV/atom, from one or more formation-energy checkpoints
     (``lib.predictor.Predictor``: one checkpoint gives std None; a seed ensemble the members' mean and
     standard deviation, times ``sigma_scale``). ``require``: benchmark ids that must have been held out of
     the checkpoints' training (:func:`check_leak_free`).
@@ -305,10 +307,9 @@ def checkpoint_predictor(checkpoints: Sequence[str | Path], device: str = "cpu",
         mean, std, _ = pred.predict_crystals(list(crystals))
         return mean, std
 
-    predict.members = len(pred.checkpoints)  # type: ignore[attr-defined]
-    predict.records = [c.record or {} for c in pred.checkpoints]  # type: ignore[attr-defined]
-    predict.checkpoints = [str(c.path) for c in pred.checkpoints]  # type: ignore[attr-defined]
-    return predict
+    return FormationEnergyModel(predict, name=f"cgcnn-{len(pred.checkpoints)}",
+                                records=[c.record or {} for c in pred.checkpoints],
+                                checkpoints=[str(c.path) for c in pred.checkpoints])
 
 
 def seen_in_training(records: Sequence[dict], ids: Iterable[str]) -> set[str]:

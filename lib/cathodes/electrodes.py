@@ -451,7 +451,8 @@ def voltages_from_energies(
     )
 
 
-Predictor = Callable[[Sequence[Crystal]], tuple[np.ndarray, np.ndarray | None]]
+#: a formation-energy predictor ``predict(crystals) -> (mean, std or None)`` (eV/atom)
+FormationPredictor = Callable[[Sequence[Crystal]], tuple[np.ndarray, np.ndarray | None]]
 
 
 def pair_crystals(matched: pd.DataFrame) -> dict[str, Crystal]:
@@ -518,7 +519,7 @@ __all__ = [
     "PAIR_COLUMNS",
     "ElectrodeError",
     "PairGeometry",
-    "Predictor",
+    "FormationPredictor",
     "check_ion",
     "ion_valence",
     "formation_entry",

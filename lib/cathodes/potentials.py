@@ -81,13 +81,20 @@ def check_same_scale(*models: EnergyModel) -> str:
 
 class FormationEnergyModel:
     """A formation-energy predictor ``predict(crystals) -> (mean, std or None)`` (eV/atom) as an energy model,
-    e.g. :func:`lib.cathodes.benchmark.checkpoint_predictor` of the shipped CGCNN ensemble."""
+    e.g. the shipped CGCNN ensemble (:func:`lib.cathodes.benchmark.checkpoint_predictor`). Calling the model is
+    calling ``predict``; ``records`` / ``checkpoints`` say what it was trained on and where it lies."""
 
     scale = "formation"
     can_relax = False
 
-    def __init__(self, predict: Callable, name: str = "cgcnn-ensemble"):
+    def __init__(self, predict: Callable, name: str = "cgcnn-ensemble", records: Sequence[dict] = (),
+                 checkpoints: Sequence[str] = ()):
         self.predict, self.name = predict, name
+        self.records, self.checkpoints = list(records), list(checkpoints)
+        self.members = max(len(self.checkpoints), 1)
+
+    def __call__(self, crystals: Sequence) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.predict(crystals)
 
     def energies(self, structures: Sequence, progress: bool = False):
         crystals = [s if isinstance(s, Crystal) else Crystal.from_structure(s) for s in structures]
@@ -145,6 +152,10 @@ class UniversalPotential:
     def _static(self, structures: Sequence[Structure]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def ase_calculator(self):  # pragma: no cover - abstract
+        """The potential's own ASE calculator (the one-by-one baseline and ASE's tools: NEB, MD)."""
+        raise NotImplementedError
+
     @functools.cache  # noqa: B019 - one model object per process (POTENTIALS), so the cache lives as long
     def ion_energy(self, ion: str) -> float:
         """Energy per atom (eV/atom) of the ion's metal, relaxed by this model (cell and positions)."""
@@ -187,6 +198,11 @@ class CHGNet(UniversalPotential):
                                   verbose=False)
         m.eval()
         return m
+
+    def ase_calculator(self):
+        from chgnet.model.dynamics import CHGNetCalculator  # here: chgnet only when used
+
+        return CHGNetCalculator(model=self.model, use_device=str(next(self.model.parameters()).device))
 
     def _graphs(self, structures: Sequence[Structure]):
         conv = self.model.graph_converter
@@ -295,6 +311,9 @@ class SevenNet(UniversalPotential):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return SevenNetCalculator(self.version, device=str(pick_device(self.device)), modal=self.modal)
+
+    def ase_calculator(self):
+        return self.calculator
 
     def _atoms(self, structure: Structure):
         from pymatgen.io.ase import AseAtomsAdaptor

@@ -74,8 +74,9 @@ with warnings.catch_warnings():
 
 
 
-class UniversalPotential(Protocol):
-    """What a relaxation needs of a model (lib.cathodes.potentials.UniversalPotential has it)."""
+class ForceModel(Protocol):
+    """What a relaxation needs of a model: energies, forces and stresses of many structures in one call (every
+    lib.cathodes.potentials.UniversalPotential has it)."""
 
     name: str
     can_relax: bool
@@ -324,7 +325,7 @@ class _Job:
 # ----------------------------------------------------------------------------------------------
 
 
-def _relax_local(model: UniversalPotential, jobs: list[tuple[int, str, str, Structure]], settings: Settings,
+def _relax_local(model: ForceModel, jobs: list[tuple[int, str, str, Structure]], settings: Settings,
                  folder: Path | None, batch_size: int, bar) -> dict[int, Relaxation]:
     """Continuous batching of ``jobs`` (index, id, key, structure); each result cached as it finishes."""
     waiting = list(reversed(jobs))
@@ -361,14 +362,14 @@ def _relax_local(model: UniversalPotential, jobs: list[tuple[int, str, str, Stru
     return out
 
 
-def _one(model: UniversalPotential, job: _Job) -> dict:
+def _one(model: ForceModel, job: _Job) -> dict:
     try:
         return model.efs([job.structure()])[0]
     except Exception as err:  # noqa: BLE001 - reported as this structure's failure
         return {"error": err}
 
 
-def _relax_chunk(model: UniversalPotential, items: list[tuple[int, str, str, dict]], settings: dict,
+def _relax_chunk(model: ForceModel, items: list[tuple[int, str, str, dict]], settings: dict,
                  folder: str | None, batch_size: int) -> list[dict]:
     """A Dask task: relax a chunk with ``model`` (pickled without its network, which the worker loads)."""
     jobs = [(i, rid, key, Structure.from_dict(s)) for i, rid, key, s in items]
@@ -378,7 +379,7 @@ def _relax_chunk(model: UniversalPotential, items: list[tuple[int, str, str, dic
 
 
 def relax(
-    model: UniversalPotential,
+    model: ForceModel,
     structures: Sequence,
     ids: Sequence[str] | None = None,
     settings: Settings | None = None,
@@ -453,34 +454,25 @@ def _relax_dask(model, todo, settings, folder, batch_size, scheduler, chunk, bar
 
 
 def relax_one_by_one(model, structures: Sequence, settings: Settings | None = None) -> list[dict]:
-    """The baseline the benchmark compares with: the potential's own optimizer, one structure after another,
-    same fmax and step cap, no cache. CHGNet: its ``StructOptimizer`` (FIRE on a FrechetCellFilter); a potential
-    with an ASE calculator (SevenNet, ``model._atoms``): ASE's FIRE on a FrechetCellFilter with that calculator,
-    the final energy through ``model.efs`` (on the scale the batched relaxation reports)."""
+    """The baseline the benchmark compares with: ASE's FIRE on a FrechetCellFilter with the potential's own ASE
+    calculator (``model.ase_calculator()``: CHGNet's ``CHGNetCalculator``, what its ``StructOptimizer`` runs;
+    SevenNet's ``SevenNetCalculator``), one structure after another, same fmax and step cap, no cache; the final
+    energy through ``model.efs`` (on the scale the batched relaxation reports)."""
     settings = settings or Settings()
+    calc = model.ase_calculator()
     out = []
-    if hasattr(model, "_atoms"):
-        for s in structures:
-            t0 = time.perf_counter()
-            with threadpool_limits(1, user_api="blas"):
-                atoms = model._atoms(as_structure(s))
-                opt = FIRE(FrechetCellFilter(atoms), logfile=None)
-                opt.run(fmax=settings.fmax, steps=settings.max_steps)
-                final = Structure(Lattice(np.array(atoms.cell)), atoms.numbers, atoms.get_scaled_positions())
-                e = model.efs([final])[0]["e"]
-            out.append({"energy_per_atom": float(e), "steps": int(opt.nsteps), "seconds": time.perf_counter() - t0})
-        return out
-    from chgnet.model import StructOptimizer  # here: the CHGNet baseline only
-
-    device = str(next(model.model.parameters()).device)  # where the batched relaxation ran
-    opt = StructOptimizer(model=model.model, optimizer_class="FIRE", use_device=device)
     for s in structures:
         t0 = time.perf_counter()
+        st = as_structure(s)
         with threadpool_limits(1, user_api="blas"):
-            r = opt.relax(as_structure(s), fmax=settings.fmax, steps=settings.max_steps, relax_cell=True,
-                          verbose=False)
-        out.append({"energy_per_atom": float(r["trajectory"].energies[-1]) / len(r["final_structure"]),
-                    "steps": len(r["trajectory"].energies) - 1, "seconds": time.perf_counter() - t0})
+            atoms = Atoms(numbers=st.atomic_numbers, cell=st.lattice.matrix, scaled_positions=st.frac_coords,
+                          pbc=True)
+            atoms.calc = calc
+            opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+            opt.run(fmax=settings.fmax, steps=settings.max_steps)
+            final = Structure(Lattice(np.array(atoms.cell)), atoms.numbers, atoms.get_scaled_positions())
+            e = model.efs([final])[0]["e"]
+        out.append({"energy_per_atom": float(e), "steps": int(opt.nsteps), "seconds": time.perf_counter() - t0})
     return out
 
 
