@@ -239,6 +239,39 @@ def _static_throughput(pairs, names, n: int) -> None:
         emit(BENCH, f"static_per_s_one_by_one_{name}", n / ts, "structures/s", seconds=ts, **common)
 
 
+def _experiment(pairs: pd.DataFrame, long: pd.DataFrame) -> None:
+    """Every route against measured voltages (lib.cathodes.experiment) on the rows whose reaction MP has:
+    ``exp_mae_<route>`` / ``exp_n_<route>`` with intervals, MP's listed voltage as ``mp``, a constant offset per route
+    fitted leave-one-chemistry-out (``<route>+offset``), and the best route's paired interval against MP's."""
+    from lib.cathodes import defaults
+    from lib.cathodes import experiment as cx
+    from lib.data.experimental import read_experimental_voltages
+    from lib.plots import cathodes as plots_cathodes
+
+    exp = read_experimental_voltages()
+    pot = potentials.get_potential(defaults.potential_for("Li"))
+    low = dict(zip(pairs["low_mpid"], pairs["discharged"], strict=True))
+    e = pd.Series(pot.energies(list(low.values()))[0], index=list(low))  # cached: the static route computed them
+    m = cx.match_experiment(exp, pairs, e)
+    emit(BENCH, "exp_rows", len(exp), "rows", matches=m["match"].value_counts().to_dict(), potential=pot.name)
+    t = cx.experiment_table(m, long)
+    t = pd.concat([t, cx.loco_offset(t)], ignore_index=True)
+    s = cx.experiment_summary(t)
+    for r in s.to_dict("records"):
+        if r["n"]:
+            emit(BENCH, f"exp_mae_{r['route']}", r["mae"], "V", ci_low=r["ci_low"], ci_high=r["ci_high"],
+                 bias=r["bias"])
+            emit(BENCH, f"exp_n_{r['route']}", r["n"], "rows")
+    best = s[(s["route"] != "mp") & (s["n"] > 0)].iloc[0]
+    emit(BENCH, "exp_best_minus_mp", best["vs_mp"], "V", route=best["route"], ci_low=best["vs_mp_ci_low"],
+         ci_high=best["vs_mp_ci_high"], n=best["vs_mp_n"])
+    out = Path("results") / "electrodes"
+    m.to_csv(out / "experiment_matches.csv", index=False)
+    s.to_csv(out / "experiment_summary.csv", index=False)
+    f = plots_cathodes.experiment_parity(t, name="route_parity_experiment")
+    emit(BENCH, "figure", 0, "file", files=[str(p) for p in f])
+
+
 def _all_pairs(args) -> pd.DataFrame:
     """Every route on every one of MP's 4,401 pairs (lib.cathodes.routes), per ion, with 95 % intervals over
     chemical systems; the paired interval of each route against the best; the per-ion default table; figures."""
@@ -287,6 +320,7 @@ def _all_pairs(args) -> pd.DataFrame:
     for f in plots_cathodes.route_mae(summary, name="route_mae_by_ion"), plots_cathodes.route_parity(
             long, best, name="route_parity_best"):
         emit(BENCH, "figure", 0, "file", files=[str(p) for p in f])
+    _experiment(pairs, long)
     if args.static_n:
         _static_throughput(pairs, args.potentials, args.static_n)
     return long

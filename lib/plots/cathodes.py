@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from lib.plots.base import PALETTE, corner_text, save, use_style
+from lib.plots.base import PALETTE, save, use_style
 
 ION_COLORS = {"Li": PALETTE[0], "Na": PALETTE[1], "K": PALETTE[2], "Mg": PALETTE[3], "Ca": PALETTE[4],
               "Zn": "#7a5c3e", "Al": "#999999", "Rb": "#d17fb0", "Cs": "#4aa3a3", "Y": "#b8b800"}
@@ -43,7 +43,7 @@ def route_mae(summary: pd.DataFrame, name: str | None = None, min_n: int = 20) -
     order = ["constant", "gnn", "dft"] + sorted(r for r in s["route"].unique() if r.startswith("umlip_static"))
     order += sorted(r for r in s["route"].unique() if r.startswith("umlip_relaxed"))
     order = [r for r in order if r in set(s["route"])]
-    fig, ax = plt.subplots(figsize=(11, 4.6))
+    fig, ax = plt.subplots(figsize=(11, 5.2))
     width = 0.85 / max(len(order), 1)
     cmap = plt.get_cmap("tab10")
     skipped = 0
@@ -59,12 +59,12 @@ def route_mae(summary: pd.DataFrame, name: str | None = None, min_n: int = 20) -
     ax.set_xticks(np.arange(len(ions)), [f"{i}\n({int(n_li.get(i, 0))})" for i in ions])
     ax.set_ylabel("MAE against MP's voltage (V)")
     ax.set_xlabel("working ion (pairs)")
-    ax.legend(ncol=3, fontsize=7, loc="upper left")
-    note = "bars: 95 % interval, chemical systems resampled"
+    ax.legend(ncol=5, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    note = "error bars: 95 % interval, chemical systems resampled"
     if skipped:
-        note += f"; {skipped} ion×route cells with < {min_n} pairs not drawn"
-    corner_text(ax, note, loc="upper right")
-    ax.set_title("Every route on every MP insertion pair (in-sample for the potentials: trained on MP's relaxations)")
+        note += f"; {skipped} ion × route cells with < {min_n} pairs not drawn"
+    ax.set_title("Every route on every MP insertion pair (in-sample for the potentials: trained on MP's "
+                 f"relaxations)\n{note}", fontsize=9)
     fig.tight_layout()
     out = _files(fig, name)
     plt.close(fig)
@@ -87,8 +87,12 @@ def route_parity(long: pd.DataFrame, route: str, name: str | None = None) -> lis
         ax.scatter(g.loc[ok, "reference"], g.loc[ok, "voltage"], s=5, alpha=0.5, color=ION_COLORS.get(ion, "k"),
                    rasterized=True)
         mae = float((g.loc[ok, "voltage"] - g.loc[ok, "reference"]).abs().mean()) if ok.any() else np.nan
-        ax.set_title(f"{ion}: MAE {mae:.2f} V, n {int(ok.sum())}" + (f" ({int((~ok).sum())} none)"
-                                                                      if (~ok).any() else ""), fontsize=8)
+        xy = g.loc[ok, ["reference", "voltage"]].to_numpy(float)
+        outside = int(((xy < lo) | (xy > hi)).any(axis=1).sum())
+        notes = [f"{int((~ok).sum())} without a voltage"] if (~ok).any() else []
+        notes += [f"{outside} outside the frame"] if outside else []
+        ax.set_title(f"{ion}: MAE {mae:.2f} V, n {int(ok.sum())}" + (f"\n({'; '.join(notes)})" if notes else ""),
+                     fontsize=8)
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal")
@@ -105,4 +109,39 @@ def route_parity(long: pd.DataFrame, route: str, name: str | None = None) -> lis
     return out
 
 
-__all__ = ["ION_COLORS", "ROUTE_LABELS", "route_label", "route_mae", "route_parity"]
+def experiment_parity(table: pd.DataFrame, name: str | None = None, routes: list[str] | None = None) -> list:
+    """Each route's voltage against the measured one (lib.cathodes.experiment.experiment_table), one panel per
+    route (MP's own listed voltage first), MAE and n in each; a table without matched rows says so in words."""
+    use_style()
+    routes = routes or (["mp"] + sorted(r for r in table["route"].unique()
+                                        if r.startswith("umlip_static") and not r.endswith("+offset")) + ["gnn"])
+    routes = [r for r in routes if r in set(table["route"])]
+    cols = 4
+    rows = max(int(np.ceil(len(routes) / cols)), 1)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.8 * rows), squeeze=False)
+    if not routes:
+        axes[0, 0].text(0.5, 0.5, "no experimental row matched an MP pair", ha="center", va="center")
+    for ax, route in zip(axes.flat, routes, strict=False):
+        g = table[(table["route"] == route) & table["voltage"].notna()]
+        ax.plot([0, 6], [0, 6], color="0.6", lw=0.8)
+        for ion, h in g.groupby("ion"):
+            ax.scatter(h["voltage_exp"], h["voltage"], s=14, color=ION_COLORS.get(ion, "k"), label=ion)
+        mae = float((g["voltage"] - g["voltage_exp"]).abs().mean()) if len(g) else np.nan
+        ax.set_title(f"{route_label(route) if route != 'mp' else 'MP (GGA+U), listed'}\nMAE {mae:.2f} V, n {len(g)}",
+                     fontsize=8)
+        ax.set_xlim(0, 6)
+        ax.set_ylim(0, 6)
+        ax.set_aspect("equal")
+        ax.set_xlabel("measured (V)")
+    for ax in list(axes.flat)[max(len(routes), 1):]:
+        ax.set_axis_off()
+    axes[0, 0].set_ylabel("route (V)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Voltages against experiment (data/experimental_voltages.csv), rows whose reaction MP has")
+    fig.tight_layout()
+    out = _files(fig, name)
+    plt.close(fig)
+    return out
+
+
+__all__ = ["ION_COLORS", "ROUTE_LABELS", "route_label", "route_mae", "route_parity", "experiment_parity"]
