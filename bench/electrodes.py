@@ -289,7 +289,7 @@ def _all_pairs(args) -> pd.DataFrame:
                                       sigma_scale=scale)
     sample = routes.relaxed_sample(pairs, args.relax_li, args.relax_other)
     long = routes.all_routes(pairs, args.potentials, args.relaxed_potentials, predict, sample=sample, progress=True,
-                             cached_only=not args.relax_now)
+                             cached_only=args.cached_only, relax_cached_only=not args.relax_now)
     emit(BENCH, "routes_seconds", time.perf_counter() - t0, "s", pairs=len(pairs), load_before=before,
          load_after=_load())
     bad = long[long["voltage"].isna()]
@@ -336,10 +336,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="universal potentials (lib.cathodes.potentials): static voltages of each on all pairs")
     ap.add_argument("--relaxed-potentials", nargs="*", default=["sevennet"], help="the ones whose relaxed voltages "
                     "are reported on the stratified sample (read from the cache the CPU queue fills: `python -m "
-                    "lib.cathodes.routes relax NAME`; --relax-now relaxes what is missing, ~20 s a structure)")
+                    "lib.cathodes.routes relax NAME`; --relax-now relaxes what is missing here, ~20 s a structure)")
+    ap.add_argument("--relax-now", action="store_true", help="relax the sample's missing structures here")
     ap.add_argument("--relax-li", type=int, default=400, help="Li pairs of the relaxed sample")
     ap.add_argument("--relax-other", type=int, default=50, help="pairs of every other ion with >= 100 pairs")
-    ap.add_argument("--relax-now", action="store_true", help="relax the sample's missing structures here")
+    ap.add_argument("--cached-only", action="store_true", help="compute no static energy: report what the cache (the "
+                    "CPU queue's, records/relax/) holds, the rest as pending pairs")
     ap.add_argument("--static-n", type=int, default=24, help="structures of the static-throughput lines (0: none)")
     ap.add_argument("--legacy", action="store_true", help="also the 451-pair lines of earlier rounds (the voltage "
                     "model on the mirror's pairs, relaxations of those pairs, the rescored ones)")

@@ -120,3 +120,31 @@ def test_relaxed_sample_is_stratified_in_every_prefix():
     assert s["ion"].value_counts().to_dict() == {"Li": 400, "Na": 50}
     head = s.iloc[:90]["ion"].value_counts()
     assert head["Li"] == pytest.approx(80, abs=2) and head["Na"] == pytest.approx(10, abs=2)
+
+
+class _Counting:
+    """A stand-in potential: energy per atom = -(mean atomic number), counting how many structures it computed."""
+
+    name, scale, can_relax = "counting", "total", True
+
+    def __init__(self):
+        self.computed = 0
+
+    def compute(self, structures):
+        self.computed += len(structures)
+        return np.array([-float(np.mean(s.atomic_numbers)) for s in structures])
+
+
+def test_static_energies_are_cached_resumed_and_read_back_only(tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    from lib.cathodes.relax import static_energies
+
+    ss = [Structure(Lattice.cubic(3 + 0.1 * k), ["Li", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]) for k in range(10)]
+    m = _Counting()
+    e = static_energies(m, ss[:6], m.compute, cache=tmp_path)
+    assert m.computed == 6 and e == pytest.approx(np.full(6, -5.5))
+    again = static_energies(m, ss, m.compute, cache=tmp_path, cached_only=True)  # nothing computed
+    assert m.computed == 6 and np.isfinite(again[:6]).all() and np.isnan(again[6:]).all()
+    static_energies(m, ss, m.compute, cache=tmp_path)  # resumes: only the four missing ones
+    assert m.computed == 10

@@ -474,7 +474,8 @@ def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, pr
     ``<prefix>_error`` (never silently used). ``prefix`` defaults to ``umlip_static`` / ``umlip_relaxed``.
     Adds ``<prefix>_e_charged`` / ``_discharged`` (eV/atom) and, relaxed, ``<prefix>_status_*``.
     ``rescore`` (with ``relaxed``): another potential's static energies at ``model``'s minima, its own metal too
-    (relax with the fast potential, score with the accurate one; prefix ``umlip_rescored``).
+    (relax with the fast potential, score with the accurate one; prefix ``umlip_rescored``). ``cached_only=True``
+    (in ``relax_kwargs``): nothing is computed; a pair with an energy not in the cache says so in its error.
     """
     if rescore is not None and not relaxed:
         raise ValueError("rescore= scores relaxed structures: pass relaxed=True")
@@ -493,7 +494,7 @@ def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, pr
         t[f"{prefix}_status_charged"] = status[t["high_mpid"]].to_numpy()
         t[f"{prefix}_status_discharged"] = status[t["low_mpid"]].to_numpy()
     else:
-        energy = pd.Series(model.energies([crystals[i] for i in ids], progress=progress)[0], index=ids)
+        energy = pd.Series(model.energies([crystals[i] for i in ids], progress=progress, **relax_kwargs)[0], index=ids)
     if rescore is not None:  # the other potential at the relaxed structures (NaN where a relaxation failed)
         done = [i for i in ids if np.isfinite(energy[i])]
         e2 = rescore.energies([rs[i].structure for i in done], progress=progress)[0]
@@ -505,6 +506,9 @@ def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, pr
     mu = {ion: energy_model.ion_energy(ion) for ion in t["ion"].unique()}
     out = pair_table(t, f"{prefix}_e_charged", f"{prefix}_e_discharged", prefix=prefix, progress=progress,
                      ion_energies=mu)
+    if not relaxed:
+        pending = out[f"{prefix}_e_charged"].isna() | out[f"{prefix}_e_discharged"].isna()
+        out.loc[pending, f"{prefix}_error"] = "static energy not computed yet (pending)"
     if relaxed:
         bad = ~(out[f"{prefix}_status_charged"].eq("converged") & out[f"{prefix}_status_discharged"].eq("converged"))
         why = ("charged: " + out[f"{prefix}_status_charged"] + "; discharged: " + out[f"{prefix}_status_discharged"])

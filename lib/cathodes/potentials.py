@@ -144,10 +144,12 @@ class UniversalPotential:
         """Per structure ``{"e": eV/atom, "f": (n, 3) eV/Å, "s": (3, 3) GPa}``."""
         raise NotImplementedError
 
-    def energies(self, structures: Sequence, progress: bool = False, cache=DEFAULT):
+    def energies(self, structures: Sequence, progress: bool = False, cache=DEFAULT, cached_only: bool = False):
         """Static energies per atom (eV/atom) of the structures as they are (no relaxation); σ is None. Cached
-        with the model's relaxations (:func:`lib.cathodes.relax.static_energies`; ``cache=None``: not)."""
-        return static_energies(self, structures, self._static, cache=cache, progress=progress), None
+        with the model's relaxations (:func:`lib.cathodes.relax.static_energies`; ``cache=None``: not;
+        ``cached_only``: NaN for a structure not computed yet)."""
+        return static_energies(self, structures, self._static, cache=cache, progress=progress,
+                               cached_only=cached_only), None
 
     def _static(self, structures: Sequence[Structure]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -208,10 +208,12 @@ def archive(model_name: str, cache: str | Path | None = None, archive_dir: str |
 STATIC = "static"  # the settings of a static energy's cache key: no relaxation
 
 
-def static_energies(model, structures: Sequence, compute, cache=DEFAULT, progress: bool = False) -> np.ndarray:
+def static_energies(model, structures: Sequence, compute, cache=DEFAULT, progress: bool = False,
+                    cached_only: bool = False) -> np.ndarray:
     """Static energies per atom (eV/atom) of ``structures`` with ``model``, through the same cache and archive
     as its relaxations (one small JSON record per structure, ``kind: static``): only the ones not done before are
-    computed, by ``compute(structures) -> array``, in chunks written as they finish (a killed run resumes)."""
+    computed, by ``compute(structures) -> array``, in chunks written as they finish (a killed run resumes).
+    ``cached_only``: nothing is computed; a structure not in the cache is NaN."""
     folder = (CACHE / model.name) if cache is DEFAULT else (Path(cache) if cache is not None else None)
     arch = archived(model.name) if cache is DEFAULT else None
     ss = [as_structure(s) for s in structures]
@@ -222,7 +224,7 @@ def static_energies(model, structures: Sequence, compute, cache=DEFAULT, progres
         d = _read_json(folder, key, arch)
         if d is not None and d.get("kind") == STATIC:
             out[i] = d["energy_per_atom"]
-        else:
+        elif not cached_only:
             todo.append(i)
     step = 64
     for j in tqdm(range(0, len(todo), step), desc=f"{model.name} energies", disable=not progress or not todo):

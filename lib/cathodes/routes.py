@@ -93,9 +93,12 @@ def gnn_route(pairs: pd.DataFrame, predict: Callable, progress: bool = False) ->
     return out
 
 
-def static_route(pairs: pd.DataFrame, model, name: str, progress: bool = False) -> pd.DataFrame:
-    """A potential's static energies (cached with its relaxations; only the missing ones are computed)."""
-    t = potential_pair_table(pairs, model, relaxed=False, prefix="umlip_static", progress=progress)
+def static_route(pairs: pd.DataFrame, model, name: str, progress: bool = False,
+                 cached_only: bool = False) -> pd.DataFrame:
+    """A potential's static energies (cached with its relaxations; only the missing ones are computed, or none:
+    ``cached_only``, and a pair whose energies are not cached yet says so)."""
+    t = potential_pair_table(pairs, model, relaxed=False, prefix="umlip_static", progress=progress,
+                             cached_only=cached_only)
     return _from_table(pairs, t, f"umlip_static_{name}", "umlip_static")
 
 
@@ -129,17 +132,21 @@ def route_table(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def all_routes(pairs: pd.DataFrame, potentials: Sequence[str] = (), relaxed: Sequence[str] = (), predict=None,
-               sample: pd.DataFrame | None = None, progress: bool = False, **relax_kwargs) -> pd.DataFrame:
+               sample: pd.DataFrame | None = None, progress: bool = False, cached_only: bool = False,
+               relax_cached_only: bool = True, **relax_kwargs) -> pd.DataFrame:
     """The long table of every route on ``pairs``: constant, DFT, the GNN (``predict``), each named potential's static
     voltages (:data:`lib.cathodes.potentials.POTENTIALS`), and the relaxed voltages of ``relaxed`` on ``sample``
-    (default :func:`relaxed_sample`)."""
+    (default :func:`relaxed_sample`). ``cached_only``: compute no static energy; ``relax_cached_only`` (default): relax
+    nothing here (relaxations are hours: the CPU queue's job, ``python -m lib.cathodes.routes relax``); what the
+    cache lacks is a pending pair."""
     parts = [constant_route(pairs), dft_route(pairs, progress)]
     if predict is not None:
         parts.append(gnn_route(pairs, predict, progress))
-    parts += [static_route(pairs, get_potential(name), name, progress) for name in potentials]
+    parts += [static_route(pairs, get_potential(name), name, progress, cached_only) for name in potentials]
     if relaxed:
         sample = relaxed_sample(pairs) if sample is None else sample
-        parts += [relaxed_route(sample, get_potential(name), name, progress, **relax_kwargs) for name in relaxed]
+        parts += [relaxed_route(sample, get_potential(name), name, progress, cached_only=relax_cached_only,
+                                **relax_kwargs) for name in relaxed]
     return route_table(parts)
 
 
