@@ -160,7 +160,7 @@ def test_screen_scores_and_ranks(table, smoke, hull):
             rest["e_hull_discharged"] < r["e_hull_discharged"]
         )
         assert not beats.any()
-    assert S._pareto(np.array([1.0, 2.0, 2.0, 0.5]), np.array([0.0, 0.1, 0.2, 0.0])).tolist() == [
+    assert S.pareto_mask(np.array([1.0, 2.0, 2.0, 0.5]), np.array([0.0, 0.1, 0.2, 0.0])).tolist() == [
         True,
         True,
         False,

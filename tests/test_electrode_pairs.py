@@ -1,4 +1,5 @@
-"""lib.data.electrodes: every MP insertion-electrode pair with both structures, through lib.data's one reader."""
+"""lib.data.electrodes: every MP insertion-electrode pair with both structures, through lib.data's one
+reader."""
 
 from __future__ import annotations
 
@@ -21,8 +22,18 @@ def test_every_pair_has_both_structures(pairs):
     assert len(pairs) == pairs.attrs["n_pairs"] == 4401
     assert pairs.attrs["drops"] == {}
     counts = pairs["ion"].value_counts().to_dict()
-    assert counts == {"Li": 2291, "Ca": 484, "Mg": 393, "Zn": 385, "Na": 328, "Y": 157, "Al": 149, "K": 125,
-                      "Rb": 50, "Cs": 39}
+    assert counts == {
+        "Li": 2291,
+        "Ca": 484,
+        "Mg": 393,
+        "Zn": 385,
+        "Na": 328,
+        "Y": 157,
+        "Al": 149,
+        "K": 125,
+        "Rb": 50,
+        "Cs": 39,
+    }
     assert pairs["charged"].notna().all() and pairs["discharged"].notna().all()
     # each structure makes the pairs file's formula
     from pymatgen.core import Composition

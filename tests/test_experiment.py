@@ -1,4 +1,5 @@
-"""The experimental voltage table (lib.data.experimental) and the routes against it (lib.cathodes.experiment)."""
+"""The experimental voltage table (lib.data.experimental) and the routes against it
+(lib.cathodes.experiment)."""
 
 from __future__ import annotations
 
@@ -40,34 +41,58 @@ def _write(tmp_path, exp, **change):
     return p
 
 
-@pytest.mark.parametrize("change, why", [
-    ({"source_quote": ""}, "no source_quote"),
-    ({"ion": "Fe"}, "unknown ion"),
-    ({"voltage_exp": "high"}, "not a number"),
-    ({"charged_formula": "FePO3"}, "frameworks differ"),
-    ({"x_discharged": 2}, "x_discharged 2"),
-    ({"discharged_formula": "FePO4", "charged_formula": "LiFePO4"}, "no more Li"),
-])
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        ({"source_quote": ""}, "no source_quote"),
+        ({"ion": "Fe"}, "unknown ion"),
+        ({"voltage_exp": "high"}, "not a number"),
+        ({"charged_formula": "FePO3"}, "frameworks differ"),
+        ({"x_discharged": 2}, "x_discharged 2"),
+        ({"discharged_formula": "FePO4", "charged_formula": "LiFePO4"}, "no more Li"),
+    ],
+)
 def test_a_bad_row_is_refused_with_its_reason(tmp_path, exp, change, why):
     with pytest.raises(ExperimentalDataError, match=why):
         read_experimental_voltages(_write(tmp_path, exp, **change))
 
 
 def test_polymorphs_are_chosen_by_the_lowest_discharged_energy():
-    pairs = pd.DataFrame({"ion": ["Li", "Li", "Li"], "low_formula": ["LiFePO4", "LiFePO4", "LiFePO4"],
-                          "high_formula": ["FePO4", "FePO4", "Fe2(PO4)2"], "battery_id": ["a_Li", "b_Li", "c_Li"],
-                          "low_mpid": ["m1", "m2", "m3"], "avg_voltage": [3.0, 3.4, 3.3]})
-    exp = pd.DataFrame({"id": ["lfp"], "ion": ["Li"], "discharged_formula": ["LiFePO4"], "charged_formula": ["FePO4"],
-                        "voltage_exp": [3.45]})
+    pairs = pd.DataFrame(
+        {
+            "ion": ["Li", "Li", "Li"],
+            "low_formula": ["LiFePO4", "LiFePO4", "LiFePO4"],
+            "high_formula": ["FePO4", "FePO4", "Fe2(PO4)2"],
+            "battery_id": ["a_Li", "b_Li", "c_Li"],
+            "low_mpid": ["m1", "m2", "m3"],
+            "avg_voltage": [3.0, 3.4, 3.3],
+        }
+    )
+    exp = pd.DataFrame(
+        {
+            "id": ["lfp"],
+            "ion": ["Li"],
+            "discharged_formula": ["LiFePO4"],
+            "charged_formula": ["FePO4"],
+            "voltage_exp": [3.45],
+        }
+    )
     m = X.match_experiment(exp, pairs, pd.Series({"m1": -7.0, "m2": -7.1, "m3": -7.5}))
     assert m.loc[0, "battery_id"] == "c_Li" and m.loc[0, "n_candidates"] == 3  # Fe2(PO4)2 is FePO4 reduced
     assert m.loc[0, "mp_voltage"] == 3.3
 
 
 def test_leave_one_chemistry_out_offset_by_hand():
-    t = pd.DataFrame({"id": list("abcd"), "route": "r", "voltage": [3.0, 3.0, 4.0, 2.0],
-                      "voltage_exp": [3.2, 3.4, 4.1, 2.3], "chemistry": ["oxide", "oxide", "phosphate", "sulfate"],
-                      "system": list("abcd")})
+    t = pd.DataFrame(
+        {
+            "id": list("abcd"),
+            "route": "r",
+            "voltage": [3.0, 3.0, 4.0, 2.0],
+            "voltage_exp": [3.2, 3.4, 4.1, 2.3],
+            "chemistry": ["oxide", "oxide", "phosphate", "sulfate"],
+            "system": list("abcd"),
+        }
+    )
     o = X.loco_offset(t)
     # row a: the other chemistries' residuals are 0.1 and 0.3 -> +0.2; row c: 0.2, 0.4, 0.3 -> +0.3
     assert o["voltage"].to_numpy() == pytest.approx([3.2, 3.2, 4.3, 2.0 + np.mean([0.2, 0.4, 0.1])])

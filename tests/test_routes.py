@@ -1,5 +1,5 @@
-"""lib.cathodes.metrics, routes and defaults: intervals over chemical systems, every route as one long table, the
-per-ion default potential the screen and lib.predict read."""
+"""lib.cathodes.metrics, routes and defaults: intervals over chemical systems, every route as one long table,
+the per-ion default potential the screen and lib.predict read."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def test_bootstrap_of_independent_errors_matches_the_normal_interval():
 
 
 def test_bootstrap_resamples_systems_not_pairs():
-    """Ten systems of 50 pairs that share their error: the interval is that of ten values, far wider than the one
+    """Ten systems of 50 pairs that share their error: the interval is that of ten values, far wider than the
+    one
     that takes 500 pairs as independent."""
     rng = np.random.default_rng(0)
     per_system = rng.exponential(0.2, 10)
@@ -46,7 +47,11 @@ def test_paired_difference_of_a_shifted_route_is_the_shift():
     err = np.abs(rng.normal(0, 0.2, 300))
     g = rng.integers(0, 60, 300)
     d = cm.paired_difference(err + 0.1, err, g)
-    assert d["diff"] == pytest.approx(0.1) and d["ci_low"] == pytest.approx(0.1) and d["ci_high"] == pytest.approx(0.1)
+    assert (
+        d["diff"] == pytest.approx(0.1)
+        and d["ci_low"] == pytest.approx(0.1)
+        and d["ci_high"] == pytest.approx(0.1)
+    )
     worse = cm.paired_difference(err + rng.uniform(0, 0.2, 300), err, g)
     assert 0 < worse["ci_low"] < worse["diff"] < worse["ci_high"]
     with_gap = cm.paired_difference(np.r_[err, np.nan], np.r_[err, 1.0], np.r_[g, 99])
@@ -62,13 +67,26 @@ def _long():
     good = ref + rng.normal(0, 0.1, n)
     bad = ref + rng.normal(0, 0.4, n)
     parts = []
-    for route, v in (("umlip_static_chgnet", bad), ("umlip_static_sevennet", good), ("umlip_static_chgnet_r2scan",
-                                                                                     ref + 0.01)):
+    for route, v in (
+        ("umlip_static_chgnet", bad),
+        ("umlip_static_sevennet", good),
+        ("umlip_static_chgnet_r2scan", ref + 0.01),
+    ):
         v = v.copy()
         v[:5] = np.nan
-        parts.append(pd.DataFrame({"battery_id": [f"b{k}" for k in range(n)], "ion": ion, "system": system,
-                                   "route": route, "voltage": v, "reference": ref,
-                                   "error": ["failed"] * 5 + [""] * (n - 5)}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "battery_id": [f"b{k}" for k in range(n)],
+                    "ion": ion,
+                    "system": system,
+                    "route": route,
+                    "voltage": v,
+                    "reference": ref,
+                    "error": ["failed"] * 5 + [""] * (n - 5),
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -123,7 +141,8 @@ def test_relaxed_sample_is_stratified_in_every_prefix():
 
 
 class _Counting:
-    """A stand-in potential: energy per atom = -(mean atomic number), counting how many structures it computed."""
+    """A stand-in potential: energy per atom = -(mean atomic number), counting how many structures it
+    computed."""
 
     name, scale, can_relax = "counting", "total", True
 

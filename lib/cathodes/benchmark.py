@@ -45,10 +45,10 @@ from lib.cathodes.electrodes import (  # potential_pair_table: re-exported, it l
     potential_pair_table,
     read_pairs,
 )
-from lib.cathodes.potentials import FormationEnergyModel
+from lib.cathodes.potentials import POTENTIALS, FormationEnergyModel
 from lib.cathodes.relax import relax
+from lib.data import load_dataset, target_frame
 from lib.data import split as random_split
-from lib.data import target_frame
 from lib.data.holdout import holdout_ids
 from lib.graphs import build_graphs, cgcnn_params
 from lib.models.cgcnn import CGCNN
@@ -542,7 +542,6 @@ def relax_benchmark(model, shard: tuple[int, int] = (0, 1), reverse: bool = Fals
     electrodes whose two ends the mirror holds, in :func:`benchmark_structures`'s order (``reverse``: from the
     end, so that a second machine meets the first in the middle), every ``shard[1]``-th from ``shard[0]``.
     Done ones are read from the cache; the :class:`lib.cathodes.relax.Relaxation` of each is returned."""
-    from lib.data import load_dataset  # here: the mirror only for this command
 
     table = load_dataset("cgcnn", source="auto", progress=False, verbose=False)
     structures = benchmark_structures(pair_table(match_pairs(read_pairs(), table), progress=False), seed)
@@ -555,7 +554,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     benchmark's structures into the cache (resumable; ``python -m lib.cathodes.relax archive`` keeps them)."""
     import argparse
 
-    from lib.cathodes.potentials import POTENTIALS
 
     warnings.filterwarnings("ignore")  # scipy's logm accuracy notes and torch's, once per step: noise in a log
 

@@ -1,11 +1,12 @@
-"""The battery chapter's defaults, in one place: which universal potential gives a voltage for each working ion.
+"""The battery chapter's defaults, in one place: which universal potential gives a voltage for each working
+ion.
 
 The electrode benchmark on all of MP's insertion pairs (``make bench BENCH=electrodes``;
 :mod:`lib.cathodes.routes`) ranks every potential whose weights ship in its wheel by its static voltages' MAE
-against MP's, per ion, and writes the winner of each ion to :data:`TABLE` (``pretrained/potential_by_ion.csv``,
-committed: ion, potential, its MAE with the 95 % interval over chemical systems, n, the runner-up and the paired
-interval of runner-up − winner). The screen and ``python -m lib.predict --voltage`` read it through
-:func:`potential_for`; an ion the table lacks gets :data:`FALLBACK`.
+against MP's, per ion, and writes the winner of each ion to :data:`TABLE`
+(``pretrained/potential_by_ion.csv``, committed: ion, potential, its MAE with the 95 % interval over chemical
+systems, n, the runner-up and the paired interval of runner-up − winner). The screen and ``python -m
+lib.predict --voltage`` read it through :func:`potential_for`; an ion the table lacks gets :data:`FALLBACK`.
 
 Only potentials on MP's corrected PBE(+U) scale are eligible (the r2SCAN ones are judged against MP's GGA+U
 voltages on another level of theory: their MAE says how far r2SCAN is from GGA+U, not how wrong they are).
@@ -19,15 +20,29 @@ from pathlib import Path
 
 import pandas as pd
 
+from lib.cathodes.potentials import SCALES
 from lib.paths import ROOT
 
 TABLE = ROOT / "pretrained" / "potential_by_ion.csv"
-#: the potential for an ion the table lacks (and before any benchmark ran): the best on Li of the 451-pair benchmark
+#: the potential for an ion the table lacks (and before any benchmark ran): the best on Li of the 451-pair
+# benchmark
 FALLBACK = "sevennet"
 #: the potential that relaxes structures the screen builds (batched CHGNet: the fastest relaxer on a CPU)
 RELAXER = "chgnet"
-COLUMNS = ("ion", "potential", "mae", "ci_low", "ci_high", "q68", "n", "runner_up", "runner_up_mae", "gain_ci_low",
-           "gain_ci_high", "generated")
+COLUMNS = (
+    "ion",
+    "potential",
+    "mae",
+    "ci_low",
+    "ci_high",
+    "q68",
+    "n",
+    "runner_up",
+    "runner_up_mae",
+    "gain_ci_low",
+    "gain_ci_high",
+    "generated",
+)
 
 
 @cache
@@ -52,7 +67,8 @@ def potential_by_ion(path: str | Path | None = None) -> dict[str, str]:
 
 
 def sigma_for(ion: str, potential: str, path: str | Path | None = None) -> float:
-    """σ_V of ``potential``'s static voltages for ``ion``: the 68.3 % quantile of |V − V_MP| on MP's pairs of that
+    """σ_V of ``potential``'s static voltages for ``ion``: the 68.3 % quantile of |V − V_MP| on MP's pairs of
+    that
     ion, when the table holds it for this potential (NaN otherwise)."""
     t = table(path)
     row = t[(t["ion"] == ion) & (t["potential"] == potential)]
@@ -64,27 +80,50 @@ def potential_for(ion: str, path: str | Path | None = None) -> str:
     return potential_by_ion(path).get(ion, FALLBACK)
 
 
-def write_table(summary: pd.DataFrame, paired: pd.DataFrame, path: str | Path | None = None,
-                prefix: str = "umlip_static_", eligible: tuple[str, ...] | None = None, min_n: int = 20) -> Path:
-    """Write the per-ion table from the benchmark's :func:`lib.cathodes.metrics.route_summary` of the static routes
-    and :func:`lib.cathodes.metrics.paired_table` against each ion's winner (``paired`` rows of other routes, with
+def write_table(
+    summary: pd.DataFrame,
+    paired: pd.DataFrame,
+    path: str | Path | None = None,
+    prefix: str = "umlip_static_",
+    eligible: tuple[str, ...] | None = None,
+    min_n: int = 20,
+) -> Path:
+    """Write the per-ion table from the benchmark's :func:`lib.cathodes.metrics.route_summary` of the static
+    routes and :func:`lib.cathodes.metrics.paired_table` against each ion's winner (``paired`` rows of other
+    routes, with
     ``best`` and ``ion``)."""
-    from lib.cathodes.potentials import SCALES
 
     eligible = eligible or tuple(k for k, v in SCALES.items() if v == "total")
-    s = summary[summary["route"].isin([prefix + e for e in eligible]) & (summary["n"] >= min_n)
-                & (summary["ion"] != "all")]
+    s = summary[
+        summary["route"].isin([prefix + e for e in eligible])
+        & (summary["n"] >= min_n)
+        & (summary["ion"] != "all")
+    ]
     rows = []
     for ion, g in s.groupby("ion"):
         g = g.sort_values("mae")
         best, second = g.iloc[0], (g.iloc[1] if len(g) > 1 else None)
-        row = {"ion": ion, "potential": best["route"].removeprefix(prefix), "mae": best["mae"],
-               "ci_low": best["ci_low"], "ci_high": best["ci_high"], "q68": best["q68"], "n": int(best["n"])}
+        row = {
+            "ion": ion,
+            "potential": best["route"].removeprefix(prefix),
+            "mae": best["mae"],
+            "ci_low": best["ci_low"],
+            "ci_high": best["ci_high"],
+            "q68": best["q68"],
+            "n": int(best["n"]),
+        }
         if second is not None:
-            d = paired[(paired["best"] == best["route"]) & (paired["route"] == second["route"]) & (paired["ion"] == ion)]
-            row.update(runner_up=second["route"].removeprefix(prefix), runner_up_mae=second["mae"],
-                       gain_ci_low=float(d["ci_low"].iloc[0]) if len(d) else float("nan"),
-                       gain_ci_high=float(d["ci_high"].iloc[0]) if len(d) else float("nan"))
+            d = paired[
+                (paired["best"] == best["route"])
+                & (paired["route"] == second["route"])
+                & (paired["ion"] == ion)
+            ]
+            row.update(
+                runner_up=second["route"].removeprefix(prefix),
+                runner_up_mae=second["mae"],
+                gain_ci_low=float(d["ci_low"].iloc[0]) if len(d) else float("nan"),
+                gain_ci_high=float(d["ci_high"].iloc[0]) if len(d) else float("nan"),
+            )
         rows.append(row)
     out = pd.DataFrame(rows, columns=list(COLUMNS[:-1]))
     out["generated"] = _dt.date.today().isoformat()
@@ -94,4 +133,13 @@ def write_table(summary: pd.DataFrame, paired: pd.DataFrame, path: str | Path | 
     return p
 
 
-__all__ = ["TABLE", "FALLBACK", "RELAXER", "table", "potential_by_ion", "potential_for", "sigma_for", "write_table"]
+__all__ = [
+    "TABLE",
+    "FALLBACK",
+    "RELAXER",
+    "table",
+    "potential_by_ion",
+    "potential_for",
+    "sigma_for",
+    "write_table",
+]

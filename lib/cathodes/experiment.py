@@ -3,20 +3,20 @@
 :func:`match_experiment` finds, for each row of the experimental table (:mod:`lib.data.experimental`), MP's
 insertion pair of the **same reaction** (the same ion, discharged and charged formulas): ``match`` is
 
-- ``same reaction``: a pair with both ends' formulas; among several (polymorphs) the one whose discharged end has
-  the lowest energy per atom of ``energy`` (a route's static energies: the ground state, which is what a
+- ``same reaction``: a pair with both ends' formulas; among several (polymorphs) the one whose discharged end
+  has the lowest energy per atom of ``energy`` (a route's static energies: the ground state, which is what a
   synthesis usually makes) — ``n_candidates`` says how many there were;
 - ``other range``: MP has the discharged end but its pair stops at another charged composition (another
   reaction: reported apart, never averaged in);
-- ``no MP pair``: MP has no pair with this discharged composition (building the charged end by removing ions and
-  relaxing is not done here: the row says so).
+- ``no MP pair``: MP has no pair with this discharged composition (building the charged end by removing ions
+  and relaxing is not done here: the row says so).
 
 :func:`experiment_table` puts every route's voltage (the long table of :mod:`lib.cathodes.routes`, plus MP's
-listed ``avg_voltage`` as the route ``mp``) beside the measured one on the matched rows, and :func:`loco_offset`
-adds, per route, the correction a careful researcher would fit on experiment — a constant offset — judged
-leave-one-chemistry-out (fitted on the other chemistries' rows only). :func:`experiment_summary` gives each
-route's MAE against experiment with its interval (rows resampled by chemistry) and the paired interval against
-MP's own GGA+U voltage on the same rows.
+listed ``avg_voltage`` as the route ``mp``) beside the measured one on the matched rows, and
+:func:`loco_offset` adds, per route, the correction a careful researcher would fit on experiment — a constant
+offset — judged leave-one-chemistry-out (fitted on the other chemistries' rows only).
+:func:`experiment_summary` gives each route's MAE against experiment with its interval (rows resampled by
+chemistry) and the paired interval against MP's own GGA+U voltage on the same rows.
 """
 
 from __future__ import annotations
@@ -33,7 +33,13 @@ def chemistry(formula: str) -> str:
     els = {e.symbol for e in Composition(formula).elements}
     if "P" in els and "F" in els:
         return "fluorophosphate"
-    for el, name in (("P", "phosphate"), ("Si", "silicate"), ("B", "borate"), ("As", "arsenate"), ("Mo", "molybdate")):
+    for el, name in (
+        ("P", "phosphate"),
+        ("Si", "silicate"),
+        ("B", "borate"),
+        ("As", "arsenate"),
+        ("Mo", "molybdate"),
+    ):
         if el in els and "O" in els:
             return name
     if "S" in els and "O" in els:
@@ -49,7 +55,9 @@ def _reduced(f: str) -> str:
     return Composition(f).reduced_formula
 
 
-def match_experiment(exp: pd.DataFrame, pairs: pd.DataFrame, energies: pd.Series | None = None) -> pd.DataFrame:
+def match_experiment(
+    exp: pd.DataFrame, pairs: pd.DataFrame, energies: pd.Series | None = None
+) -> pd.DataFrame:
     """``exp`` with ``match``, ``battery_id`` (the matched pair), ``n_candidates``, ``mp_voltage`` and ``why``
     (module docstring). ``energies``: energy per atom by material id, to choose among polymorphs (lowest
     discharged energy); without it the first pair by battery id."""
@@ -60,8 +68,13 @@ def match_experiment(exp: pd.DataFrame, pairs: pd.DataFrame, energies: pd.Series
         d, c = _reduced(r.discharged_formula), _reduced(r.charged_formula)
         same_d = pairs["ion"].eq(r.ion) & red_d.eq(d)
         same = same_d & red_c.eq(c)
-        row = {"match": "no MP pair", "battery_id": None, "n_candidates": 0, "mp_voltage": np.nan,
-               "why": f"MP has no {r.ion} pair with the discharged end {d}"}
+        row = {
+            "match": "no MP pair",
+            "battery_id": None,
+            "n_candidates": 0,
+            "mp_voltage": np.nan,
+            "why": f"MP has no {r.ion} pair with the discharged end {d}",
+        }
         if same.any():
             cand = pairs[same]
             if energies is not None:
@@ -70,12 +83,20 @@ def match_experiment(exp: pd.DataFrame, pairs: pd.DataFrame, energies: pd.Series
             else:
                 cand = cand.sort_values("battery_id")
             best = cand.iloc[0]
-            row = {"match": "same reaction", "battery_id": best["battery_id"], "n_candidates": int(same.sum()),
-                   "mp_voltage": float(best["avg_voltage"]), "why": ""}
+            row = {
+                "match": "same reaction",
+                "battery_id": best["battery_id"],
+                "n_candidates": int(same.sum()),
+                "mp_voltage": float(best["avg_voltage"]),
+                "why": "",
+            }
         elif same_d.any():
             others = sorted(set(red_c[same_d]))
-            row.update(match="other range", n_candidates=int(same_d.sum()),
-                       why=f"MP's {r.ion} pairs from {d} end at {', '.join(others)}, not {c}")
+            row.update(
+                match="other range",
+                n_candidates=int(same_d.sum()),
+                why=f"MP's {r.ion} pairs from {d} end at {', '.join(others)}, not {c}",
+            )
         rows.append(row)
     out = pd.concat([exp.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
     out["chemistry"] = out["charged_formula"].map(chemistry)
@@ -116,8 +137,9 @@ def loco_offset(table: pd.DataFrame, suffix: str = "+offset") -> pd.DataFrame:
 
 
 def experiment_summary(table: pd.DataFrame, reference: str = "mp", seed: int = 0) -> pd.DataFrame:
-    """Per route: n, MAE against experiment with its 95 % interval (rows resampled by their framework's chemical
-    system: a material measured twice counts once in the resampling), mean signed error (route − experiment), and
+    """Per route: n, MAE against experiment with its 95 % interval (rows resampled by their framework's
+    chemical system: a material measured twice counts once in the resampling), mean signed error (route −
+    experiment), and
     MAE(route) − MAE(``reference``) on the rows both have, with its interval."""
     ref = table[table["route"] == reference].set_index("id")["voltage"]
     rows = []
@@ -130,9 +152,20 @@ def experiment_summary(table: pd.DataFrame, reference: str = "mp", seed: int = 0
         lo, hi = bootstrap_mae(np.abs(err), g["system"], seed=seed)
         r = ref.reindex(g["id"]).to_numpy()
         d = paired_difference(err, r - g["voltage_exp"].to_numpy(), g["system"], seed=seed)
-        rows.append({"route": route, "n": len(g), "mae": float(np.abs(err).mean()), "ci_low": lo, "ci_high": hi,
-                     "bias": float(err.mean()), "vs_mp": d["diff"], "vs_mp_ci_low": d["ci_low"],
-                     "vs_mp_ci_high": d["ci_high"], "vs_mp_n": d["n"]})
+        rows.append(
+            {
+                "route": route,
+                "n": len(g),
+                "mae": float(np.abs(err).mean()),
+                "ci_low": lo,
+                "ci_high": hi,
+                "bias": float(err.mean()),
+                "vs_mp": d["diff"],
+                "vs_mp_ci_low": d["ci_low"],
+                "vs_mp_ci_high": d["ci_high"],
+                "vs_mp_n": d["n"],
+            }
+        )
     return pd.DataFrame(rows).sort_values("mae", na_position="last").reset_index(drop=True)
 
 

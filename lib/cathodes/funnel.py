@@ -35,6 +35,8 @@ from pymatgen.transformations.standard_transformations import RemoveSpeciesTrans
 from lib.cathodes.electrodes import ElectrodeError, pair_properties
 from lib.cathodes.hull import PotentialHull
 from lib.cathodes.relax import relax
+from lib.cathodes.screen import pareto_mask
+from lib.cathodes.voltage_model import predict_pairs
 
 UMLIP_COLUMNS = ("umlip_status", "umlip_e_discharged", "umlip_e_charged", "umlip_e_hull_discharged",
                  "umlip_e_hull_charged", "umlip_voltage", "umlip_voltage_std", "umlip_capacity_grav",
@@ -162,7 +164,6 @@ def refine(scored: pd.DataFrame, model, hull: PotentialHull, ion: str = "Li", to
 def with_voltage_model(t: pd.DataFrame, model, ion: str) -> pd.DataFrame:
     """:data:`VM_COLUMNS` on the rows with a relaxed uMLIP pair: the voltage model's base is its own potential's
     static voltage on the relaxed structures (for the relaxing potential itself, its relaxed voltage)."""
-    from lib.cathodes.voltage_model import predict_pairs  # here: the voltage model only when one is given
 
     t = t.drop(columns=[c for c in VM_COLUMNS if c in t.columns])
     for c in VM_COLUMNS:
@@ -193,7 +194,6 @@ def final_view(refined: pd.DataFrame) -> pd.DataFrame:
     ``e_hull_discharged``, ``passes``, relaxed ``discharged``, ...), ranked (``rank``: passing ones by
     specific energy first), so the screen's figures draw the final ranking; ``gnn_voltage`` keeps the GNN's.
     The Pareto front (specific energy against E_hull) is taken over the converged ones."""
-    from lib.cathodes.screen import _pareto  # the screen's front, on the relaxed numbers
 
     t = refined[refined["selected"]] if len(refined) else refined
     t = t.drop(columns=[v for v in _FINAL.values() if v in t.columns and v != "voltage"])
@@ -201,7 +201,7 @@ def final_view(refined: pd.DataFrame) -> pd.DataFrame:
     if t.empty:
         return t.assign(rank=pd.Series(dtype=int), pareto=pd.Series(dtype=bool))
     ok = t["umlip_status"].eq("converged")
-    t["pareto"] = _pareto(t["specific_energy"].where(ok).to_numpy(float),
+    t["pareto"] = pareto_mask(t["specific_energy"].where(ok).to_numpy(float),
                           t["e_hull_discharged"].where(ok).to_numpy(float))
     se = t["specific_energy"].fillna(-np.inf)
     order = np.lexsort((t["candidate_id"].to_numpy(), -se.to_numpy(), ~t["passes"].to_numpy(bool)))

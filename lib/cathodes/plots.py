@@ -40,7 +40,7 @@ def save_figure(fig: Figure, name: str, profile: str | None) -> list[Path]:
     return [save(fig, figure_file(name, profile, ext=ext)) for ext in ("png", "pdf")]
 
 
-def _title(ax_or_fig, text: str, stamp: str | None) -> None:
+def set_title(ax_or_fig, text: str, stamp: str | None) -> None:
     full = text + (f"\n[{stamp}]" if stamp else "")
     if hasattr(ax_or_fig, "suptitle"):
         ax_or_fig.suptitle(full, color=PALETTE[1] if stamp else "black")
@@ -50,14 +50,14 @@ def _title(ax_or_fig, text: str, stamp: str | None) -> None:
 
 def _finish(fig: Figure, target, title: str, stamp: str | None, name: str | None, profile: str | None) -> Figure:
     """Title (on ``target``: an axis or the figure), layout, and the files when ``name`` is given."""
-    _title(target, title, stamp)
+    set_title(target, title, stamp)
     fig.tight_layout()
     if name:
         save_figure(fig, name, profile)
     return fig
 
 
-def _empty(ax: Axes, what: str) -> None:
+def empty_axes(ax: Axes, what: str) -> None:
     ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color=PALETTE[5], wrap=True)
     ax.set_axis_off()
 
@@ -135,7 +135,7 @@ def voltage_parity(
     fig, ax = plt.subplots(figsize=(4.6, 4.4))
     t = table[np.isfinite(table[pred].astype(float)) & np.isfinite(table[ref].astype(float))]
     if t.empty:
-        _empty(ax, "no pair has both voltages")
+        empty_axes(ax, "no pair has both voltages")
     else:
         lo, hi = lim
         xs = np.linspace(lo, hi, 2)
@@ -151,7 +151,7 @@ def voltage_parity(
         ax.legend(loc="lower right", fontsize=7, markerscale=1.2)
     ax.set_xlabel(ref_label)
     ax.set_ylabel(pred_label)
-    _title(ax, title, stamp)
+    set_title(ax, title, stamp)
     fig.tight_layout()
     if name:
         save_figure(fig, name, profile)
@@ -318,7 +318,7 @@ def voltage_capacity(
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     t = _finite_rows(res, "voltage", "capacity_grav")
     if t.empty:
-        _empty(ax, "no candidate was scored: nothing to show")
+        empty_axes(ax, "no candidate was scored: nothing to show")
     else:
         vmin, vmax, qmax = _voltage_capacity_limits(t, known)
         _iso_lines(ax, qmax, vmax)
@@ -442,7 +442,7 @@ def pareto_front(
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
     t = _finite_rows(res, "specific_energy", "e_hull_discharged")
     if t.empty:
-        _empty(ax, "no candidate was scored: no Pareto front")
+        empty_axes(ax, "no candidate was scored: no Pareto front")
     else:
         f = t[t["pareto"]].sort_values("e_hull_discharged")
         _model_error_zone(ax, res.attrs.get("min_e_hull", -0.1))
@@ -488,7 +488,7 @@ def top_candidates(
     rows = int(np.ceil(max(1, len(top)) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.4 * rows + 0.6), squeeze=False)
     if top.empty:
-        _empty(axes[0, 0], "no candidate to draw")
+        empty_axes(axes[0, 0], "no candidate to draw")
     for ax, (_, r) in zip(axes.flat, top.iterrows(), strict=False):
         atoms = AseAtomsAdaptor.get_atoms(r["discharged"].to_structure())
         plot_atoms(atoms, ax, radii=0.4, rotation="15x,20y,0z", show_unit_cell=2)
@@ -512,7 +512,7 @@ def top_candidates(
             fontsize=8,
             bbox_to_anchor=(0.5, -0.01),
         )
-    _title(fig, title, stamp)
+    set_title(fig, title, stamp)
     fig.tight_layout()
     if name:
         save_figure(fig, name, profile)

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from lib.cathodes.plots import _empty, _title, save_figure
+from lib.cathodes.plots import empty_axes, save_figure, set_title
 from lib.plots import PALETTE, formula_label, use_style
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def funnel(counts: pd.DataFrame, *, title: str = "", stamp: str | None = None, n
     use_style()
     fig, ax = plt.subplots(figsize=(9.0, 0.55 * max(len(counts), 1) + 1.4))
     if counts.empty:
-        _empty(ax, "no screen was run: no funnel to show")
+        empty_axes(ax, "no screen was run: no funnel to show")
     else:
         y = np.arange(len(counts))[::-1]
         n = counts["n"].to_numpy(float)
@@ -42,7 +42,7 @@ def funnel(counts: pd.DataFrame, *, title: str = "", stamp: str | None = None, n
         ax.set_yticks(y, counts["stage"])
         ax.set_xlabel("candidates (log scale)")
         ax.spines[["top", "right"]].set_visible(False)
-    _title(ax, title, stamp)
+    set_title(ax, title, stamp)
     fig.tight_layout()
     if name:
         save_figure(fig, name, profile)
@@ -58,8 +58,8 @@ def known_before_after(known: pd.DataFrame, *, title: str = "", stamp: str | Non
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 0.42 * max(len(known), 3) + 1.8), sharey=True)
     t = known[known["v_mp"].notna()] if len(known) else known
     if t.empty:
-        _empty(a1, "no known cathode in the mirror")
-        _empty(a2, "")
+        empty_axes(a1, "no known cathode in the mirror")
+        empty_axes(a2, "")
     else:
         t = t.sort_values("v_mp").reset_index(drop=True)
         y = np.arange(len(t))
@@ -82,7 +82,7 @@ def known_before_after(known: pd.DataFrame, *, title: str = "", stamp: str | Non
         a2.scatter(t["umlip_e_hull_discharged"], y, color=PALETTE[0], label="uMLIP, its own hull", zorder=3)
         a2.set_xlabel("E$_{hull}$ of the discharged state (eV/atom),\nthe material left out of its hull")
         a2.legend(fontsize=8, loc="lower right")
-    _title(fig, title, stamp)
+    set_title(fig, title, stamp)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     if len(t) and not t["same_reaction"].all():
         fig.text(0.01, 0.01, "* MP's charged state keeps some ions: another reaction than the screen's",

@@ -39,6 +39,8 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 
 from lib.cathodes.relax import DEFAULT, relax, static_energies
+from lib.data.electrodes import load_electrode_pairs, pair_ids
+from lib.devices import pick_device
 from lib.structures import Crystal
 
 
@@ -187,7 +189,6 @@ class CHGNet(UniversalPotential):
         import torch
         from chgnet.model import CHGNet as _CHGNet  # here: chgnet (and its weights) only when used
 
-        from lib.devices import pick_device
 
         if self.threads:
             torch.set_num_threads(int(self.threads))
@@ -306,7 +307,6 @@ class SevenNet(UniversalPotential):
         import torch
         from sevenn.calculator import SevenNetCalculator  # here: sevenn (and its weights) only when used
 
-        from lib.devices import pick_device
 
         if self.threads:
             torch.set_num_threads(int(self.threads))
@@ -429,7 +429,6 @@ def main(argv: list[str] | None = None) -> int:
     ``python -m lib.cathodes.relax archive`` then puts them in records/relax/ (commit it)."""
     import argparse
 
-    from lib.data.electrodes import load_electrode_pairs, pair_ids
 
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.potentials", description=main.__doc__)
     ap.add_argument("action", choices=("static",))

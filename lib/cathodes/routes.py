@@ -7,21 +7,22 @@ A *route* is a way from two structures to a voltage, named as the bench prints i
 - ``gnn``: the shipped CGCNN formation-energy ensemble (``pretrained/``), which held every structure of all
   4,401 pairs out of training and model selection (``lib.data.holdout``: ``electrodes``) — out of sample for
   the structures, not for their chemistry;
-- ``umlip_static_<potential>``: a universal potential's static energies of MP's (DFT-relaxed) structures and its
-  own relaxed metal of the ion (:data:`lib.cathodes.potentials.POTENTIALS`: ``chgnet``, ``sevennet``,
+- ``umlip_static_<potential>``: a universal potential's static energies of MP's (DFT-relaxed) structures and
+  its own relaxed metal of the ion (:data:`lib.cathodes.potentials.POTENTIALS`: ``chgnet``, ``sevennet``,
   ``sevennet_l3i5``, ``sevennet_mf0`` on MP's MP2020-corrected PBE(+U) scale; ``chgnet_r2scan``,
   ``sevennet_mf0_r2scan`` on uncorrected r2SCAN);
 - ``umlip_relaxed_<potential>``: both ends and the metal relaxed with it (a sample: :func:`relaxed_sample`).
 
-Every voltage goes through pymatgen's ``InsertionElectrode`` (:func:`lib.cathodes.electrodes.pair_table`). A pair a
-route cannot judge keeps its row with ``voltage`` NaN and the reason in ``error`` (frameworks that differ, an ion
-content that does not grow on discharge, an energy or relaxation that failed): counted, never dropped.
+Every voltage goes through pymatgen's ``InsertionElectrode`` (:func:`lib.cathodes.electrodes.pair_table`). A
+pair a route cannot judge keeps its row with ``voltage`` NaN and the reason in ``error`` (frameworks that
+differ, an ion content that does not grow on discharge, an energy or relaxation that failed): counted, never
+dropped.
 
 **In sample.** The potentials were trained on MP's relaxations: MPtrj (CHGNet, SevenNet-0, -l3i5, -MF-0's PBE
-head; MP's 2021 database) and MP's r2SCAN calculations (the r2SCAN heads), which hold most of these structures.
-Their numbers against MP's voltages are therefore in-sample tests. MP's multivalent-cathode calculations
-(``mvc-`` ids) are not materials of MP's main database, from which MPtrj was drawn: a pair with an ``mvc-`` end
-(791 pairs, mostly Ca, Zn, Mg, Y, Al) has at least one structure the potentials did not see
+head; MP's 2021 database) and MP's r2SCAN calculations (the r2SCAN heads), which hold most of these
+structures. Their numbers against MP's voltages are therefore in-sample tests. MP's multivalent-cathode
+calculations (``mvc-`` ids) are not materials of MP's main database, from which MPtrj was drawn: a pair with
+an ``mvc-`` end (791 pairs, mostly Ca, Zn, Mg, Y, Al) has at least one structure the potentials did not see
 (:func:`outside_training`; the bench reports them apart).
 """
 
@@ -35,19 +36,26 @@ import pandas as pd
 from lib.cathodes.benchmark import ml_pair_table
 from lib.cathodes.electrodes import pair_table, potential_pair_table
 from lib.cathodes.metrics import system_of
-from lib.cathodes.potentials import get_potential
+from lib.cathodes.potentials import POTENTIALS, get_potential
 from lib.cathodes.relax import relax
+from lib.data.electrodes import load_electrode_pairs
 
 #: the columns of a route table
 COLUMNS = ("battery_id", "ion", "system", "route", "voltage", "reference", "error")
 
 
 def _long(pairs: pd.DataFrame, route: str, voltage, error) -> pd.DataFrame:
-    return pd.DataFrame({
-        "battery_id": pairs["battery_id"].to_numpy(), "ion": pairs["ion"].to_numpy(),
-        "system": systems(pairs), "route": route, "voltage": np.asarray(voltage, float),
-        "reference": pairs["avg_voltage"].to_numpy(float), "error": np.asarray(error, dtype=object),
-    })
+    return pd.DataFrame(
+        {
+            "battery_id": pairs["battery_id"].to_numpy(),
+            "ion": pairs["ion"].to_numpy(),
+            "system": systems(pairs),
+            "route": route,
+            "voltage": np.asarray(voltage, float),
+            "reference": pairs["avg_voltage"].to_numpy(float),
+            "error": np.asarray(error, dtype=object),
+        }
+    )
 
 
 def systems(pairs: pd.DataFrame) -> np.ndarray:
@@ -86,33 +94,44 @@ def dft_route(pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
 
 
 def gnn_route(pairs: pd.DataFrame, predict: Callable, progress: bool = False) -> pd.DataFrame:
-    """Formation energies from ``predict(crystals) -> (mean, std or None)`` (eV/atom), e.g. the shipped ensemble."""
+    """Formation energies from ``predict(crystals) -> (mean, std or None)`` (eV/atom), e.g. the shipped
+    ensemble."""
     t = ml_pair_table(pairs, predict, prefix="gnn", progress=progress)
     out = _from_table(pairs, t, "gnn", "gnn")
     out["sigma"] = t["gnn_voltage_std"].to_numpy(float)
     return out
 
 
-def static_route(pairs: pd.DataFrame, model, name: str, progress: bool = False,
-                 cached_only: bool = False) -> pd.DataFrame:
-    """A potential's static energies (cached with its relaxations; only the missing ones are computed, or none:
+def static_route(
+    pairs: pd.DataFrame, model, name: str, progress: bool = False, cached_only: bool = False
+) -> pd.DataFrame:
+    """A potential's static energies (cached with its relaxations; only the missing ones are computed, or
+    none:
     ``cached_only``, and a pair whose energies are not cached yet says so)."""
-    t = potential_pair_table(pairs, model, relaxed=False, prefix="umlip_static", progress=progress,
-                             cached_only=cached_only)
+    t = potential_pair_table(
+        pairs, model, relaxed=False, prefix="umlip_static", progress=progress, cached_only=cached_only
+    )
     return _from_table(pairs, t, f"umlip_static_{name}", "umlip_static")
 
 
-def relaxed_route(pairs: pd.DataFrame, model, name: str, progress: bool = False, **relax_kwargs) -> pd.DataFrame:
-    """Both ends relaxed with the potential (cached and archived; a pair whose either end did not converge says
+def relaxed_route(
+    pairs: pd.DataFrame, model, name: str, progress: bool = False, **relax_kwargs
+) -> pd.DataFrame:
+    """Both ends relaxed with the potential (cached and archived; a pair whose either end did not converge
+    says
     why)."""
-    t = potential_pair_table(pairs, model, relaxed=True, prefix="umlip_relaxed", progress=progress, **relax_kwargs)
+    t = potential_pair_table(
+        pairs, model, relaxed=True, prefix="umlip_relaxed", progress=progress, **relax_kwargs
+    )
     return _from_table(pairs, t, f"umlip_relaxed_{name}", "umlip_relaxed")
 
 
-def relaxed_sample(pairs: pd.DataFrame, n_li: int = 400, n_other: int = 50, min_pairs: int = 100,
-                   seed: int = 0) -> pd.DataFrame:
-    """A stratified random sample for relaxations: ``n_li`` Li pairs and ``n_other`` of every other ion with at
-    least ``min_pairs`` pairs (all of an ion with fewer than asked), drawn with ``seed``; ordered so that any
+def relaxed_sample(
+    pairs: pd.DataFrame, n_li: int = 400, n_other: int = 50, min_pairs: int = 100, seed: int = 0
+) -> pd.DataFrame:
+    """A stratified random sample for relaxations: ``n_li`` Li pairs and ``n_other`` of every other ion with
+    at least ``min_pairs`` pairs (all of an ion with fewer than asked), drawn with ``seed``; ordered so that
+    any
     prefix of it is itself spread over the ions (a partial run is still a stratified sample)."""
     rng = np.random.default_rng(seed)
     counts = pairs["ion"].value_counts()
@@ -131,13 +150,22 @@ def route_table(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(list(parts), ignore_index=True)
 
 
-def all_routes(pairs: pd.DataFrame, potentials: Sequence[str] = (), relaxed: Sequence[str] = (), predict=None,
-               sample: pd.DataFrame | None = None, progress: bool = False, cached_only: bool = False,
-               relax_cached_only: bool = True, **relax_kwargs) -> pd.DataFrame:
-    """The long table of every route on ``pairs``: constant, DFT, the GNN (``predict``), each named potential's static
-    voltages (:data:`lib.cathodes.potentials.POTENTIALS`), and the relaxed voltages of ``relaxed`` on ``sample``
-    (default :func:`relaxed_sample`). ``cached_only``: compute no static energy; ``relax_cached_only`` (default): relax
-    nothing here (relaxations are hours: the CPU queue's job, ``python -m lib.cathodes.routes relax``); what the
+def all_routes(
+    pairs: pd.DataFrame,
+    potentials: Sequence[str] = (),
+    relaxed: Sequence[str] = (),
+    predict=None,
+    sample: pd.DataFrame | None = None,
+    progress: bool = False,
+    cached_only: bool = False,
+    relax_cached_only: bool = True,
+    **relax_kwargs,
+) -> pd.DataFrame:
+    """The long table of every route on ``pairs``: constant, DFT, the GNN (``predict``), each named
+    potential's static voltages (:data:`lib.cathodes.potentials.POTENTIALS`), and the relaxed voltages of
+    ``relaxed`` on ``sample`` (default :func:`relaxed_sample`). ``cached_only``: compute no static energy;
+    ``relax_cached_only`` (default): relax nothing here (relaxations are hours: the CPU queue's job, ``python
+    -m lib.cathodes.routes relax``); what the
     cache lacks is a pending pair."""
     parts = [constant_route(pairs), dft_route(pairs, progress)]
     if predict is not None:
@@ -145,13 +173,18 @@ def all_routes(pairs: pd.DataFrame, potentials: Sequence[str] = (), relaxed: Seq
     parts += [static_route(pairs, get_potential(name), name, progress, cached_only) for name in potentials]
     if relaxed:
         sample = relaxed_sample(pairs) if sample is None else sample
-        parts += [relaxed_route(sample, get_potential(name), name, progress, cached_only=relax_cached_only,
-                                **relax_kwargs) for name in relaxed]
+        parts += [
+            relaxed_route(
+                sample, get_potential(name), name, progress, cached_only=relax_cached_only, **relax_kwargs
+            )
+            for name in relaxed
+        ]
     return route_table(parts)
 
 
 def best_routes(summary: pd.DataFrame, prefix: str = "umlip_static_", min_n: int = 20) -> dict[str, str]:
-    """Per ion, the route of ``prefix`` with the lowest MAE (at least ``min_n`` pairs judged): the table the screen
+    """Per ion, the route of ``prefix`` with the lowest MAE (at least ``min_n`` pairs judged): the table the
+    screen
     and ``lib.predict --voltage`` read their default potential from (:mod:`lib.cathodes.defaults`)."""
     s = summary[summary["route"].str.startswith(prefix) & (summary["n"] >= min_n)]
     s = s[s["ion"] != "all"]
@@ -159,15 +192,14 @@ def best_routes(summary: pd.DataFrame, prefix: str = "umlip_static_", min_n: int
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lib.cathodes.routes relax POTENTIAL [--li 400] [--other 50]``: relax both ends of the stratified
-    sample of MP's pairs (:func:`relaxed_sample`; in its order, so a run stopped part-way leaves a stratified
-    prefix) with the potential, cached as each finishes; ``python -m lib.cathodes.relax archive`` keeps them."""
+    """``python -m lib.cathodes.routes relax POTENTIAL [--li 400] [--other 50]``: relax both ends of the
+    stratified sample of MP's pairs (:func:`relaxed_sample`; in its order, so a run stopped part-way leaves a
+    stratified prefix) with the potential, cached as each finishes; ``python -m lib.cathodes.relax archive``
+    keeps
+    them."""
     import argparse
 
     import torch
-
-    from lib.cathodes.potentials import POTENTIALS
-    from lib.data.electrodes import load_electrode_pairs
 
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.routes", description=main.__doc__)
     ap.add_argument("action", choices=("relax",))
@@ -181,15 +213,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     sample = relaxed_sample(load_electrode_pairs(), a.li, a.other)
     structures = dict(zip(sample["high_mpid"], sample["charged"], strict=True))
     structures.update(zip(sample["low_mpid"], sample["discharged"], strict=True))
-    ids = list(dict.fromkeys(i for pair in zip(sample["high_mpid"], sample["low_mpid"], strict=True) for i in pair))
+    ids = list(
+        dict.fromkeys(i for pair in zip(sample["high_mpid"], sample["low_mpid"], strict=True) for i in pair)
+    )
     model = POTENTIALS[a.potential](threads=a.threads)
     rs = relax(model, [structures[i] for i in ids], ids=ids, batch_size=a.batch_size)
     print(f"{a.potential}: {sum(r.ok for r in rs)} of {len(rs)} structures converged", flush=True)
     return 0
 
 
-__all__ = ["COLUMNS", "systems", "outside_training", "constant_route", "dft_route", "gnn_route", "static_route",
-           "relaxed_route", "relaxed_sample", "route_table", "all_routes", "best_routes"]
+__all__ = [
+    "COLUMNS",
+    "systems",
+    "outside_training",
+    "constant_route",
+    "dft_route",
+    "gnn_route",
+    "static_route",
+    "relaxed_route",
+    "relaxed_sample",
+    "route_table",
+    "all_routes",
+    "best_routes",
+]
 
 if __name__ == "__main__":
     raise SystemExit(main())

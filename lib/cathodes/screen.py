@@ -18,6 +18,7 @@ from pymatgen.transformations.standard_transformations import (
     RemoveSpeciesTransformation,
 )
 
+from lib.cathodes.defaults import potential_for
 from lib.cathodes.electrodes import (
     ElectrodeError,
     check_pair,
@@ -25,7 +26,6 @@ from lib.cathodes.electrodes import (
     composition_keys,
     pair_properties,
 )
-from lib.cathodes.defaults import potential_for
 from lib.cathodes.hull import Hull
 from lib.cathodes.potentials import get_potential
 from lib.structures import Crystal
@@ -46,7 +46,7 @@ def screen_potential(ion: str, name: str | None = None):
     return get_potential(name or potential_for(ion))
 
 
-def _pareto(se: np.ndarray, eh: np.ndarray) -> np.ndarray:
+def pareto_mask(se: np.ndarray, eh: np.ndarray) -> np.ndarray:
     """True where no other point has higher-or-equal specific energy and lower-or-equal E_hull (one of
     them strictly): the Pareto front of (max specific energy, min E_hull)."""
     ok = np.isfinite(se) & np.isfinite(eh)
@@ -154,7 +154,7 @@ def screen(
     why, low = _filter(out, max_e_hull, v_window, min_e_hull)
     out["why_not"], out["passes"] = why, why == ""
     se_all, eh = out["specific_energy"].to_numpy(float), out["e_hull_discharged"].to_numpy(float)
-    out["pareto"] = _pareto(np.where(low, np.nan, se_all), np.where(low, np.nan, eh))
+    out["pareto"] = pareto_mask(np.where(low, np.nan, se_all), np.where(low, np.nan, eh))
     out = _ranked(out)
     out.attrs.update(
         candidates.attrs,

@@ -51,8 +51,14 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition, Element
 
+from lib.cathodes import defaults, potentials
+from lib.cathodes.electrodes import potential_pair_table
+from lib.cathodes.relax import relax
+from lib.cathodes.screen import KNOWN_CATHODES
+from lib.data.sources.files import read_cif_text
 from lib.elements import element_properties
 from lib.paths import ROOT, atomic_path
+from lib.structures import Crystal, as_structure, parse_cif
 
 FORMAT = "compendium-voltage-model/1"
 #: the universal potential whose static voltage the shipped model corrects (lib.cathodes.potentials.POTENTIALS)
@@ -136,7 +142,6 @@ def framework_groups(pairs: pd.DataFrame, by: str = "chemsys") -> pd.Series:
 
 def known_frameworks(formulas: Sequence[str] | None = None, ion: str = "Li", by: str = "chemsys") -> set[str]:
     """The groups of the known cathodes' frameworks (their formula without the ion)."""
-    from lib.cathodes.screen import KNOWN_CATHODES  # here: the screen's list, not the screen
 
     out = set()
     for f in formulas if formulas is not None else KNOWN_CATHODES:
@@ -391,8 +396,6 @@ def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None, potent
     (``umlip_static_voltage``, on the structures as given) and the voltage model's (``voltage_model``,
     ``voltage_model_sigma``) added. ``potential``: another potential's static voltage in ``umlip_static_voltage``
     (the model's correction is then not applied: ``voltage_model`` NaN)."""
-    from lib.cathodes import potentials
-    from lib.cathodes.electrodes import potential_pair_table
 
     model = model or load()[0]
     t = pairs.copy()
@@ -428,16 +431,11 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
     the ion as ``potential_sigma`` (:mod:`lib.cathodes.defaults`)."""
     from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
 
-    from lib.cathodes import potentials
-    from lib.cathodes.relax import relax
-    from lib.structures import Crystal, as_structure
 
     model = model or load()[0]  # read once: predict_pairs and the result both need it
 
     def crystal(x):
         if isinstance(x, (str, Path)):
-            from lib.data.sources.files import read_cif_text
-            from lib.structures import parse_cif
 
             return parse_cif(read_cif_text(Path(x)))
         return x if isinstance(x, Crystal) else Crystal.from_structure(x)
@@ -462,7 +460,6 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
            "umlip_static_voltage": float(row[BASE]), "potential": model.potential, "charged_built": built,
            "error": str(row.get("umlip_static_error") or "")}
     if potential is not None:
-        from lib.cathodes import defaults
 
         p = t if potential == model.potential else predict_pairs(pair, model, potential=potential)
         out.update(default_potential=potential, potential_voltage=float(p[BASE].iloc[0]),

@@ -19,6 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lib import data, pretrained
+from lib.cathodes import benchmark as eb
+from lib.cathodes import electrodes, potentials
+from lib.cathodes.potentials import POTENTIALS, get_potential
+from lib.cathodes.relax import relax
 from lib.cathodes.voltage_model import (
     BASE,
     COVERAGE,
@@ -32,8 +37,8 @@ from lib.cathodes.voltage_model import (
     random_split,
     shipped_folder,
 )
-from lib.paths import atomic_path
-
+from lib.paths import RESULTS, atomic_path
+from lib.records import git_commit
 
 #: the potentials whose static voltages the voltage model's tables show beside it (:data:`ROUTES`); every potential
 #: of lib.cathodes.potentials.POTENTIALS is compared on all pairs by lib.cathodes.routes
@@ -43,8 +48,6 @@ COMPARED = ("chgnet", "sevennet")
 def _static_voltages(matched: pd.DataFrame, potential: str, progress: bool) -> pd.DataFrame:
     """``matched`` with ``potential``'s static voltage (the model's base, ``umlip_static_*``) and every known
     potential's (``<name>_static_voltage``), on the same structures."""
-    from lib.cathodes import benchmark as eb
-    from lib.cathodes import potentials
 
     t = eb.potential_pair_table(matched, potentials.get_potential(potential), relaxed=False, progress=progress)
     for name in COMPARED:
@@ -59,9 +62,6 @@ def benchmark_pairs(potential: str = POTENTIAL, gnn: bool = True, progress: bool
     ``potential`` (``umlip_static_voltage``, the model's base) and of every known potential
     (``<name>_static_voltage``), and (``gnn``) the shipped formation-energy ensemble's; ``attrs["counts"]`` says
     how many pairs there are, and how many the mirror holds one or both ends of."""
-    from lib import data
-    from lib.cathodes import benchmark as eb
-    from lib.cathodes import electrodes
 
     table = data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
     pairs = electrodes.read_pairs()
@@ -69,7 +69,6 @@ def benchmark_pairs(potential: str = POTENTIAL, gnn: bool = True, progress: bool
     dft = electrodes.pair_table(electrodes.match_pairs(pairs, table), progress=progress)
     t = _static_voltages(dft, potential, progress)
     if gnn:
-        from lib import pretrained
 
         paths = [str(p) for p in pretrained.checkpoints(eb.ENERGY)]
         predict = eb.checkpoint_predictor(paths, require=set(dft["high_mpid"]) | set(dft["low_mpid"]))
@@ -97,10 +96,6 @@ def built_pairs(potential: str = POTENTIAL, relaxer: str = RELAXER, limit: int |
     from pymatgen.core import Composition
     from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
 
-    from lib import data
-    from lib.cathodes import benchmark as eb
-    from lib.cathodes import electrodes, potentials
-    from lib.cathodes.relax import relax
 
     table = data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
     t = table.drop_duplicates("material_id").set_index("material_id")
@@ -214,13 +209,11 @@ def _base_label(potential: str) -> str:
 
 
 def _card(model: VoltageModel, grouped: pd.DataFrame, random_: pd.DataFrame, counts: dict) -> dict:
-    from lib.records import git_commit
 
     def table(res):
         return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
                 for r in res.drop(columns=[]).to_dict("records")]
 
-    from lib.cathodes.potentials import get_potential
 
     test = grouped.attrs["test"]
     return {
@@ -275,7 +268,6 @@ def ship(folder: str | Path | None = None, progress: bool = True, potential: str
     """Retrain the model on ``potential`` on the grouped split (seed 0), write ``model.json``, ``card.json``,
     ``card.md`` (in ``pretrained/voltage_<potential>_delta/``) and the test table
     (``results/voltage_model_test.csv``); returns the card. (08_cathodes draws its parity plot.)"""
-    from lib.paths import RESULTS
 
     folder = Path(folder) if folder is not None else shipped_folder(potential)
     t = benchmark_pairs(potential, progress=progress)
@@ -307,7 +299,6 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.voltage_train", description=main.__doc__)
-    from lib.cathodes.potentials import POTENTIALS
 
     ap.add_argument("action", choices=("ship", "build", "coverage"))
     ap.add_argument("--potential", default=POTENTIAL, choices=sorted(POTENTIALS), help="whose static voltage it "
@@ -334,7 +325,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"model Li {d['voltage_model_li'].mean():.3f} V, its base {d['base_li'].mean():.3f} V")
         return 0
     if a.action == "build":
-        from lib.cathodes import potentials
 
         pot = potentials.get_potential(RELAXER)
         if a.device:

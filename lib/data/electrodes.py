@@ -5,20 +5,21 @@
 The structures come from the mirror through :func:`lib.data.load_dataset`'s one reader (so they are parsed and
 validated like every other structure of the compendium, and cached as parquet): the CGCNN file
 (``mp_cgcnn_2020``, which also gives the 2020 DFT formation energies) first, then the electrode end members it
-lacks (``mp_electrode_structures``). Columns: the pairs file's (:func:`lib.data.sources.electrode_pairs.read_pairs`:
-``high_*`` is the charged end, ``low_*`` the discharged one, ``avg_voltage`` MP's voltage, ``ion``, ``z``) and
+lacks (``mp_electrode_structures``). Columns: the pairs file's
+(:func:`lib.data.sources.electrode_pairs.read_pairs`: ``high_*`` is the charged end, ``low_*`` the discharged
+one, ``avg_voltage`` MP's voltage, ``ion``, ``z``) and
 
 - ``charged`` / ``discharged``: :class:`lib.structures.Crystal` of each end;
-- ``ef_charged`` / ``ef_discharged``: the mirror's DFT formation energies (eV/atom; NaN where the end is not in
-  the CGCNN file: the electrode structures carry no energies);
+- ``ef_charged`` / ``ef_discharged``: the mirror's DFT formation energies (eV/atom; NaN where the end is not
+  in the CGCNN file: the electrode structures carry no energies);
 - ``source_charged`` / ``source_discharged``: which file the structure came from;
 - ``formula_charged`` / ``formula_discharged`` (the structures' reduced formulas) and ``formula_ok``.
 
-Nothing is dropped silently: a pair whose structure is missing or refused by validation, or whose structure does
-not make the pairs file's formula, is left out and listed in ``attrs["rejected"]`` (battery_id, reason, detail),
-counted by reason in ``attrs["drops"]``. The electrochemical checks (frameworks that differ, an ion content that
-does not grow on discharge) belong to :func:`lib.cathodes.electrodes.check_pair`, which every voltage goes
-through and which names its reason per pair.
+Nothing is dropped silently: a pair whose structure is missing or refused by validation, or whose structure
+does not make the pairs file's formula, is left out and listed in ``attrs["rejected"]`` (battery_id, reason,
+detail), counted by reason in ``attrs["drops"]``. The electrochemical checks (frameworks that differ, an ion
+content that does not grow on discharge) belong to :func:`lib.cathodes.electrodes.check_pair`, which every
+voltage goes through and which names its reason per pair.
 """
 
 from __future__ import annotations
@@ -37,11 +38,18 @@ from lib.data.sources.electrode_pairs import read_pairs
 STRUCTURE_SOURCES = (("cgcnn", "mp_cgcnn_2020"), ("electrode_structures", "mp_electrode_structures"))
 
 
-def load_electrode_pairs(mirror: str | Path | None = None, pairs_path: str | Path | None = None,
-                         progress: bool = False, verbose: bool = False) -> pd.DataFrame:
+def load_electrode_pairs(
+    mirror: str | Path | None = None,
+    pairs_path: str | Path | None = None,
+    progress: bool = False,
+    verbose: bool = False,
+) -> pd.DataFrame:
     """Every pair of MP's insertion electrodes with both structures (module docstring)."""
-    pairs = read_pairs(pairs_path if pairs_path is not None else (Path(mirror) / "mp_insertion_electrodes.csv"
-                                                                   if mirror is not None else None))
+    pairs = read_pairs(
+        pairs_path
+        if pairs_path is not None
+        else (Path(mirror) / "mp_insertion_electrodes.csv" if mirror is not None else None)
+    )
     structures: dict[str, object] = {}
     source: dict[str, str] = {}
     ef: dict[str, float] = {}
@@ -58,14 +66,22 @@ def load_electrode_pairs(mirror: str | Path | None = None, pairs_path: str | Pat
     rows, rejected = [], []
     for r in pairs.itertuples(index=False):
         problem = None
-        for side, mid, formula in (("charged", r.high_mpid, r.high_formula), ("discharged", r.low_mpid, r.low_formula)):
+        for side, mid, formula in (
+            ("charged", r.high_mpid, r.high_formula),
+            ("discharged", r.low_mpid, r.low_formula),
+        ):
             if mid not in structures:
-                problem = problem or (f"no {side} structure", refused.get(mid, f"{mid} is in no structure file"))
+                problem = problem or (
+                    f"no {side} structure",
+                    refused.get(mid, f"{mid} is in no structure file"),
+                )
                 continue
             got = structures[mid].formula
             if got != Composition(formula).reduced_formula:
-                problem = problem or ("formula mismatch",
-                                      f"the {side} structure {mid} is {got}, the pair says {formula}")
+                problem = problem or (
+                    "formula mismatch",
+                    f"the {side} structure {mid} is {got}, the pair says {formula}",
+                )
         if problem:
             rejected.append((r.battery_id, *problem))
         rows.append(problem is None)
@@ -81,13 +97,18 @@ def load_electrode_pairs(mirror: str | Path | None = None, pairs_path: str | Pat
     out["formula_discharged"] = [c.formula for c in out["discharged"]]
     out["formula_ok"] = True  # the mismatches are in attrs["rejected"]
     rej = pd.DataFrame(rejected, columns=["battery_id", "reason", "detail"])
-    out.attrs = {"n_pairs": len(pairs), "rejected": rej.to_dict(orient="list"),
-                 "drops": dict(Counter(rej["reason"])), "source": pairs.attrs.get("source", "")}
+    out.attrs = {
+        "n_pairs": len(pairs),
+        "rejected": rej.to_dict(orient="list"),
+        "drops": dict(Counter(rej["reason"])),
+        "source": pairs.attrs.get("source", ""),
+    }
     return out
 
 
 def pair_ids(pairs: pd.DataFrame) -> list[str]:
-    """Every distinct end member's material id of ``pairs`` (charged ends first), for energies of each once."""
+    """Every distinct end member's material id of ``pairs`` (charged ends first), for energies of each
+    once."""
     return list(dict.fromkeys([*pairs["high_mpid"], *pairs["low_mpid"]]))
 
 

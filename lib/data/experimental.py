@@ -1,11 +1,11 @@
 """Measured voltages of known intercalation electrodes (``data/experimental_voltages.csv``, committed).
 
 One row per electrode reaction measured in a cell: the working ``ion``, the ``discharged_formula`` and
-``charged_formula`` of the two ends of the cycled range (``x_discharged`` > ``x_charged`` ions per formula unit),
-the ``structure_type``, the measured average (or plateau) ``voltage_exp`` (V vs the ion's metal) with a
-``voltage_note``, and the source: ``source_authors``, ``source_year``, ``source_journal``, ``source_locator`` (table,
-page, abstract), ``source_quote`` (the sentence or row the number comes from) and ``source_url``. How the rows
-were found and which sources disagree: ``data/experimental_voltages.md``.
+``charged_formula`` of the two ends of the cycled range (``x_discharged`` > ``x_charged`` ions per formula
+unit), the ``structure_type``, the measured average (or plateau) ``voltage_exp`` (V vs the ion's metal) with a
+``voltage_note``, and the source: ``source_authors``, ``source_year``, ``source_journal``, ``source_locator``
+(table, page, abstract), ``source_quote`` (the sentence or row the number comes from) and ``source_url``. How
+the rows were found and which sources disagree: ``data/experimental_voltages.md``.
 
 :func:`read_experimental_voltages` checks every row and refuses the file, naming rows and reasons, when a row
 lacks a source or a quote, names an unknown ion, has formulas pymatgen cannot read, a voltage that is not a
@@ -23,12 +23,34 @@ from lib.data.sources.electrode_pairs import WORKING_IONS
 from lib.paths import DATA
 
 FILE = DATA / "experimental_voltages.csv"
-COLUMNS = ("id", "ion", "discharged_formula", "charged_formula", "x_discharged", "x_charged", "structure_type",
-           "voltage_exp", "voltage_note", "source_authors", "source_year", "source_journal", "source_locator",
-           "source_quote", "source_url")
+COLUMNS = (
+    "id",
+    "ion",
+    "discharged_formula",
+    "charged_formula",
+    "x_discharged",
+    "x_charged",
+    "structure_type",
+    "voltage_exp",
+    "voltage_note",
+    "source_authors",
+    "source_year",
+    "source_journal",
+    "source_locator",
+    "source_quote",
+    "source_url",
+)
 #: the columns a row cannot lack
-REQUIRED = ("id", "ion", "discharged_formula", "charged_formula", "voltage_exp", "source_journal",
-            "source_locator", "source_quote")
+REQUIRED = (
+    "id",
+    "ion",
+    "discharged_formula",
+    "charged_formula",
+    "voltage_exp",
+    "source_journal",
+    "source_locator",
+    "source_quote",
+)
 
 
 class ExperimentalDataError(ValueError):
@@ -68,7 +90,8 @@ def _problems(r: pd.Series) -> list[str]:
 
 
 def read_experimental_voltages(path: str | Path | None = None) -> pd.DataFrame:
-    """The experimental table (module docstring), checked; ``voltage_exp`` as float, ``source_year`` as text."""
+    """The experimental table (module docstring), checked; ``voltage_exp`` as float, ``source_year`` as
+    text."""
     path = Path(path) if path is not None else FILE
     t = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     missing = [c for c in COLUMNS if c not in t.columns]

@@ -1,5 +1,6 @@
-"""Figures of the electrode benchmark on all of MP's pairs (08): every route's MAE by ion with its interval, and the
-parity of the best route by ion. Each takes the tables of :mod:`lib.cathodes.metrics` / :mod:`lib.cathodes.routes`
+"""Figures of the electrode benchmark on all of MP's pairs (08): every route's MAE by ion with its interval,
+and the parity of the best route by ion. Each takes the tables of :mod:`lib.cathodes.metrics` /
+:mod:`lib.cathodes.routes`
 and returns ``[png, pdf]`` paths (``name`` given) under figures/."""
 
 from __future__ import annotations
@@ -10,14 +11,30 @@ import pandas as pd
 
 from lib.plots.base import PALETTE, save, use_style
 
-ION_COLORS = {"Li": PALETTE[0], "Na": PALETTE[1], "K": PALETTE[2], "Mg": PALETTE[3], "Ca": PALETTE[4],
-              "Zn": "#7a5c3e", "Al": "#999999", "Rb": "#d17fb0", "Cs": "#4aa3a3", "Y": "#b8b800"}
+ION_COLORS = {
+    "Li": PALETTE[0],
+    "Na": PALETTE[1],
+    "K": PALETTE[2],
+    "Mg": PALETTE[3],
+    "Ca": PALETTE[4],
+    "Zn": "#7a5c3e",
+    "Al": "#999999",
+    "Rb": "#d17fb0",
+    "Cs": "#4aa3a3",
+    "Y": "#b8b800",
+}
 #: how the routes are labelled in the figures
-ROUTE_LABELS = {"constant": "constant (ion median)", "dft": "mirror DFT (2020)", "gnn": "CGCNN formation energies",
-                "umlip_static_chgnet": "CHGNet 0.3.0", "umlip_static_sevennet": "SevenNet-0",
-                "umlip_static_sevennet_l3i5": "SevenNet-l3i5", "umlip_static_sevennet_mf0": "SevenNet-MF-0 (PBE)",
-                "umlip_static_chgnet_r2scan": "CHGNet r2SCAN", "umlip_static_sevennet_mf0_r2scan":
-                "SevenNet-MF-0 (r2SCAN)"}
+ROUTE_LABELS = {
+    "constant": "constant (ion median)",
+    "dft": "mirror DFT (2020)",
+    "gnn": "CGCNN formation energies",
+    "umlip_static_chgnet": "CHGNet 0.3.0",
+    "umlip_static_sevennet": "SevenNet-0",
+    "umlip_static_sevennet_l3i5": "SevenNet-l3i5",
+    "umlip_static_sevennet_mf0": "SevenNet-MF-0 (PBE)",
+    "umlip_static_chgnet_r2scan": "CHGNet r2SCAN",
+    "umlip_static_sevennet_mf0_r2scan": "SevenNet-MF-0 (r2SCAN)",
+}
 
 
 def route_label(route: str) -> str:
@@ -35,12 +52,19 @@ def _files(fig, name: str | None) -> list:
 
 
 def route_mae(summary: pd.DataFrame, name: str | None = None, min_n: int = 20) -> list:
-    """MAE against MP (V) by ion (columns of groups) and route (bars), with the 95 % interval over chemical systems;
+    """MAE against MP (V) by ion (columns of groups) and route (bars), with the 95 % interval over chemical
+    systems;
     an ion × route cell with fewer than ``min_n`` pairs is left empty and counted in the note."""
     use_style()
     s = summary[summary["ion"] != "all"]
-    ions = [i for i in summary[summary["route"] == "constant"].sort_values("n", ascending=False)["ion"] if i != "all"]
-    order = ["constant", "gnn", "dft"] + sorted(r for r in s["route"].unique() if r.startswith("umlip_static"))
+    ions = [
+        i
+        for i in summary[summary["route"] == "constant"].sort_values("n", ascending=False)["ion"]
+        if i != "all"
+    ]
+    order = ["constant", "gnn", "dft"] + sorted(
+        r for r in s["route"].unique() if r.startswith("umlip_static")
+    )
     order += sorted(r for r in s["route"].unique() if r.startswith("umlip_relaxed"))
     order = [r for r in order if r in set(s["route"])]
     fig, ax = plt.subplots(figsize=(11, 5.2))
@@ -53,8 +77,15 @@ def route_mae(summary: pd.DataFrame, name: str | None = None, min_n: int = 20) -
         skipped += int((g["n"].fillna(0) > 0).to_numpy().sum() - ok.sum())
         x = np.arange(len(ions)) + (k - (len(order) - 1) / 2) * width
         m, lo, hi = (g[c].to_numpy(float) for c in ("mae", "ci_low", "ci_high"))
-        ax.bar(x[ok], m[ok], width, color=cmap(k % 10), label=route_label(route),
-               yerr=np.vstack([m[ok] - lo[ok], hi[ok] - m[ok]]), error_kw={"lw": 0.8, "capsize": 1.5})
+        ax.bar(
+            x[ok],
+            m[ok],
+            width,
+            color=cmap(k % 10),
+            label=route_label(route),
+            yerr=np.vstack([m[ok] - lo[ok], hi[ok] - m[ok]]),
+            error_kw={"lw": 0.8, "capsize": 1.5},
+        )
     n_li = summary.query("route == 'constant'").set_index("ion")["n"]
     ax.set_xticks(np.arange(len(ions)), [f"{i}\n({int(n_li.get(i, 0))})" for i in ions])
     ax.set_ylabel("MAE against MP's voltage (V)")
@@ -63,8 +94,11 @@ def route_mae(summary: pd.DataFrame, name: str | None = None, min_n: int = 20) -
     note = "error bars: 95 % interval, chemical systems resampled"
     if skipped:
         note += f"; {skipped} ion × route cells with < {min_n} pairs not drawn"
-    ax.set_title("Every route on every MP insertion pair (in-sample for the potentials: trained on MP's "
-                 f"relaxations)\n{note}", fontsize=9)
+    ax.set_title(
+        "Every route on every MP insertion pair (in-sample for the potentials: trained on MP's "
+        f"relaxations)\n{note}",
+        fontsize=9,
+    )
     fig.tight_layout()
     out = _files(fig, name)
     plt.close(fig)
@@ -84,19 +118,27 @@ def route_parity(long: pd.DataFrame, route: str, name: str | None = None) -> lis
         g = t[(t["ion"] == ion)]
         ok = g["voltage"].notna() & g["reference"].notna()
         ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8)
-        ax.scatter(g.loc[ok, "reference"], g.loc[ok, "voltage"], s=5, alpha=0.5, color=ION_COLORS.get(ion, "k"),
-                   rasterized=True)
+        ax.scatter(
+            g.loc[ok, "reference"],
+            g.loc[ok, "voltage"],
+            s=5,
+            alpha=0.5,
+            color=ION_COLORS.get(ion, "k"),
+            rasterized=True,
+        )
         mae = float((g.loc[ok, "voltage"] - g.loc[ok, "reference"]).abs().mean()) if ok.any() else np.nan
         xy = g.loc[ok, ["reference", "voltage"]].to_numpy(float)
         outside = int(((xy < lo) | (xy > hi)).any(axis=1).sum())
         notes = [f"{int((~ok).sum())} without a voltage"] if (~ok).any() else []
         notes += [f"{outside} outside the frame"] if outside else []
-        ax.set_title(f"{ion}: MAE {mae:.2f} V, n {int(ok.sum())}" + (f"\n({'; '.join(notes)})" if notes else ""),
-                     fontsize=8)
+        ax.set_title(
+            f"{ion}: MAE {mae:.2f} V, n {int(ok.sum())}" + (f"\n({'; '.join(notes)})" if notes else ""),
+            fontsize=8,
+        )
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal")
-    for ax in list(axes.flat)[len(ions):]:
+    for ax in list(axes.flat)[len(ions) :]:
         ax.set_axis_off()
     for ax in axes[:, 0]:
         ax.set_ylabel("predicted (V)")
@@ -111,10 +153,16 @@ def route_parity(long: pd.DataFrame, route: str, name: str | None = None) -> lis
 
 def experiment_parity(table: pd.DataFrame, name: str | None = None, routes: list[str] | None = None) -> list:
     """Each route's voltage against the measured one (lib.cathodes.experiment.experiment_table), one panel per
-    route (MP's own listed voltage first), MAE and n in each; a table without matched rows says so in words."""
+    route (MP's own listed voltage first), MAE and n in each; a table without matched rows says so in
+    words."""
     use_style()
-    routes = routes or (["mp"] + sorted(r for r in table["route"].unique()
-                                        if r.startswith("umlip_static") and not r.endswith("+offset")) + ["gnn"])
+    routes = routes or (
+        ["mp"]
+        + sorted(
+            r for r in table["route"].unique() if r.startswith("umlip_static") and not r.endswith("+offset")
+        )
+        + ["gnn"]
+    )
     routes = [r for r in routes if r in set(table["route"])]
     cols = 4
     rows = max(int(np.ceil(len(routes) / cols)), 1)
@@ -127,13 +175,15 @@ def experiment_parity(table: pd.DataFrame, name: str | None = None, routes: list
         for ion, h in g.groupby("ion"):
             ax.scatter(h["voltage_exp"], h["voltage"], s=14, color=ION_COLORS.get(ion, "k"), label=ion)
         mae = float((g["voltage"] - g["voltage_exp"]).abs().mean()) if len(g) else np.nan
-        ax.set_title(f"{route_label(route) if route != 'mp' else 'MP (GGA+U), listed'}\nMAE {mae:.2f} V, n {len(g)}",
-                     fontsize=8)
+        ax.set_title(
+            f"{route_label(route) if route != 'mp' else 'MP (GGA+U), listed'}\nMAE {mae:.2f} V, n {len(g)}",
+            fontsize=8,
+        )
         ax.set_xlim(0, 6)
         ax.set_ylim(0, 6)
         ax.set_aspect("equal")
         ax.set_xlabel("measured (V)")
-    for ax in list(axes.flat)[max(len(routes), 1):]:
+    for ax in list(axes.flat)[max(len(routes), 1) :]:
         ax.set_axis_off()
     axes[0, 0].set_ylabel("route (V)")
     axes[0, 0].legend(fontsize=7)
