@@ -68,8 +68,9 @@ SWEEP := $(PY) -m lib.sweep --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS)) $(
 	$(if $(PROPERTIES),--properties $(PROPERTIES)) $(if $(SEEDS),--seeds $(SEEDS)) $(SWEEP_ARGS)
 
 # Every notebook run of the profile, in order (01 -> 02 -> 03/04/05 per property and seed -> 06 -> 07), one
-# executed copy each under results/notebooks/; runs whose record exists are skipped (an interrupted
-# `make all` resumes). `make all PROFILE=quick JOBS=2`, `make all DASK_SCHEDULER=tcp://host:8786`.
+# executed copy each under results/notebooks/; runs whose record and finished executed copy exist are skipped
+# (an interrupted `make all` resumes; a record without its copy, as `make test`'s nbval leaves, runs again).
+# `make all PROFILE=quick JOBS=2`, `make all DASK_SCHEDULER=tcp://host:8786`.
 all: setup
 	$(SWEEP)
 	$(if $(BOOK),$(PY) -m book --profile $(PROFILE))
@@ -102,7 +103,8 @@ bench-deps: setup
 
 # The book: README.md, docs/ and one executed copy per chapter of the profile (formation energy, first seed)
 # from results/notebooks/, built offline with mkdocs-material and mkdocs-jupyter (mkdocs.yml, book/) into
-# results/book/site/ (open index.html). Runs nothing: `make all PROFILE=smoke && make book PROFILE=smoke`.
+# results/book/site/ (open index.html; formulas by the site's own MathJax copy, no network). Runs nothing:
+# `make all PROFILE=smoke && make book PROFILE=smoke`.
 book: setup
 	$(PY) -m book --profile $(PROFILE)
 

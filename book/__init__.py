@@ -7,6 +7,11 @@ mkdocs, mkdocs-material and mkdocs-jupyter (mkdocs.yml at the root) into ``<out>
 the PNG outputs embedded in the executed notebooks. No network is used: nothing is executed, and the theme's
 web fonts are off.
 
+The chapters' formulas are typeset by MathJax 2.7, copied into the site (``site/assets/mathjax/``) from the
+installed PyPI package jupyter-server-mathjax (requirements.txt) with its STIX-Web fonts
+(book/mathjax_book.js), so the book shows them without network. Without that package the chapters load
+MathJax from its CDN when read, and a reader offline sees TeX; the build warns.
+
 Which executed copy stands for a chapter that runs once per property, seed, model or labelling: the
 formation-energy one (the thesis's headline property), then SOAP-SVR before SOAP-MLP (05), the group
 labelling before the period one (07), then the lowest seed, then the name (:func:`choose`). A chapter with
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +32,16 @@ STYLE = Path(__file__).with_name("book.css")  # mkdocs.yml's extra_css
 NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = ROOT / "results" / "notebooks"
 OUT = ROOT / "results" / "book"
+
+# the chapters' formulas: MathJax 2.7 from the PyPI package jupyter-server-mathjax (its static/ folder),
+# copied into the site; chapter pages are chapters/<stem>.html, so the script is one folder up. The package
+# keeps only the STIX-Web fonts: book/mathjax_book.js (MathJax's config/local/book.js) selects them.
+MATHJAX_PACKAGE = "jupyter_server_mathjax"
+MATHJAX_DIR = "assets/mathjax"
+MATHJAX_LOCAL_CONFIG = Path(__file__).with_name("mathjax_book.js")
+MATHJAX_URL = f"../{MATHJAX_DIR}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,local/book"
+# without the package: MathJax from its CDN when a page is read (offline, formulas show as TeX)
+MATHJAX_CDN = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js?config=TeX-AMS_CHTML-full,Safe"
 
 # in this order of importance, what makes an executed copy the chapter's representative
 PREFER = ("formation_energy_per_atom", "soap_svr", "_group_")
@@ -140,10 +156,41 @@ def stage(profile: str, out: Path, *, executed: Path = EXECUTED, notebooks: Path
     return chs, nav
 
 
+def mathjax_source() -> Path | None:
+    """MathJax's folder in the installed jupyter-server-mathjax (MathJax.js, config/, jax/, fonts/); None
+    without the package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(MATHJAX_PACKAGE)
+    if spec is None or not spec.origin:
+        return None
+    static = Path(spec.origin).parent / "static"
+    return static if (static / "MathJax.js").is_file() else None
+
+
+def copy_mathjax(site: Path, source: Path | None) -> Path | None:
+    """Copy MathJax from ``source`` (:func:`mathjax_source`) into ``site``/assets/mathjax, with the book's
+    local configuration (the STIX-Web fonts the package ships); return the script, or None without a
+    source."""
+    if source is None:
+        return None
+    dest = Path(site) / MATHJAX_DIR
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(source, dest)
+    (dest / "config" / "local").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(MATHJAX_LOCAL_CONFIG, dest / "config" / "local" / "book.js")
+    return dest / "MathJax.js"
+
+
 def build(profile: str = "smoke", out: Path = OUT, *, executed: Path = EXECUTED, notebooks: Path = NOTEBOOKS,
           readme: Path = ROOT / "README.md", docs: Path = ROOT / "docs", config: Path = CONFIG,
-          quiet: bool = True) -> tuple[Path, list[Chapter]]:
-    """Stage and build the book of ``profile``; return the site's folder and the chapters."""
+          quiet: bool = True, mathjax: Path | None | bool = True) -> tuple[Path, list[Chapter]]:
+    """Stage and build the book of ``profile``; return the site's folder and the chapters.
+
+    mathjax : MathJax's folder to copy into the site (default True: :func:`mathjax_source`); None (or a
+        missing package): the chapters load it from its CDN when read, and a warning says so.
+    """
     import logging
 
     from mkdocs.commands.build import build as mkdocs_build
@@ -157,7 +204,14 @@ def build(profile: str = "smoke", out: Path = OUT, *, executed: Path = EXECUTED,
         logging.getLogger("traitlets").setLevel(logging.ERROR)
     cfg = load_config(str(config), docs_dir=str(out / "src"), site_dir=str(site), nav=nav,
                       site_name=f"{_site_name(config)} ({profile} profile)")
+    source = mathjax_source() if mathjax is True else (mathjax or None)
+    cfg["plugins"]["mkdocs-jupyter"].config["custom_mathjax_url"] = MATHJAX_URL if source else MATHJAX_CDN
     mkdocs_build(cfg)
+    if copy_mathjax(site, source) is None:
+        warnings.warn("book: jupyter-server-mathjax is not installed (`make setup` installs it; or "
+                      "`.venv/bin/pip install -c requirements-lock.txt jupyter-server-mathjax`): the "
+                      "chapters load MathJax from its CDN when read, and offline their formulas show as TeX",
+                      stacklevel=2)
     return site, chs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from book import EXECUTED, OUT, ROOT, build
+from book import EXECUTED, MATHJAX_DIR, OUT, ROOT, build
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     for ch in chapters:
         shown = ch.executed.name if ch.executed else "not run: a page that says what to run"
         print(f"{ch.stem:14s} {shown}")
+    local = (site / MATHJAX_DIR / "MathJax.js").is_file()
+    print(f"formulas: MathJax in {(site / MATHJAX_DIR).relative_to(site.parent)}/ (offline)" if local else
+          "formulas: MathJax from its CDN when read (jupyter-server-mathjax not installed)")
     print(f"book: {site / 'index.html'}")
     return 0
 

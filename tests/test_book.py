@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 import struct
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -35,6 +37,8 @@ def _png(width: int = 4, height: int = 4) -> bytes:
 
 PNG = _png()
 _IMG = re.compile(r"<img\b[^>]*?\bsrc=\"([^\"]+)\"")
+_SCRIPT = re.compile(r"<script\b[^>]*?\bsrc=\"([^\"]+)\"")
+FORMULA = r"$$V = -\frac{E(\mathrm{A\,I}_{x}) - E(\mathrm{A})}{x\, z\, e}$$"
 
 
 def _executed(path: Path, title: str, images: int = 1, marker: str = "") -> Path:
@@ -45,7 +49,7 @@ def _executed(path: Path, title: str, images: int = 1, marker: str = "") -> Path
     code.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"ran {marker}\n")] + [
         nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(PNG).decode(),
                                                      "text/plain": "<Figure>"}) for _ in range(images)]
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\nSome text."), code]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\nSome text, $x_i$ and\n\n{FORMULA}"), code]
     nbformat.write(nb, path)
     return path
 
@@ -69,6 +73,21 @@ def _image_outputs(nb_path: Path) -> int:
                if "image/png" in o.get("data", {}))
 
 
+def _check_mathjax(page: Path) -> None:
+    """The chapter page loads MathJax from the site's own copy (with the book's local configuration), and no
+    script from elsewhere: its formulas render without network."""
+    html = page.read_text(encoding="utf-8")
+    scripts = _SCRIPT.findall(html)
+    assert book.MATHJAX_URL in scripts, f"{page.name} does not load the site's MathJax: {scripts}"
+    assert not [s for s in scripts if re.match(r"^([a-z]+:)?//", s)], f"{page.name} loads a remote script"
+    assert "cdnjs.cloudflare.com/ajax/libs/mathjax" not in html
+    mathjax = (page.parent / book.MATHJAX_URL.split("?")[0]).resolve()
+    assert mathjax.is_file()
+    local = mathjax.parent / "config" / "local" / "book.js"
+    assert "STIX-Web" in local.read_text(encoding="utf-8")
+    assert list((mathjax.parent / "fonts" / "HTML-CSS" / "STIX-Web" / "woff").glob("*.woff"))
+
+
 def _check_site(site: Path, chapters: list[book.Chapter], profile: str) -> None:
     index = site / "index.html"
     assert index.exists()
@@ -89,6 +108,7 @@ def _check_site(site: Path, chapters: list[book.Chapter], profile: str) -> None:
         n = _image_outputs(ch.executed)
         shown = _images(page)
         assert len(shown) >= n, f"{ch.stem}: {len(shown)} figures shown of {n} in {ch.executed.name}"
+        _check_mathjax(page)
 
 
 def test_choose_prefers_formation_energy_svr_group_first_seed(tmp_path):
@@ -112,8 +132,8 @@ def test_choose_prefers_formation_energy_svr_group_first_seed(tmp_path):
     }
 
 
-def test_book_from_executed_notebooks(tmp_path):
-    """Every chapter but 07 has an executed copy (07's page says what to run); 03 has decoys."""
+def _executed_chapters(tmp_path: Path) -> Path:
+    """Executed copies of every chapter but 07 (07's page says what to run); 03 has decoys."""
     executed = tmp_path / "executed"
     executed.mkdir()
     for stem, _ in book.chapters():
@@ -125,8 +145,19 @@ def test_book_from_executed_notebooks(tmp_path):
                   images=2 if stem.startswith("03") else 1, marker=stem)
     _executed(executed / "03_cgcnn_band_gap_smoke_s0.ipynb", "decoy", marker="DECOY")
     _executed(executed / "03_cgcnn_formation_energy_per_atom_quick_s0.ipynb", "decoy", marker="DECOY")
+    return executed
 
-    site, chapters = book.build("smoke", tmp_path / "book", executed=executed)
+
+@pytest.fixture(scope="module")
+def fake_book(tmp_path_factory):
+    """The book of small executed chapters (:func:`_executed_chapters`): (site, chapters)."""
+    tmp = tmp_path_factory.mktemp("book")
+    return book.build("smoke", tmp / "book", executed=_executed_chapters(tmp))
+
+
+def test_book_from_executed_notebooks(fake_book):
+    """Every chapter but 07 has an executed copy (07's page says what to run); 03 has decoys."""
+    site, chapters = fake_book
     _check_site(site, chapters, "smoke")
     not_run = [c.stem for c in chapters if c.executed is None]
     assert not_run == [s for s, _ in book.chapters() if s[:2] == "07"]
@@ -138,6 +169,39 @@ def test_book_from_executed_notebooks(tmp_path):
     assert 'href="docs/data.html' in index
 
 
+def test_without_the_mathjax_package_the_book_says_so_and_uses_the_cdn(tmp_path):
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    _executed(executed / "06_benchmark_smoke.ipynb", "06 executed")
+    with pytest.warns(UserWarning, match="jupyter-server-mathjax is not installed"):
+        site, _ = book.build("smoke", tmp_path / "book", executed=executed, mathjax=None)
+    page = (site / "chapters" / "06_benchmark.html").read_text(encoding="utf-8")
+    assert f'src="{book.MATHJAX_CDN}"' in page
+    assert not (site / book.MATHJAX_DIR).exists()
+    assert book.mathjax_source() is not None, "jupyter-server-mathjax (requirements.txt) is not installed"
+
+
+def _chromium() -> str | None:
+    found = (shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome"))
+    return next((b for b in found if b), None)
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium (Debian: apt-get install chromium)")
+def test_formulas_render_offline_in_a_browser(fake_book, tmp_path):
+    """Headless Chromium, every host name unresolvable (no network), opens a chapter from the file system:
+    MathJax typesets its formulas (a display formula, in the STIX-Web fonts of the site's copy)."""
+    site, _ = fake_book
+    page = site / "chapters" / "03_cgcnn.html"
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+           "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=20000", "--dump-dom",
+           page.as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    assert "ran 03_cgcnn" in dom, dom[-2000:]
+    assert 'class="MathJax_Display"' in dom and "STIXMathJax_" in dom, "the formula was not typeset"
+    assert "Math Processing Error" not in dom
+
+
 def test_book_from_the_smoke_outputs(tmp_path):
     """The real thing, where `make all PROFILE=smoke` has run (not on a clean clone: skipped there)."""
     missing = [stem for stem, _ in book.chapters() if book.choose(stem, "smoke") is None]
@@ -146,4 +210,10 @@ def test_book_from_the_smoke_outputs(tmp_path):
     site, chapters = book.build("smoke", tmp_path / "book")
     _check_site(site, chapters, "smoke")
     assert all(c.executed is not None for c in chapters)
-    assert sum(len(_images(site / "chapters" / f"{c.stem}.html")) for c in chapters) >= len(chapters)
+    # every chapter shows figures (its executed copy has some, and the page shows them all: _check_site)
+    for c in chapters:
+        assert _image_outputs(c.executed) >= 1, f"{c.executed.name} has no figure"
+    # 03-05 on formation energy (not band gap): `make all` wrote their executed copies, records or not
+    for c in chapters:
+        if c.stem[:2] in ("03", "04", "05"):
+            assert "_formation_energy_per_atom_smoke_s0" in c.executed.stem, c.executed.name

@@ -93,6 +93,17 @@ def test_plan_filters_and_errors():
         sw.plan("paper")
 
 
+def _executed_copy(root: Path, run, end_time: str | None = "2026-01-01T00:00:00", exception=None) -> Path:
+    """The executed copy papermill leaves of ``run``: finished (an end time), killed (none) or failed."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"start_time": "2026-01-01T00:00:00", "end_time": end_time,
+                                "exception": exception}
+    out = root / run.output
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out)
+    return out
+
+
 def test_skipping_and_setup_stages_only_when_needed(tmp_path):
     runs = sw.plan("smoke", only="01,02,03,06", properties=["band_gap", "efermi"], root=tmp_path)
     for r in runs:  # every notebook there, so nothing is "missing"
@@ -104,20 +115,66 @@ def test_skipping_and_setup_stages_only_when_needed(tmp_path):
     rec = tmp_path / "results/runs/cgcnn_band_gap_smoke_s0.json"
     rec.parent.mkdir(parents=True)
     rec.write_text("{}")
+    bg = next(r for r in runs if r.name == "03_cgcnn_band_gap_smoke_s0")
+    _executed_copy(tmp_path, bg)
     s = sw.sweep(runs, root=tmp_path, dry_run=True, progress=False)
     assert {r.name: r.status for r in s.results} == {
         "01_fetch_smoke": "planned", "02_graphs_smoke": "planned", "03_cgcnn_band_gap_smoke_s0": "skipped",
         "03_cgcnn_efermi_smoke_s0": "planned", "06_benchmark_smoke": "planned"}
     (tmp_path / "results/runs/cgcnn_efermi_smoke_s0.json").write_text("{}")
+    for r in runs:
+        if r.stage != "06":
+            _executed_copy(tmp_path, r)
     s = sw.sweep(runs + xgnn, root=tmp_path, dry_run=True, progress=False)
     # all per-property runs done: 01 and 02 are not needed (07 would read 02, but it is missing);
     # 06 (reads records) always runs
     assert [r.status for r in s.results] == ["skipped"] * 4 + ["planned", "missing", "missing"]
     assert s.results[0].message == "every run that reads it is done"
+    # ... unless their own executed copy is missing: a chapter of the book
+    (tmp_path / runs[0].output).unlink()
+    s = sw.sweep(runs, root=tmp_path, dry_run=True, progress=False)
+    assert [r.status for r in s.results] == ["planned", "skipped", "skipped", "skipped", "planned"]
     assert sw.sweep(runs, root=tmp_path, dry_run=True, force=True, progress=False).counts == {"planned": 5}
     # asked for on their own, 01 and 02 run
     only01 = sw.plan("smoke", only="01", root=tmp_path)
     assert sw.sweep(only01, root=tmp_path, dry_run=True, progress=False).results[0].status == "planned"
+
+
+def test_a_record_without_its_executed_copy_is_not_done(tmp_path):
+    """`make test`'s nbval runs execute the notebooks with their default parameters: they leave the records of
+    03/04/05 (formation energy), 07 and 08, and no executed copy. Such a run is not done: `make all` runs it
+    again (its notebook finds the finished training), so that every chapter has its executed copy. So is one
+    whose copy papermill never finished (killed) or finished with an error; a finished copy is done."""
+    runs = sw.plan("smoke", only="03,07,08", properties=["formation_energy_per_atom"], root=tmp_path)
+    for r in runs:
+        (tmp_path / r.notebook).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / r.notebook).write_text("{}")
+        (tmp_path / r.record).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / r.record).write_text("{}")
+    said = []
+    s = sw.sweep(runs, root=tmp_path, dry_run=True, progress=False, echo=said.append)
+    assert s.counts == {"planned": len(runs)} and len(runs) == 4, s.format()
+    cg = next(r for r in runs if r.stage == "03")
+    res = {r.name: r for r in s.results}[cg.name]
+    assert res.message == (f"{cg.record} exists, but not its finished executed copy {cg.output}: "
+                           "running it again")
+    assert "skipped" not in s.format()
+    status = {}
+    for case, kw in {"killed": {"end_time": None}, "failed": {"exception": True}, "finished": {}}.items():
+        _executed_copy(tmp_path, cg, **kw)
+        status[case] = {r.name: r.status for r in sw.sweep(runs, root=tmp_path, dry_run=True,
+                                                          progress=False).results}[cg.name]
+    assert status == {"killed": "planned", "failed": "planned", "finished": "skipped"}
+    (tmp_path / cg.output).write_text('{"cells": [')  # truncated
+    assert not sw.executed_copy_done(tmp_path / cg.output)
+    assert sw.executed_copy_done(_executed_copy(tmp_path, cg))
+    # --force runs them all; an archived record (finished elsewhere, no checkpoint) is done without its copy
+    assert sw.sweep(runs, root=tmp_path, dry_run=True, force=True, progress=False).counts == {"planned": 4}
+    (tmp_path / cg.output).unlink()
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / Path(cg.record).name).write_text("{}")
+    s = sw.sweep(runs, root=tmp_path, dry_run=True, progress=False)
+    assert {r.name: r.status for r in s.results}[cg.name] == "skipped"
 
 
 def test_missing_notebook_is_reported_not_fatal(tmp_path):
@@ -260,6 +317,16 @@ def test_local_pool_threads_and_timeout(fake_root):
     assert s.results[0].threads == cores
     rec = json.loads((root / "results/runs/cgcnn_band_gap_smoke_s0.json").read_text())
     assert rec["device"]["torch_threads"] == cores and rec["test_mae"] > 0
+    # the record without its executed copy (what nbval leaves): run again, training reused, copy written
+    out = root / runs[0].output
+    mtime = (root / "results/runs/cgcnn_band_gap_smoke_s0.json").stat().st_mtime
+    out.unlink()
+    said = []
+    s = sw.sweep(runs, root=root, progress=False, echo=said.append)
+    assert s.counts == {"ok": 1} and sw.executed_copy_done(out), s.format()
+    assert (root / "results/runs/cgcnn_band_gap_smoke_s0.json").stat().st_mtime == mtime
+    assert any("1 run(s) have a record but no finished executed copy" in line for line in said)
+    assert sw.sweep(runs, root=root, progress=False).counts == {"skipped": 1}
     # a failed run blocks the runs that need it (and only those); the sweep exits non-zero
     fetch = sw.Run("01_fetch_smoke", "01", "nb/fake.ipynb", (("property", "efermi"),))  # raises
     after = [sw.Run("needs_it", "03", "nb/fake.ipynb", (), "results/runs/x.json", needs=("01_fetch_smoke",)),
@@ -294,6 +361,7 @@ def test_a_record_of_other_data_is_trained_again(tmp_path, mirror):
     path = tmp_path / svr.record
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(rec | {"content_hash": now}))
+    _executed_copy(tmp_path, svr)
     assert sw.stale_records([svr], tmp_path) == {}
     status = {r.name: r.status for r in sw.sweep([svr], root=tmp_path, dry_run=True, progress=False).results}
     assert status == {svr.name: "skipped"}

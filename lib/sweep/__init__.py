@@ -13,9 +13,12 @@ phases, each finished before the next starts:
     01_fetch -> 02_graphs -> 03_cgcnn, 04_megnet, 05_soap (each property, seed, model) -> 06 -> 07_xgnn
 
 A run whose record exists (``results/runs/<model>_<property>_<profile>_s<seed>.json``, or
-``results/xgnn/<property>_<labelling>_<profile>_s<seed>.json`` for 07) is skipped, so an interrupted
-sweep resumes where it stopped; 01 and 02 (which have no record: they fill caches) run only while a
-run that reads them is still to do, and 06 always runs (it only reads records). A failed run keeps
+``results/xgnn/<property>_<labelling>_<profile>_s<seed>.json`` for 07) and whose executed copy is there,
+finished, is skipped, so an interrupted sweep resumes where it stopped; a record without its executed copy
+(`make test`'s nbval runs leave those) is run again, the notebook reusing the finished training, unless the
+record is one of the archive's (records/: finished elsewhere). 01 and 02 (which have no record: they fill
+caches) run while a run that reads them is still to do or their own executed copy is missing, and 06 always
+runs (it only reads records). A failed run keeps
 its executed notebook with the error and a log beside it (``results/notebooks/logs/<name>.log``);
 the runs that need it are reported as blocked, everything else goes on, and the sweep ends with a
 summary (also written to ``results/notebooks/sweep_<profile>.json``, and one line of it appended to
@@ -42,9 +45,9 @@ from lib.sweep.plan import (
     plan,
     stage_notebooks,
 )
-from lib.sweep.schedule import Summary, default_jobs, stale_records, sweep
+from lib.sweep.schedule import Summary, default_jobs, executed_copy_done, stale_records, sweep
 
 __all__ = ["main", "Result", "execute_run", "run_env", "THREAD_VARS", "FIXED_STAGES", "NOTEBOOK_OUT",
            "STATUSES", "XGNN_ALWAYS", "XGNN_LABELLINGS", "Run", "all_properties", "phases", "plan",
            "stage_notebooks",
-           "Summary", "default_jobs", "stale_records", "sweep", "_LIVE"]
+           "Summary", "default_jobs", "executed_copy_done", "stale_records", "sweep", "_LIVE"]

@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="run every run as a task on this Dask scheduler (tcp://host:8786)")
     ap.add_argument("--root", help="project root on the workers, if not where each worker's lib is installed")
     ap.add_argument("--timeout", type=float, help="seconds per run before it is killed (default: none)")
-    ap.add_argument("--force", action="store_true", help="run even when the record exists")
+    ap.add_argument("--force", action="store_true", help="run even runs that are done")
     ap.add_argument("--dry-run", "-n", action="store_true", help="list what would run, run nothing")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar, one line per run")
     a = ap.parse_args(argv)

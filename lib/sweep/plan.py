@@ -54,7 +54,7 @@ class Run:
     stage: str  # "01".."07"
     notebook: str  # input notebook, e.g. "notebooks/03_cgcnn.ipynb"
     params: tuple[tuple[str, Any], ...]  # papermill parameters, in order
-    record: str | None = None  # the file whose existence marks the run done; None: no record (01, 02, 06)
+    record: str | None = None  # with the executed copy, marks the run done; None: no record (01, 02, 06)
     needs: tuple[str, ...] = ()  # names of runs that must not have failed for this one to start
     model: str | None = None  # the lib.models.MODEL_TABLE row a training run trains
 

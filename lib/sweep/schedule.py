@@ -153,26 +153,71 @@ def archived_runs(runs: Sequence[Run], root: Path) -> list[str]:
     return out
 
 
+#: the end of the reason why a run with a record runs again (its executed copy is missing or unfinished)
+_AGAIN = ": running it again"
+
+
+def executed_copy_done(path: Path) -> bool:
+    """Whether ``path`` is a finished executed notebook: it exists, reads as JSON, and papermill, if it wrote
+    its metadata, finished it (an end time) without an error. A copy that is missing, truncated, still
+    running or killed (no end time), or whose run raised, is not."""
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    pm = nb.get("metadata", {}).get("papermill") if isinstance(nb, dict) else None
+    if not isinstance(pm, dict):
+        return isinstance(nb, dict)  # executed some other way: taken as it is
+    return bool(pm.get("end_time")) and not pm.get("exception")
+
+
+def _archived_names(runs: Sequence[Run], root: Path) -> set[str]:
+    """The runs whose record is one of the archive's (records/): finished on another machine or in an earlier
+    session, so their executed copy is there, not here, and their checkpoint is not archived."""
+    in_archive = records.archived(root / ARCHIVE_DIR)
+    return {r.name for r in runs if r.record and r.model and Path(r.record).parent.as_posix() == RUNS_DIR
+            and Path(r.record).stem in in_archive}
+
+
 def _needed(runs: Sequence[Run], root: Path, force: bool) -> dict[str, tuple[bool, str]]:
-    """name -> (to run?, why (not)). Runs with a record: unless it exists and is not stale (stale_records).
-    01/02: while a reader is to do.
+    """name -> (to run?, why (not)).
+
+    A run is done when its record exists and is not stale (stale_records) AND its executed copy
+    (results/notebooks/<name>.ipynb) is there and finished (:func:`executed_copy_done`): a record without
+    its executed copy (left by `make test`'s nbval runs, which execute the notebooks with their default
+    parameters but keep no copy, by lib.sweep.direct, or by a run killed after its training cell) is run
+    again, and the notebook finds the finished training and reuses it (03/04; 05 fits again, 07 reuses its
+    explanations). The one exception: a record restored from the archive (records/) counts as done on its
+    own, since its notebook would train again.
+    01/02 (no record): while a reader is to do, or while their own executed copy is missing.
 
     A reader whose notebook is missing does not count: it will not run, so it needs nothing.
     """
     stale = {} if force else stale_records(runs, root)
+    archived = set() if force else _archived_names(runs, root)
     dependents: dict[str, list[str]] = {}
     for r in runs:
         for n in r.needs:
             dependents.setdefault(n, []).append(r.name)
     out: dict[str, tuple[bool, str]] = {}
     active: dict[str, bool] = {}  # will really run
+
+    def copied(r: Run) -> bool:  # read only where it decides
+        return r.name in archived or executed_copy_done(root / r.output)
+
     for r in reversed(runs):  # dependents come later in the plan
         if r.record is not None:
-            done = (root / r.record).exists() and not force and r.name not in stale
-            out[r.name] = (not done, f"{r.record} exists" if done else stale.get(r.name, ""))
+            recorded = (root / r.record).exists() and not force and r.name not in stale
+            if recorded and copied(r):
+                out[r.name] = (False, f"{r.record} exists")
+            elif recorded:
+                out[r.name] = (True, f"{r.record} exists, but not its finished executed copy {r.output}"
+                                     f"{_AGAIN}")
+            else:
+                out[r.name] = (True, stale.get(r.name, ""))
         else:
             deps = [d for d in dependents.get(r.name, []) if d in out]
-            if deps and not any(active[d] for d in deps):
+            if deps and not any(active[d] for d in deps) and not force and copied(r):
                 out[r.name] = (False, "every run that reads it is done")
             else:
                 out[r.name] = (True, "")
@@ -224,9 +269,14 @@ def _plan_needs(runs: Sequence[Run], root: Path, force: bool, dry_run: bool, ech
     if dry_run:
         for name in (r.name for r in runs if r.record and Path(r.record).stem in archived):
             needed[name] = (False, f"archived in {ARCHIVE_DIR}/ (restored when the sweep runs)")
+    again = [name for name, (todo, why) in needed.items() if todo and why.endswith(_AGAIN)]
     for name, (todo, why) in needed.items():
-        if todo and why and not dry_run:  # a stale record (stale_records): say why it is trained again
+        if todo and why and name not in again and not dry_run:  # a stale record: say why it is trained again
             echo(f"  {name}: {why}")
+    if again and not dry_run:
+        echo(f"  {len(again)} run(s) have a record but no finished executed copy in {NOTEBOOK_OUT}/ "
+             "(`make test`'s nbval keeps none): running them again to write it (a finished GNN training is "
+             "reused)")
     return needed
 
 
@@ -322,7 +372,7 @@ def sweep(
     client, scheduler : a ``dask.distributed.Client``, or a scheduler address to connect one to.
     root : project root the runs' paths are relative to (default lib.paths.ROOT; on Dask workers None
         means each worker's own checkout).
-    force : run even when the record exists.  dry_run : report what would run, run nothing.
+    force : run even the runs that are done.  dry_run : report what would run, run nothing.
     timeout : seconds per run before it is killed and counted as failed.
     """
     t_start = time.perf_counter()
