@@ -167,3 +167,13 @@ def test_static_energies_are_cached_resumed_and_read_back_only(tmp_path):
     assert m.computed == 6 and np.isfinite(again[:6]).all() and np.isnan(again[6:]).all()
     static_energies(m, ss, m.compute, cache=tmp_path)  # resumes: only the four missing ones
     assert m.computed == 10
+
+
+def test_a_potential_with_half_its_energies_is_not_ranked(tmp_path):
+    long = _long()
+    half = long["route"].eq("umlip_static_sevennet") & (long["battery_id"].str[1:].astype(int) % 2 == 0)
+    long.loc[half, "voltage"] = np.nan  # the best one, half pending
+    s = cm.route_summary(long)
+    path = defaults.write_table(s, pd.DataFrame(columns=["route", "best", "ion", "ci_low", "ci_high"]),
+                                tmp_path / "t.csv")
+    assert defaults.potential_by_ion(path) == {"Li": "chgnet", "Na": "chgnet"}

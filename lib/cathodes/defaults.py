@@ -87,16 +87,19 @@ def write_table(
     prefix: str = "umlip_static_",
     eligible: tuple[str, ...] | None = None,
     min_n: int = 20,
+    min_coverage: float = 0.9,
 ) -> Path:
     """Write the per-ion table from the benchmark's :func:`lib.cathodes.metrics.route_summary` of the static
     routes and :func:`lib.cathodes.metrics.paired_table` against each ion's winner (``paired`` rows of other
-    routes, with
-    ``best`` and ``ion``)."""
-
+    routes, with ``best`` and ``ion``). A potential competes for an ion only with at least ``min_n`` pairs
+    judged and a voltage for ``min_coverage`` of the ion's pairs (one whose energies are half computed is not
+    ranked on the half it has)."""
     eligible = eligible or tuple(k for k, v in SCALES.items() if v == "total")
+    covered = summary["n"] / (summary["n"] + summary["n_missing"]).clip(lower=1)
     s = summary[
         summary["route"].isin([prefix + e for e in eligible])
         & (summary["n"] >= min_n)
+        & (covered >= min_coverage)
         & (summary["ion"] != "all")
     ]
     rows = []
