@@ -1,41 +1,32 @@
-"""Benchmark: electrode voltages (DFT, GNN, universal potential, a constant), relaxation speed, the screen's speed.
+"""Benchmark: electrode voltages on every MP pair (every route, every potential), experiment, throughput.
 
 `python -m bench electrodes` (or `make bench BENCH=electrodes`). Figures, one JSON line each
-(bench/__init__.emit), every line with the load average before and after (the cores may be shared). The
-benchmark is the 451 pairs of MP's insertion electrodes whose two structures the mirror holds; ``<ion>`` is
-``all`` or a working ion; every voltage goes through pymatgen (``lib.cathodes.electrodes``):
+(bench/__init__.emit), every line with the load average where it matters (the cores may be shared). The
+benchmark is all 4,401 pairs of MP's insertion electrodes (lib.data.electrodes: both structures of each);
+``<ion>`` is ``all`` or a working ion; every voltage goes through pymatgen (``lib.cathodes.electrodes``):
 
-- ``dft_<stat>_<ion>``: the mirror's DFT formation energies against MP's ``avg_voltage`` (``mae``,
-  ``median_ae``, ``within_0.1`` (fraction), ``n``).
-- ``gnn_<stat>_<ion>_vs_dft`` / ``_vs_mp``: formation energies from GNN checkpoints that held every benchmark
-  structure out of training: the shipped ensemble (``pretrained/``) by default, or ``--checkpoints a.pt b.pt``
-  / ``BENCH_ELECTRODE_CHECKPOINTS`` (paths separated by ``:`` or ``,``), or ``--train`` (a CGCNN trained here
-  on the group split, ``--n`` structures, ``--epochs``; ``train_seconds`` and ``formation_mae_heldout``).
-- ``constant_<stat>_<ion>_vs_mp``: each ion's median MP voltage, the baseline any model must beat.
-- ``umlip_static_<stat>_<ion>_vs_mp`` / ``_vs_dft``: each universal potential (``--potentials``: CHGNet and
-  SevenNet; the line's ``model`` names it) on the mirror's structures (static energies cached with the
-  relaxations); ``umlip_relaxed_...``: both ends relaxed with it (``--relaxed-potentials``, SevenNet, the
-  closer of the two to MP, static and relaxed; ``lib.cathodes.relax``: cached under data/relax/ and archived in
-  records/relax/, so a run reads back every relaxation an earlier session or machine made and relaxes only the
-  rest, ~20 s a structure on a CPU core); ``umlip_relaxed_failed``: pairs without a converged relaxation of both
-  ends; ``umlip_rescored_...``: the other potentials' static energies at those minima (relax with SevenNet,
-  score with CHGNet).
-- ``voltage_model_mae_<ion>_vs_mp`` (``_random``): the voltage model (``lib.cathodes.voltage_model``: SevenNet's
-  static voltage + a learned correction) trained here on the framework-grouped split (the random one), and
-  ``<route>_mae_<ion>_vs_mp_grouped_test`` (``_random_test``) for the constant, the GNN, each potential's static
-  voltage (``umlip_static_chgnet``, ``umlip_static_sevennet``), the relaxed one and the mirror's DFT on the same
-  test pairs; ``voltage_model_coverage_1sigma_<split>``.
-- ``relax_per_minute_batched`` / ``relax_per_minute_one_by_one`` / ``relax_speedup``: relaxations per minute
-  of ``--relax-n`` structures built the screen's way (Li benchmark cathodes of 12-32 atoms without Li, the
-  first by id, with all Li removed: far from equilibrium), batched (lib.cathodes.relax, ``--relax-batch`` at once)
-  and with the potential's own optimizer one after another (CHGNet's ``StructOptimizer``; for SevenNet ASE's FIRE
-  on its calculator), same FIRE, cell filter, fmax and step cap, no cache; ``relax_max_energy_difference``
-  checks they found the same minima. ``--relax-potential sevennet --throughput-only``: that figure alone (the
-  GPU script's check).
-- ``screen_seconds_<size>`` and ``screen_candidates_<size>``: generating and scoring the cathode screen with
-  the GNN (``lib.cathodes.candidates.SCREEN_SIZES``, default smoke).
+- ``<route>_<stat>_<ion>_vs_mp`` for every route of ``lib.cathodes.routes`` (``constant``, ``dft``, ``gnn``,
+  ``umlip_static_<potential>`` for every potential of ``--potentials``, ``umlip_relaxed_<potential>`` on the
+  stratified relaxed sample) and ``<stat>`` ``mae``, ``n``, ``mae_ci_low`` / ``mae_ci_high`` (95 %, chemical
+  systems resampled), ``median_ae``, ``within_0.1``, ``within_0.3``, ``spearman``; the same with
+  ``_vs_mp_outside_training`` on the pairs with an ``mvc-`` end (not in MPtrj); ``<route>_refused`` with the
+  reasons of the pairs a route has no voltage for (pending energies with ``--cached-only``).
+- ``paired_<route>_minus_<best>_<ion>``: MAE(route) − MAE(best static potential) on the same pairs, with its
+  interval; ``potential_by_ion``: the per-ion default table written to ``pretrained/potential_by_ion.csv``.
+- ``exp_mae_<route>`` / ``exp_n_<route>``: against the measured voltages of ``data/experimental_voltages.csv`` on
+  the rows whose reaction MP has (``mp``: MP's listed voltage; ``<route>+offset``: a constant offset fitted
+  leave-one-chemistry-out); ``exp_best_minus_mp`` with its interval.
+- ``static_per_s_<potential>`` / ``static_per_s_one_by_one_<potential>``: static energies a second as the bench
+  computes them and with the potential's own ASE calculator one structure at a time (``--static-n`` structures).
+- ``relax_per_minute_batched`` / ``relax_per_minute_one_by_one`` / ``relax_speedup``: batched relaxations against
+  ASE's FIRE on the potential's own calculator one after another (``--relax-n``; ``--throughput-only``: that alone).
+- ``screen_seconds_<size>`` and ``screen_candidates_<size>``: generating and scoring the cathode screen.
+- ``--legacy``: the 451-pair lines of earlier rounds (the voltage model trained on the mirror's pairs and its
+  comparison table, relaxations of those pairs, SevenNet at CHGNet's minima); ``--train``: a CGCNN trained here
+  on the 451-pair group split (``gnn_trained_*``).
 
-CHGNet and SevenNet were trained on MP's relaxations (MPtrj): their lines are not a leak-free test of them.
+The potentials were trained on MP's relaxations (MPtrj; the r2SCAN heads on MP's r2SCAN data): their lines are
+in-sample tests of them, except the ``outside_training`` ones.
 """
 
 from __future__ import annotations
