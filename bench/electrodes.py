@@ -94,7 +94,7 @@ def _umlip(dft, ml, pot, relaxed_too: bool = True, rescore=()):
     out = None
     for relaxed in (False, True) if relaxed_too else (False,):
         before, t0 = _load(), time.perf_counter()
-        t = eb.potential_pair_table(ml, pot, relaxed=relaxed, progress=True)
+        t = potentials.potential_pair_table(ml, pot, relaxed=relaxed, progress=True)
         kind = "relaxed" if relaxed else "static"
         extra = {"model": pot.name, "load_before": before, "load_after": _load()}
         emit(BENCH, f"umlip_{kind}_seconds", time.perf_counter() - t0, "s", pairs=len(t), **extra)
@@ -107,7 +107,7 @@ def _umlip(dft, ml, pot, relaxed_too: bool = True, rescore=()):
                  reasons=t.loc[bad, "umlip_relaxed_error"].str.slice(0, 80).value_counts().head(5).to_dict())
             out = out.join(t[["umlip_relaxed_voltage"]])
             for other in rescore:  # the other potentials' energies at these minima (relaxations read back)
-                r = eb.potential_pair_table(ml, pot, relaxed=True, rescore=other, progress=True)
+                r = potentials.potential_pair_table(ml, pot, relaxed=True, rescore=other, progress=True)
                 for ref, suffix in (("avg_voltage", "_vs_mp"), ("dft_voltage", "_vs_dft")):
                     _emit_metrics("umlip_rescored", eb.voltage_metrics(r, pred="umlip_rescored_voltage", ref=ref),
                                   suffix, model=f"{other.name} at {pot.name} minima")

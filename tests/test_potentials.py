@@ -188,7 +188,7 @@ def test_potential_pair_table_uses_total_energies_and_the_models_metal(table):
         def ion_energy(self, ion):
             return -2.0
 
-    t = B.potential_pair_table(matched, Flat(e=-5.0), progress=False)
+    t = P.potential_pair_table(matched, Flat(e=-5.0), progress=False)
     # with every state at -5 eV/atom and Li at -2: V = a_c e - a_d e + mu (z = 1), per pair
     for c, d, v in zip(t["charged"], t["discharged"], t["umlip_static_voltage"], strict=True):
         g = E.check_pair(c, d, "Li")
@@ -214,14 +214,14 @@ def test_rescored_voltages_take_the_second_potentials_energies_at_the_first_ones
             return -1.5
 
     relaxer, scorer = Fake(), Scorer()  # zero forces: every structure converges at once, as it is
-    t = B.potential_pair_table(matched, relaxer, relaxed=True, rescore=scorer, progress=False, cache=tmp_path)
-    assert len(scorer.scored) == len(E.pair_crystals(matched))
+    t = P.potential_pair_table(matched, relaxer, relaxed=True, rescore=scorer, progress=False, cache=tmp_path)
+    assert len(scorer.scored) == len(P.pair_crystals(matched))
     for c, d, v in zip(t["charged"], t["discharged"], t["umlip_rescored_voltage"], strict=True):
         g = E.check_pair(c, d, "Li")
         assert v == pytest.approx(float(g.voltage(-6.0, -6.0, ion_energy=-1.5)[0]), abs=1e-9)
     assert t.attrs["umlip_rescored_ion_energies"] == {"Li": -1.5}
     with pytest.raises(ValueError, match="relaxed=True"):
-        B.potential_pair_table(matched, relaxer, rescore=scorer, progress=False)
+        P.potential_pair_table(matched, relaxer, rescore=scorer, progress=False)
 
 
 def test_metal_structures():

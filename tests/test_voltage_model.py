@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lib.cathodes import correction as CR
 from lib.cathodes import voltage_model as VM
 from lib.cathodes.screen import KNOWN_CATHODES
 
@@ -25,16 +26,16 @@ def pairs():
 
 @pytest.mark.parametrize("by", ["chemsys", "framework"])
 def test_grouped_split_shares_no_framework_and_holds_the_known_cathodes_out(pairs, by):
-    sp = VM.grouped_split(pairs, seed=0, by=by)
+    sp = CR.grouped_split(pairs, seed=0, by=by)
     assert len(sp["train"]) + len(sp["test"]) == len(pairs) and not set(sp["train"]) & set(sp["test"])
-    groups = VM.framework_groups(pairs, by)
+    groups = CR.framework_groups(pairs, by)
     assert not set(groups.iloc[sp["train"]]) & set(groups.iloc[sp["test"]])
     # the chemical-system grouping is the stricter: no test framework's elements in training either
-    chem = VM.framework_groups(pairs, "chemsys")
+    chem = CR.framework_groups(pairs, "chemsys")
     if by == "chemsys":
         assert not set(chem.iloc[sp["train"]]) & set(chem.iloc[sp["test"]])
     # every pair of a known cathode's framework is a test pair (the five of the screen's list these pairs hold)
-    known = VM.known_frameworks(by=by)
+    known = CR.known_frameworks(by=by)
     held = np.flatnonzero(groups.isin(known).to_numpy())
     assert len(held) >= 15 and set(held) <= set(sp["test"])
     here = {"LiFePO4", "LiVO2", "Li2FeSiO4", "Li2MnSiO4", "Li2VPO4F"}
@@ -45,7 +46,7 @@ def test_grouped_split_shares_no_framework_and_holds_the_known_cathodes_out(pair
 
 
 def test_random_split_is_a_partition(pairs):
-    sp = VM.random_split(pairs, seed=1)
+    sp = CR.random_split(pairs, seed=1)
     assert sorted(np.concatenate([sp["train"], sp["test"]]).tolist()) == list(range(len(pairs)))
 
 
@@ -55,8 +56,8 @@ def test_trees_as_json_predict_exactly_as_scikit_learn():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 6))
     y = X[:, 0] ** 2 - X[:, 1] + 0.1 * rng.normal(size=200)
-    gbr = GradientBoostingRegressor(random_state=0, **VM.TREES).fit(X, y)
-    trees = VM.Trees.from_json(json.loads(json.dumps(VM.Trees.from_sklearn(gbr).to_json())))
+    gbr = GradientBoostingRegressor(random_state=0, **CR.TREES).fit(X, y)
+    trees = CR.Trees.from_json(json.loads(json.dumps(CR.Trees.from_sklearn(gbr).to_json())))
     Xt = rng.normal(size=(50, 6))
     np.testing.assert_allclose(trees.predict(Xt), gbr.predict(Xt), rtol=0, atol=1e-9)
 
@@ -64,10 +65,10 @@ def test_trees_as_json_predict_exactly_as_scikit_learn():
 def test_sigma_calibration_reaches_its_coverage():
     rng = np.random.default_rng(1)
     err, spread = rng.normal(0, 0.3, 500), np.full(500, 0.05)
-    tau = VM._calibrate_tau(err, spread)
-    assert abs(np.mean(np.abs(err) <= np.sqrt(spread**2 + tau**2)) - VM.COVERAGE) < 0.01
+    tau = CR._calibrate_tau(err, spread)
+    assert abs(np.mean(np.abs(err) <= np.sqrt(spread**2 + tau**2)) - CR.COVERAGE) < 0.01
     assert 0.25 < tau < 0.35  # about one standard deviation of the errors
-    assert VM._calibrate_tau(err * 0.01, spread) == 0.0  # the spread alone covers
+    assert CR._calibrate_tau(err * 0.01, spread) == 0.0  # the spread alone covers
 
 
 def test_shipped_model_reproduces_its_card_on_its_test_pairs(pairs):
@@ -90,12 +91,12 @@ def test_shipped_model_reproduces_its_card_on_its_test_pairs(pairs):
     li = t[t["ion"] == "Li"]
     mae = (li["voltage_model"] - li["avg_voltage"]).abs().mean()
     assert mae <= 0.25
-    assert mae <= (li[VM.BASE] - li["avg_voltage"]).abs().mean() + 0.01
+    assert mae <= (li[CR.BASE] - li["avg_voltage"]).abs().mean() + 0.01
     assert mae < g.loc[("CHGNet static", "Li"), "mae"]
     # σ_V: the share of test errors within 1 σ, within three binomial standard errors of 68.3 %
     z = ((t["voltage_model"] - t["avg_voltage"]).abs() / t["voltage_model_sigma"]).dropna()
-    cover, se = float((z <= 1).mean()), np.sqrt(VM.COVERAGE * (1 - VM.COVERAGE) / len(z))
-    assert abs(cover - VM.COVERAGE) <= 3 * se, cover
+    cover, se = float((z <= 1).mean()), np.sqrt(CR.COVERAGE * (1 - CR.COVERAGE) / len(z))
+    assert abs(cover - CR.COVERAGE) <= 3 * se, cover
     assert abs(cover - card["sigma"]["test_coverage_1sigma"]) < 0.02
 
 
@@ -114,7 +115,7 @@ def test_built_pairs_build_the_charged_state_and_stay_out_of_test():
     for f, crystal in zip(b["high_formula"], b["charged"], strict=True):
         comp = crystal.to_structure().composition
         assert "Li" not in {e.symbol for e in comp.elements} and comp.reduced_formula == f
-    err = (b[VM.BASE] - b["avg_voltage"]).abs()
+    err = (b[CR.BASE] - b["avg_voltage"]).abs()
     assert err.max() < 0.3 and err.mean() < 0.15, err.tolist()  # measured 0.003, 0.058, 0.115 V
     test = b.iloc[:1]  # a test pair with the first one's framework: that one may not train beside it
     kept = VT.built_for_training(b, test, grouped=True)

@@ -1,21 +1,28 @@
 """The battery chapter (08_cathodes): electrode voltages, energy models, relaxations, hulls and a cathode screen.
 
-Modules, from the physics up:
+Data flows one way, stage by stage (each module imports only the ones above it):
 
-- :mod:`lib.cathodes.electrodes`: insertion electrodes through pymatgen (voltage, capacities, specific
-  energy) from the two states' energies; MP's electrode pairs and their match to the mirror.
-- :mod:`lib.cathodes.potentials`: *energy models* behind one interface (structures in, total energies out,
-  relaxed structures where the model can): a universal interatomic potential (CHGNet) and the GNN
-  formation-energy ensembles of this compendium.
-- :mod:`lib.cathodes.relax`: batched relaxations (ASE FIRE + cell filter, the model called once per step
-  for all structures), cached on disk atomically, resumable, every failure flagged with its reason.
-- :mod:`lib.cathodes.hull`: energies above the convex hull (pymatgen ``PhaseDiagram``) on one consistent
-  energy scale: the mirror's DFT formation energies, or an energy model's energies of the mirror's phases.
-- :mod:`lib.cathodes.benchmark`: the electrode benchmark (DFT consistency, ML voltages, outliers, the
-  leak-free group split).
-- :mod:`lib.cathodes.candidates`: prototypes and substituted candidates (the generator).
-- :mod:`lib.cathodes.screen`: scoring and ranking candidates, the funnel, the known cathodes.
-- :mod:`lib.cathodes.plots`: the chapter's figures.
+1. **structures**: :mod:`lib.data.electrodes` (every MP pair with both structures), :mod:`lib.cathodes.candidates`
+   (prototypes and substituted candidates: the generator);
+2. **energies**: :mod:`lib.cathodes.relax` (batched relaxations and static energies, cached on disk and archived
+   in records/relax/), :mod:`lib.cathodes.potentials` (the energy models behind one protocol, ``EnergyModel``:
+   the universal potentials whose weights ship in their wheels and the GNN formation-energy ensembles; and
+   ``potential_pair_table``, a pair table's energies from a model);
+3. **hull**: :mod:`lib.cathodes.hull` (energies above the convex hull on one energy scale, pymatgen's
+   ``PhaseDiagram``);
+4. **electrodes**: :mod:`lib.cathodes.electrodes` (pure physics through pymatgen's ``InsertionElectrode``:
+   energies and cells in, voltages, capacities and volume changes out);
+5. **scoring and the funnel**: :mod:`lib.cathodes.screen` (scoring, ranking, the known cathodes),
+   :mod:`lib.cathodes.funnel` (the GNN stage, the potential's stage, where each candidate left);
+6. **defaults**: :mod:`lib.cathodes.defaults` (which potential gives each ion's voltages, from the benchmark).
+
+Hanging off that line, never feeding back into it: :mod:`lib.cathodes.routes` (every route to a voltage on every
+MP pair, one long table), :mod:`lib.cathodes.metrics` (MAE per ion with intervals over chemical systems, paired
+differences), :mod:`lib.cathodes.experiment` (routes against measured voltages), :mod:`lib.cathodes.benchmark`
+(the DFT consistency, outliers, the leak-free GNN split and its trainings), :mod:`lib.cathodes.correction` (the
+learned correction of a potential's voltage), :mod:`lib.cathodes.voltage_model` (the shipped voltage model and
+its use) and :mod:`lib.cathodes.voltage_train` (training and shipping it); the figures in
+:mod:`lib.cathodes.plots`, :mod:`lib.cathodes.plots_funnel` and :mod:`lib.plots.cathodes`.
 
 Nothing is imported here, so ``import lib.cathodes.electrodes`` stays light.
 """

@@ -34,15 +34,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from lib.cathodes.electrodes import (  # potential_pair_table: re-exported, it lives with pair_table
+from lib.cathodes.electrodes import (
     PairGeometry,
     check_pair,
     composition_key,
     composition_keys,
     match_pairs,
-    pair_crystals,
     pair_table,
-    potential_pair_table,
     read_pairs,
 )
 from lib.cathodes.potentials import POTENTIALS, FormationEnergyModel
@@ -512,7 +510,7 @@ def train_formation_models(
 
 
 def benchmark_structures(matched: pd.DataFrame, seed: int = 0) -> dict[str, Crystal]:
-    """Every distinct structure of the matched pairs (:func:`lib.cathodes.electrodes.pair_crystals`), in the order a long relaxation
+    """Every distinct structure of the matched pairs (:func:`lib.cathodes.potentials.pair_crystals`), in the order a long relaxation
     run takes them: the Li pairs' structures first, then the other ions', each group in a seeded shuffle, so
     that a run stopped early holds a random sample of the chapter's own Li benchmark rather than the first
     ids of one chemistry."""
@@ -587,7 +585,6 @@ __all__ = [
     "check_leak_free",
     "seen_in_training",
     "ml_pair_table",
-    "potential_pair_table",
     "train_formation_models",
     "benchmark_structures",
     "shard_of",

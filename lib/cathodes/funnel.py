@@ -115,7 +115,7 @@ def refine(scored: pd.DataFrame, model, hull: PotentialHull, ion: str = "Li", to
 
     Adds :data:`UMLIP_COLUMNS` (NaN / empty for candidates not selected), ``selected``, ``stage`` (where the
     candidate left the funnel, or ``passes``) and ``rank_umlip`` (1 = best passing); ``attrs["umlip"]``
-    holds the settings and timings. With ``voltage_model`` (:class:`lib.cathodes.voltage_model.VoltageModel`)
+    holds the settings and timings. With ``voltage_model`` (:class:`lib.cathodes.correction.VoltageModel`)
     also :data:`VM_COLUMNS`: its voltage and σ_V on the relaxed pair, the specific energy from it and the
     passing candidates' rank by that (``rank_vm``), next to the universal potential's."""
     t0 = time.perf_counter()

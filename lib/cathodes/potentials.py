@@ -36,8 +36,10 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
 from pymatgen.core import Lattice, Structure
 
+from lib.cathodes.electrodes import pair_table
 from lib.cathodes.relax import DEFAULT, relax, static_energies
 from lib.data.electrodes import load_electrode_pairs, pair_ids
 from lib.devices import pick_device
@@ -422,6 +424,68 @@ def get_potential(name: str = "chgnet") -> UniversalPotential:
     return POTENTIALS[name]()
 
 
+def pair_crystals(matched: pd.DataFrame) -> dict[str, Crystal]:
+    """Every distinct structure of the matched pairs, by material id (charged and discharged ends)."""
+    return {
+        **dict(zip(matched["high_mpid"], matched["charged"], strict=True)),
+        **dict(zip(matched["low_mpid"], matched["discharged"], strict=True)),
+    }
+
+
+def potential_pair_table(matched: pd.DataFrame, model, relaxed: bool = False, prefix: str | None = None,
+                         progress: bool = True, rescore=None, **relax_kwargs) -> pd.DataFrame:
+    """Voltages etc. of the matched pairs from a universal potential's total energies (eV/atom), the ion's
+    metal relaxed by the same model (this module), through pymatgen like the DFT ones.
+
+    ``relaxed=False``: static energies of the mirror's (DFT-relaxed) structures. ``relaxed=True``: both ends
+    relaxed with the model (:func:`lib.cathodes.relax.relax`, cached; ``relax_kwargs`` go there), capacities
+    from the relaxed cells; a pair whose either end did not converge gets no voltage and says why in
+    ``<prefix>_error`` (never silently used). ``prefix`` defaults to ``umlip_static`` / ``umlip_relaxed``.
+    Adds ``<prefix>_e_charged`` / ``_discharged`` (eV/atom) and, relaxed, ``<prefix>_status_*``.
+    ``rescore`` (with ``relaxed``): another potential's static energies at ``model``'s minima, its own metal too
+    (relax with the fast potential, score with the accurate one; prefix ``umlip_rescored``). ``cached_only=True``
+    (in ``relax_kwargs``): nothing is computed; a pair with an energy not in the cache says so in its error.
+    """
+    if rescore is not None and not relaxed:
+        raise ValueError("rescore= scores relaxed structures: pass relaxed=True")
+    prefix = prefix or ("umlip_rescored" if rescore is not None else "umlip_relaxed" if relaxed else "umlip_static")
+    crystals = pair_crystals(matched)
+    ids = list(crystals)
+    t = matched.copy()
+    if relaxed:
+        rs = dict(zip(ids, relax(model, [crystals[i] for i in ids], ids=ids, progress=progress, **relax_kwargs),
+                      strict=True))
+        energy = pd.Series({i: r.energy_per_atom if r.ok else np.nan for i, r in rs.items()})
+        status = pd.Series({i: r.status if r.ok else f"{r.status}: {r.reason}" for i, r in rs.items()})
+        t["charged"] = [rs[i].structure if rs[i].ok else c for i, c in zip(t["high_mpid"], t["charged"], strict=True)]
+        t["discharged"] = [rs[i].structure if rs[i].ok else c
+                           for i, c in zip(t["low_mpid"], t["discharged"], strict=True)]
+        t[f"{prefix}_status_charged"] = status[t["high_mpid"]].to_numpy()
+        t[f"{prefix}_status_discharged"] = status[t["low_mpid"]].to_numpy()
+    else:
+        energy = pd.Series(model.energies([crystals[i] for i in ids], progress=progress, **relax_kwargs)[0], index=ids)
+    if rescore is not None:  # the other potential at the relaxed structures (NaN where a relaxation failed)
+        done = [i for i in ids if np.isfinite(energy[i])]
+        e2 = rescore.energies([rs[i].structure for i in done], progress=progress)[0]
+        energy = pd.Series(np.nan, index=ids)
+        energy[done] = e2
+    energy_model = rescore if rescore is not None else model
+    t[f"{prefix}_e_charged"] = energy[t["high_mpid"]].to_numpy()
+    t[f"{prefix}_e_discharged"] = energy[t["low_mpid"]].to_numpy()
+    mu = {ion: energy_model.ion_energy(ion) for ion in t["ion"].unique()}
+    out = pair_table(t, f"{prefix}_e_charged", f"{prefix}_e_discharged", prefix=prefix, progress=progress,
+                     ion_energies=mu)
+    if not relaxed:
+        pending = out[f"{prefix}_e_charged"].isna() | out[f"{prefix}_e_discharged"].isna()
+        out.loc[pending, f"{prefix}_error"] = "static energy not computed yet (pending)"
+    if relaxed:
+        bad = ~(out[f"{prefix}_status_charged"].eq("converged") & out[f"{prefix}_status_discharged"].eq("converged"))
+        why = ("charged: " + out[f"{prefix}_status_charged"] + "; discharged: " + out[f"{prefix}_status_discharged"])
+        out.loc[bad, f"{prefix}_error"] = "relaxation not used (" + why[bad] + ")"
+    out.attrs.update(matched.attrs, **{f"{prefix}_ion_energies": mu})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m lib.cathodes.potentials static NAME [NAME ...]``: static energies of every end member of MP's
     insertion-electrode pairs (:func:`lib.data.electrodes.load_electrode_pairs`, ~7,600 structures) and the working
@@ -461,6 +525,8 @@ __all__ = [
     "get_potential",
     "check_same_scale",
     "metal_structure",
+    "pair_crystals",
+    "potential_pair_table",
 ]
 
 if __name__ == "__main__":

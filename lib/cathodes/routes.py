@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from lib.cathodes.benchmark import ml_pair_table
-from lib.cathodes.electrodes import pair_table, potential_pair_table
+from lib.cathodes.electrodes import pair_table
 from lib.cathodes.metrics import system_of
-from lib.cathodes.potentials import POTENTIALS, get_potential
+from lib.cathodes.potentials import POTENTIALS, get_potential, potential_pair_table
 from lib.cathodes.relax import relax
 from lib.data.electrodes import load_electrode_pairs
 

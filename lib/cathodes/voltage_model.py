@@ -1,68 +1,37 @@
-"""A voltage model of our own: the universal potential's voltage corrected by a model trained on MP's voltages.
+"""The voltage model a user gets: a universal potential's static voltage, corrected by a model trained on MP's voltages.
 
-**What it learns.** A formation-energy model gives a voltage through a difference of two energies, which
-amplifies its error (~16x at the median pair); the universal potential (:mod:`lib.cathodes.potentials`) is
-far better but still 0.26 V off MP on the Li pairs. This model learns the **difference** between MP's
-voltage and the universal potential's (Δ-learning):
+    V = V_uMLIP + Δ(features)
 
-    V = V_uMLIP + Δ(features),   Δ learned on V_MP − V_uMLIP
+The correction (features, trees, σ_V, splits, evaluation) is :mod:`lib.cathodes.correction`; this module ships and
+uses it: :func:`load` reads the shipped model and its card (``pretrained/voltage_<potential>_delta/``: plain JSON,
+never pickled code), :func:`predict_pairs` gives the voltages of pairs of structures, :func:`predict_voltage` of
+one discharged structure (its charged state given, or built by removing every ion and relaxing with
+:data:`RELAXER`; then ``charged_built`` is True: the model saw no such pair in training), and
+``python -m lib.cathodes.voltage_train ship`` (:mod:`lib.cathodes.voltage_train`) retrains and rewrites it.
 
-with gradient-boosted trees (scikit-learn's ``GradientBoostingRegressor``, Huber loss) on features of the
-pair: the working ion, the framework's composition (fraction-weighted mean, max and min of seven element
-properties of :func:`lib.elements.element_properties`, and the fractions of the common anions and
-polyanion formers), the ions per framework atom and how many are exchanged, the discharged volume per
-atom, and V_uMLIP itself. An ensemble of members fitted on bootstrap resamples gives a spread ``s``; the
-uncertainty is ``σ_V = sqrt(s² + τ²)`` with ``τ`` calibrated so that 68.3 % of the grouped out-of-fold
-errors of the training pairs are within 1 σ_V (:meth:`VoltageModel.fit`).
-
-**Tested the hard way** (:func:`grouped_split`): no test pair shares its framework's **chemical system**
-(the elements of the framework, the stricter of the issue's two groupings; ``by="framework"``: its reduced
-formula) with a training pair, and the known cathodes of the screen (:data:`lib.cathodes.screen.KNOWN_CATHODES`)
-with every pair of their chemical systems are in the test set. :func:`random_split` is the split published
-voltage models use (near-copies of a test framework in training), to show what the grouping costs.
-
-**Data.** The pairs of MP's insertion electrodes whose two structures the mirror holds (451 of 4,401; the
-benchmark of :mod:`lib.cathodes.benchmark`) with the universal potential's **static** voltage on those
-(DFT-relaxed) structures as the base (``base="umlip_static_voltage"``). A pair given by its discharged
-structure alone gets its charged state built the screen's way (all the ion removed, relaxed with the
-universal potential) and is flagged ``charged_built``: the model saw no such pair in training.
-
-**Shipped** as plain JSON (``pretrained/voltage_chgnet_delta/``: the trees' arrays, never pickled code) with
-its card; :func:`load` reads it, :func:`predict_pairs` / :func:`predict_voltage` use it, and
-``python -m lib.cathodes.voltage_train ship`` (:mod:`lib.cathodes.voltage_train`) retrains and rewrites it
-(about six minutes on 2 busy cores).
-
-The universal potential (CHGNet) was trained on MP's own relaxations, so its voltage is not a leak-free
-input; the grouping makes the *correction* leak-free with respect to frameworks.
+**Data of the shipped model.** The pairs of MP's insertion electrodes whose two structures the CGCNN mirror holds
+(451 of 4,401), SevenNet-0's **static** voltage on those (DFT-relaxed) structures as the base, tested on a split
+grouped by the framework's chemical system (:func:`lib.cathodes.correction.grouped_split`): Li 0.115 V, tied with
+SevenNet-0 alone (docs/voltage_model.md). The potential was trained on MP's own relaxations, so its voltage is not
+a leak-free input; the grouping makes the *correction* leak-free with respect to frameworks.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import math
-import time
-import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Composition, Element
+from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
 
 from lib.cathodes import defaults, potentials
-from lib.cathodes.electrodes import potential_pair_table
+from lib.cathodes.correction import BASE, POTENTIAL, VoltageModel
 from lib.cathodes.relax import relax
-from lib.cathodes.screen import KNOWN_CATHODES
 from lib.data.sources.files import read_cif_text
-from lib.elements import element_properties
-from lib.paths import ROOT, atomic_path
+from lib.paths import ROOT
 from lib.structures import Crystal, as_structure, parse_cif
 
-FORMAT = "compendium-voltage-model/1"
-#: the universal potential whose static voltage the shipped model corrects (lib.cathodes.potentials.POTENTIALS)
-POTENTIAL = "sevennet"
 
 
 def shipped_folder(potential: str = POTENTIAL) -> Path:
@@ -71,273 +40,6 @@ def shipped_folder(potential: str = POTENTIAL) -> Path:
 
 
 SHIPPED = shipped_folder()
-BASE = "umlip_static_voltage"
-PROPS = ("group", "period", "electronegativity", "covalent_radius", "valence_electrons",
-         "first_ionization_energy", "atomic_volume")
-IONS = ("Li", "Na", "K", "Rb", "Cs", "Mg", "Ca", "Zn", "Al", "Y")
-ANIONS = ("O", "F", "S", "P", "N", "Cl", "Se", "C", "B", "Si")
-COVERAGE = 0.683  # the fraction of errors within 1 σ_V the calibration aims at
-#: the trees' settings (fixed: chosen on the grouped out-of-fold error of the training pairs, never on test)
-TREES = {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.05, "subsample": 0.8, "loss": "huber",
-         "min_samples_leaf": 3}
-
-
-# ----------------------------------------------------------------------------------------------
-# features
-# ----------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _props(symbol: str) -> np.ndarray:
-    p = element_properties(Element(symbol).Z)
-    return np.array([p[k] if p[k] is not None else np.nan for k in PROPS], float)
-
-
-def feature_names() -> list[str]:
-    stats = [f"{s}_{p}" for s in ("mean", "max", "min") for p in PROPS]
-    return (["v_base", "ions_per_framework_atom", "dx_per_framework_atom", "volume_per_atom"]
-            + [f"ion_{i}" for i in IONS] + stats + [f"frac_{a}" for a in ANIONS])
-
-
-def _framework(formula: str, ion: str) -> dict[str, float]:
-    return {e.symbol: float(a) for e, a in Composition(formula).items() if e.symbol != ion}
-
-
-def pair_features(pairs: pd.DataFrame, base: str = BASE) -> np.ndarray:
-    """One row of :func:`feature_names` per pair (``ion``, ``formula_charged``, ``formula_discharged``,
-    ``discharged`` (a Crystal) and the base voltage column); NaN where the base voltage is missing."""
-    rows = []
-    for ion, fc, fd, disc, vb in zip(pairs["ion"], pairs["formula_charged"], pairs["formula_discharged"],
-                                     pairs["discharged"], pairs[base], strict=True):
-        fw = _framework(fd, ion)
-        n_fw = sum(fw.values())
-        w = np.array(list(fw.values())) / n_fw
-        P = np.vstack([_props(e) for e in fw])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an element without a property: NaN, fine for trees
-            stats = np.concatenate([np.nansum(P * w[:, None], 0), np.nanmax(P, 0), np.nanmin(P, 0)])
-        x_d = Composition(fd)[ion] / n_fw
-        fwc = _framework(fc, ion)
-        x_c = Composition(fc)[ion] / sum(fwc.values()) if fwc else 0.0
-        vol = disc.volume / len(disc.numbers) if disc is not None else np.nan
-        rows.append(np.concatenate([[vb, x_d, x_d - x_c, vol], [float(ion == i) for i in IONS], stats,
-                                    [fw.get(a, 0.0) / n_fw for a in ANIONS]]))
-    return np.array(rows, float).reshape(len(rows), len(feature_names()))
-
-
-# ----------------------------------------------------------------------------------------------
-# splits
-# ----------------------------------------------------------------------------------------------
-
-
-def framework_groups(pairs: pd.DataFrame, by: str = "chemsys") -> pd.Series:
-    """Each pair's group: its framework's chemical system (``chemsys``, e.g. ``Fe-O-P``) or reduced formula
-    (``framework``)."""
-    if by == "framework":
-        return pairs["framework"].astype(str)
-    if by != "chemsys":
-        raise ValueError(f"by must be 'chemsys' or 'framework', not {by!r}")
-    return pairs["framework"].map(lambda f: "-".join(sorted(e.symbol for e in Composition(f).elements)))
-
-
-def known_frameworks(formulas: Sequence[str] | None = None, ion: str = "Li", by: str = "chemsys") -> set[str]:
-    """The groups of the known cathodes' frameworks (their formula without the ion)."""
-
-    out = set()
-    for f in formulas if formulas is not None else KNOWN_CATHODES:
-        fw = Composition({e: a for e, a in Composition(f).items() if e.symbol != ion})
-        out.add(fw.reduced_formula if by == "framework" else "-".join(sorted(e.symbol for e in fw.elements)))
-    return out
-
-
-def grouped_split(pairs: pd.DataFrame, seed: int = 0, test: float = 0.2, by: str = "chemsys",
-                  hold_out: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Row positions of ``train`` and ``test``: whole groups (:func:`framework_groups`) are drawn into the
-    test set until it holds ``test`` of the pairs, after every group of a known cathode (``hold_out``: their
-    formulas, default the screen's known cathodes). No group is on both sides."""
-    groups = framework_groups(pairs, by).to_numpy()
-    known = known_frameworks(hold_out, by=by)
-    rng = np.random.default_rng([seed, 25])
-    names = sorted(set(groups))
-    order = [g for g in names if g in known] + [names[i] for i in rng.permutation(len(names))
-                                                 if names[i] not in known]
-    size = pd.Series(groups).value_counts()
-    chosen, n = set(), 0
-    for g in order:
-        if g not in known and n >= test * len(groups):
-            break
-        chosen.add(g)
-        n += int(size[g])
-    is_test = np.isin(groups, list(chosen))
-    return {"train": np.flatnonzero(~is_test), "test": np.flatnonzero(is_test)}
-
-
-def random_split(pairs: pd.DataFrame, seed: int = 0, test: float = 0.2) -> dict[str, np.ndarray]:
-    """Row positions of a random split of the pairs (what published voltage models use)."""
-    perm = np.random.default_rng([seed, 26]).permutation(len(pairs))
-    k = int(round(test * len(pairs)))
-    return {"train": np.sort(perm[k:]), "test": np.sort(perm[:k])}
-
-
-# ----------------------------------------------------------------------------------------------
-# trees as data
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Trees:
-    """A fitted ``GradientBoostingRegressor`` as arrays (JSON), predicting exactly as scikit-learn does."""
-
-    init: float
-    learning_rate: float
-    left: list[np.ndarray]
-    right: list[np.ndarray]
-    feature: list[np.ndarray]
-    threshold: list[np.ndarray]
-    value: list[np.ndarray]
-
-    @classmethod
-    def from_sklearn(cls, gbr) -> Trees:
-        ts = [e[0].tree_ for e in gbr.estimators_]
-        init = float(np.asarray(gbr._raw_predict_init(np.zeros((1, gbr.n_features_in_)))).ravel()[0])
-        return cls(init, float(gbr.learning_rate), [t.children_left.copy() for t in ts],
-                   [t.children_right.copy() for t in ts], [t.feature.copy() for t in ts],
-                   [t.threshold.copy() for t in ts], [t.value[:, 0, 0].copy() for t in ts])
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, np.float32).astype(float)  # scikit-learn's trees compare float32 features
-        out = np.full(len(X), self.init)
-        rows = np.arange(len(X))
-        for left, right, feat, thr, val in zip(self.left, self.right, self.feature, self.threshold, self.value,
-                                               strict=True):
-            node = np.zeros(len(X), np.int64)
-            while True:
-                inner = left[node] >= 0
-                if not inner.any():
-                    break
-                f = feat[node[inner]]
-                go_left = X[rows[inner], f] <= thr[node[inner]]
-                node[inner] = np.where(go_left, left[node[inner]], right[node[inner]])
-            out += self.learning_rate * val[node]
-        return out
-
-    def to_json(self) -> dict:
-        return {"init": self.init, "learning_rate": self.learning_rate,
-                "trees": [{"left": a.tolist(), "right": b.tolist(), "feature": c.tolist(), "threshold": d.tolist(),
-                           "value": e.tolist()}
-                          for a, b, c, d, e in zip(self.left, self.right, self.feature, self.threshold, self.value,
-                                                   strict=True)]}
-
-    @classmethod
-    def from_json(cls, d: dict) -> Trees:
-        ts = d["trees"]
-        return cls(float(d["init"]), float(d["learning_rate"]),
-                   [np.array(t["left"], np.int64) for t in ts], [np.array(t["right"], np.int64) for t in ts],
-                   [np.array(t["feature"], np.int64) for t in ts], [np.array(t["threshold"], float) for t in ts],
-                   [np.array(t["value"], float) for t in ts])
-
-
-# ----------------------------------------------------------------------------------------------
-# the model
-# ----------------------------------------------------------------------------------------------
-
-
-def _fit_trees(X: np.ndarray, y: np.ndarray, seed: int) -> Trees:
-    from sklearn.ensemble import GradientBoostingRegressor  # here: scikit-learn only to fit
-
-    gbr = GradientBoostingRegressor(random_state=seed, **TREES)
-    ok = np.isfinite(y)
-    return Trees.from_sklearn(gbr.fit(np.nan_to_num(X[ok], nan=-1.0), y[ok]))
-
-
-def _calibrate_tau(err: np.ndarray, spread: np.ndarray, coverage: float = COVERAGE) -> float:
-    """The τ for which ``coverage`` of |err| are within sqrt(spread² + τ²) (0 if the spread alone covers)."""
-    err, spread = np.abs(err), np.asarray(spread, float)
-    if np.mean(err <= spread) >= coverage:
-        return 0.0
-    lo, hi = 0.0, float(err.max()) + 1.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if np.mean(err <= np.sqrt(spread**2 + mid**2)) >= coverage else (mid, hi)
-    return hi
-
-
-@dataclass
-class VoltageModel:
-    """Δ-learning on a base voltage (module docstring): members, τ, and what it was trained on."""
-
-    members: list[Trees]
-    tau: float
-    base: str = BASE
-    features: tuple[str, ...] = ()
-    info: dict | None = None
-    potential: str = "chgnet"  # whose static voltage ``base`` is (lib.cathodes.potentials.POTENTIALS)
-
-    @classmethod
-    def fit(cls, pairs: pd.DataFrame, members: int = 10, seed: int = 0, folds: int = 5, base: str = BASE,
-            by: str = "chemsys", progress: bool = False, potential: str = POTENTIAL) -> VoltageModel:
-        """Fit on ``pairs`` (MP's ``avg_voltage`` the target); τ from grouped ``folds``-fold out-of-fold errors."""
-        pairs = pairs[pairs[base].notna() & pairs["avg_voltage"].notna()].reset_index(drop=True)
-        X = pair_features(pairs, base)
-        dy = pairs["avg_voltage"].to_numpy(float) - pairs[base].to_numpy(float)
-        groups = framework_groups(pairs, by).to_numpy()
-        t0 = time.perf_counter()
-        oof_mean, oof_spread = cls._oof(X, dy, groups, members, seed, folds)
-        tau = _calibrate_tau(dy - oof_mean, oof_spread)
-        model = cls(cls._members(X, dy, members, seed), tau, base, tuple(feature_names()), potential=potential)
-        model.info = {"n_train": len(pairs), "members": members, "folds": folds, "group_by": by, "seed": seed,
-                      "trees": TREES, "oof_mae": float(np.mean(np.abs(dy - oof_mean))),
-                      "oof_coverage_spread_only": float(np.mean(np.abs(dy - oof_mean) <= oof_spread)),
-                      "fit_seconds": round(time.perf_counter() - t0, 1)}
-        return model
-
-    @staticmethod
-    def _members(X, dy, members, seed) -> list[Trees]:
-        rng = np.random.default_rng([seed, 27])
-        out = []
-        for m in range(members):
-            idx = rng.integers(0, len(X), len(X)) if members > 1 else np.arange(len(X))
-            out.append(_fit_trees(X[idx], dy[idx], seed * 1000 + m))
-        return out
-
-    @classmethod
-    def _oof(cls, X, dy, groups, members, seed, folds):
-        from sklearn.model_selection import GroupKFold
-
-        mean, spread = np.zeros(len(X)), np.zeros(len(X))
-        for tr, te in GroupKFold(folds).split(X, dy, groups):
-            preds = np.array([t.predict(np.nan_to_num(X[te], nan=-1.0))
-                              for t in cls._members(X[tr], dy[tr], members, seed)])
-            mean[te], spread[te] = preds.mean(0), preds.std(0)
-        return mean, spread
-
-    def predict(self, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(voltage, σ_V) of each pair (NaN where the base voltage is missing)."""
-        X = pair_features(pairs, self.base)
-        preds = np.array([t.predict(np.nan_to_num(X, nan=-1.0)) for t in self.members])
-        v = X[:, 0] + preds.mean(0)
-        s = np.sqrt(preds.std(0) ** 2 + self.tau**2)
-        bad = ~np.isfinite(X[:, 0])
-        v[bad], s[bad] = np.nan, np.nan
-        return v, s
-
-    def to_json(self) -> dict:
-        return {"format": FORMAT, "base": self.base, "potential": self.potential, "features": list(self.features),
-                "tau": self.tau, "info": self.info, "members": [m.to_json() for m in self.members]}
-
-    @classmethod
-    def from_json(cls, d: dict) -> VoltageModel:
-        if d.get("format") != FORMAT:
-            raise ValueError(f"not a voltage model of this compendium (format {d.get('format')!r})")
-        if list(d["features"]) != feature_names():
-            raise ValueError("the model's features differ from this code's feature_names(): retrain it")
-        return cls([Trees.from_json(m) for m in d["members"]], float(d["tau"]), d["base"], tuple(d["features"]),
-                   d.get("info"), d.get("potential", "chgnet"))
-
-    def save(self, path: str | Path) -> Path:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")))
-        return Path(path)
 
 
 def load(folder: str | Path | None = None) -> tuple[VoltageModel, dict]:
@@ -350,43 +52,6 @@ def load(folder: str | Path | None = None) -> tuple[VoltageModel, dict]:
 
 
 # ----------------------------------------------------------------------------------------------
-# evaluation
-# ----------------------------------------------------------------------------------------------
-
-
-def _mae(pred, ref) -> tuple[float, int, float]:
-    e = np.abs(np.asarray(pred, float) - np.asarray(ref, float))
-    e = e[np.isfinite(e)]
-    return (float(e.mean()) if len(e) else math.nan, len(e),
-            float(e.std(ddof=1) / math.sqrt(len(e))) if len(e) > 1 else math.nan)
-
-
-def compare(pairs: pd.DataFrame, split: dict[str, np.ndarray], model: VoltageModel,
-            routes: dict[str, str] | None = None) -> pd.DataFrame:
-    """MAE vs MP (with n and its standard error) per ion and for all pairs, on the test pairs of ``split``, of
-    the voltage model, a constant (each ion's median training voltage) and every column of ``routes``
-    (label -> voltage column; the ones the table has)."""
-    train, test = pairs.iloc[split["train"]], pairs.iloc[split["test"]].copy()
-    v, s = model.predict(test)
-    med = train.groupby("ion")["avg_voltage"].median()
-    test["voltage_model"], test["voltage_model_sigma"] = v, s
-    test["constant"] = test["ion"].map(med).fillna(train["avg_voltage"].median())
-    routes = {"constant": "constant", **(routes or {}), "voltage model": "voltage_model"}
-    rows = []
-    for label, col in routes.items():
-        if col not in test:
-            continue
-        for ion, g in [("all", test), *test.groupby("ion")]:
-            mae, n, se = _mae(g[col], g["avg_voltage"])
-            rows.append({"route": label, "ion": ion, "mae": mae, "n": n, "se": se})
-    z = np.abs(v - test["avg_voltage"].to_numpy()) / s
-    out = pd.DataFrame(rows)
-    out.attrs["coverage_1sigma"] = float(np.mean(z[np.isfinite(z)] <= 1))
-    out.attrs["test"] = test
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
 # using the model
 # ----------------------------------------------------------------------------------------------
 
@@ -395,8 +60,9 @@ def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None, potent
     """``pairs`` (ion, charged and discharged Crystals) with the static voltage of the model's universal potential
     (``umlip_static_voltage``, on the structures as given) and the voltage model's (``voltage_model``,
     ``voltage_model_sigma``) added. ``potential``: another potential's static voltage in ``umlip_static_voltage``
-    (the model's correction is then not applied: ``voltage_model`` NaN)."""
-
+    (the model's correction is then not applied: ``voltage_model`` NaN). The stages in order, each entered once:
+    energies (:mod:`lib.cathodes.potentials`, through the cache), voltages (:mod:`lib.cathodes.electrodes`, in
+    there), the correction (:mod:`lib.cathodes.correction`)."""
     model = model or load()[0]
     t = pairs.copy()
     for col, end in (("high_mpid", "charged"), ("low_mpid", "discharged")):
@@ -406,7 +72,8 @@ def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None, potent
     t["formula_discharged"] = [c.to_structure().composition.reduced_formula for c in t["discharged"]]
     for c in ("ef_charged", "ef_discharged"):
         t[c] = 0.0
-    t = potential_pair_table(t, potentials.get_potential(potential or model.potential), relaxed=False, progress=False)
+    t = potentials.potential_pair_table(t, potentials.get_potential(potential or model.potential), relaxed=False,
+                                        progress=False)
     if "avg_voltage" not in t:
         t["avg_voltage"] = np.nan
     ok = t[BASE].notna() & (potential is None or potential == model.potential)
@@ -417,8 +84,8 @@ def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None, potent
     return t
 
 
-#: the potential that relaxes a charged state built by removal (the cathode chapter's: fast on a CPU)
-RELAXER = "chgnet"
+#: the potential that relaxes a charged state built by removal (the chapter's: lib.cathodes.defaults)
+RELAXER = defaults.RELAXER
 
 
 def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | None = None,
@@ -429,14 +96,10 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
     voltage on the two structures. ``potential`` (a name of :data:`lib.cathodes.potentials.POTENTIALS`): also that
     potential's static voltage on the same pair (``potential_voltage``), with its benchmark error on MP's pairs of
     the ion as ``potential_sigma`` (:mod:`lib.cathodes.defaults`)."""
-    from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
-
-
     model = model or load()[0]  # read once: predict_pairs and the result both need it
 
     def crystal(x):
         if isinstance(x, (str, Path)):
-
             return parse_cif(read_cif_text(Path(x)))
         return x if isinstance(x, Crystal) else Crystal.from_structure(x)
 
@@ -460,12 +123,10 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
            "umlip_static_voltage": float(row[BASE]), "potential": model.potential, "charged_built": built,
            "error": str(row.get("umlip_static_error") or "")}
     if potential is not None:
-
         p = t if potential == model.potential else predict_pairs(pair, model, potential=potential)
         out.update(default_potential=potential, potential_voltage=float(p[BASE].iloc[0]),
                    potential_sigma=defaults.sigma_for(ion, potential))
     return out
 
 
-__all__ = ["VoltageModel", "Trees", "shipped_folder", "POTENTIAL", "RELAXER", "pair_features", "feature_names",
-           "grouped_split", "random_split", "framework_groups", "known_frameworks", "compare", "load", "predict_pairs", "predict_voltage"]
+__all__ = ["shipped_folder", "SHIPPED", "POTENTIAL", "RELAXER", "load", "predict_pairs", "predict_voltage"]

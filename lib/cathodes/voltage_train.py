@@ -3,7 +3,7 @@ route's voltage, the fit on a grouped or random split, the comparison on its tes
 
 ``python -m lib.cathodes.voltage_train ship [--potential NAME] [--with-built]`` rewrites
 ``pretrained/voltage_<NAME>_delta/`` (model.json, card.json, card.md; default
-:data:`lib.cathodes.voltage_model.POTENTIAL`) and ``results/voltage_model_test.csv``; ``make bench
+:data:`lib.cathodes.correction.POTENTIAL`) and ``results/voltage_model_test.csv``; ``make bench
 BENCH=electrodes`` calls :func:`train_and_compare` on both splits. ``python -m lib.cathodes.voltage_train build``
 relaxes the charged states of :func:`built_pairs` into the relaxation cache (resumable; a long run).
 """
@@ -24,19 +24,18 @@ from lib.cathodes import benchmark as eb
 from lib.cathodes import electrodes, potentials
 from lib.cathodes.potentials import POTENTIALS, get_potential
 from lib.cathodes.relax import relax
-from lib.cathodes.voltage_model import (
+from lib.cathodes.correction import (
     BASE,
     COVERAGE,
     POTENTIAL,
-    RELAXER,
     VoltageModel,
     compare,
     framework_groups,
     grouped_split,
     known_frameworks,
     random_split,
-    shipped_folder,
 )
+from lib.cathodes.voltage_model import RELAXER, shipped_folder
 from lib.paths import RESULTS, atomic_path
 from lib.records import git_commit
 
@@ -49,9 +48,9 @@ def _static_voltages(matched: pd.DataFrame, potential: str, progress: bool) -> p
     """``matched`` with ``potential``'s static voltage (the model's base, ``umlip_static_*``) and every known
     potential's (``<name>_static_voltage``), on the same structures."""
 
-    t = eb.potential_pair_table(matched, potentials.get_potential(potential), relaxed=False, progress=progress)
+    t = potentials.potential_pair_table(matched, potentials.get_potential(potential), relaxed=False, progress=progress)
     for name in COMPARED:
-        other = eb.potential_pair_table(matched, potentials.get_potential(name), relaxed=False,
+        other = potentials.potential_pair_table(matched, potentials.get_potential(name), relaxed=False,
                                         prefix=f"{name}_static", progress=progress)
         t[f"{name}_static_voltage"] = other[f"{name}_static_voltage"].to_numpy()
     return t
