@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass

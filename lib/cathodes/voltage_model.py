@@ -33,7 +33,6 @@ from lib.paths import ROOT
 from lib.structures import Crystal, as_structure, parse_cif
 
 
-
 def shipped_folder(potential: str = POTENTIAL) -> Path:
     """``pretrained/voltage_<potential>_delta/``: where the voltage model on that potential is shipped."""
     return ROOT / "pretrained" / f"voltage_{potential}_delta"
