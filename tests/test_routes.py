@@ -177,3 +177,22 @@ def test_a_potential_with_half_its_energies_is_not_ranked(tmp_path):
     path = defaults.write_table(s, pd.DataFrame(columns=["route", "best", "ion", "ci_low", "ci_high"]),
                                 tmp_path / "t.csv")
     assert defaults.potential_by_ion(path) == {"Li": "chgnet", "Na": "chgnet"}
+
+
+def test_one_energy_model_protocol_for_predictors_and_potentials():
+    from lib.cathodes import potentials as P
+    from lib.cathodes import screen
+
+    def predict(crystals):
+        return np.full(len(crystals), -1.0), np.full(len(crystals), 0.1)
+
+    m = P.energy_model(predict)
+    assert isinstance(m, P.EnergyModel) and m.scale == "formation" and m.ion_energy("Li") == 0.0
+    assert m.energies([])[0].shape == (0,)
+    pot = P.get_potential("chgnet")  # not loaded: constructing it is cheap
+    assert P.energy_model(pot) is pot and isinstance(pot, P.EnergyModel)
+    with pytest.raises(P.EnergyModelError, match="neither"):
+        P.energy_model(42)
+    frame = pd.DataFrame({"discharged": [None], "charged": [None]})
+    with pytest.raises(P.EnergyModelError, match="formation energies"):
+        screen._predict_states(frame, pot)  # a total-energy model cannot score the GNN stage

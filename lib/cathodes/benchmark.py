@@ -357,7 +357,7 @@ def ml_pair_table(matched: pd.DataFrame, predict, prefix: str = "ml", progress: 
         **dict(zip(matched["high_mpid"], matched["charged"], strict=True)),
         **dict(zip(matched["low_mpid"], matched["discharged"], strict=True)),
     }
-    mean, std = predict([crystals[i] for i in ids])
+    mean, std = energy_model(predict).energies([crystals[i] for i in ids])
     mean = pd.Series(np.asarray(mean, float), index=ids)
     std = pd.Series(np.asarray(std, float) if std is not None else np.full(len(ids), np.nan), index=ids)
     t = matched.copy()

@@ -67,6 +67,18 @@ class EnergyModel(Protocol):
         ...
 
 
+def energy_model(model) -> EnergyModel:
+    """``model`` as an :class:`EnergyModel`: itself when it is one (a universal potential, a
+    :class:`FormationEnergyModel`), a formation-energy predictor ``predict(crystals) -> (mean, std or None)``
+    wrapped in a :class:`FormationEnergyModel`. The screen, the benchmark and ``lib.predict --voltage`` take their
+    energies through this one protocol."""
+    if isinstance(model, EnergyModel):
+        return model
+    if callable(model):
+        return FormationEnergyModel(model, name=getattr(model, "__name__", "predictor"))
+    raise EnergyModelError(f"{model!r} is neither an energy model nor a formation-energy predictor")
+
+
 def check_same_scale(*models: EnergyModel) -> str:
     """The common energy scale of ``models``; :class:`EnergyModelError` if they differ."""
     scales = {m.scale for m in models}
@@ -524,6 +536,7 @@ __all__ = [
     "SCALES",
     "get_potential",
     "check_same_scale",
+    "energy_model",
     "metal_structure",
     "pair_crystals",
     "potential_pair_table",

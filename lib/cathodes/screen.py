@@ -27,7 +27,7 @@ from lib.cathodes.electrodes import (
     pair_properties,
 )
 from lib.cathodes.hull import Hull
-from lib.cathodes.potentials import get_potential
+from lib.cathodes.potentials import EnergyModelError, energy_model, get_potential
 from lib.structures import Crystal
 
 with warnings.catch_warnings():
@@ -61,9 +61,14 @@ _PAIR_SCORES = ("voltage", "capacity_grav", "capacity_vol", "specific_energy", "
 
 
 def _predict_states(out: pd.DataFrame, predict) -> None:
-    """Add the predicted formation energies of both states, ``ef_*`` and ``ef_*_std`` (NaN without σ)."""
+    """Add the predicted formation energies of both states, ``ef_*`` and ``ef_*_std`` (NaN without σ), from an
+    energy model on the formation scale (:func:`lib.cathodes.potentials.energy_model`)."""
     crystals = list(out["discharged"]) + list(out["charged"])
-    mean, std = predict(crystals)
+    model = energy_model(predict)
+    if model.scale != "formation":
+        raise EnergyModelError(f"the GNN stage scores on formation energies; {model.name} gives {model.scale} "
+                               "energies")
+    mean, std = model.energies(crystals)
     mean = np.asarray(mean, float)
     std = np.asarray(std, float) if std is not None else np.full(len(mean), np.nan)
     n = len(out)
@@ -304,7 +309,7 @@ def _known_row(p: pd.Series, t: pd.DataFrame, predict, hull: Hull, candidates: p
     cs = RemoveSpeciesTransformation([ion]).apply_transformation(ds)
     have_c = p["high_mpid"] in t.index and pd.notna(t.loc[p["high_mpid"], ENERGY])
     crystals = [d, Crystal.from_structure(cs)] + ([t.loc[p["high_mpid"], "structure"]] if have_c else [])
-    mean, std = predict(crystals)
+    mean, std = energy_model(predict).energies(crystals)
     std = std if std is not None else np.full(len(crystals), np.nan)
     ef_d = float(t.loc[p["low_mpid"], ENERGY])
     row = {
