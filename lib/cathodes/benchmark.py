@@ -43,7 +43,7 @@ from lib.cathodes.electrodes import (
     pair_table,
     read_pairs,
 )
-from lib.cathodes.potentials import POTENTIALS, FormationEnergyModel
+from lib.cathodes.potentials import POTENTIALS, FormationEnergyModel, energy_model, pair_crystals
 from lib.cathodes.relax import relax
 from lib.data import load_dataset, target_frame
 from lib.data import split as random_split

@@ -22,8 +22,6 @@ import pandas as pd
 from lib import data, pretrained
 from lib.cathodes import benchmark as eb
 from lib.cathodes import electrodes, potentials
-from lib.cathodes.potentials import POTENTIALS, get_potential
-from lib.cathodes.relax import relax
 from lib.cathodes.correction import (
     BASE,
     COVERAGE,
@@ -35,6 +33,8 @@ from lib.cathodes.correction import (
     known_frameworks,
     random_split,
 )
+from lib.cathodes.potentials import POTENTIALS, get_potential
+from lib.cathodes.relax import relax
 from lib.cathodes.voltage_model import RELAXER, shipped_folder
 from lib.paths import RESULTS, atomic_path
 from lib.records import git_commit
