@@ -37,7 +37,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+from ase import units
+from ase.stress import voigt_6_to_full_3x3_stress
 from pymatgen.core import Lattice, Structure
+from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+from pymatgen.entries.computed_entries import ComputedStructureEntry
+from pymatgen.io.ase import AseAtomsAdaptor
 
 from lib.cathodes.electrodes import pair_table
 from lib.cathodes.relax import DEFAULT, relax, static_energies
@@ -269,7 +274,6 @@ class CHGNet(UniversalPotential):
 
 @functools.cache
 def _mp2020():
-    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
 
     return MaterialsProject2020Compatibility(check_potcar=False)
 
@@ -280,7 +284,6 @@ def mp2020_correction(structure: Structure) -> float:
     GGA+U (an oxide or fluoride of Co, Cr, Fe, Mn, Mo, Ni, V, W), the U corrections. What a potential trained
     on MP's *uncorrected* energies needs added to be on MP's corrected scale (CHGNet's: never apply it to
     CHGNet). In an electrode pair it cancels (both ends hold the same framework); in a hull it does not."""
-    from pymatgen.entries.computed_entries import ComputedStructureEntry
 
     compat, comp = _mp2020(), structure.composition
     anion = "F" if "F" in comp else ("O" if "O" in comp else None)
@@ -332,7 +335,6 @@ class SevenNet(UniversalPotential):
         return self.calculator
 
     def _atoms(self, structure: Structure):
-        from pymatgen.io.ase import AseAtomsAdaptor
 
         atoms = AseAtomsAdaptor.get_atoms(structure)
         atoms.calc = self.calculator
@@ -354,7 +356,6 @@ class SevenNet(UniversalPotential):
 
     def _forward(self, structures: Sequence[Structure]) -> list[tuple[float, np.ndarray, np.ndarray]]:
         """(total energy eV, forces eV/Å, stress as ASE's Voigt 6 in eV/Å³) of each structure, batched."""
-        from pymatgen.io.ase import AseAtomsAdaptor
         from sevenn import _keys as KEY  # here: sevenn only when used
         from sevenn.atom_graph_data import AtomGraphData
         from sevenn.train.dataload import unlabeled_atoms_to_graph
@@ -385,8 +386,6 @@ class SevenNet(UniversalPotential):
         return out
 
     def efs(self, structures: Sequence[Structure]) -> list[dict]:
-        from ase import units
-        from ase.stress import voigt_6_to_full_3x3_stress
 
         return [{"e": e / len(s) + self._correction(s), "f": np.asarray(f, float),
                  "s": voigt_6_to_full_3x3_stress(st) / units.GPa}
@@ -402,8 +401,6 @@ class SevenNet(UniversalPotential):
 
     def _one_by_one(self, structures: Sequence[Structure]) -> list[dict]:
         """:meth:`efs` through SevenNet's ASE calculator, one structure at a time (the reference)."""
-        from ase import units
-        from ase.stress import voigt_6_to_full_3x3_stress
 
         out = []
         for s in structures:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pymatgen.core import Composition
+from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
 
 from lib import data, pretrained
 from lib.cathodes import benchmark as eb
@@ -92,8 +94,6 @@ def built_pairs(potential: str = POTENTIAL, relaxer: str = RELAXER, limit: int |
     (``<discharged id> minus <ion>``). Dropped, and counted in ``attrs["counts"]``: a built framework that is not
     MP's charged formula, a relaxation that failed or did not converge. ``limit``: the first ``limit``
     candidates (Li first, then by battery id). ``relax_only``: relax, return the relaxations' statuses only."""
-    from pymatgen.core import Composition
-    from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
 
 
     table = data.load_dataset("cgcnn", source="auto", progress=False, verbose=False)
