@@ -13,17 +13,19 @@ benchmark is all 4,401 pairs of MP's insertion electrodes (lib.data.electrodes: 
   reasons of the pairs a route has no voltage for (pending energies with ``--cached-only``).
 - ``paired_<route>_minus_<best>_<ion>``: MAE(route) − MAE(best static potential) on the same pairs, with its
   interval; ``potential_by_ion``: the per-ion default table written to ``pretrained/potential_by_ion.csv``.
-- ``exp_mae_<route>`` / ``exp_n_<route>``: against the measured voltages of ``data/experimental_voltages.csv`` on
-  the rows whose reaction MP has (``mp``: MP's listed voltage; ``<route>+offset``: a constant offset fitted
+- ``exp_mae_<route>`` / ``exp_n_<route>``: against the measured voltages of ``data/experimental_voltages.csv``
+  on the rows whose reaction MP has (``mp``: MP's listed voltage; ``<route>+offset``: a constant offset fitted
   leave-one-chemistry-out); ``exp_best_minus_mp`` with its interval.
-- ``static_per_s_<potential>`` / ``static_per_s_one_by_one_<potential>``: static energies a second as the bench
-  computes them and with the potential's own ASE calculator one structure at a time (``--static-n`` structures).
-- ``relax_per_minute_batched`` / ``relax_per_minute_one_by_one`` / ``relax_speedup``: batched relaxations against
-  ASE's FIRE on the potential's own calculator one after another (``--relax-n``; ``--throughput-only``: that alone).
+- ``static_per_s_<potential>`` / ``static_per_s_one_by_one_<potential>``: static energies a second as the
+  bench computes them and with the potential's own ASE calculator one structure at a time (``--static-n``
+  structures).
+- ``relax_per_minute_batched`` / ``relax_per_minute_one_by_one`` / ``relax_speedup``: batched relaxations
+  against ASE's FIRE on the potential's own calculator one after another (``--relax-n``;
+  ``--throughput-only``: that alone).
 - ``screen_seconds_<size>`` and ``screen_candidates_<size>``: generating and scoring the cathode screen.
 - ``--legacy``: the 451-pair lines of earlier rounds (the voltage model trained on the mirror's pairs and its
-  comparison table, relaxations of those pairs, SevenNet at CHGNet's minima); ``--train``: a CGCNN trained here
-  on the 451-pair group split (``gnn_trained_*``).
+  comparison table, relaxations of those pairs, SevenNet at CHGNet's minima); ``--train``: a CGCNN trained
+  here on the 451-pair group split (``gnn_trained_*``).
 
 The potentials were trained on MP's relaxations (MPtrj; the r2SCAN heads on MP's r2SCAN data): their lines are
 in-sample tests of them, except the ``outside_training`` ones.
@@ -32,6 +34,7 @@ in-sample tests of them, except the ``outside_training`` ones.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -118,7 +121,8 @@ def _umlip(dft, ml, pot, relaxed_too: bool = True, rescore=()):
 
 def _voltage_model(relaxed: pd.Series | None) -> None:
     """The voltage model (lib.cathodes.voltage_model, on its default potential) trained here on the grouped and
-    the random split (seed 0), and every route on the same test pairs (``<route>_mae_<ion>_vs_mp_grouped_test`` /
+    the random split (seed 0), and every route on the same test pairs
+    (``<route>_mae_<ion>_vs_mp_grouped_test`` /
     ``_random_test``; ``relaxed``: the relaxed uMLIP voltages by battery id, for their row)."""
     from lib.cathodes import voltage_train as vm
 
@@ -232,7 +236,8 @@ def _static_throughput(pairs, names, n: int) -> None:
 
 def _experiment(pairs: pd.DataFrame, long: pd.DataFrame) -> None:
     """Every route against measured voltages (lib.cathodes.experiment) on the rows whose reaction MP has:
-    ``exp_mae_<route>`` / ``exp_n_<route>`` with intervals, MP's listed voltage as ``mp``, a constant offset per route
+    ``exp_mae_<route>`` / ``exp_n_<route>`` with intervals, MP's listed voltage as ``mp``, a constant offset
+    per route
     fitted leave-one-chemistry-out (``<route>+offset``), and the best route's paired interval against MP's."""
     from lib.cathodes import defaults
     from lib.cathodes import experiment as cx
@@ -256,6 +261,11 @@ def _experiment(pairs: pd.DataFrame, long: pd.DataFrame) -> None:
     best = s[(s["route"] != "mp") & (s["n"] > 0)].iloc[0]
     emit(BENCH, "exp_best_minus_mp", best["vs_mp"], "V", route=best["route"], ci_low=best["vs_mp_ci_low"],
          ci_high=best["vs_mp_ci_high"], n=best["vs_mp_n"])
+    closest = cx.closest_route(t, s)
+    if closest is not None:
+        defaults.EXPERIMENT_ROUTE.write_text(json.dumps({**closest, "generated": time.strftime("%Y-%m-%d"),
+                                                         "rows": int(closest["n"])}, indent=1) + "\n")
+        emit(BENCH, "exp_route", closest["mae"], "V", **{k: v for k, v in closest.items() if k != "mae"})
     out = Path("results") / "electrodes"
     m.to_csv(out / "experiment_matches.csv", index=False)
     s.to_csv(out / "experiment_summary.csv", index=False)

@@ -99,3 +99,16 @@ def test_leave_one_chemistry_out_offset_by_hand():
     assert set(o["route"]) == {"r+offset"}
     s = X.experiment_summary(pd.concat([t.assign(route="mp"), t.assign(route="r", voltage=t["voltage_exp"])]))
     assert s.iloc[0]["route"] == "r" and s.iloc[0]["mae"] == 0 and s.iloc[0]["vs_mp"] < 0
+
+
+def test_the_route_closest_to_experiment_with_its_offset_and_sigma():
+    t = pd.DataFrame({"id": list("abcdef") * 2, "voltage_exp": [3.0, 3.5, 4.0, 2.5, 3.2, 4.4] * 2,
+                      "chemistry": ["oxide", "phosphate", "oxide", "sulfate", "phosphate", "oxide"] * 2,
+                      "system": list("abcdef") * 2})
+    t["route"] = ["umlip_static_a"] * 6 + ["umlip_static_b"] * 6
+    t["voltage"] = np.r_[t["voltage_exp"][:6] - 0.2, t["voltage_exp"][6:] + np.array([0.3, -0.3, 0.1, -0.1, 0.2, 0])]
+    t = pd.concat([t, X.loco_offset(t)], ignore_index=True)
+    c = X.closest_route(t, X.experiment_summary(t.assign(route=t["route"]).pipe(
+        lambda d: pd.concat([d, d[d.route == "umlip_static_a"].assign(route="mp")]))))
+    assert c["route"] == "umlip_static_a+offset" and c["potential"] == "a"
+    assert c["offset"] == pytest.approx(0.2) and c["sigma"] == pytest.approx(0.0, abs=1e-12)

@@ -106,6 +106,10 @@ def test_route_summary_and_the_per_ion_table_read_by_the_screen(tmp_path):
     assert li["runner_up"] == "chgnet" and li["gain_ci_low"] > 0  # chgnet − sevennet, clearly positive
     assert defaults.potential_for("Li", path) == "sevennet"
     assert defaults.potential_for("Cs", path) == defaults.FALLBACK
+    errors = tmp_path / defaults.ERRORS.name  # every static route's errors per ion, beside the table
+    q = defaults.sigma_for("Na", "chgnet", errors)
+    assert q == pytest.approx(s.set_index(["route", "ion"]).loc[("umlip_static_chgnet", "Na"), "q68"], abs=1e-4)
+    assert np.isnan(defaults.sigma_for("Cs", "chgnet", errors))
 
 
 def test_the_screen_and_predict_read_the_per_ion_table(tmp_path, monkeypatch):

@@ -1,10 +1,12 @@
-"""The battery chapter (08_cathodes): electrode voltages, energy models, relaxations, hulls and a cathode screen.
+"""The battery chapter (08_cathodes): electrode voltages, energy models, relaxations, hulls, a cathode screen.
 
 Data flows one way, stage by stage (each module imports only the ones above it):
 
-1. **structures**: :mod:`lib.data.electrodes` (every MP pair with both structures), :mod:`lib.cathodes.candidates`
+1. **structures**: :mod:`lib.data.electrodes` (every MP pair with both structures),
+:mod:`lib.cathodes.candidates`
    (prototypes and substituted candidates: the generator);
-2. **energies**: :mod:`lib.cathodes.relax` (batched relaxations and static energies, cached on disk and archived
+2. **energies**: :mod:`lib.cathodes.relax` (batched relaxations and static energies, cached on disk and
+archived
    in records/relax/), :mod:`lib.cathodes.potentials` (the energy models behind one protocol, ``EnergyModel``:
    the universal potentials whose weights ship in their wheels and the GNN formation-energy ensembles; and
    ``potential_pair_table``, a pair table's energies from a model);
@@ -16,13 +18,14 @@ Data flows one way, stage by stage (each module imports only the ones above it):
    :mod:`lib.cathodes.funnel` (the GNN stage, the potential's stage, where each candidate left);
 6. **defaults**: :mod:`lib.cathodes.defaults` (which potential gives each ion's voltages, from the benchmark).
 
-Hanging off that line, never feeding back into it: :mod:`lib.cathodes.routes` (every route to a voltage on every
-MP pair, one long table), :mod:`lib.cathodes.metrics` (MAE per ion with intervals over chemical systems, paired
-differences), :mod:`lib.cathodes.experiment` (routes against measured voltages), :mod:`lib.cathodes.benchmark`
-(the DFT consistency, outliers, the leak-free GNN split and its trainings), :mod:`lib.cathodes.correction` (the
-learned correction of a potential's voltage), :mod:`lib.cathodes.voltage_model` (the shipped voltage model and
-its use) and :mod:`lib.cathodes.voltage_train` (training and shipping it); the figures in
-:mod:`lib.cathodes.plots`, :mod:`lib.cathodes.plots_funnel` and :mod:`lib.plots.cathodes`.
+Hanging off that line, never feeding back into it: :mod:`lib.cathodes.routes` (every route to a voltage on
+every MP pair, one long table), :mod:`lib.cathodes.metrics` (MAE per ion with intervals over chemical systems,
+paired differences), :mod:`lib.cathodes.experiment` (routes against measured voltages),
+:mod:`lib.cathodes.benchmark` (the DFT consistency, outliers, the leak-free GNN split and its trainings),
+:mod:`lib.cathodes.correction` (the learned correction of a potential's voltage),
+:mod:`lib.cathodes.voltage_model` (the shipped voltage model and its use) and
+:mod:`lib.cathodes.voltage_train` (training and shipping it); the figures in :mod:`lib.cathodes.plots`,
+:mod:`lib.cathodes.plots_funnel` and :mod:`lib.plots.cathodes`.
 
 Nothing is imported here, so ``import lib.cathodes.electrodes`` stays light.
 """

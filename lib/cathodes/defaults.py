@@ -15,6 +15,7 @@ voltages on another level of theory: their MAE says how far r2SCAN is from GGA+U
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from functools import cache
 from pathlib import Path
 
@@ -24,6 +25,11 @@ from lib.cathodes.potentials import SCALES
 from lib.paths import ROOT
 
 TABLE = ROOT / "pretrained" / "potential_by_ion.csv"
+#: every potential's static-voltage errors against MP per ion (route, ion, n, mae, ci_low, ci_high, q68),
+#: written by the bench
+ERRORS = ROOT / "pretrained" / "potential_errors.csv"
+#: the route closest to measured voltages (lib.cathodes.experiment.closest_route), written by the bench
+EXPERIMENT_ROUTE = ROOT / "pretrained" / "experiment_route.json"
 #: the potential for an ion the table lacks (and before any benchmark ran): the best on Li of the 451-pair
 # benchmark
 FALLBACK = "sevennet"
@@ -66,13 +72,22 @@ def potential_by_ion(path: str | Path | None = None) -> dict[str, str]:
     return dict(zip(t["ion"], t["potential"], strict=True))
 
 
+def experiment_route(path: str | Path | None = None) -> dict | None:
+    """The route closest to experiment (potential, offset in V, σ_V in V, its MAE and n against the measured
+    voltages), or None before the bench wrote it."""
+    p = Path(path) if path is not None else EXPERIMENT_ROUTE
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
 def sigma_for(ion: str, potential: str, path: str | Path | None = None) -> float:
     """σ_V of ``potential``'s static voltages for ``ion``: the 68.3 % quantile of |V − V_MP| on MP's pairs of
-    that
-    ion, when the table holds it for this potential (NaN otherwise)."""
-    t = table(path)
-    row = t[(t["ion"] == ion) & (t["potential"] == potential)]
-    return float(row["q68"].iloc[0]) if len(row) and "q68" in row else float("nan")
+    that ion (:data:`ERRORS`, written by the bench; NaN for an ion or potential it lacks)."""
+    p = Path(path) if path is not None else ERRORS
+    if not p.is_file():
+        return float("nan")
+    t = pd.read_csv(p)
+    row = t[(t["ion"] == ion) & (t["route"] == f"umlip_static_{potential}")]
+    return float(row["q68"].iloc[0]) if len(row) else float("nan")
 
 
 def potential_for(ion: str, path: str | Path | None = None) -> str:
@@ -133,6 +148,9 @@ def write_table(
     p = Path(path) if path is not None else TABLE
     p.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(p, index=False, float_format="%.4f")
+    errors = summary[summary["route"].str.startswith(prefix) & (summary["ion"] != "all") & (summary["n"] > 0)]
+    cols = ["route", "ion", "n", "n_missing", "mae", "ci_low", "ci_high", "q68"]
+    errors[cols].to_csv(p.with_name(ERRORS.name), index=False, float_format="%.4f")
     return p
 
 

@@ -139,8 +139,7 @@ def loco_offset(table: pd.DataFrame, suffix: str = "+offset") -> pd.DataFrame:
 def experiment_summary(table: pd.DataFrame, reference: str = "mp", seed: int = 0) -> pd.DataFrame:
     """Per route: n, MAE against experiment with its 95 % interval (rows resampled by their framework's
     chemical system: a material measured twice counts once in the resampling), mean signed error (route −
-    experiment), and
-    MAE(route) − MAE(``reference``) on the rows both have, with its interval."""
+    experiment), and MAE(route) − MAE(``reference``) on the rows both have, with its interval."""
     ref = table[table["route"] == reference].set_index("id")["voltage"]
     rows = []
     for route, g in table.groupby("route", sort=False):
@@ -169,4 +168,25 @@ def experiment_summary(table: pd.DataFrame, reference: str = "mp", seed: int = 0
     return pd.DataFrame(rows).sort_values("mae", na_position="last").reset_index(drop=True)
 
 
-__all__ = ["chemistry", "match_experiment", "experiment_table", "loco_offset", "experiment_summary"]
+def closest_route(table: pd.DataFrame, summary: pd.DataFrame, min_n: int = 5) -> dict | None:
+    """The potential route closest to experiment (lowest MAE with at least ``min_n`` rows among the
+    ``umlip_static_*`` routes, with or without the leave-one-chemistry-out offset), as a user applies it: the
+    potential, the offset fitted on **all** matched rows (0 without one), and σ_V = the 68.3 % quantile of its
+    |error| against experiment (leave-one-chemistry-out for an offset route); None without such a route."""
+    s = summary[summary["route"].str.startswith("umlip_static_") & (summary["n"] >= min_n)]
+    if s.empty:
+        return None
+    best = s.sort_values("mae").iloc[0]
+    base = best["route"].removesuffix("+offset")
+    g = table[(table["route"] == best["route"]) & table["voltage"].notna()]
+    raw = table[(table["route"] == base) & table["voltage"].notna()]
+    offset = float((raw["voltage_exp"] - raw["voltage"]).mean()) if best["route"] != base else 0.0
+    err = (g["voltage"] - g["voltage_exp"]).abs()
+    return {"route": best["route"], "potential": base.removeprefix("umlip_static_"), "offset": offset,
+            "sigma": float(err.quantile(0.683)), "mae": float(best["mae"]), "ci_low": float(best["ci_low"]),
+            "ci_high": float(best["ci_high"]), "n": int(best["n"]), "vs_mp": float(best["vs_mp"]),
+            "vs_mp_ci_low": float(best["vs_mp_ci_low"]), "vs_mp_ci_high": float(best["vs_mp_ci_high"])}
+
+
+__all__ = ["chemistry", "match_experiment", "experiment_table", "loco_offset", "experiment_summary",
+           "closest_route"]

@@ -94,7 +94,9 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
     (then ``charged_built`` is True: outside the model's training); the base is the model's potential's static
     voltage on the two structures. ``potential`` (a name of :data:`lib.cathodes.potentials.POTENTIALS`): also that
     potential's static voltage on the same pair (``potential_voltage``), with its benchmark error on MP's pairs of
-    the ion as ``potential_sigma`` (:mod:`lib.cathodes.defaults`)."""
+    the ion as ``potential_sigma`` (:mod:`lib.cathodes.defaults`), and the voltage of the route closest to
+    measured voltages (``exp_voltage``, ``exp_route``; its error against experiment as ``exp_sigma``:
+    :func:`lib.cathodes.defaults.experiment_route`)."""
     model = model or load()[0]  # read once: predict_pairs and the result both need it
 
     def crystal(x):
@@ -125,6 +127,11 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
         p = t if potential == model.potential else predict_pairs(pair, model, potential=potential)
         out.update(default_potential=potential, potential_voltage=float(p[BASE].iloc[0]),
                    potential_sigma=defaults.sigma_for(ion, potential))
+        exp = defaults.experiment_route()
+        if exp is not None:  # the route closest to measured voltages, its error against them as σ
+            q = p if exp["potential"] == potential else predict_pairs(pair, model, potential=exp["potential"])
+            out.update(exp_route=exp["route"], exp_voltage=float(q[BASE].iloc[0]) + exp["offset"],
+                       exp_sigma=exp["sigma"])
     return out
 
 
