@@ -123,3 +123,31 @@ def test_sigma_from_benchmark_is_the_quantile_of_the_errors():
     s = F.sigma_from_benchmark(t)
     assert s["Li"] == pytest.approx(np.quantile(np.arange(20) * 0.01, 0.683))
     assert s["Na"] == s["all"]  # fewer than 10 pairs: the pooled value
+
+
+def test_run_screen_rediscovery_and_the_chapters_results(table, tmp_path):
+    predict = lambda crystals: (np.full(len(crystals), -2.0), np.full(len(crystals), 0.05))  # noqa: E731
+    size = C.SCREEN_SIZES["smoke"]
+    run = F.run_screen(table, E.read_pairs(), predict, Flat(), size, top=5, sigma_v={"Li": 0.2}, cache=None)
+    assert run.n_prototypes == 3 and len(run.candidates) == 35 and run.refined["selected"].sum() == 5
+    assert run.counts["n"].iloc[0] == run.candidates.attrs["n_tried"]
+    assert "5 relaxed with flat" in run.summary()
+    top = run.top(3)
+    assert len(top) == 3 and list(top["rank"]) == [1, 2, 3] and set(top.columns) <= set(F.TOP_COLUMNS)
+    real, how = F.rediscovery(run)
+    assert how["real"] == len(real) == int((run.candidates["known_as"] != "").sum())
+    assert how["passing"] <= how["all_passing"] == int(run.refined["umlip_passes"].sum())
+    assert list(real.columns) == list(F.REAL_COLUMNS)
+    known = pd.DataFrame({"same_reaction": [True, True, False], "v_mp": [3.4, 2.9, 4.0],
+                          "v_ml_screen": [3.0, 3.0, 1.0], "umlip_voltage": [3.5, 2.9, 1.0],
+                          "vm_voltage": [3.4, 2.8, 1.0], "umlip_passes": [True, False, True]})
+    ks = F.known_summary(known).set_index("route")
+    assert ks.loc["GNN, unrelaxed", "mae"] == pytest.approx(0.25) and ks.loc["GNN, unrelaxed", "max"] == pytest.approx(0.4)
+    assert ks.loc["uMLIP, relaxed", "within_0.3"] == 2 and ks["pass"].eq(1).all()
+    long = pd.DataFrame({"battery_id": ["b"], "route": ["constant"], "voltage": [3.0]})
+    dft = pd.DataFrame({"battery_id": ["b"], "charged": [None], "dft_voltage": [3.1]})
+    written = F.write_results("smoke", tmp_path, dft, dft, pd.DataFrame(columns=["cause", "detail"]), long, run,
+                              known)
+    assert written["cathode_candidates_smoke.csv"] == 35
+    back = pd.read_csv(tmp_path / "cathode_candidates_smoke.csv")
+    assert "umlip_discharged" not in back and back["profile"].eq("smoke").all()

@@ -28,12 +28,14 @@ import hashlib
 import math
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from lib import pretrained
 from lib.cathodes.electrodes import (
     PairGeometry,
     check_pair,
@@ -42,9 +44,11 @@ from lib.cathodes.electrodes import (
     match_pairs,
     pair_table,
     read_pairs,
+    voltages_from_energies,
 )
 from lib.cathodes.potentials import POTENTIALS, FormationEnergyModel, energy_model, pair_crystals
 from lib.cathodes.relax import relax
+from lib.cathodes.screen import ef_2024_by_id
 from lib.data import load_dataset, target_frame
 from lib.data import split as random_split
 from lib.data.holdout import holdout_ids
@@ -228,6 +232,89 @@ def explain_outliers(
         "error",
     ]
     return out[cols].join(info).sort_values("error", key=np.abs, ascending=False)
+
+
+def voltages_2024(dft: pd.DataFrame, e2024: pd.DataFrame) -> pd.DataFrame:
+    """The pairs of ``dft`` whose two ends have MP 2024 formation energies on the PBE scale
+    (:func:`lib.cathodes.screen.ef_2024_by_id`), with ``e2024_voltage``: the voltage from those energies
+    (:func:`voltages_from_energies`, equal to pymatgen's)."""
+    ef = ef_2024_by_id(e2024)
+    t = dft[dft["high_mpid"].isin(ef) & dft["low_mpid"].isin(ef)].copy()
+    geos = [check_pair(c, d, i) for c, d, i in zip(t["charged"], t["discharged"], t["ion"], strict=True)]
+    t["e2024_voltage"] = voltages_from_energies(geos, t["high_mpid"].map(ef), t["low_mpid"].map(ef))[0]
+    return t
+
+
+@dataclass
+class DFTConsistency:
+    """Section 1 of 08: the mirror's DFT voltages against MP's, their outliers and MP's 2024 energies."""
+
+    dft: pd.DataFrame  # the pairs with both ends in the mirror, their electrodes (pair_table)
+    metrics: pd.DataFrame  # voltage_metrics of dft_voltage against MP
+    outliers: pd.DataFrame  # explain_outliers
+    causes: pd.DataFrame  # pairs per outlier cause
+    multi_share: tuple[float, float]  # share of multi-material electrodes among the outliers, among all pairs
+    metrics_2024: pd.DataFrame  # voltage_metrics of the 2024-energy voltages
+    e2024: pd.DataFrame  # energies_2024
+    coverage: pd.DataFrame  # pairs by which ends the mirror holds, per ion
+
+
+def dft_consistency(table: pd.DataFrame, pairs: pd.DataFrame, threshold: float = 0.3) -> DFTConsistency:
+    """The mirror's DFT formation energies against MP's voltages, on the pairs the mirror holds both ends of."""
+    matched = match_pairs(pairs, table)
+    dft = pair_table(matched, progress=False)
+    e2024 = energies_2024(table)
+    outliers = explain_outliers(dft, e2024, threshold=threshold)
+    ids = set(dft["high_mpid"]) | set(dft["low_mpid"])
+    multi_all = float((~dft["battery_id"].str.rsplit("_", n=1).str[0].isin(ids)).mean())
+    cov = pd.DataFrame(matched.attrs["coverage"]).T
+    return DFTConsistency(
+        dft=dft, metrics=voltage_metrics(dft), outliers=outliers,
+        causes=outliers["cause"].value_counts().to_frame("pairs"),
+        multi_share=(float(outliers["multi_material"].mean()) if len(outliers) else float("nan"), multi_all),
+        metrics_2024=voltage_metrics(voltages_2024(dft, e2024), pred="e2024_voltage", by=None), e2024=e2024,
+        coverage=cov.assign(total=cov.sum(axis=1)))
+
+
+@dataclass
+class GNNVoltages:
+    """Section 2 of 08: formation-energy GNN voltages on the pairs, held out of the models' training."""
+
+    predict: FormationEnergyModel
+    ml: pd.DataFrame  # ml_pair_table
+    metrics: pd.DataFrame  # against the mirror's DFT and against MP
+    amplification: float  # V moved by independent 0.1 eV/atom errors of both states, median pair
+    seen: set[str]  # known-cathode structures the models may have trained on
+    note: str  # which models, how many members, trained here or shipped
+
+
+def gnn_voltages(table: pd.DataFrame, pairs: pd.DataFrame, dft: pd.DataFrame, checkpoints="shipped",
+                 known_ids: Iterable[str] = (), **train) -> GNNVoltages:
+    """The shipped formation-energy ensemble (``checkpoints="shipped"``), given checkpoints, or (None) CGCNNs
+    trained here on :func:`group_split` (``train``: profile, seeds, n_max, epochs, by, threads), checked
+    leak-free
+    for the benchmark's structures; their voltages on ``dft``'s pairs."""
+    bench_ids = set(dft["high_mpid"]) | set(dft["low_mpid"])
+    held = bench_ids | set(known_ids)
+    sigma_scale = 1.0
+    if isinstance(checkpoints, str) and checkpoints == "shipped":
+        checkpoints = [str(p) for p in pretrained.checkpoints(ENERGY)]
+        sigma_scale = float(pretrained.card(ENERGY).get("sigma_scale") or 1.0)
+        note = f"the shipped {ENERGY} ensemble: {len(checkpoints)} members, σ scale {sigma_scale:.2f}"
+    elif checkpoints is None:
+        records = train_formation_models(table, held, progress=False, **train)
+        checkpoints = [r["checkpoint_path"] for r in records]
+        note = f"{len(records)} CGCNN(s) trained here on the group split"
+    else:
+        note = f"{len(checkpoints)} given checkpoint(s)"
+    predict = checkpoint_predictor(checkpoints, require=bench_ids, sigma_scale=sigma_scale)
+    ml = ml_pair_table(dft, predict, progress=False)
+    metrics = pd.concat({"GNN vs DFT (mirror)": voltage_metrics(ml, pred="ml_voltage", ref="dft_voltage"),
+                         "GNN vs MP": voltage_metrics(ml, pred="ml_voltage", ref="avg_voltage")})
+    amp = np.array([check_pair(c, d, i).coefficients
+                    for c, d, i in zip(ml["charged"], ml["discharged"], ml["ion"], strict=True)])
+    return GNNVoltages(predict, ml, metrics, float(0.1 * np.median(np.hypot(amp[:, 0], amp[:, 1]))),
+                       seen_in_training(predict.records, held - bench_ids), note)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
 
+from lib.cathodes.candidates import find_prototypes, generate_candidates
 from lib.cathodes.electrodes import ElectrodeError, pair_properties
-from lib.cathodes.hull import PotentialHull
+from lib.cathodes.hull import Hull, PotentialHull
 from lib.cathodes.relax import relax
-from lib.cathodes.screen import pareto_mask
+from lib.cathodes.screen import pareto_mask, screen
 from lib.cathodes.voltage_model import predict_pairs
 
 UMLIP_COLUMNS = ("umlip_status", "umlip_e_discharged", "umlip_e_charged", "umlip_e_hull_discharged",
@@ -285,5 +288,114 @@ def known_cathodes_relaxed(known: pd.DataFrame, table: pd.DataFrame, model, hull
     return out
 
 
+#: the columns of the final ranking the chapter shows
+TOP_COLUMNS = ("rank", "formula", "prototype", "substitution", "known_as", "voltage", "voltage_std", "vm_voltage",
+               "vm_voltage_std", "rank_vm", "gnn_voltage", "capacity_grav", "specific_energy", "e_hull_discharged",
+               "e_hull_charged", "below_hull", "passes", "why_not")
+#: the columns of the known cathodes the chapter shows
+KNOWN_COLUMNS = ("formula", "discharged_id", "charged_formula", "same_reaction", "v_mp", "v_mp_2024", "v_dft",
+                 "v_ml_screen", "e_hull_ml", "umlip_voltage", "vm_voltage", "vm_voltage_std", "v_umlip_pair",
+                 "umlip_e_hull_discharged", "umlip_e_hull_with", "umlip_passes", "umlip_why_not")
+#: the columns of the real materials the generator re-creates
+REAL_COLUMNS = ("candidate_id", "formula", "known_as", "voltage", "selected", "umlip_voltage",
+                "umlip_e_hull_discharged", "umlip_specific_energy", "stage", "rank_among_passing")
+
+
+@dataclass
+class ScreenRun:
+    """One run of the screen (08, section 4): the candidates, both stages, the funnel's counts, the ranking."""
+
+    candidates: pd.DataFrame
+    dropped: pd.DataFrame
+    scored: pd.DataFrame  # the GNN stage (lib.cathodes.screen.screen)
+    refined: pd.DataFrame  # the potential's stage (refine)
+    counts: pd.DataFrame  # funnel_counts
+    final: pd.DataFrame  # final_view
+    dft_hull: Hull
+    potential_hull: PotentialHull
+    n_prototypes: int
+    seconds: dict
+
+    def summary(self) -> str:
+        u, c = self.refined.attrs["umlip"], self.candidates
+        return (f"{self.n_prototypes} prototypes; {c.attrs.get('n_tried')} substitutions tried, {len(c)} candidates "
+                f"({int((c['known_as'] != '').sum())} of them real materials of the mirror), {len(self.dropped)} "
+                f"dropped ({self.seconds['generate']:.0f} s); GNN stage {self.seconds['gnn']:.0f} s; "
+                f"{u['selected']} relaxed with {u['model']} ({u['seconds_relax']:.0f} s), hull of {u['hull_phases']} "
+                f"mirror phases ({u['hull_skipped']} larger ones left out), {u['seconds']:.0f} s")
+
+    def top(self, n: int = 15) -> pd.DataFrame:
+        return self.final[[c for c in TOP_COLUMNS if c in self.final.columns]].head(n)
+
+
+def run_screen(table: pd.DataFrame, pairs: pd.DataFrame, predict, model, size, ion: str = "Li", top: int | None = None,
+               max_e_hull: float = 0.1, sigma_v: dict[str, float] | None = None, voltage_model=None,
+               **relax_kwargs) -> ScreenRun:
+    """The whole screen of a profile's size (:data:`lib.cathodes.candidates.SCREEN_SIZES`): prototypes, candidates
+    (kept when the mirror holds them, ``known_as``), the GNN stage on the DFT hull, the ``top`` most promising
+    relaxed with ``model`` against its own hull of the mirror's phases, the ranking, the funnel's counts."""
+    t0 = time.perf_counter()
+    protos = find_prototypes(table, pairs, n_extra=size.n_extra)
+    cands, dropped = generate_candidates(table, protos, ion=ion, exclude="none", progress=False, **size.kwargs())
+    t1 = time.perf_counter()
+    dft_hull = Hull(table)
+    scored = screen(cands, predict, dft_hull, ion=ion, max_e_hull=max_e_hull, progress=False)
+    t2 = time.perf_counter()
+    pot_hull = PotentialHull(dft_hull, model, relaxed=size.hull_relaxed, window=size.hull_window,
+                             max_atoms=size.hull_max_atoms)
+    refined = refine(scored, model, pot_hull, ion=ion, top=size.top if top is None else int(top),
+                     max_e_hull=max_e_hull, sigma_v=sigma_v, progress=False, voltage_model=voltage_model,
+                     **relax_kwargs)
+    return ScreenRun(cands, dropped, scored, refined, funnel_counts(cands, dropped, refined), final_view(refined),
+                     dft_hull, pot_hull, len(protos),
+                     {"generate": t1 - t0, "gnn": t2 - t1, "potential": time.perf_counter() - t2})
+
+
+def rediscovery(run: ScreenRun) -> tuple[pd.DataFrame, dict]:
+    """The real materials (of the mirror) the generator re-created, passing ones first, and how they fared:
+    ``{"real", "relaxed", "passing", "all_passing", "new_passing"}``."""
+    ref = run.refined
+    real = ref[ref["known_as"] != ""].copy()
+    real["rank_among_passing"] = real["rank_umlip"]
+    real = real.sort_values(["umlip_passes", "rank_among_passing"], ascending=[False, True])
+    new_pass = run.final[run.final["passes"] & (run.final["known_as"] == "")] if len(run.final) else run.final
+    return real[list(REAL_COLUMNS)], {"real": len(real), "relaxed": int(real["selected"].sum()),
+                                      "passing": int(real["umlip_passes"].sum()),
+                                      "all_passing": int(ref["umlip_passes"].sum()), "new_passing": len(new_pass)}
+
+
+def known_summary(known: pd.DataFrame) -> pd.DataFrame:
+    """Against MP, on the known cathodes whose MP pair is the screen's reaction: MAE, max and pairs within 0.3 V
+    of the GNN on the unrelaxed structures, the potential relaxed and the voltage model on the relaxed pair."""
+    same = known[known["same_reaction"]]
+    rows = []
+    for label, col in (("GNN, unrelaxed", "v_ml_screen"), ("uMLIP, relaxed", "umlip_voltage"),
+                       ("voltage model on the relaxed pair", "vm_voltage")):
+        if col not in same:
+            continue
+        e = (same[col] - same["v_mp"]).abs()
+        rows.append({"route": label, "n": int(e.notna().sum()), "mae": e.mean(), "max": e.max(),
+                     "within_0.3": int((e <= 0.3).sum()), "pass": int(same["umlip_passes"].sum())})
+    return pd.DataFrame(rows)
+
+
+def write_results(profile: str, results: Path, dft: pd.DataFrame, ml: pd.DataFrame, outliers: pd.DataFrame,
+                  routes: pd.DataFrame, run: ScreenRun, known: pd.DataFrame) -> dict[str, int]:
+    """The chapter's tables under ``results``: ``electrodes_<profile>.csv`` (the mirror's pairs: DFT, GNN ± σ,
+    outlier causes), ``electrode_routes_<profile>.csv`` (every route on the chapter's subset of all pairs,
+    long), ``cathode_candidates_<profile>.csv`` (every candidate, both stages, where it left) and
+    ``known_cathodes_<profile>.csv``; returns the rows written per file."""
+    results.mkdir(parents=True, exist_ok=True)
+    out = ml.join(outliers[["cause", "detail"]]).rename(columns={"cause": "outlier_cause", "detail": "outlier_detail"})
+    structures = ["charged", "discharged", "umlip_discharged", "umlip_charged"]
+    files = {f"electrodes_{profile}.csv": out, f"electrode_routes_{profile}.csv": routes,
+             f"cathode_candidates_{profile}.csv": run.refined, f"known_cathodes_{profile}.csv": known}
+    for name, t in files.items():
+        t.drop(columns=[c for c in structures if c in t.columns]).assign(profile=profile).to_csv(
+            results / name, index=False)
+    return {k: len(v) for k, v in files.items()}
+
+
 __all__ = ["select_promising", "refine", "final_view", "funnel_counts", "known_cathodes_relaxed", "sigma_from_benchmark",
-           "with_voltage_model", "UMLIP_COLUMNS", "VM_COLUMNS"]
+           "with_voltage_model", "UMLIP_COLUMNS", "VM_COLUMNS", "ScreenRun", "run_screen", "rediscovery", "known_summary",
+           "write_results", "TOP_COLUMNS", "KNOWN_COLUMNS", "REAL_COLUMNS"]

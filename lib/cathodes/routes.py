@@ -38,6 +38,7 @@ from lib.cathodes.electrodes import pair_table
 from lib.cathodes.metrics import system_of
 from lib.cathodes.potentials import POTENTIALS, get_potential, potential_pair_table
 from lib.cathodes.relax import relax
+from lib.cathodes.voltage_model import predict_pairs
 from lib.data.electrodes import load_electrode_pairs
 
 #: the columns of a route table
@@ -124,6 +125,36 @@ def relaxed_route(
         pairs, model, relaxed=True, prefix="umlip_relaxed", progress=progress, **relax_kwargs
     )
     return _from_table(pairs, t, f"umlip_relaxed_{name}", "umlip_relaxed")
+
+
+def voltage_model_route(pairs: pd.DataFrame, model=None, card: dict | None = None) -> pd.DataFrame:
+    """The shipped voltage model (:mod:`lib.cathodes.voltage_model`: its potential's static voltage + the learned
+    correction) as a route, ``voltage_model``, with its σ_V in ``sigma``; ``model`` default: the shipped one.
+    With its ``card``, the pairs it was trained on (both ends in the CGCNN mirror, not in the card's test ids)
+    get no
+    voltage and say so: on them it is in sample."""
+    t = predict_pairs(pairs[["ion", "charged", "discharged", "high_mpid", "low_mpid", "avg_voltage"]], model)
+    v = t["voltage_model"].to_numpy(float)
+    err = np.where(np.isnan(v), t["umlip_static_error"].fillna("").replace("", "no base voltage"), "")
+    if card is not None and "source_charged" in pairs:
+        both = (
+            pairs["source_charged"].eq("mp_cgcnn_2020") & pairs["source_discharged"].eq("mp_cgcnn_2020")
+        ).to_numpy()
+        trained = both & ~pairs["battery_id"].isin(card["split"]["test_battery_ids"]).to_numpy()
+        v = np.where(trained, np.nan, v)
+        err = np.where(trained, "in the voltage model's training (in sample)", err)
+    out = _long(pairs, "voltage_model", v, err)
+    out["sigma"] = t["voltage_model_sigma"].to_numpy(float)
+    return out
+
+
+def subset(pairs: pd.DataFrame, n: int | None, seed: int = 0) -> pd.DataFrame:
+    """A seeded random subset of ``n`` pairs (all of them for None or n ≥ len), in the table's order."""
+    if n is None or n >= len(pairs):
+        return pairs
+    return pairs.iloc[np.sort(np.random.default_rng(seed).choice(len(pairs), n, replace=False))].reset_index(
+        drop=True
+    )
 
 
 def relaxed_sample(
@@ -231,6 +262,8 @@ __all__ = [
     "gnn_route",
     "static_route",
     "relaxed_route",
+    "voltage_model_route",
+    "subset",
     "relaxed_sample",
     "route_table",
     "all_routes",

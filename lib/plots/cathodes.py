@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from lib.plots.base import PALETTE, save, use_style
+from lib.paths import figure_file
+from lib.plots.base import PALETTE, save, stamp, use_style
 
 ION_COLORS = {
     "Li": PALETTE[0],
@@ -45,13 +46,20 @@ def route_label(route: str) -> str:
     return route
 
 
-def _files(fig, name: str | None) -> list:
+def _files(fig, name: str | None, profile: str | None = None) -> list:
+    """``figures/<name>.png`` and ``.pdf`` (``<name>_<profile>`` with the pipeline-test banner of a smoke profile
+    when a profile is given); nothing without a name."""
     if not name:
         return []
-    return [save(fig, f"{name}.{ext}") for ext in ("png", "pdf")]
+    if profile is None:
+        return [save(fig, f"{name}.{ext}") for ext in ("png", "pdf")]
+    stamp(fig, profile)
+    return [save(fig, figure_file(name, profile, ext=ext)) for ext in ("png", "pdf")]
 
 
-def route_mae(summary: pd.DataFrame, name: str | None = None, min_n: int = 20) -> list:
+def route_mae(
+    summary: pd.DataFrame, name: str | None = None, min_n: int = 20, profile: str | None = None
+) -> list:
     """MAE against MP (V) by ion (columns of groups) and route (bars), with the 95 % interval over chemical
     systems;
     an ion × route cell with fewer than ``min_n`` pairs is left empty and counted in the note."""
@@ -100,12 +108,12 @@ def route_mae(summary: pd.DataFrame, name: str | None = None, min_n: int = 20) -
         fontsize=9,
     )
     fig.tight_layout()
-    out = _files(fig, name)
+    out = _files(fig, name, profile)
     plt.close(fig)
     return out
 
 
-def route_parity(long: pd.DataFrame, route: str, name: str | None = None) -> list:
+def route_parity(long: pd.DataFrame, route: str, name: str | None = None, profile: str | None = None) -> list:
     """Predicted against MP's voltage of one route, one panel per ion (largest first), MAE and n in each."""
     use_style()
     t = long[(long["route"] == route)]
@@ -146,12 +154,14 @@ def route_parity(long: pd.DataFrame, route: str, name: str | None = None) -> lis
         ax.set_xlabel("MP (V)")
     fig.suptitle(f"{route_label(route)} against MP's voltages, by working ion")
     fig.tight_layout()
-    out = _files(fig, name)
+    out = _files(fig, name, profile)
     plt.close(fig)
     return out
 
 
-def experiment_parity(table: pd.DataFrame, name: str | None = None, routes: list[str] | None = None) -> list:
+def experiment_parity(
+    table: pd.DataFrame, name: str | None = None, routes: list[str] | None = None, profile: str | None = None
+) -> list:
     """Each route's voltage against the measured one (lib.cathodes.experiment.experiment_table), one panel per
     route (MP's own listed voltage first), MAE and n in each; a table without matched rows says so in
     words."""
@@ -189,7 +199,7 @@ def experiment_parity(table: pd.DataFrame, name: str | None = None, routes: list
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("Voltages against experiment (data/experimental_voltages.csv), rows whose reaction MP has")
     fig.tight_layout()
-    out = _files(fig, name)
+    out = _files(fig, name, profile)
     plt.close(fig)
     return out
 
