@@ -101,14 +101,19 @@ def test_leave_one_chemistry_out_offset_by_hand():
     assert s.iloc[0]["route"] == "r" and s.iloc[0]["mae"] == 0 and s.iloc[0]["vs_mp"] < 0
 
 
-def test_the_route_closest_to_experiment_with_its_offset_and_sigma():
-    t = pd.DataFrame({"id": list("abcdef") * 2, "voltage_exp": [3.0, 3.5, 4.0, 2.5, 3.2, 4.4] * 2,
-                      "chemistry": ["oxide", "phosphate", "oxide", "sulfate", "phosphate", "oxide"] * 2,
-                      "system": list("abcdef") * 2})
-    t["route"] = ["umlip_static_a"] * 6 + ["umlip_static_b"] * 6
-    t["voltage"] = np.r_[t["voltage_exp"][:6] - 0.2, t["voltage_exp"][6:] + np.array([0.3, -0.3, 0.1, -0.1, 0.2, 0])]
-    t = pd.concat([t, X.loco_offset(t)], ignore_index=True)
-    c = X.closest_route(t, X.experiment_summary(t.assign(route=t["route"]).pipe(
-        lambda d: pd.concat([d, d[d.route == "umlip_static_a"].assign(route="mp")]))))
-    assert c["route"] == "umlip_static_a+offset" and c["potential"] == "a"
-    assert c["offset"] == pytest.approx(0.2) and c["sigma"] == pytest.approx(0.0, abs=1e-12)
+def test_the_route_closest_to_experiment_beats_mp_beyond_doubt():
+    rng = np.random.default_rng(0)
+    n = 30
+    exp_v = rng.uniform(2.5, 4.5, n)
+    rows = []
+    for route, err in (("mp", 0.3 + rng.uniform(0, 0.05, n)), ("umlip_static_a", 0.1 + rng.uniform(0, 0.05, n)),
+                       ("umlip_static_b", rng.choice([-0.05, 0.05], n)), ("umlip_static_c", 0.5 * np.ones(n))):
+        rows.append(pd.DataFrame({"id": [f"r{k}" for k in range(n)], "route": route, "voltage": exp_v + err,
+                                  "voltage_exp": exp_v, "chemistry": ["oxide", "phosphate", "sulfate"] * 10,
+                                  "system": [f"s{k}" for k in range(n)]}))
+    t = pd.concat(rows, ignore_index=True)
+    t = pd.concat([t, X.loco_offset(t)], ignore_index=True)  # an offset route would be perfect here: never chosen
+    c = X.closest_route(t, X.experiment_summary(t))
+    assert c["route"] == "umlip_static_b" and c["potential"] == "b" and c["better_than_mp"]
+    assert c["mae"] == pytest.approx(0.05) and c["sigma"] == pytest.approx(0.05) and c["vs_mp_ci_high"] < 0
+    assert X.closest_route(t, X.experiment_summary(t), min_n=31) is None
