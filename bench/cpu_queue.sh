@@ -27,19 +27,18 @@ DIRECT="$PY -m lib.sweep.direct --threads 1"
 # is skipped (its record left as written); a THESIS run is not parked, so take it out of this list once its record
 # is in records/ (as every MEGNet cell of Table 6's seed 1, the built pairs' relaxations and SevenNet's of the 864
 # electrode-benchmark structures were, 2026-12-06).
-# "<log name> <command>", most wanted first: the static energies of every end member of MP's 4,401 electrode
-# pairs (~7,600 structures) with each potential whose weights ship in its wheel (issue 38; ~0.1-0.6 s a structure
-# at one thread: chgnet_r2scan ~15 min, chgnet / the SevenNet-MF-0 heads ~25 min, SevenNet-0 ~45 min, l3i5 ~80 min),
-# cached per structure as they finish; then the long-profile trainings of the shipped models still at 20 epochs
-# (~40-70 s an epoch at one thread, 120 epochs): energy per atom (parked at epoch 49), then Fermi energy.
+# "<log name> <command>", most wanted first (issue 38; each resumes from its cache): the static energies of every
+# end member of MP's 4,401 pairs (~7,600 structures) that the potentials whose weights ship in their wheels still
+# lack (2026-12-07: CHGNet, SevenNet-0, SevenNet-MF-0's PBE head and CHGNet r2SCAN are complete; SevenNet-MF-0's
+# R2SCAN head ~0.3 s a structure and SevenNet-l3i5 ~0.6-0.9 s at one thread are not), then both ends of the
+# stratified relaxed sample with the benchmark's best potential (lib.cathodes.routes.relaxed_sample: 400 Li pairs,
+# 50 of every other ion with >= 100; ~20 s a structure; any prefix is itself stratified), then the long-profile
+# trainings of the shipped models still at 20 epochs: energy per atom (parked at epoch 49), then Fermi energy.
 STATIC="$PY -m lib.cathodes.potentials static --threads 1"
 QUEUE=(
-  "static_sevennet $STATIC sevennet"
-  "static_chgnet $STATIC chgnet"
-  "static_sevennet_mf0 $STATIC sevennet_mf0"
-  "static_chgnet_r2scan $STATIC chgnet_r2scan"
   "static_sevennet_mf0_r2scan $STATIC sevennet_mf0_r2scan"
   "static_sevennet_l3i5 $STATIC sevennet_l3i5"
+  "relax_sample_sevennet $PY -m lib.cathodes.routes relax sevennet --threads 1"
   "long_energy_per_atom $DIRECT --profile $LONG --model cgcnn --property energy_per_atom --seed 0"
   "long_efermi $DIRECT --profile $LONG --model cgcnn --property efermi --seed 0"
 )

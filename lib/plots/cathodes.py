@@ -34,6 +34,7 @@ ROUTE_LABELS = {
     "umlip_static_sevennet_l3i5": "SevenNet-l3i5",
     "umlip_static_sevennet_mf0": "SevenNet-MF-0 (PBE)",
     "umlip_static_chgnet_r2scan": "CHGNet r2SCAN",
+    "voltage_model": "voltage model (SevenNet-0 + correction)",
     "umlip_static_sevennet_mf0_r2scan": "SevenNet-MF-0 (r2SCAN)",
 }
 
@@ -61,8 +62,9 @@ def route_mae(
     summary: pd.DataFrame, name: str | None = None, min_n: int = 20, profile: str | None = None
 ) -> list:
     """MAE against MP (V) by ion (columns of groups) and route (bars), with the 95 % interval over chemical
-    systems;
-    an ion × route cell with fewer than ``min_n`` pairs is left empty and counted in the note."""
+    systems; an ion × route cell with fewer than ``min_n`` pairs is left empty and counted in the note, a route
+    with no cell drawn is left out of the legend, and a route with a voltage for under 90 % of the pairs is
+    labelled partial."""
     use_style()
     s = summary[summary["ion"] != "all"]
     ions = [
@@ -73,16 +75,25 @@ def route_mae(
     order = ["constant", "gnn", "dft"] + sorted(
         r for r in s["route"].unique() if r.startswith("umlip_static")
     )
-    order += sorted(r for r in s["route"].unique() if r.startswith("umlip_relaxed"))
+    order += sorted(r for r in s["route"].unique() if r.startswith("umlip_relaxed")) + ["voltage_model"]
     order = [r for r in order if r in set(s["route"])]
     fig, ax = plt.subplots(figsize=(11, 5.2))
     width = 0.85 / max(len(order), 1)
     cmap = plt.get_cmap("tab10")
-    skipped = 0
+    skipped, absent = 0, []
+    overall = summary[summary["ion"] == "all"].set_index("route")
     for k, route in enumerate(order):
         g = s[s["route"] == route].set_index("ion").reindex(ions)
         ok = (g["n"] >= min_n).to_numpy()
         skipped += int((g["n"].fillna(0) > 0).to_numpy().sum() - ok.sum())
+        label = route_label(route)
+        if route in overall.index:
+            n, miss = int(overall.loc[route, "n"]), int(overall.loc[route, "n_missing"])
+            if n < 0.9 * (n + miss) and route != "dft":
+                label += f" (partial: {n:,} of {n + miss:,})"
+        if not ok.any():
+            absent.append(route_label(route))
+            label = "_nolegend_"
         x = np.arange(len(ions)) + (k - (len(order) - 1) / 2) * width
         m, lo, hi = (g[c].to_numpy(float) for c in ("mae", "ci_low", "ci_high"))
         ax.bar(
@@ -90,7 +101,7 @@ def route_mae(
             m[ok],
             width,
             color=cmap(k % 10),
-            label=route_label(route),
+            label=label,
             yerr=np.vstack([m[ok] - lo[ok], hi[ok] - m[ok]]),
             error_kw={"lw": 0.8, "capsize": 1.5},
         )
@@ -102,6 +113,8 @@ def route_mae(
     note = "error bars: 95 % interval, chemical systems resampled"
     if skipped:
         note += f"; {skipped} ion × route cells with < {min_n} pairs not drawn"
+    if absent:
+        note += f" (none of {', '.join(absent)})"
     ax.set_title(
         "Every route on every MP insertion pair (in-sample for the potentials: trained on MP's "
         f"relaxations)\n{note}",
