@@ -194,6 +194,11 @@ def experiment_parity(
         axes[0, 0].text(0.5, 0.5, "no experimental row matched an MP pair", ha="center", va="center")
     for ax, route in zip(axes.flat, routes, strict=False):
         g = table[(table["route"] == route) & table["voltage"].notna()]
+        if g.empty:  # said in words, never drawn as if it were data
+            ax.text(0.5, 0.5, f"{route_label(route)}:\nno voltage on these rows yet", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8, color="0.4")
+            ax.set_axis_off()
+            continue
         ax.plot([0, 6], [0, 6], color="0.6", lw=0.8)
         for ion, h in g.groupby("ion"):
             ax.scatter(h["voltage_exp"], h["voltage"], s=14, color=ION_COLORS.get(ion, "k"), label=ion)
