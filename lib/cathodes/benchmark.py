@@ -24,6 +24,7 @@ checked for leaks before it is used (:func:`check_leak_free`).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import math
 import warnings
@@ -637,8 +638,6 @@ def relax_benchmark(model, shard: tuple[int, int] = (0, 1), reverse: bool = Fals
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m lib.cathodes.benchmark relax [--shard K/N] [--reverse] [--device cuda]``: relax the electrode
     benchmark's structures into the cache (resumable; ``python -m lib.cathodes.relax archive`` keeps them)."""
-    import argparse
-
 
     warnings.filterwarnings("ignore")  # scipy's logm accuracy notes and torch's, once per step: noise in a log
 

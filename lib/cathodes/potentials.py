@@ -29,6 +29,8 @@ A second universal potential is one class here with the same four members (``nam
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import functools
 import os
 import warnings
@@ -213,8 +215,6 @@ class CHGNet(UniversalPotential):
             torch.set_num_threads(int(self.threads))
         with warnings.catch_warnings(), open(os.devnull, "w") as devnull:
             warnings.simplefilter("ignore")
-            import contextlib
-
             with contextlib.redirect_stdout(devnull):  # it prints "CHGNet v0.3.0 initialized with ..."
                 m = _CHGNet.load(model_name=self.version, use_device=str(pick_device(self.device)),
                                   verbose=False)
@@ -500,8 +500,6 @@ def main(argv: list[str] | None = None) -> int:
     insertion-electrode pairs (:func:`lib.data.electrodes.load_electrode_pairs`, ~7,600 structures) and the working
     ions' metals with each named potential, cached as they finish (a killed run resumes) under data/relax/<model>/;
     ``python -m lib.cathodes.relax archive`` then puts them in records/relax/ (commit it)."""
-    import argparse
-
 
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.potentials", description=main.__doc__)
     ap.add_argument("action", choices=("static",))

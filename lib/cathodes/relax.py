@@ -15,7 +15,7 @@ BENCH=electrodes`` measures both on the same structures).
 - ``converged``: below ``fmax`` within ``max_steps`` steps;
 - ``not converged``: the step cap was reached (its last energy is kept but flagged);
 - ``exploded``: atoms closer than ``min_distance`` (0.5 Å, the limit of :mod:`lib.validate`), the volume
-  changed by more than ``max_volume_change`` (a factor of 1.5 either way by default), or a non-finite
+  changed by more than ``max_volume_change`` (|V/V₀ − 1| > 0.5 by default), or a non-finite
   energy or force;
 - ``failed``: the model or the optimizer raised (the error message is the ``reason``);
 - ``pending``: not relaxed yet, when only the cache is read (``relax(..., cached_only=True)``: a benchmark that
@@ -42,6 +42,7 @@ process by name); the cache must then be on a file system the workers share, as 
 
 from __future__ import annotations
 
+import argparse
 import functools
 import gzip
 import hashlib
@@ -485,8 +486,6 @@ def table(results: Sequence[Relaxation]):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m lib.cathodes.relax archive [model ...]``: the cached relaxations into records/relax/."""
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.relax", description=main.__doc__)
     ap.add_argument("action", choices=("archive",))
     ap.add_argument("models", nargs="*", help="model names (default: every folder under the cache)")

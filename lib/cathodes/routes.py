@@ -28,10 +28,12 @@ an ``mvc-`` end (791 pairs, mostly Ca, Zn, Mg, Y, Al) has at least one structure
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from lib.cathodes.benchmark import ml_pair_table
 from lib.cathodes.electrodes import pair_table
@@ -228,10 +230,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     stratified prefix) with the potential, cached as each finishes; ``python -m lib.cathodes.relax archive``
     keeps
     them."""
-    import argparse
-
-    import torch
-
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.routes", description=main.__doc__)
     ap.add_argument("action", choices=("relax",))
     ap.add_argument("potential", choices=sorted(POTENTIALS))

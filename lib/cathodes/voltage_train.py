@@ -10,6 +10,7 @@ relaxes the charged states of :func:`built_pairs` into the relaxation cache (res
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
@@ -295,8 +296,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m lib.cathodes.voltage_train ship``: retrain and rewrite the shipped voltage model; ``build``:
     relax the built pairs' charged states into the cache (resumable); ``coverage``: τ, σ coverage and MAE over
     ``--seeds`` splits of each kind (:func:`over_splits`; ~1 min a split on a free core)."""
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.voltage_train", description=main.__doc__)
 
     ap.add_argument("action", choices=("ship", "build", "coverage"))
