@@ -305,7 +305,9 @@ def _all_pairs(args) -> pd.DataFrame:
     static = summary[summary["route"].str.startswith("umlip_static_") & summary["ion"].eq("all")]
     pbe = [f"umlip_static_{k}" for k, v in potentials.SCALES.items() if v == "total"]
     best = static[static["route"].isin(pbe)].sort_values("mae")["route"].iloc[0] if len(static) else "gnn"
-    paired = pd.concat([cm.paired_table(long, r) for r in long["route"].unique()], ignore_index=True)
+    # against each static route only: those are the ones a best route or an ion's default can be
+    static_routes = [r for r in long["route"].unique() if r.startswith("umlip_static_")]
+    paired = pd.concat([cm.paired_table(long, r) for r in static_routes], ignore_index=True)
     for r in paired[paired["best"] == best].itertuples(index=False):
         if r.n:
             emit(BENCH, f"paired_{r.route}_minus_{best}_{r.ion}", r.diff, "V", ci_low=r.ci_low, ci_high=r.ci_high,

@@ -507,8 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one core a potential)")
     a = ap.parse_args(argv)
     pairs = load_electrode_pairs()
-    structures = dict(zip(pairs["high_mpid"], pairs["charged"], strict=True))
-    structures.update(zip(pairs["low_mpid"], pairs["discharged"], strict=True))
+    structures = pair_crystals(pairs)
     ids = pair_ids(pairs)
     for name in a.potentials:
         model = POTENTIALS[name](threads=a.threads)

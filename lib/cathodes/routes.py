@@ -38,7 +38,7 @@ import torch
 from lib.cathodes.benchmark import ml_pair_table
 from lib.cathodes.electrodes import pair_table
 from lib.cathodes.metrics import system_of
-from lib.cathodes.potentials import POTENTIALS, get_potential, potential_pair_table
+from lib.cathodes.potentials import POTENTIALS, get_potential, pair_crystals, potential_pair_table
 from lib.cathodes.relax import relax
 from lib.cathodes.voltage_model import predict_pairs
 from lib.data.electrodes import load_electrode_pairs
@@ -240,8 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     sample = relaxed_sample(load_electrode_pairs(), a.li, a.other)
-    structures = dict(zip(sample["high_mpid"], sample["charged"], strict=True))
-    structures.update(zip(sample["low_mpid"], sample["discharged"], strict=True))
+    structures = pair_crystals(sample)
     ids = list(
         dict.fromkeys(i for pair in zip(sample["high_mpid"], sample["low_mpid"], strict=True) for i in pair)
     )
