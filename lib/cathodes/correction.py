@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition, Element
 
+from lib.cathodes.metrics import system_of
 from lib.cathodes.screen import KNOWN_CATHODES
 from lib.elements import element_properties
 from lib.paths import atomic_path
@@ -109,6 +110,9 @@ def framework_groups(pairs: pd.DataFrame, by: str = "chemsys") -> pd.Series:
         return pairs["framework"].astype(str)
     if by != "chemsys":
         raise ValueError(f"by must be 'chemsys' or 'framework', not {by!r}")
+    if "framework" not in pairs:  # a table of pairs without pymatgen's electrode columns: the discharged formula
+        return pd.Series([system_of(f, ion) for f, ion in zip(pairs["low_formula"], pairs["ion"], strict=True)],
+                         index=pairs.index)
     return pairs["framework"].map(lambda f: "-".join(sorted(e.symbol for e in Composition(f).elements)))
 
 
@@ -122,21 +126,24 @@ def known_frameworks(formulas: Sequence[str] | None = None, ion: str = "Li", by:
     return out
 
 
-def grouped_split(pairs: pd.DataFrame, seed: int = 0, test: float = 0.2, by: str = "chemsys",
+def grouped_split(pairs: pd.DataFrame, seed: int = 0, test: float = 0.125, by: str = "chemsys",
                   hold_out: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Row positions of ``train`` and ``test``: whole groups (:func:`framework_groups`) are drawn into the
-    test set until it holds ``test`` of the pairs, after every group of a known cathode (``hold_out``: their
-    formulas, default the screen's known cathodes). No group is on both sides."""
+    """Row positions of ``train`` and ``test``: every group (:func:`framework_groups`) of a known cathode
+    (``hold_out``: their formulas, default the screen's known cathodes) is a test group, then whole groups
+    drawn with ``seed`` join it until they hold ``test`` of the other pairs. No group is on both sides. (On
+    MP's 4,401 pairs the known cathodes' systems alone hold 22 % of them, so a rule "known first, then random
+    up to 20 %" would give the same test set for every seed: the drawn part is counted apart.)"""
     groups = framework_groups(pairs, by).to_numpy()
     known = known_frameworks(hold_out, by=by)
     rng = np.random.default_rng([seed, 25])
     names = sorted(set(groups))
-    order = [g for g in names if g in known] + [names[i] for i in rng.permutation(len(names))
-                                                 if names[i] not in known]
+    drawn = [names[i] for i in rng.permutation(len(names)) if names[i] not in known]
     size = pd.Series(groups).value_counts()
-    chosen, n = set(), 0
-    for g in order:
-        if g not in known and n >= test * len(groups):
+    chosen = {g for g in names if g in known}
+    rest = int(sum(size[g] for g in names if g not in known))
+    n = 0
+    for g in drawn:
+        if n >= test * rest:
             break
         chosen.add(g)
         n += int(size[g])
