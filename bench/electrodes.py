@@ -324,9 +324,35 @@ def _all_pairs(args) -> pd.DataFrame:
             long, best, name="route_parity_best"):
         emit(BENCH, "figure", 0, "file", files=[str(p) for p in f])
     _experiment(pairs, long)
+    _voltage_models(long)
     if args.static_n:
         _static_throughput(pairs, args.potentials, args.static_n)
     return long
+
+
+def _voltage_models(long: pd.DataFrame) -> None:
+    """The voltage models of our own (lib.cathodes.voltage_eval) on the grouped and random splits' test pairs, from
+    the archived runs (records/voltage_models/; `python -m lib.cathodes.voltage_eval run` makes them): MAE per ion
+    pooled over the seeds with intervals, the base potential on the same pairs, the paired gain, the coverage;
+    and every route of ``long`` on the rows both models have (``voltage_route_mae_<route>_<ion>_<split>``)."""
+    from lib.cathodes import voltage_eval as ve
+
+    runs = ve.load_runs()
+    if runs.empty:
+        emit(BENCH, "voltage_models_runs", 0, "runs", note="none archived: python -m lib.cathodes.voltage_eval run")
+        return
+    emit(BENCH, "voltage_models_runs", runs.groupby(["model", "split", "seed"]).ngroups, "runs",
+         models=runs.groupby(["model", "split"])["seed"].nunique().to_dict().__repr__())
+    for name, value, unit, extra in ve.bench_lines(runs):
+        emit(BENCH, name, value, unit, **extra)
+    same = ve.routes_on_tests(runs, long)
+    for r in same[same["ion"].isin(["all", "Li"])].itertuples(index=False):
+        emit(BENCH, f"voltage_route_mae_{r.route}_{r.ion}_{r.split}", r.mae, "V", n=r.n, of=r.of, ci_low=r.ci_low,
+             ci_high=r.ci_high)
+    out = Path("results") / "electrodes"
+    out.mkdir(parents=True, exist_ok=True)
+    ve.summary(runs).to_csv(out / "voltage_models_summary.csv", index=False)
+    same.to_csv(out / "voltage_models_same_pairs.csv", index=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -260,7 +260,11 @@ EXAMPLES = """examples:
   python -m lib.predict -c run_s0.pt -c run_s1.pt -c run_s2.pt structures/*.cif   (your own ensemble)
   python -m lib.predict --list
   python -m lib.predict --voltage Li LiFePO4.cif                 (voltage ± σ; charged state built and relaxed)
+  python -m lib.predict --voltage Li LiFePO4.cif --charged FePO4.cif --model gnn   (the GNN voltage model)
   python -m lib.predict --voltage Li LiFePO4.cif --charged FePO4.cif
+  python -m lib.predict --curve Li LiFePO4.cif --charged FePO4.cif --figure lfp.png  (voltage steps)
+  python -m lib.predict --curve Li LiFePO4.cif --static               (static energies, no relaxation)
+  python -m lib.predict --barrier Li LiFePO4.cif                 (Li migration barrier by NEB: table + figure)
 
 inputs: CIF files, CGCNN-format folders (id_prop.csv + <id>.cif, or just *.cif) and JSON Lines snapshots
 (.jsonl, .jsonl.xz: the mirror's format). Exit status 1 when nothing could be predicted, 2 on a usage error.
@@ -282,7 +286,9 @@ def _voltage(ap: argparse.ArgumentParser, args) -> int:
     """``--voltage ION``: one row per discharged CIF (voltage, σ, the universal potential's, whether the charged
     state was built)."""
     from lib.cathodes.voltage_model import (  # here: the potentials only when a voltage is asked for
+        KINDS,
         load,
+        load_gnn,
         predict_voltage,
     )
 
@@ -290,7 +296,11 @@ def _voltage(ap: argparse.ArgumentParser, args) -> int:
         ap.error("no discharged structure given")
     if args.charged and len(args.inputs) != 1:
         ap.error("--charged goes with exactly one discharged CIF")
+    kind = args.model or "delta"  # with --voltage, --model names the voltage model
+    if kind not in KINDS:
+        ap.error(f"with --voltage, --model is one of {', '.join(KINDS)} (not {kind!r})")
     model, rows = load()[0], []  # read once for all the inputs
+    gnn = load_gnn() if kind == "gnn" else None
     try:
         potential = voltage_potential(args.voltage, args.potential)
     except ValueError as exc:
@@ -298,7 +308,7 @@ def _voltage(ap: argparse.ArgumentParser, args) -> int:
     for path in args.inputs:
         try:
             rows.append({"source": path, **predict_voltage(path, args.voltage, charged=args.charged, model=model,
-                                                           potential=potential)})
+                                                           potential=potential, kind=kind, gnn=gnn)})
         except (ValueError, OSError, StructureError) as exc:
             rows.append({"source": path, "ion": args.voltage, "error": _reason(exc)})
     df = pd.DataFrame(rows)
@@ -312,6 +322,49 @@ def _voltage(ap: argparse.ArgumentParser, args) -> int:
     return 0 if ok.any() else 1
 
 
+def _curve(ap: argparse.ArgumentParser, args) -> int:
+    """``--curve ION DISCHARGED.cif [--charged CHARGED.cif]``: the voltage steps of one pair
+    (:func:`lib.cathodes.curves.voltage_curve`: intermediate orderings, the hull in ion content, pymatgen's
+    electrode), one row per step, with the average voltage and the capacity below the cutoff."""
+    from lib.cathodes.curves import plot_curve, voltage_curve  # here: the potentials only for a curve
+    from lib.cathodes.potentials import get_potential
+
+    if len(args.inputs) != 1:
+        ap.error("--curve takes exactly one discharged CIF")
+    try:
+        potential = voltage_potential(args.curve, args.potential)
+    except ValueError as exc:
+        ap.error(str(exc))
+    items = [read_cif(args.inputs[0])] + ([read_cif(args.charged)] if args.charged else [])
+    bad = [f"{it[1]}: {it[3]}" for it in items if it[2] is None]
+    if bad:
+        print("error: " + "; ".join(bad), file=sys.stderr)
+        return 1
+    try:
+        curve = voltage_curve(get_potential(potential), items[0][2], args.curve,
+                              items[1][2] if args.charged else None, relax=not args.static,
+                              cutoff=args.cutoff)
+    except (ValueError, StructureError) as exc:
+        print(f"error: {_reason(exc)}", file=sys.stderr)
+        return 1
+    if args.figure:
+        plot_curve(curve, args.figure)
+    df = curve.table(material=Path(args.inputs[0]).stem)
+    if args.out:
+        df.to_csv(args.out, index=False)
+    else:
+        df.to_csv(sys.stdout, index=False, float_format="%.3f")
+    if not curve.ok:
+        print(f"no voltage curve: {curve.error}", file=sys.stderr)
+        return 1
+    mode = "static" if args.static else "relaxed"
+    print(f"{len(curve.steps)} step(s) with {curve.potential} ({mode}): average {curve.average_voltage:.2f} "
+          f"V, {curve.capacity_grav:.0f} mAh/g, {curve.accessible_capacity:.0f} mAh/g below "
+          f"{curve.cutoff:g} V" + (f"; skipped: {'; '.join(curve.skipped)}" if curve.skipped else ""),
+          file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m lib.predict (--model NAME | -c CHECKPOINT ...) INPUT... [--out file.csv]``."""
     ap = argparse.ArgumentParser(
@@ -320,17 +373,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "checkpoint or an ensemble of checkpoints (mean and σ).", epilog=EXAMPLES)
     ap.add_argument("inputs", nargs="*", help="CIF files, folders, or .jsonl/.jsonl.xz snapshots")
     ap.add_argument("--model", "-m", help="a shipped model: a property (formation_energy_per_atom, band_gap, "
-                    "...), a short name (formation_energy, gap, ...) or a folder name of pretrained/")
+                    "...), a short name (formation_energy, gap, ...) or a folder name of pretrained/; with --voltage: "
+                    "the voltage model, delta (default: the potential's voltage + the learned correction), gnn (the "
+                    "CGCNN on both states) or potential (the potential's static voltage, its benchmark error as σ)")
     ap.add_argument("--checkpoint", "-c", action="append", default=[],
                     help="a .pt checkpoint written by lib.train.fit; repeat it for an ensemble")
     ap.add_argument("--list", action="store_true", help="list the shipped models and the checkpoints found")
     ap.add_argument("--voltage", metavar="ION", help="the average insertion voltage (V, ± σ) of each discharged CIF "
                     "for this working ion, with the shipped voltage model (lib.cathodes.voltage_model)")
+    ap.add_argument("--barrier", nargs=2, metavar=("ION", "FILE.cif"),
+                    help="the migration barrier (eV) of the ion's shortest hop in FILE.cif by climbing-image NEB "
+                    "with a universal potential (--potential, default SevenNet-0; cached): the table and a figure "
+                    "of the energy along the path (lib.cathodes.mobility)")
     ap.add_argument("--charged", help="with --voltage and one CIF: the charged state's CIF (default: built by "
-                    "removing the ion and relaxing with CHGNet)")
+                    "removing the ion and relaxing with CHGNet); with --curve: the charged end (default: "
+                    "the discharged structure without the ion)")
     ap.add_argument("--potential", help="with --voltage: the universal potential whose static voltage (and its "
                     "benchmark σ) is reported beside the voltage model's (default: the electrode benchmark's best for "
                     "the ion, pretrained/potential_by_ion.csv)")
+    ap.add_argument("--curve", metavar="ION", help="the voltage curve (steps, V and mAh/g) of one "
+                    "discharged CIF for this working ion, from ion/vacancy orderings relaxed with "
+                    "--potential (lib.cathodes.curves)")
+    ap.add_argument("--static", action="store_true", help="with --curve: static energies, no relaxation")
+    ap.add_argument("--cutoff", type=float, default=4.5, help="with --curve: the voltage below which the "
+                    "accessible capacity is counted (default 4.5 V)")
+    ap.add_argument("--figure", help="with --curve: save the curve as this PNG")
     ap.add_argument("--out", help="write the table to this CSV file (default: print it)")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
@@ -342,6 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.voltage:
         return _voltage(ap, args)
+    if args.curve:
+        return _curve(ap, args)
+    if args.barrier:
+        from lib.cathodes.mobility import barrier_cli  # here: the potentials only when a barrier is asked for
+
+        return barrier_cli(*args.barrier, potential=args.potential, out=args.out, device=args.device)
     # the older form: the first input is a checkpoint (python -m lib.predict CHECKPOINT INPUT...)
     if not args.model and not args.checkpoint and args.inputs and args.inputs[0].endswith(".pt"):
         args.checkpoint, args.inputs = [args.inputs[0]], args.inputs[1:]

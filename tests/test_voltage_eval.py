@@ -5,6 +5,8 @@ same weights, and the shipped models reproduce their cards."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,3 +121,61 @@ def test_gnn_model_travels_as_tensors_and_json(pairs, tmp_path):
     # a pair given without MP ids (a user's structures) is predicted the same
     bare = sub.drop(columns=["high_mpid", "low_mpid"])
     np.testing.assert_allclose(back.predict(bare)[0], back.predict(sub)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("model", VE.MODELS)
+def test_shipped_models_reproduce_their_cards(model):
+    """Each shipped model's card: its grouped seed-0 split model (shipped beside it) predicts that split's test
+    pairs (the split recomputed here) within 4 standard errors of the card's MAE, overall and for Li; the card's
+    statistics hold every ion and both split kinds; the shipped model's training ids are pairs, none excluded."""
+    folder = VE.shipped_folder(model)
+    card = json.loads((folder / "card.json").read_text())
+    sm = card["split_model"]
+    pairs = VE.voltage_pairs()
+    usable = pairs["avg_voltage"].notna() & (pairs[CR.BASE].notna() if model == "delta" else True)
+    sp = VE.split(pairs, "grouped", 0, ~usable.to_numpy())
+    assert sorted(pairs["battery_id"].iloc[sp["test"]]) == sm["test_battery_ids"]
+    test = pairs.iloc[sp["test"]].reset_index(drop=True)
+    if model == "delta":
+        m = CR.VoltageModel.from_json(json.loads((folder / "grouped_s0" / "model.json").read_text()))
+    else:
+        m = VG.GNNVoltageModel.load(folder / "grouped_s0")
+    v, s = m.predict(test)
+    for ion in ("all", "Li"):
+        sel = np.ones(len(test), bool) if ion == "all" else (test["ion"] == "Li").to_numpy()
+        e = np.abs(v[sel] - test["avg_voltage"].to_numpy()[sel])
+        se = e.std(ddof=1) / np.sqrt(len(e))
+        assert abs(e.mean() - sm["test_mae"][ion]) <= 4 * se, (model, ion, e.mean(), sm["test_mae"][ion])
+    assert np.all(s > 0)
+    rows = pd.DataFrame(card["splits"])
+    assert set(rows["split"]) == set(VE.SPLITS) and {"all", "Li", "Na", "Mg"} <= set(rows["ion"])
+    assert (rows["seeds"] >= 1).all() and (rows["ci_low"] <= rows["mae"]).all()
+    ids = VE.read_ids(folder / VE.TRAINING_IDS)
+    assert len(ids) == card["data"]["train"] and set(ids) <= set(pairs["battery_id"])
+
+
+def test_predict_voltage_with_each_model(pairs, tmp_path):
+    """``python -m lib.predict --voltage Li D.cif --charged C.cif --model {delta,gnn,potential}``: one row each, the
+    voltage and σ of the model named; on LiFePO4 → FePO4 (MP 3.41 V) all three within 0.5 V of MP's and the
+    potential's row equal to its static voltage."""
+    from lib import predict
+    from lib.structures import as_structure
+
+    row = pairs[(pairs["ion"] == "Li") & (pairs["formula_discharged"] == "LiFePO4")
+                & (pairs["formula_charged"] == "FePO4")].iloc[0]
+    d, c = tmp_path / "LiFePO4.cif", tmp_path / "FePO4.cif"
+    as_structure(row["discharged"]).to(filename=str(d))
+    as_structure(row["charged"]).to(filename=str(c))
+    got = {}
+    for kind in ("delta", "gnn", "potential"):
+        out = tmp_path / f"{kind}.csv"
+        assert predict.main(["--voltage", "Li", str(d), "--charged", str(c), "--model", kind, "--out", str(out)]) == 0
+        t = pd.read_csv(out)
+        assert len(t) == 1 and t["model_kind"].iloc[0] == kind and t["sigma"].iloc[0] > 0
+        got[kind] = t.iloc[0]
+    for kind, r in got.items():
+        assert abs(r["voltage"] - row["avg_voltage"]) < 0.5, (kind, r["voltage"])
+    assert got["potential"]["voltage"] == pytest.approx(got["potential"]["umlip_static_voltage"], abs=1e-6)
+    assert got["delta"]["voltage"] != got["gnn"]["voltage"]
+    with pytest.raises(SystemExit):
+        predict.main(["--voltage", "Li", str(d), "--charged", str(c), "--model", "formation_energy"])

@@ -95,6 +95,32 @@ def potential_for(ion: str, path: str | Path | None = None) -> str:
     return potential_by_ion(path).get(ion, FALLBACK)
 
 
+def voltage_choice(card_path: str | Path | None = None, ion: str = "Li", split: str = "grouped") -> dict:
+    """Which voltage the screen ranks on, as the benchmark supports it: the correction (``"delta"``) when the
+    upper end of the 95 % interval of MAE(correction) − MAE(its potential) on the ``split`` splits' test pairs of
+    ``ion`` is below 0 (it beats its potential beyond the resampling's doubt), else the potential's static
+    voltage (``"potential"``); ``why`` says it in words with the numbers (the shipped correction's card,
+    ``pretrained/voltage_<potential>_delta/card.json``, written by ``python -m lib.cathodes.voltage_eval``)."""
+    from lib.cathodes.correction import POTENTIAL
+
+    path = Path(card_path) if card_path is not None else ROOT / "pretrained" / f"voltage_{POTENTIAL}_delta" / "card.json"
+    rows = []
+    if path.exists():
+        rows = [r for r in json.loads(path.read_text()).get("splits", [])
+                if r.get("ion") == ion and r.get("split") == split]
+    if not rows:
+        return {"model": "potential", "why": f"no {split}-split result of the correction for {ion} in {path.name}: "
+                "the potential's static voltage"}
+    r = rows[0]
+    better = r["gain_ci_high"] < 0
+    return {"model": "delta" if better else "potential", "gain": r["gain"], "gain_ci_high": r["gain_ci_high"],
+            "why": f"the correction's {ion} MAE on {split} test pairs is {r['mae']:.3f} V against its potential's "
+                   f"{r['base_mae']:.3f} V (difference {r['gain']:+.3f} V, 95 % interval up to "
+                   f"{r['gain_ci_high']:+.3f} V over {r['seeds']} splits): "
+                   + ("ranking on the corrected voltage" if better else
+                      "not better beyond doubt, so ranking on the potential's static voltage")}
+
+
 def write_table(
     summary: pd.DataFrame,
     paired: pd.DataFrame,

@@ -129,22 +129,31 @@ def relaxed_route(
     return _from_table(pairs, t, f"umlip_relaxed_{name}", "umlip_relaxed")
 
 
-def voltage_model_route(pairs: pd.DataFrame, model=None, card: dict | None = None) -> pd.DataFrame:
+def voltage_model_route(pairs: pd.DataFrame, model=None, card: dict | None = None,
+                        trained_ids: set[str] | None = None) -> pd.DataFrame:
     """The shipped voltage model (:mod:`lib.cathodes.voltage_model`: its potential's static voltage + the learned
     correction) as a route, ``voltage_model``, with its σ_V in ``sigma``; ``model`` default: the shipped one.
-    With its ``card``, the pairs it was trained on (both ends in the CGCNN mirror, not in the card's test ids)
-    get no
-    voltage and say so: on them it is in sample."""
+    The pairs it was trained on get no voltage and say so (on them it is in sample): ``trained_ids`` (default,
+    for the shipped model or with its ``card``: its ``training_battery_ids.txt``); a ``card`` of the older form (trained on the pairs with
+    both ends in the CGCNN mirror but its test ids) says the same without that file."""
+    from lib.cathodes.voltage_model import training_ids
+
     t = predict_pairs(pairs[["ion", "charged", "discharged", "high_mpid", "low_mpid", "avg_voltage"]], model)
     v = t["voltage_model"].to_numpy(float)
     err = np.where(np.isnan(v), t["umlip_static_error"].fillna("").replace("", "no base voltage"), "")
-    if card is not None and "source_charged" in pairs:
+    if trained_ids is None and (model is None or card is not None):  # the shipped model: its own list, if any
+        trained_ids = training_ids()
+    if trained_ids is not None:
+        trained = pairs["battery_id"].isin(trained_ids).to_numpy()
+    elif card is not None and "split" in card and "test_battery_ids" in card["split"] and "source_charged" in pairs:
         both = (
             pairs["source_charged"].eq("mp_cgcnn_2020") & pairs["source_discharged"].eq("mp_cgcnn_2020")
         ).to_numpy()
         trained = both & ~pairs["battery_id"].isin(card["split"]["test_battery_ids"]).to_numpy()
-        v = np.where(trained, np.nan, v)
-        err = np.where(trained, "in the voltage model's training (in sample)", err)
+    else:
+        trained = np.zeros(len(pairs), bool)
+    v = np.where(trained, np.nan, v)
+    err = np.where(trained, "in the voltage model's training (in sample)", err)
     out = _long(pairs, "voltage_model", v, err)
     out["sigma"] = t["voltage_model_sigma"].to_numpy(float)
     return out

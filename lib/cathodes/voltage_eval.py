@@ -228,14 +228,13 @@ def summary(runs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
             if not len(s):
                 continue
             err = (s["voltage"] - s["reference"]).abs().to_numpy()
-            groups = (s["system"] + "|" + s["seed"].astype(str)).to_numpy()  # a system of one split is a cluster
             lo, hi = bootstrap_mae(err, s["system"].to_numpy(), seed=seed)
             base_err = (s["base"] - s["reference"]).to_numpy()
             d = paired_difference(err, base_err, s["system"].to_numpy(), seed=seed)
             cover = [float(np.mean(np.abs(x["voltage"] - x["reference"]) <= x["sigma"]))
                      for _, x in s.groupby("seed") if x["sigma"].notna().any()]
             rows.append({"model": model, "split": kind, "ion": ion, "seeds": int(s["seed"].nunique()), "n": len(s),
-                         "systems": int(len(set(groups))), "mae": float(err.mean()), "ci_low": lo, "ci_high": hi,
+                         "systems": int(s["system"].nunique()), "mae": float(err.mean()), "ci_low": lo, "ci_high": hi,
                          "base_mae": float(np.nanmean(np.abs(base_err))) if np.isfinite(base_err).any() else math.nan,
                          "gain": d["diff"], "gain_ci_low": d["ci_low"], "gain_ci_high": d["ci_high"],
                          "coverage_1sigma_mean": float(np.mean(cover)) if cover else math.nan})
@@ -264,7 +263,34 @@ def bench_lines(runs: pd.DataFrame) -> list[tuple[str, float, str, dict]]:
 
 
 __all__ = ["MODELS", "SPLITS", "RECORDS", "voltage_pairs", "read_ids", "exclusion", "split", "run", "load_runs",
-           "summary", "bench_lines", "record_path"]
+           "summary", "bench_lines", "record_path", "routes_on_tests", "ship", "write_card"]
+
+
+def routes_on_tests(runs: pd.DataFrame, long: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Every route of the electrode benchmark's long table (:func:`lib.cathodes.routes.all_routes`: constant, GNN
+    formation-energy route, each potential's static voltage ...) and every voltage model, on the **same** test
+    rows: per split kind, the rows (pair, seed) that every model of ``runs`` has, each route's MAE there with its
+    interval (``route``, ``split``, ``ion``, ``n``, ``mae``, ``ci_low``, ``ci_high``)."""
+    rows = []
+    wide_routes = long.pivot_table(index="battery_id", columns="route", values="voltage", aggfunc="first")
+    for kind, g in runs.groupby("split"):
+        w = g.pivot_table(index=["battery_id", "seed"], columns="model", values="voltage", aggfunc="first")
+        w = w.dropna().reset_index()
+        meta = g.drop_duplicates(["battery_id", "seed"]).set_index(["battery_id", "seed"])
+        w = w.join(meta[["ion", "system", "reference"]], on=["battery_id", "seed"])
+        models = [m for m in MODELS if m in w]
+        for route in [*models, *wide_routes.columns]:
+            v = (w[route] if route in models else wide_routes[route].reindex(w["battery_id"])).to_numpy(float)
+            for ion in ["all", *w["ion"].value_counts().index]:
+                m = np.isfinite(v) & ((w["ion"] == ion).to_numpy() if ion != "all" else True)
+                if not m.any():
+                    continue
+                e = np.abs(v[m] - w["reference"].to_numpy(float)[m])
+                lo, hi = bootstrap_mae(e, w["system"].to_numpy()[m], seed=seed)
+                rows.append({"route": f"voltage_{route}" if route in models else route, "split": kind, "ion": ion,
+                             "n": int(m.sum()), "of": int((w["ion"] == ion).sum()) if ion != "all" else len(w),
+                             "mae": float(e.mean()), "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -341,9 +367,6 @@ def ship(model: str, pairs: pd.DataFrame | None = None, excluded: np.ndarray | N
                  "68.3 % of the validation errors are within 1 σ_V"}
     seconds = time.perf_counter() - t0
     (folder / TRAINING_IDS).write_text("\n".join(sorted(train_ids)) + "\n")
-    runs = load_runs()
-    s = summary(runs[runs["model"] == model]) if len(runs) else pd.DataFrame()
-    s0_ids = runs[(runs["model"] == model) & (runs["split"] == "grouped") & (runs["seed"] == 0)]["battery_id"]
     card = {"model": model, "potential": POTENTIAL if model == "delta" else None,
             "title": {"delta": f"{POTENTIAL} static voltage + gradient-boosted correction",
                       "gnn": "CGCNN on both states of a pair"}[model],
@@ -354,9 +377,24 @@ def ship(model: str, pairs: pd.DataFrame | None = None, excluded: np.ndarray | N
                      "unusable": int((~usable).sum())},
             "training": {"seconds": round(seconds, 1), "threads": torch.get_num_threads(), "info": {
                 k: v for k, v in (m.info or {}).items() if k != "history"}},
-            "sigma": sigma, "splits": s.to_dict("records"),
-            "split_model": {"folder": "grouped_s0", "split": "grouped", "seed": 0,
-                            "test_battery_ids": sorted(s0_ids)}}
+            "sigma": sigma}
+    return write_card(model, card)
+
+
+def write_card(model: str, card: dict | None = None) -> Path:
+    """(Re)write the shipped model's card with the archived splits' statistics as they are now (``card``: the
+    rest of it; default: the card already there), so runs that finish after the model was shipped join it."""
+    folder = shipped_folder(model)
+    card = dict(card if card is not None else json.loads((folder / "card.json").read_text()))
+    runs = load_runs()
+    runs = runs[runs["model"] == model]
+    s = summary(runs) if len(runs) else pd.DataFrame()
+    s0 = runs[(runs["split"] == "grouped") & (runs["seed"] == 0)]
+    card["splits"] = s.to_dict("records")
+    card["split_model"] = {"folder": "grouped_s0", "split": "grouped", "seed": 0,
+                           "test_battery_ids": sorted(s0["battery_id"]),
+                           "test_mae": {ion: float((g["voltage"] - g["reference"]).abs().mean())
+                                        for ion, g in [("all", s0), *s0.groupby("ion")]} if len(s0) else {}}
     (folder / "card.json").write_text(json.dumps(card, indent=1, default=float))
     (folder / "card.md").write_text(_card_md(model, card))
     return folder
@@ -372,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     archive the splits' runs (resumable); ``summary``: the table of every archived run; ``ship --model
     {delta,gnn}``: train on every pair not excluded and write ``pretrained/`` with its card."""
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.voltage_eval", description=main.__doc__)
-    ap.add_argument("action", choices=("run", "summary", "ship"))
+    ap.add_argument("action", choices=("run", "summary", "ship", "card"))
     ap.add_argument("--model", choices=MODELS, default="delta")
     ap.add_argument("--split", choices=SPLITS, nargs="+", default=list(SPLITS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -385,6 +423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     if a.action == "summary":
         print(summary(load_runs()).round(3).to_string(index=False))
+        return 0
+    if a.action == "card":
+        print(f"written to {write_card(a.model)}")
         return 0
     pairs = voltage_pairs()
     excluded = exclusion(pairs, read_ids(a.exclude), a.exclude_systems) if a.exclude else None

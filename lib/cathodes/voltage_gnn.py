@@ -59,7 +59,7 @@ class GNNConfig:
     atom_fea_len: int = 64
     n_conv: int = 3
     hidden: int = 128
-    epochs: int = 40
+    epochs: int = 20
     batch_pairs: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-5

@@ -87,8 +87,26 @@ def predict_pairs(pairs: pd.DataFrame, model: VoltageModel | None = None, potent
 RELAXER = defaults.RELAXER
 
 
+#: the voltage models ``predict_voltage`` (and ``lib.predict --voltage --model``) can report
+KINDS = ("delta", "gnn", "potential")
+
+
+def load_gnn(folder: str | Path | None = None):
+    """The shipped GNN voltage model (:mod:`lib.cathodes.voltage_gnn`, ``pretrained/voltage_gnn/``)."""
+    from lib.cathodes.voltage_gnn import GNNVoltageModel
+
+    return GNNVoltageModel.load(folder if folder is not None else ROOT / "pretrained" / "voltage_gnn")
+
+
+def training_ids(folder: str | Path | None = None) -> set[str] | None:
+    """The battery ids a shipped model was trained on (``training_battery_ids.txt`` beside its card), or None
+    for a model shipped before the cards listed them."""
+    f = Path(folder if folder is not None else SHIPPED) / "training_battery_ids.txt"
+    return set(f.read_text().split()) if f.exists() else None
+
+
 def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | None = None,
-                    potential: str | None = None) -> dict:
+                    potential: str | None = None, kind: str = "delta", gnn=None) -> dict:
     """The voltage (± σ_V) of a discharged structure (a Crystal, pymatgen Structure or CIF path) and ``ion``,
     against its charged state: given, or built by removing every ``ion`` and relaxing with :data:`RELAXER`
     (then ``charged_built`` is True: outside the model's training); the base is the model's potential's static
@@ -96,7 +114,14 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
     potential's static voltage on the same pair (``potential_voltage``), with its benchmark error on MP's pairs of
     the ion as ``potential_sigma`` (:mod:`lib.cathodes.defaults`), and the voltage of the route closest to
     measured voltages (``exp_voltage``, ``exp_route``; its error against experiment as ``exp_sigma``:
-    :func:`lib.cathodes.defaults.experiment_route`)."""
+    :func:`lib.cathodes.defaults.experiment_route`). ``kind`` (:data:`KINDS`): which voltage ``voltage`` and
+    ``sigma`` are: the correction (``delta``, the default), the GNN voltage model (``gnn``; ``gnn``: a loaded
+    one, default the shipped one), or the potential's static voltage with its benchmark error on MP's pairs of
+    the ion as σ (``potential``; needs ``potential``); ``model_kind`` says which."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if kind == "potential" and potential is None:
+        raise ValueError("kind='potential' needs the potential's name")
     model = model or load()[0]  # read once: predict_pairs and the result both need it
 
     def crystal(x):
@@ -132,7 +157,16 @@ def predict_voltage(discharged, ion: str, charged=None, model: VoltageModel | No
             q = p if exp["potential"] == potential else predict_pairs(pair, model, potential=exp["potential"])
             out.update(exp_route=exp["route"], exp_voltage=float(q[BASE].iloc[0]) + exp["offset"],
                        exp_sigma=exp["sigma"])
+    out["model_kind"] = kind
+    if kind == "gnn":
+        g = gnn if gnn is not None else load_gnn()
+        v, s = g.predict(t[["ion", "charged", "discharged", "formula_charged", "formula_discharged"]])
+        out.update(voltage=float(v[0]), sigma=float(s[0]), delta_voltage=float(row["voltage_model"]))
+    elif kind == "potential":
+        out.update(voltage=out["potential_voltage"], sigma=out["potential_sigma"],
+                   delta_voltage=float(row["voltage_model"]))
     return out
 
 
-__all__ = ["shipped_folder", "SHIPPED", "POTENTIAL", "RELAXER", "load", "predict_pairs", "predict_voltage"]
+__all__ = ["shipped_folder", "SHIPPED", "POTENTIAL", "RELAXER", "KINDS", "load", "load_gnn", "training_ids",
+           "predict_pairs", "predict_voltage"]
