@@ -74,7 +74,7 @@ def test_summary_pools_the_seeds_and_pairs_the_base():
     runs = pd.DataFrame({
         "battery_id": list("abcdef"), "ion": ["Li"] * 4 + ["Na"] * 2, "system": ["A", "B", "C", "A", "B", "C"],
         "model": "gnn", "split": "grouped", "seed": [0, 0, 0, 1, 1, 1],
-        "voltage": [3.0, 3.2, 2.0, 3.5, 2.5, 1.0], "sigma": [0.1, 0.1, 0.3, 0.6, 0.1, 0.1],
+        "voltage": [3.0, 3.2, 2.0, 3.5, 2.5, 1.0], "sigma": [0.15, 0.1, 0.3, 0.6, 0.1, 0.1],
         "reference": [3.1, 3.0, 2.0, 3.0, 2.5, 1.2], "base": [3.3, 3.0, 2.4, 3.0, 2.9, 1.2]})
     s = VE.summary(runs).set_index("ion")
     err = np.abs(runs["voltage"] - runs["reference"])
@@ -82,9 +82,17 @@ def test_summary_pools_the_seeds_and_pairs_the_base():
     assert s.loc["Li", "mae"] == pytest.approx(err[:4].mean())
     assert s.loc["all", "base_mae"] == pytest.approx(np.abs(runs["base"] - runs["reference"]).mean())
     assert s.loc["all", "gain"] == pytest.approx(err.mean() - np.abs(runs["base"] - runs["reference"]).mean())
-    # seed 0: 2 of 3 within 1 σ (0.1, 0.2 > 0.1, 0.0); seed 1: 0.5 <= 0.6, 0 <= 0.1, 0.2 > 0.1 -> 2 of 3
+    # seed 0: 2 of 3 within 1 σ (0.1 <= 0.15, 0.2 > 0.1, 0.0); seed 1: 0.5 <= 0.6, 0 <= 0.1, 0.2 > 0.1 -> 2 of 3
     assert s.loc["all", "coverage_1sigma_mean"] == pytest.approx(2 / 3)
     assert s.loc["all", "ci_low"] <= s.loc["all", "mae"] <= s.loc["all", "ci_high"]
+    # every route of the benchmark's long table on the same rows, the formation-energy route "gnn" apart from the
+    # voltage model "gnn"; a route without a voltage on a row leaves it out (n < of)
+    long = pd.DataFrame({"battery_id": list("abcdef") * 2, "route": ["gnn"] * 6 + ["umlip_static_sevennet"] * 6,
+                         "voltage": [3.0, 3.0, 2.0, 3.0, 2.0, np.nan] + list(runs["base"])})
+    same = VE.routes_on_tests(runs, long).set_index(["route", "ion"])
+    assert same.loc[("voltage_gnn", "all"), "mae"] == pytest.approx(err.mean())
+    assert same.loc[("umlip_static_sevennet", "all"), "mae"] == pytest.approx(s.loc["all", "base_mae"])
+    assert same.loc[("gnn", "all"), "n"] == 5 and same.loc[("gnn", "all"), "of"] == 6
     names = [n for n, *_ in VE.bench_lines(runs)]
     assert {"voltage_gnn_mae_Li_vs_mp_grouped", "voltage_gnn_gain_ci_high_Li_grouped",
             "voltage_gnn_coverage_1sigma_mean_grouped", "voltage_base_mae_all_vs_mp_grouped_gnn"} <= set(names)

@@ -278,16 +278,17 @@ def routes_on_tests(runs: pd.DataFrame, long: pd.DataFrame, seed: int = 0) -> pd
         w = w.dropna().reset_index()
         meta = g.drop_duplicates(["battery_id", "seed"]).set_index(["battery_id", "seed"])
         w = w.join(meta[["ion", "system", "reference"]], on=["battery_id", "seed"])
-        models = [m for m in MODELS if m in w]
-        for route in [*models, *wide_routes.columns]:
-            v = (w[route] if route in models else wide_routes[route].reindex(w["battery_id"])).to_numpy(float)
+        columns = [(f"voltage_{m}", w[m]) for m in MODELS if m in w]  # the models' own rows (their seeds)
+        columns += [(r, wide_routes[r].reindex(w["battery_id"])) for r in wide_routes.columns]
+        for route, values in columns:
+            v = np.asarray(values, float)
             for ion in ["all", *w["ion"].value_counts().index]:
                 m = np.isfinite(v) & ((w["ion"] == ion).to_numpy() if ion != "all" else True)
                 if not m.any():
                     continue
                 e = np.abs(v[m] - w["reference"].to_numpy(float)[m])
                 lo, hi = bootstrap_mae(e, w["system"].to_numpy()[m], seed=seed)
-                rows.append({"route": f"voltage_{route}" if route in models else route, "split": kind, "ion": ion,
+                rows.append({"route": route, "split": kind, "ion": ion,
                              "n": int(m.sum()), "of": int((w["ion"] == ion).sum()) if ion != "all" else len(w),
                              "mae": float(e.mean()), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
