@@ -115,6 +115,18 @@ def test_refine_ranks_on_the_potentials_numbers_and_flags_failures(table, genera
     assert final["passes"].iloc[: len(passing)].all()
     np.testing.assert_allclose(final.set_index("candidate_id").loc[passing["candidate_id"], "voltage"],
                                passing["umlip_voltage"])
+    # ranked on the voltage model's numbers where the benchmark supports it (defaults.voltage_choice)
+    ref2 = ref.assign(vm_voltage=ref["umlip_voltage"] + 0.5, vm_specific_energy=-ref["umlip_specific_energy"])
+    f2 = F.final_view(ref2, rank_on="delta")
+    assert f2.attrs["rank_on"] == "delta" and final.attrs["rank_on"] == "potential"
+    np.testing.assert_allclose(f2.set_index("candidate_id").loc[passing["candidate_id"], "voltage"],
+                               passing["umlip_voltage"] + 0.5)
+    np.testing.assert_allclose(f2.set_index("candidate_id").loc[passing["candidate_id"], "potential_voltage"],
+                               passing["umlip_voltage"])
+    if len(passing) > 1:  # the order of the passing ones is reversed by the reversed specific energy
+        assert f2["candidate_id"].iloc[0] == final["candidate_id"].iloc[len(passing) - 1]
+    with pytest.raises(ValueError, match="rank_on"):
+        F.final_view(ref, rank_on="gnn")
 
 
 def test_sigma_from_benchmark_is_the_quantile_of_the_errors():

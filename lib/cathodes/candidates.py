@@ -48,14 +48,15 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.analysis.structure_prediction.volume_predictor import RLSVolumePredictor
-from pymatgen.core import Element, Structure
+from pymatgen.core import Composition, Element, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pymatgen.transformations.site_transformations import ReplaceSiteSpeciesTransformation
 from pymatgen.transformations.standard_transformations import (
@@ -73,7 +74,7 @@ from lib.cathodes.electrodes import (
     pair_table,
     read_pairs,
 )
-from lib.structures import Crystal
+from lib.structures import Crystal, as_structure
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -470,5 +471,462 @@ def generate_candidates(
     return cands, drops
 
 
+# ----------------------------------------------------------------------------------------------
+# every known framework (issue 41): prototypes from all of MP's insertion frameworks and the extra MP
+# structures holding the ion, three substitution routes, Li and Na, streamed with bounded memory
+# ----------------------------------------------------------------------------------------------
+#
+# The functions above build the chapter's screen on a handful of prototypes. Those below build it on every
+# framework the project's structure sources know (:func:`find_frameworks`), one candidate at a time
+# (:func:`stream_candidates`), so a screen of 10^5 candidates never holds more than one chunk of them plus
+# the compact index of the unique ones (:class:`Deduplicator`); :mod:`lib.cathodes.rediscovery` writes the
+# stream to disk in resumable chunks and runs the blind rediscovery benchmark on it.
+
+#: the working ions of the every-framework generator (ion exchange swaps them)
+FRAMEWORK_IONS = ("Li", "Na")
+#: the anions a framework must hold one of
+FRAMEWORK_ANIONS = ("O", "F", "S", "Se", "N", "Cl")
+#: the elements the substitution-probability route may put into a framework: the redox metals, W, the
+#: spectator cations and polyanion formers of known cathodes and the anions. The data-mined table alone ranks
+#: Am4+, Pu4+, Po4+ and Cd2+ among the likeliest substitutes of Co3+, Mn4+ or Fe2+: radioactive, precious and
+#: highly toxic elements are left out of a cathode screen.
+PALETTE = (*METALS, "W", "Mg", "Al", "Zn", "Ga", "Ge", "Si", "B", "C", "P", "As", "Sn", "Zr", "Sb",
+           *FRAMEWORK_ANIONS)
+
+
+def system_set(system) -> frozenset[str]:
+    """A chemical system ('Fe-Li-O-P', or a sequence of symbols) as a set of element symbols."""
+    parts = system.split("-") if isinstance(system, str) else list(system)
+    return frozenset(Element(str(p).strip()).symbol for p in parts if str(p).strip())
+
+
+def held_out(elements, systems) -> bool:
+    """Whether a material with ``elements`` belongs to one of the held-out chemical ``systems``: its elements
+    include all of a system's (the rule of :class:`lib.cathodes.stability.SystemHull`'s ``exclude_systems``:
+    the held-out material, its doped and mixed variants go; its subsystems stay)."""
+    els = frozenset(elements)
+    return any(system_set(s) <= els for s in systems)
+
+
+def _elements(c) -> frozenset[str]:
+    return frozenset(Element.from_Z(int(z)).symbol for z in np.unique(c.numbers))
+
+
+@dataclass(frozen=True, eq=False)
+class Framework:
+    """A known structure holding a working ion that substitutions start from: the discharged end of one of MP's
+    insertion pairs (``charged``: its pair's charged end, the one with the fewest ions left) or an extra MP
+    structure holding the ion (``charged`` None: the charged state is built by removing the ions)."""
+
+    id: str
+    ion: str
+    source: str
+    formula: str
+    elements: frozenset
+    discharged: Crystal
+    charged: Crystal | None = None
+    charged_id: str | None = None
+
+    @property
+    def system(self) -> str:
+        return "-".join(sorted(self.elements))
+
+    @property
+    def metals(self) -> tuple[str, ...]:
+        """The redox metals (:data:`METALS`) it holds, in METALS' order."""
+        return tuple(m for m in METALS if m in self.elements)
+
+    def __len__(self) -> int:
+        return len(self.discharged)
+
+
+def _ion_share(formula: str, ion: str) -> float:
+    c = Composition(formula)
+    return c[Element(ion)] / c.num_atoms
+
+
+def _usable(c: Crystal, ion: str, max_atoms: int) -> bool:
+    els = _elements(c)
+    return (len(c) <= max_atoms and ion in els and bool(els & set(METALS))
+            and bool(els & set(FRAMEWORK_ANIONS)) and len(els) >= 3)
+
+
+def find_frameworks(pairs: pd.DataFrame, extra: pd.DataFrame | None = None,
+                    ions: Sequence[str] = FRAMEWORK_IONS, max_atoms: int = 80,
+                    exclude_systems: Sequence = (), n: int | None = None) -> list[Framework]:
+    """Every known framework of ``ions``, smallest first (sites, then id); the first ``n`` (None: all).
+
+    ``pairs``: :func:`lib.data.electrodes.load_electrode_pairs` (every discharged end of a pair of one of
+    ``ions``, with the charged end of its pair that keeps the fewest ions); ``extra``: a table of
+    ``material_id`` and ``structure`` (``load_dataset("extra_structures")``), whose structures holding one of
+    the ions are frameworks without a charged end. A framework must hold the ion, a redox metal
+    (:data:`METALS`), an anion (:data:`FRAMEWORK_ANIONS`), at least three elements and at most ``max_atoms``
+    sites. ``exclude_systems``: frameworks of these chemical systems are left out (:func:`held_out`)."""
+    ex = [system_set(s) for s in exclude_systems]
+    out: list[Framework] = []
+    seen: set[str] = set()
+    p = pairs[pairs["ion"].isin(list(ions))]
+    order = sorted(range(len(p)), key=lambda i: (p["low_mpid"].iat[i], _ion_share(p["formula_charged"].iat[i],
+                                                                                    p["ion"].iat[i]),
+                                                 str(p["battery_id"].iat[i])))
+    for i in order:
+        mid, ion, d = str(p["low_mpid"].iat[i]), p["ion"].iat[i], p["discharged"].iat[i]
+        if mid in seen:
+            continue
+        seen.add(mid)
+        els = _elements(d)
+        if not _usable(d, ion, max_atoms) or held_out(els, ex):
+            continue
+        out.append(Framework(mid, ion, "electrode_pairs", d.formula, els, d, p["charged"].iat[i],
+                             str(p["high_mpid"].iat[i])))
+    if extra is not None:
+        for mid, d in zip(extra["material_id"], extra["structure"], strict=True):
+            mid = str(mid)
+            if mid in seen or d is None:
+                continue
+            seen.add(mid)
+            els = _elements(d)
+            ion = next((x for x in ions if x in els), None)
+            if ion is None or not _usable(d, ion, max_atoms) or held_out(els, ex):
+                continue
+            out.append(Framework(mid, ion, "mp_structures_extra", d.formula, els, d))
+    out.sort(key=lambda f: (len(f), f.id))
+    return out[:n] if n is not None else out
+
+
+@dataclass(frozen=True)
+class FrameworkSize:
+    """How big an every-framework screen is: the first ``n_frameworks`` frameworks (smallest first; None:
+    all) of at most ``max_atoms`` sites; the routes: every other metal of ``metals`` on each redox metal's
+    sites (today's rule), 50:50 ``mixes`` of two of ``mix_metals`` on the first redox metal's sites, pymatgen's
+    data-mined substitutions with probability above ``threshold`` (None: not used; at most ``max_probable``
+    per framework and ion, likeliest first), and each of those with the other working ion too
+    (``ion_exchange``)."""
+
+    n_frameworks: int | None
+    max_atoms: int = 80
+    metals: tuple[str, ...] = METALS
+    mixes: tuple[float, ...] = ()
+    mix_metals: tuple[str, ...] = ("Mn", "Fe", "Co", "Ni")
+    threshold: float | None = 1e-3
+    max_probable: int = 40
+    ion_exchange: bool = True
+    ions: tuple[str, ...] = FRAMEWORK_IONS
+
+
+FRAMEWORK_SIZES = {
+    # a test of the machinery: the 40 smallest frameworks
+    "smoke": FrameworkSize(40, max_atoms=40, max_probable=10),
+    # >= 10,000 candidates (make bench BENCH=screen measures it)
+    "quick": FrameworkSize(600, max_atoms=60, max_probable=20),
+    # every framework of Li and Na: >= 100,000 candidates, streamed
+    "large": FrameworkSize(None, max_atoms=80, mixes=(0.5,), max_probable=40),
+}
+
+
+class ProbabilityRoute:
+    """pymatgen's data-mined substitutions (Hautier, Fischer, Ehrlacher, Jain & Ceder, Inorg. Chem. 50, 656
+    (2011); the λ table ships with pymatgen) from a framework's species.
+
+    :meth:`maps` gives every substitution {old species: new species} of the framework's species except the
+    working ion's whose probability, the product over the species of pymatgen's ``cond_prob(new, old)``, is
+    above ``threshold``: exactly what ``Substitutor(threshold).pred_from_list(species)`` returns (its branch
+    and bound, tested), with the new species restricted to :data:`PALETTE` and the identity left out. The
+    working ion keeps its sites (ion exchange is its own route). Cached per species set."""
+
+    def __init__(self, threshold: float = 1e-3, palette: Sequence[str] = PALETTE):
+        from pymatgen.analysis.structure_prediction.substitutor import Substitutor
+
+        self.threshold = float(threshold)
+        self.substitutor = Substitutor(threshold=self.threshold)
+        self.p = self.substitutor._sp  # the SubstitutionProbability (λ table) the Substitutor uses
+        allowed = set(palette)
+        self.targets = sorted((sp for sp in self.p.species if sp.symbol in allowed), key=str)
+        self._cache: dict[tuple, list[tuple[float, dict]]] = {}
+
+    def maps(self, species: Sequence) -> list[tuple[float, dict]]:
+        """(probability, {old Species: new Species}) of ``species`` (pymatgen Species with oxidation states),
+        likeliest first (ties by text); [] when a species is not in the table."""
+        from functools import reduce
+        from operator import mul
+
+        olds = tuple(sorted(set(species), key=str))
+        if olds in self._cache:
+            return self._cache[olds]
+        out: list[tuple[float, dict]] = []
+        if all(o in self.p.species for o in olds):
+            rows = [sorted(((self.p.cond_prob(t, o), t) for t in self.targets), key=lambda x: (-x[0], str(x[1])))
+                    for o in olds]
+            best = [r[0][0] if r else 0.0 for r in rows]
+
+            def bound(i: int) -> float:
+                return reduce(mul, best[i:], 1.0)
+
+            def rec(i: int, prob: float, chosen: list) -> None:
+                if i == len(olds):
+                    if prob > self.threshold and any(c != o for c, o in zip(chosen, olds, strict=True)):
+                        out.append((prob, dict(zip(olds, chosen, strict=True))))
+                    return
+                rest = bound(i + 1)
+                for q, t in rows[i]:
+                    if prob * q * rest <= self.threshold:
+                        break  # sorted: no later target does better
+                    rec(i + 1, prob * q, [*chosen, t])
+
+            rec(0, 1.0, [])
+        out.sort(key=lambda x: (-x[0], " ".join(f"{k}>{v}" for k, v in x[1].items())))
+        self._cache[olds] = out
+        return out
+
+
+def site_species(structure: Structure, guess: dict | None) -> list | None:
+    """Each site's species with an integer oxidation state: the composition's guess (:func:`oxidation_guess`)
+    where all its states are integers, else pymatgen's ``BVAnalyzer`` (bond valences, per site; mixed valences
+    such as Mn3+/Mn4+ in LiMn2O4), else None."""
+    from pymatgen.core import Species
+
+    if guess and all(float(v).is_integer() for v in guess.values()):
+        return [Species(sp.symbol, int(guess[sp.symbol])) for sp in structure.species]
+    from pymatgen.analysis.bond_valence import BVAnalyzer
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            vals = BVAnalyzer().get_valences(structure)
+    except (ValueError, KeyError):
+        return None
+    return [Species(sp.symbol, int(v)) for sp, v in zip(structure.species, vals, strict=True)]
+
+
+class _Job(NamedTuple):
+    """One substitution of one framework: route, label, {site: element} on the discharged structure (with the
+    ion already exchanged), {element: element} for the charged end (None: build it by removal), the candidate's
+    ion and the route's probability (NaN but for the data-mined route)."""
+    route: str
+    label: str
+    sites: dict
+    element_map: dict | None
+    ion: str
+    probability: float
+
+
+def _framework_jobs(fw: Framework, d0: Structure, size: FrameworkSize, probable: ProbabilityRoute | None,
+                    guess) -> Iterator[_Job]:
+    """Every substitution of a framework (:class:`FrameworkSize`), for its own ion and, with ion exchange, the
+    other one; ``d0`` is the framework's discharged structure."""
+    ions = [fw.ion] + ([x for x in size.ions if x != fw.ion] if size.ion_exchange else [])
+    species = None
+    if probable is not None:
+        species = site_species(d0, guess(d0))
+    for ion in ions:
+        swap = {fw.ion: ion} if ion != fw.ion else {}
+        pre = f"{fw.ion}->{ion}," if swap else ""
+        ion_sites = {i: ion for i, sp in enumerate(d0.species) if swap and sp.symbol == fw.ion}
+        if swap:
+            yield _Job("ion exchange", f"{fw.ion}->{ion}", dict(ion_sites), dict(swap), ion, float("nan"))
+        for m in fw.metals:
+            sites = [i for i, sp in enumerate(d0.species) if sp.symbol == m]
+            for new in size.metals:
+                if new != m and new not in fw.elements:
+                    yield _Job("metal", f"{pre}{m}->{new}", {**ion_sites, **dict.fromkeys(sites, new)},
+                               {**swap, m: new}, ion, float("nan"))
+        if size.mixes and fw.metals:
+            m = fw.metals[0]
+            sites = [i for i, sp in enumerate(d0.species) if sp.symbol == m]
+            for f in size.mixes:
+                k = int(round(f * len(sites)))
+                if len(sites) < 2 or not 0 < k < len(sites):
+                    continue
+                first = {sites[j] for j in _mix_sites(len(sites), k)}
+                for m1, m2 in itertools.combinations(size.mix_metals, 2):
+                    yield _Job("mix", f"{pre}{m}->{m1}{f:g}{m2}{1 - f:g}",
+                               {**ion_sites, **{i: (m1 if i in first else m2) for i in sites}}, None, ion,
+                               float("nan"))
+        if probable is not None and species is not None:
+            olds = [sp for sp in species if sp.symbol != fw.ion]
+            n = 0
+            for prob, mp in probable.maps(olds):
+                new_sites = {i: mp[sp].symbol for i, sp in enumerate(species)
+                             if sp.symbol != fw.ion and mp[sp].symbol != sp.symbol}
+                if not new_sites:
+                    continue  # only oxidation states changed: the same structure
+                if abs(sum(mp.get(sp, sp).oxi_state for sp in species)) > 1e-6:
+                    continue  # not charge-balanced with the new species (Substitutor's pred_from_comp test)
+                by_el: dict[str, set] = {}
+                for sp in olds:
+                    by_el.setdefault(sp.symbol, set()).add(mp[sp].symbol)
+                emap = {e: next(iter(v)) for e, v in by_el.items() if len(v) == 1 and next(iter(v)) != e}
+                consistent = all(len(v) == 1 for v in by_el.values())
+                label = pre + ",".join(f"{o}->{mp[o]}" for o in sorted(mp, key=str) if mp[o] != o)
+                yield _Job("probability", label, {**ion_sites, **new_sites},
+                           {**swap, **emap} if consistent else None, ion, float(prob))
+                n += 1
+                if n >= size.max_probable:
+                    break
+
+
+def count_substitutions(frameworks: Sequence[Framework], size: FrameworkSize,
+                        probable: ProbabilityRoute | None = None) -> int:
+    """How many substitutions :func:`stream_candidates` tries on ``frameworks`` (every one ends as a candidate
+    or a dropped row): counted without building a candidate (the data-mined route still needs each framework's
+    oxidation states)."""
+    if size.threshold is not None and probable is None:
+        probable = ProbabilityRoute(size.threshold)
+    guess = _cached_oxidation_guess()
+    return sum(1 for fw in frameworks
+               for _ in _framework_jobs(fw, fw.discharged.to_structure(), size, probable, guess))
+
+
+class KnownIndex:
+    """The known structures by reduced composition (``material_id``, ``structure``): :meth:`match` says which
+    one a structure is (pymatgen's ``StructureMatcher``, default tolerances, volumes scaled), "" for none.
+    Default: :func:`lib.cathodes.stability.structure_sources` (the mirror, MP's electrode end members, the extra
+    structures)."""
+
+    def __init__(self, table: pd.DataFrame, matcher: StructureMatcher | None = None):
+        self.matcher = matcher or StructureMatcher()
+        self._by_key: dict[tuple, list[tuple[str, Crystal]]] = {}
+        for mid, c in zip(table["material_id"], table["structure"], strict=True):
+            if c is not None:
+                self._by_key.setdefault(composition_key(c.numbers), []).append((str(mid), c))
+
+    def ids(self, structure) -> list[str]:
+        """The ids of the known structures of the same reduced formula."""
+        return [m for m, _ in self._by_key.get(composition_key(_numbers(structure)), [])]
+
+    def match(self, structure) -> str:
+        s = as_structure(structure)
+        for mid, c in self._by_key.get(composition_key(_numbers(s)), []):
+            if self.matcher.fit(s, c.to_structure()):
+                return mid
+        return ""
+
+
+def _numbers(s) -> np.ndarray:
+    return s.numbers if isinstance(s, Crystal) else np.asarray(s.atomic_numbers)
+
+
+class Deduplicator:
+    """The unique candidates so far, as compact Crystals by reduced composition: :meth:`add` returns the id of
+    the earlier candidate a structure matches (``StructureMatcher``) or records it and returns "". Memory: one
+    Crystal (~1 kB for 30 sites) per unique candidate, nothing else; :meth:`restore` rebuilds it from chunks."""
+
+    def __init__(self, matcher: StructureMatcher | None = None):
+        self.matcher = matcher or StructureMatcher()
+        self._by_key: dict[tuple, list[tuple[str, Crystal]]] = {}
+        self.n = 0
+
+    def add(self, cid: str, structure) -> str:
+        s = as_structure(structure)
+        bucket = self._by_key.setdefault(composition_key(_numbers(s)), [])
+        for other, c in bucket:
+            if self.matcher.fit(s, c.to_structure()):
+                return other
+        bucket.append((cid, structure if isinstance(structure, Crystal) else Crystal.from_structure(s)))
+        self.n += 1
+        return ""
+
+    def restore(self, ids: Sequence[str], crystals: Sequence[Crystal]) -> None:
+        for cid, c in zip(ids, crystals, strict=True):
+            self._by_key.setdefault(composition_key(c.numbers), []).append((str(cid), c))
+            self.n += 1
+
+
+def _build(fw: Framework, d0: Structure, job: _Job, guess) -> tuple[_States | None, tuple[str, str] | None]:
+    """Both states of one substitution (the rules of :func:`_candidate_states`): ``(states, None)`` or
+    ``(None, (reason, category))``."""
+    d = ReplaceSiteSpeciesTransformation(job.sites).apply_transformation(d0) if job.sites else d0.copy()
+    formula = d.composition.reduced_formula
+    gd = guess(d)
+    if gd is None:
+        return None, ("discharged state cannot be charge-balanced", "discharged not balanced")
+    c0 = fw.charged.to_structure() if fw.charged is not None else None
+    if c0 is not None and job.element_map is not None:
+        emap = {k: v for k, v in job.element_map.items() if k in c0.symbol_set and k != v}
+        c = SubstitutionTransformation(emap).apply_transformation(c0) if emap else c0.copy()
+        charged_from = f"framework pair {fw.charged_id}"
+    else:
+        c = RemoveSpeciesTransformation([job.ion]).apply_transformation(d)
+        charged_from = f"all {job.ion} removed"
+    if job.ion not in d.symbol_set or len(c) == 0:
+        return None, ("no working ion or nothing left when it is removed", "not an electrode pair")
+    gc = guess(c)
+    if gc is None:
+        why = f"charged state {c.composition.reduced_formula} cannot be charge-balanced ({charged_from})"
+        return None, (why, "charged not balanced")
+    try:
+        check_pair(c.composition, d.composition, job.ion)
+    except ElectrodeError as exc:
+        return None, (f"not an electrode pair: {exc}", "not an electrode pair")
+    g0 = guess(d0)  # the real framework (its own ion): the volume reference
+    d, rule = _scaled(d, gd, d0, g0) if g0 else (d, "framework volume (framework not balanced)")
+    if charged_from.startswith("framework"):
+        cref = fw.charged.to_structure()
+        gc0 = guess(cref)
+        c = _scaled(c, gc, cref, gc0)[0] if gc0 else c
+    else:
+        c = RemoveSpeciesTransformation([job.ion]).apply_transformation(d)
+    return _States(formula, d, c, gd, gc, charged_from, rule), None
+
+
+def stream_candidates(frameworks: Sequence[Framework], size: FrameworkSize, known: KnownIndex | None = None,
+                      dedup: Deduplicator | None = None, start: int = 0,
+                      probable: ProbabilityRoute | None = None) -> Iterator[dict]:
+    """Every substitution of ``frameworks[start:]`` (:class:`FrameworkSize`), one row at a time, in a fixed
+    order: ``kind`` "candidate" or "dropped", ``candidate_id`` (framework id : label : ion), ``framework_index``,
+    ``framework_id``, ``framework_system``, ``framework_source``, ``route``, ``substitution``, ``probability``,
+    ``ion``, ``formula``; a candidate adds ``formula_charged``, both states (Crystals), ``charged_from``, both
+    oxidation-state assignments, ``volume_rule`` and ``known_as`` (the known structure it matches, "" for a new
+    one: kept either way, so the rediscovery can find the cathodes people use; a screen drops them); a dropped
+    row adds ``reason``, ``category`` and ``duplicate_of`` (the earlier candidate a duplicate matches: the
+    rediscovery needs every framework that generates a candidate). Charge balance, volume scaling and the
+    charged state follow :func:`generate_candidates`; the charged end is the framework's pair partner with the
+    same element substitution when there is one."""
+    dedup = dedup if dedup is not None else Deduplicator()
+    if size.threshold is not None and probable is None:
+        probable = ProbabilityRoute(size.threshold)
+    guess = _cached_oxidation_guess()
+    for k in range(start, len(frameworks)):
+        fw = frameworks[k]
+        d0 = fw.discharged.to_structure()
+        for job in _framework_jobs(fw, d0, size, probable, guess):
+            cid = f"{fw.id}:{job.label}:{job.ion}"
+            base = {"candidate_id": cid, "framework_index": k, "framework_id": fw.id,
+                    "framework_system": fw.system, "framework_source": fw.source, "route": job.route,
+                    "substitution": job.label, "probability": job.probability, "ion": job.ion}
+            try:
+                states, drop = _build(fw, d0, job, guess)
+            except (ValueError, KeyError, IndexError) as exc:  # a pymatgen transformation refused the job
+                states, drop = None, (f"could not be built: {exc}", "not built")
+            if states is None:
+                yield {**base, "kind": "dropped", "formula": "", "reason": drop[0], "category": drop[1],
+                       "duplicate_of": ""}
+                continue
+            dup = dedup.add(cid, Crystal.from_structure(states.discharged, check=False))
+            if dup:
+                yield {**base, "kind": "dropped", "formula": states.formula, "reason": f"duplicate of {dup}",
+                       "category": "duplicate", "duplicate_of": dup}
+                continue
+            yield {**base, "kind": "candidate", "formula": states.formula,
+                   "formula_charged": states.charged.composition.reduced_formula,
+                   "discharged": Crystal.from_structure(states.discharged, check=False),
+                   "charged": Crystal.from_structure(states.charged, check=False),
+                   "charged_from": states.charged_from, "oxidation_states": _oxidation_text(states.guess),
+                   "oxidation_states_charged": _oxidation_text(states.guess_charged),
+                   "volume_rule": states.volume_rule,
+                   "known_as": known.match(states.discharged) if known is not None else ""}
+
+
+def chunks(rows: Iterable[dict], n: int) -> Iterator[list[dict]]:
+    """``rows`` in lists of ``n`` (the last one shorter)."""
+    it = iter(rows)
+    while part := list(itertools.islice(it, n)):
+        yield part
+
+
 __all__ = ["METALS", "MAX_OXIDATION", "ANIONS", "Prototype", "CLASSICS", "ScreenSize", "SCREEN_SIZES",
-           "find_prototypes", "generate_candidates"]
+           "find_prototypes", "generate_candidates", "FRAMEWORK_IONS", "FRAMEWORK_ANIONS", "PALETTE", "Framework",
+           "find_frameworks", "FrameworkSize", "FRAMEWORK_SIZES", "ProbabilityRoute", "site_species",
+           "count_substitutions", "KnownIndex", "Deduplicator", "stream_candidates", "chunks", "held_out",
+           "system_set", "oxidation_guess"]
+

@@ -192,15 +192,24 @@ _FINAL = {"umlip_voltage": "voltage", "umlip_voltage_std": "voltage_std", "umlip
           "umlip_charged": "charged"}
 
 
-def final_view(refined: pd.DataFrame) -> pd.DataFrame:
+def final_view(refined: pd.DataFrame, rank_on: str = "potential") -> pd.DataFrame:
     """The relaxed candidates with the uMLIP numbers under the screen's column names (``voltage``,
     ``e_hull_discharged``, ``passes``, relaxed ``discharged``, ...), ranked (``rank``: passing ones by
     specific energy first), so the screen's figures draw the final ranking; ``gnn_voltage`` keeps the GNN's.
-    The Pareto front (specific energy against E_hull) is taken over the converged ones."""
-
+    The Pareto front (specific energy against E_hull) is taken over the converged ones. ``rank_on="delta"``:
+    ``voltage`` and ``specific_energy`` are the voltage model's (``vm_*``, where it gave one; the potential's
+    stay in ``potential_voltage`` / ``potential_specific_energy``), as :func:`lib.cathodes.defaults.voltage_choice`
+    says the benchmark supports; ``attrs["rank_on"]`` says which."""
+    if rank_on not in ("potential", "delta"):
+        raise ValueError(f"rank_on must be 'potential' or 'delta', not {rank_on!r}")
     t = refined[refined["selected"]] if len(refined) else refined
     t = t.drop(columns=[v for v in _FINAL.values() if v in t.columns and v != "voltage"])
     t = t.rename(columns={"voltage": "gnn_voltage"}).rename(columns=_FINAL)
+    if rank_on == "delta" and "vm_specific_energy" in t.columns:
+        t["potential_voltage"], t["potential_specific_energy"] = t["voltage"], t["specific_energy"]
+        t["voltage"] = t["vm_voltage"].fillna(t["voltage"])
+        t["specific_energy"] = t["vm_specific_energy"].fillna(t["specific_energy"])
+    t.attrs["rank_on"] = rank_on
     if t.empty:
         return t.assign(rank=pd.Series(dtype=int), pareto=pd.Series(dtype=bool))
     ok = t["umlip_status"].eq("converged")
@@ -330,7 +339,7 @@ class ScreenRun:
 
 def run_screen(table: pd.DataFrame, pairs: pd.DataFrame, predict, model, size, ion: str = "Li", top: int | None = None,
                max_e_hull: float = 0.1, sigma_v: dict[str, float] | None = None, voltage_model=None,
-               **relax_kwargs) -> ScreenRun:
+               rank_on: str = "potential", **relax_kwargs) -> ScreenRun:
     """The whole screen of a profile's size (:data:`lib.cathodes.candidates.SCREEN_SIZES`): prototypes, candidates
     (kept when the mirror holds them, ``known_as``), the GNN stage on the DFT hull, the ``top`` most promising
     relaxed with ``model`` against its own hull of the mirror's phases, the ranking, the funnel's counts."""
@@ -346,7 +355,8 @@ def run_screen(table: pd.DataFrame, pairs: pd.DataFrame, predict, model, size, i
     refined = refine(scored, model, pot_hull, ion=ion, top=size.top if top is None else int(top),
                      max_e_hull=max_e_hull, sigma_v=sigma_v, progress=False, voltage_model=voltage_model,
                      **relax_kwargs)
-    return ScreenRun(cands, dropped, scored, refined, funnel_counts(cands, dropped, refined), final_view(refined),
+    return ScreenRun(cands, dropped, scored, refined, funnel_counts(cands, dropped, refined),
+                     final_view(refined, rank_on if voltage_model is not None else "potential"),
                      dft_hull, pot_hull, len(protos),
                      {"generate": t1 - t0, "gnn": t2 - t1, "potential": time.perf_counter() - t2})
 

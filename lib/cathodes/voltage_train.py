@@ -1,10 +1,11 @@
-"""Training and shipping the voltage model (:mod:`lib.cathodes.voltage_model`): the benchmark pairs with every
-route's voltage, the fit on a grouped or random split, the comparison on its test pairs, the card.
+"""The voltage model of earlier rounds (2026-12-06), on the 451 pairs whose two structures the CGCNN mirror holds:
+the benchmark pairs with every route's voltage, the fit on a grouped or random split, the comparison on its test
+pairs, the card. The shipped models are :mod:`lib.cathodes.voltage_eval`'s, on all 4,401 pairs.
 
-``python -m lib.cathodes.voltage_train ship [--potential NAME] [--with-built]`` rewrites
-``pretrained/voltage_<NAME>_delta/`` (model.json, card.json, card.md; default
-:data:`lib.cathodes.correction.POTENTIAL`) and ``results/voltage_model_test.csv``; ``make bench
-BENCH=electrodes`` calls :func:`train_and_compare` on both splits. ``python -m lib.cathodes.voltage_train build``
+``python -m lib.cathodes.voltage_train ship [--potential NAME] [--with-built]`` writes
+``results/voltage_<NAME>_delta_451/`` (model.json, card.json, card.md; default
+:data:`lib.cathodes.correction.POTENTIAL`) and ``results/voltage_model_test.csv``; ``python -m bench
+electrodes --legacy`` calls :func:`train_and_compare` on both splits. ``python -m lib.cathodes.voltage_train build``
 relaxes the charged states of :func:`built_pairs` into the relaxation cache (resumable; a long run).
 """
 
@@ -269,7 +270,9 @@ def ship(folder: str | Path | None = None, progress: bool = True, potential: str
     ``card.md`` (in ``pretrained/voltage_<potential>_delta/``) and the test table
     (``results/voltage_model_test.csv``); returns the card. (08_cathodes draws its parity plot.)"""
 
-    folder = Path(folder) if folder is not None else shipped_folder(potential)
+    # the shipped models are lib.cathodes.voltage_eval's (all 4,401 pairs): the 451-pair model of earlier rounds is
+    # written beside the results, never over them
+    folder = Path(folder) if folder is not None else RESULTS / f"voltage_{potential}_delta_451"
     t = benchmark_pairs(potential, progress=progress)
     built = built_pairs(potential, progress=progress) if with_built else None
     model, grouped = train_and_compare(t, "grouped", potential=potential, built=built)
@@ -334,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     card = ship(potential=a.potential, with_built=a.with_built)
     g = pd.DataFrame(card["test_grouped"])
     print(g.pivot_table(index="route", columns="ion", values="mae").round(3).to_string())
-    print(f"written to {shipped_folder(a.potential)}")
+    print(f"written to {RESULTS / f'voltage_{a.potential}_delta_451'}")
     return 0
 
 
