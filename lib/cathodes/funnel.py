@@ -207,7 +207,10 @@ def final_view(refined: pd.DataFrame, rank_on: str = "potential") -> pd.DataFram
     t = t.rename(columns={"voltage": "gnn_voltage"}).rename(columns=_FINAL)
     if rank_on == "delta" and "vm_specific_energy" in t.columns:
         t["potential_voltage"], t["potential_specific_energy"] = t["voltage"], t["specific_energy"]
+        t["potential_voltage_std"] = t["voltage_std"]
         t["voltage"] = t["vm_voltage"].fillna(t["voltage"])
+        if "vm_voltage_std" in t.columns:
+            t["voltage_std"] = t["vm_voltage_std"].fillna(t["voltage_std"])
         t["specific_energy"] = t["vm_specific_energy"].fillna(t["specific_energy"])
     t.attrs["rank_on"] = rank_on
     if t.empty:
@@ -298,9 +301,9 @@ def known_cathodes_relaxed(known: pd.DataFrame, table: pd.DataFrame, model, hull
 
 
 #: the columns of the final ranking the chapter shows
-TOP_COLUMNS = ("rank", "formula", "prototype", "substitution", "known_as", "voltage", "voltage_std", "vm_voltage",
-               "vm_voltage_std", "rank_vm", "gnn_voltage", "capacity_grav", "specific_energy", "e_hull_discharged",
-               "e_hull_charged", "below_hull", "passes", "why_not")
+TOP_COLUMNS = ("rank", "formula", "prototype", "substitution", "known_as", "voltage", "voltage_std",
+               "potential_voltage", "vm_voltage", "vm_voltage_std", "rank_vm", "gnn_voltage", "capacity_grav",
+               "specific_energy", "e_hull_discharged", "e_hull_charged", "below_hull", "passes", "why_not")
 #: the columns of the known cathodes the chapter shows
 KNOWN_COLUMNS = ("formula", "discharged_id", "charged_formula", "same_reaction", "v_mp", "v_mp_2024", "v_dft",
                  "v_ml_screen", "e_hull_ml", "umlip_voltage", "vm_voltage", "vm_voltage_std", "v_umlip_pair",
