@@ -39,6 +39,7 @@ QUEUE=(
   "static_sevennet_mf0_r2scan $STATIC sevennet_mf0_r2scan"
   "static_sevennet_l3i5 $STATIC sevennet_l3i5"
   "relax_sample_sevennet $PY -m lib.cathodes.routes relax sevennet --threads 1"
+  "curves_relaxed $PY -m bench curves --relax --no-neb"
 )
 # Parked, not queued while the electrode work needs the cores (2026-12-07): the long-profile trainings
 #  "long_energy_per_atom $DIRECT --profile $LONG --model cgcnn --property energy_per_atom --seed 0"
