@@ -41,7 +41,7 @@ def test_grouped_split_shares_no_framework_and_holds_the_known_cathodes_out(pair
     here = {"LiFePO4", "LiVO2", "Li2FeSiO4", "Li2MnSiO4", "Li2VPO4F"}
     assert here <= set(pairs.iloc[sp["test"]]["formula_discharged"])
     assert not here & set(pairs.iloc[sp["train"]]["formula_discharged"])
-    assert 0.18 <= len(sp["test"]) / len(pairs) <= 0.35
+    assert 0.125 <= len(sp["test"]) / len(pairs) <= 0.35  # the known groups + 12.5 % of the other pairs drawn
     assert len(KNOWN_CATHODES) >= 20
 
 
