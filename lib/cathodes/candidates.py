@@ -42,6 +42,15 @@ holds, and the predictor any formation-energy model ``predict(crystals) -> (mean
 
 :func:`known_cathodes` runs the same pipeline on known cathodes the mirror holds and sets it beside DFT
 and MP.
+
+**Every known framework** (issue 41; the second half of this module): :func:`find_frameworks` takes every
+discharged end of MP's Li and Na pairs and every extra MP structure holding the ion as a framework,
+:func:`stream_candidates` substitutes on them one candidate at a time by three routes (every other metal, as
+above; 50:50 mixes; pymatgen's data-mined substitution probabilities, :class:`ProbabilityRoute`), for the
+framework's ion and, by ion exchange, the other one, with the same charge balance (by a dynamic programme,
+:func:`_oxidation_dp`), volume rule and charged states, known structures labelled (:class:`KnownIndex`) and
+duplicates named (:class:`Deduplicator`); :data:`FRAMEWORK_SIZES` are its profiles. The rediscovery benchmark
+on it is :mod:`lib.cathodes.rediscovery`.
 """
 
 from __future__ import annotations
@@ -217,17 +226,79 @@ def find_prototypes(
 # ----------------------------------------------------------------------------------------------
 
 
-def oxidation_guess(structure):
+#: above this many combinations pymatgen's enumeration is replaced by the same search as a dynamic programme
+GUESS_ENUMERATION_LIMIT = 20_000
+
+
+def _states(el: str, override: dict) -> tuple:
+    return tuple(override.get(el) or Element(el).icsd_oxidation_states or Element(el).common_oxidation_states)
+
+
+def _enumeration_size(comp: Composition, override: dict) -> float:
+    """How many combinations pymatgen's ``oxi_state_guesses`` walks through on ``comp`` (reduced): per element
+    the multisets of its states over its sites, then the product of each element's distinct sums."""
+    from math import comb
+
+    per, prod = 0.0, 1.0
+    for el, n in comp.get_el_amt_dict().items():
+        st = _states(el, override)
+        k, n = len(st), int(n)
+        per += comb(n + k - 1, k - 1) if k else 0
+        prod *= max(1, n * (max(st) - min(st)) + 1) if st else 1
+    return per + prod
+
+
+def _oxidation_dp(comp: Composition, override: dict) -> dict | None:
+    """pymatgen's most likely charge-balanced assignment (``oxi_state_guesses``' scoring: the sum over sites
+    of the ICSD occurrence of each species, the best combination per element and total) found by dynamic
+    programming instead of enumeration: the same answer but for ties, in time linear in the sites."""
+    from pymatgen.core import Species
+
+    if Composition.oxi_prob is None:
+        Composition("LiF").oxi_state_guesses()  # loads pymatgen's ICSD occurrence table
+    prob = Composition.oxi_prob
+    totals: dict[int, tuple[float, dict]] = {0: (0.0, {})}
+    for el, n in comp.get_el_amt_dict().items():
+        if n != int(n):
+            return None
+        st = _states(el, override)
+        if not st:
+            return None
+        scores = [(o, prob.get(Species(el, o), 0)) for o in st]
+        best = {0: 0.0}
+        for _ in range(int(n)):  # the best score of each sum over the element's sites
+            nxt: dict[int, float] = {}
+            for t, sc in best.items():
+                for o, p in scores:
+                    v = sc + p
+                    if t + o not in nxt or v > nxt[t + o]:
+                        nxt[t + o] = v
+            best = nxt
+        new: dict[int, tuple[float, dict]] = {}
+        for t, (sc, pick) in totals.items():
+            for s_el, v in best.items():
+                if t + s_el not in new or sc + v > new[t + s_el][0]:
+                    new[t + s_el] = (sc + v, {**pick, el: s_el / n})
+        totals = new
+    return totals[0][1] if 0 in totals else None
+
+
+def oxidation_guess(structure, fast: bool = False):
     """The most likely oxidation-state assignment of a structure's composition (dict), or None.
 
     pymatgen's ``oxi_state_guesses`` over the ICSD oxidation states, with the substituent metals capped at
-    :data:`MAX_OXIDATION`."""
-    comp = structure.composition
+    :data:`MAX_OXIDATION`. ``fast`` (the every-framework stream), or a composition where pymatgen would walk
+    through more than :data:`GUESS_ENUMERATION_LIMIT` combinations (Li17(PO3)20: 19 s): the same search as a
+    dynamic programme (:func:`_oxidation_dp`; 1.7 s -> ms on Li5Ti7Al(PO4)12's charged states)."""
+    comp = structure.composition if not isinstance(structure, Composition) else structure
     override = {
         e.symbol: tuple(s for s in Element(e.symbol).icsd_oxidation_states if s <= MAX_OXIDATION[e.symbol])
         for e in comp
         if e.symbol in MAX_OXIDATION
     }
+    reduced = comp.reduced_composition
+    if fast or _enumeration_size(reduced, override) > GUESS_ENUMERATION_LIMIT:
+        return _oxidation_dp(reduced, override)
     try:
         g = comp.oxi_state_guesses(oxi_states_override=override, max_sites=-1)
     except ValueError:
@@ -334,14 +405,16 @@ def _substitution_jobs(
     return jobs
 
 
-def _cached_oxidation_guess():
-    """:func:`oxidation_guess`, computed once per reduced formula."""
+def _cached_oxidation_guess(fast: bool = False, max_size: int = 200_000):
+    """:func:`oxidation_guess`, once per reduced formula (at most ``max_size`` kept: bounded memory)."""
     cache: dict = {}
 
     def guess(s):
         key = s.composition.reduced_formula
         if key not in cache:
-            cache[key] = oxidation_guess(s)
+            if len(cache) >= max_size:
+                cache.clear()
+            cache[key] = oxidation_guess(s, fast=fast)
         return cache[key]
 
     return guess
@@ -514,9 +587,9 @@ def _elements(c) -> frozenset[str]:
 
 @dataclass(frozen=True, eq=False)
 class Framework:
-    """A known structure holding a working ion that substitutions start from: the discharged end of one of MP's
-    insertion pairs (``charged``: its pair's charged end, the one with the fewest ions left) or an extra MP
-    structure holding the ion (``charged`` None: the charged state is built by removing the ions)."""
+    """A known structure holding a working ion that substitutions start from: the discharged end of one of
+    MP's insertion pairs (``charged``: its pair's charged end, the one with the fewest ions left) or an extra
+    MP structure holding the ion (``charged`` None: the charged state is built by removing the ions)."""
 
     id: str
     ion: str
@@ -553,7 +626,8 @@ def _usable(c: Crystal, ion: str, max_atoms: int) -> bool:
 
 def find_frameworks(pairs: pd.DataFrame, extra: pd.DataFrame | None = None,
                     ions: Sequence[str] = FRAMEWORK_IONS, max_atoms: int = 80,
-                    exclude_systems: Sequence = (), n: int | None = None) -> list[Framework]:
+                    exclude_systems: Sequence = (), n: int | None = None,
+                    elements: Sequence[str] | None = None) -> list[Framework]:
     """Every known framework of ``ions``, smallest first (sites, then id); the first ``n`` (None: all).
 
     ``pairs``: :func:`lib.data.electrodes.load_electrode_pairs` (every discharged end of a pair of one of
@@ -561,8 +635,10 @@ def find_frameworks(pairs: pd.DataFrame, extra: pd.DataFrame | None = None,
     ``material_id`` and ``structure`` (``load_dataset("extra_structures")``), whose structures holding one of
     the ions are frameworks without a charged end. A framework must hold the ion, a redox metal
     (:data:`METALS`), an anion (:data:`FRAMEWORK_ANIONS`), at least three elements and at most ``max_atoms``
-    sites. ``exclude_systems``: frameworks of these chemical systems are left out (:func:`held_out`)."""
+    sites; with ``elements``, only frameworks whose elements all lie in it. ``exclude_systems``: frameworks of
+    these chemical systems are left out (:func:`held_out`)."""
     ex = [system_set(s) for s in exclude_systems]
+    allowed = frozenset(elements) if elements is not None else None
     out: list[Framework] = []
     seen: set[str] = set()
     p = pairs[pairs["ion"].isin(list(ions))]
@@ -577,6 +653,8 @@ def find_frameworks(pairs: pd.DataFrame, extra: pd.DataFrame | None = None,
         els = _elements(d)
         if not _usable(d, ion, max_atoms) or held_out(els, ex):
             continue
+        if allowed is not None and not els <= allowed:
+            continue
         out.append(Framework(mid, ion, "electrode_pairs", d.formula, els, d, p["charged"].iat[i],
                              str(p["high_mpid"].iat[i])))
     if extra is not None:
@@ -589,6 +667,8 @@ def find_frameworks(pairs: pd.DataFrame, extra: pd.DataFrame | None = None,
             ion = next((x for x in ions if x in els), None)
             if ion is None or not _usable(d, ion, max_atoms) or held_out(els, ex):
                 continue
+            if allowed is not None and not els <= allowed:
+                continue
             out.append(Framework(mid, ion, "mp_structures_extra", d.formula, els, d))
     out.sort(key=lambda f: (len(f), f.id))
     return out[:n] if n is not None else out
@@ -597,11 +677,12 @@ def find_frameworks(pairs: pd.DataFrame, extra: pd.DataFrame | None = None,
 @dataclass(frozen=True)
 class FrameworkSize:
     """How big an every-framework screen is: the first ``n_frameworks`` frameworks (smallest first; None:
-    all) of at most ``max_atoms`` sites; the routes: every other metal of ``metals`` on each redox metal's
-    sites (today's rule), 50:50 ``mixes`` of two of ``mix_metals`` on the first redox metal's sites, pymatgen's
-    data-mined substitutions with probability above ``threshold`` (None: not used; at most ``max_probable``
-    per framework and ion, likeliest first), and each of those with the other working ion too
-    (``ion_exchange``)."""
+    all) of at most ``max_atoms`` sites, from the pairs file only or the extra structures too (``extra``),
+    with ``elements`` only those made of these elements (None: any); the routes: every other metal of
+    ``metals`` on each redox metal's sites (today's rule), 50:50 ``mixes`` of two of ``mix_metals`` on the
+    first redox metal's sites, pymatgen's data-mined substitutions with probability above ``threshold``
+    (None: not used; at most ``max_probable`` per framework and ion, likeliest first), and each of those with
+    the other working ion too (``ion_exchange``)."""
 
     n_frameworks: int | None
     max_atoms: int = 80
@@ -612,14 +693,24 @@ class FrameworkSize:
     max_probable: int = 40
     ion_exchange: bool = True
     ions: tuple[str, ...] = FRAMEWORK_IONS
+    extra: bool = True
+    elements: tuple[str, ...] | None = None
+
+    def frameworks(self, pairs: pd.DataFrame, extra: pd.DataFrame | None = None,
+                   exclude_systems: Sequence = ()) -> list[Framework]:
+        """This size's frameworks (:func:`find_frameworks`)."""
+        return find_frameworks(pairs, extra if self.extra else None, ions=self.ions, max_atoms=self.max_atoms,
+                               exclude_systems=exclude_systems, n=self.n_frameworks, elements=self.elements)
 
 
 FRAMEWORK_SIZES = {
-    # a test of the machinery: the 40 smallest frameworks
-    "smoke": FrameworkSize(40, max_atoms=40, max_probable=10),
-    # >= 10,000 candidates (make bench BENCH=screen measures it)
-    "quick": FrameworkSize(600, max_atoms=60, max_probable=20),
-    # every framework of Li and Na: >= 100,000 candidates, streamed
+    # a test of the machinery on real chemistry: MP's Li pair frameworks of Mn, Fe, Co, Ni phosphates and
+    # oxides with at most 28 sites (layered, spinel, olivine: the three classics' families), no ion exchange
+    "smoke": FrameworkSize(None, max_atoms=28, max_probable=5, extra=False, ion_exchange=False, ions=("Li",),
+                           elements=("Li", "Mn", "Fe", "Co", "Ni", "P", "O")),
+    # every framework of MP's Li and Na pairs with at most 28 sites: >= 10,000 candidates
+    "quick": FrameworkSize(None, max_atoms=28, max_probable=20, extra=False),
+    # every framework of the pairs and the extra structures of Li and Na up to 80 sites: >= 100,000, streamed
     "large": FrameworkSize(None, max_atoms=80, mixes=(0.5,), max_probable=40),
 }
 
@@ -655,8 +746,8 @@ class ProbabilityRoute:
             return self._cache[olds]
         out: list[tuple[float, dict]] = []
         if all(o in self.p.species for o in olds):
-            rows = [sorted(((self.p.cond_prob(t, o), t) for t in self.targets), key=lambda x: (-x[0], str(x[1])))
-                    for o in olds]
+            rows = [sorted(((self.p.cond_prob(t, o), t) for t in self.targets),
+                           key=lambda x: (-x[0], str(x[1]))) for o in olds]
             best = [r[0][0] if r else 0.0 for r in rows]
 
             def bound(i: int) -> float:
@@ -699,9 +790,9 @@ def site_species(structure: Structure, guess: dict | None) -> list | None:
 
 
 class _Job(NamedTuple):
-    """One substitution of one framework: route, label, {site: element} on the discharged structure (with the
-    ion already exchanged), {element: element} for the charged end (None: build it by removal), the candidate's
-    ion and the route's probability (NaN but for the data-mined route)."""
+    """One substitution of one framework: route, label, {site: element} on the discharged structure (with
+    the ion already exchanged), {element: element} for the charged end (None: build it by removal), the
+    candidate's ion and the route's probability (NaN but for the data-mined route)."""
     route: str
     label: str
     sites: dict
@@ -772,7 +863,7 @@ def count_substitutions(frameworks: Sequence[Framework], size: FrameworkSize,
     oxidation states)."""
     if size.threshold is not None and probable is None:
         probable = ProbabilityRoute(size.threshold)
-    guess = _cached_oxidation_guess()
+    guess = _cached_oxidation_guess(fast=True)
     return sum(1 for fw in frameworks
                for _ in _framework_jobs(fw, fw.discharged.to_structure(), size, probable, guess))
 
@@ -780,8 +871,8 @@ def count_substitutions(frameworks: Sequence[Framework], size: FrameworkSize,
 class KnownIndex:
     """The known structures by reduced composition (``material_id``, ``structure``): :meth:`match` says which
     one a structure is (pymatgen's ``StructureMatcher``, default tolerances, volumes scaled), "" for none.
-    Default: :func:`lib.cathodes.stability.structure_sources` (the mirror, MP's electrode end members, the extra
-    structures)."""
+    Default: :func:`lib.cathodes.stability.structure_sources` (the mirror, MP's electrode end members, the
+    extra structures)."""
 
     def __init__(self, table: pd.DataFrame, matcher: StructureMatcher | None = None):
         self.matcher = matcher or StructureMatcher()
@@ -808,8 +899,9 @@ def _numbers(s) -> np.ndarray:
 
 class Deduplicator:
     """The unique candidates so far, as compact Crystals by reduced composition: :meth:`add` returns the id of
-    the earlier candidate a structure matches (``StructureMatcher``) or records it and returns "". Memory: one
-    Crystal (~1 kB for 30 sites) per unique candidate, nothing else; :meth:`restore` rebuilds it from chunks."""
+    the earlier candidate a structure matches (``StructureMatcher``) or records it and returns "". Memory:
+    one Crystal (~1 kB for 30 sites) per unique candidate, nothing else; :meth:`restore` rebuilds it from
+    chunks."""
 
     def __init__(self, matcher: StructureMatcher | None = None):
         self.matcher = matcher or StructureMatcher()
@@ -873,19 +965,19 @@ def stream_candidates(frameworks: Sequence[Framework], size: FrameworkSize, know
                       dedup: Deduplicator | None = None, start: int = 0,
                       probable: ProbabilityRoute | None = None) -> Iterator[dict]:
     """Every substitution of ``frameworks[start:]`` (:class:`FrameworkSize`), one row at a time, in a fixed
-    order: ``kind`` "candidate" or "dropped", ``candidate_id`` (framework id : label : ion), ``framework_index``,
-    ``framework_id``, ``framework_system``, ``framework_source``, ``route``, ``substitution``, ``probability``,
-    ``ion``, ``formula``; a candidate adds ``formula_charged``, both states (Crystals), ``charged_from``, both
-    oxidation-state assignments, ``volume_rule`` and ``known_as`` (the known structure it matches, "" for a new
-    one: kept either way, so the rediscovery can find the cathodes people use; a screen drops them); a dropped
-    row adds ``reason``, ``category`` and ``duplicate_of`` (the earlier candidate a duplicate matches: the
-    rediscovery needs every framework that generates a candidate). Charge balance, volume scaling and the
-    charged state follow :func:`generate_candidates`; the charged end is the framework's pair partner with the
-    same element substitution when there is one."""
+    order: ``kind`` "candidate" or "dropped", ``candidate_id`` (framework id : label : ion),
+    ``framework_index``, ``framework_id``, ``framework_system``, ``framework_source``, ``route``,
+    ``substitution``, ``probability``, ``ion``, ``formula``; a candidate adds ``formula_charged``, both states
+    (Crystals), ``charged_from``, both oxidation-state assignments, ``volume_rule`` and ``known_as`` (the
+    known structure it matches, "" for a new one: kept either way, so the rediscovery can find the cathodes
+    people use; a screen drops them); a dropped row adds ``reason``, ``category`` and ``duplicate_of`` (the
+    earlier candidate a duplicate matches: the rediscovery needs every framework that generates a candidate).
+    Charge balance, volume scaling and the charged state follow :func:`generate_candidates`; the charged end
+    is the framework's pair partner with the same element substitution when there is one."""
     dedup = dedup if dedup is not None else Deduplicator()
     if size.threshold is not None and probable is None:
         probable = ProbabilityRoute(size.threshold)
-    guess = _cached_oxidation_guess()
+    guess = _cached_oxidation_guess(fast=True)
     for k in range(start, len(frameworks)):
         fw = frameworks[k]
         d0 = fw.discharged.to_structure()
@@ -917,6 +1009,26 @@ def stream_candidates(frameworks: Sequence[Framework], size: FrameworkSize, know
                    "known_as": known.match(states.discharged) if known is not None else ""}
 
 
+def build_one(fw: Framework, size: FrameworkSize, label: str, ion: str,
+              probable: ProbabilityRoute | None = None) -> dict | None:
+    """Both states (Crystals, ``discharged`` and ``charged``) of the one substitution ``label`` of ``fw`` for
+    ``ion``, built as :func:`stream_candidates` builds it (no duplicate or known test); None when the
+    framework has no such substitution or it does not build. The rediscovery rebuilds a candidate from a
+    framework outside the held-out systems when the pool's copy came from one inside them."""
+    if size.threshold is not None and probable is None:
+        probable = ProbabilityRoute(size.threshold)
+    guess = _cached_oxidation_guess(fast=True)
+    d0 = fw.discharged.to_structure()
+    for job in _framework_jobs(fw, d0, size, probable, guess):
+        if job.label == label and job.ion == ion:
+            states, _ = _build(fw, d0, job, guess)
+            if states is None:
+                return None
+            return {"discharged": Crystal.from_structure(states.discharged, check=False),
+                    "charged": Crystal.from_structure(states.charged, check=False)}
+    return None
+
+
 def chunks(rows: Iterable[dict], n: int) -> Iterator[list[dict]]:
     """``rows`` in lists of ``n`` (the last one shorter)."""
     it = iter(rows)
@@ -925,8 +1037,10 @@ def chunks(rows: Iterable[dict], n: int) -> Iterator[list[dict]]:
 
 
 __all__ = ["METALS", "MAX_OXIDATION", "ANIONS", "Prototype", "CLASSICS", "ScreenSize", "SCREEN_SIZES",
-           "find_prototypes", "generate_candidates", "FRAMEWORK_IONS", "FRAMEWORK_ANIONS", "PALETTE", "Framework",
+           "find_prototypes", "generate_candidates", "FRAMEWORK_IONS", "FRAMEWORK_ANIONS", "PALETTE",
+           "Framework",
            "find_frameworks", "FrameworkSize", "FRAMEWORK_SIZES", "ProbabilityRoute", "site_species",
-           "count_substitutions", "KnownIndex", "Deduplicator", "stream_candidates", "chunks", "held_out",
+           "count_substitutions", "KnownIndex", "Deduplicator", "stream_candidates", "build_one", "chunks",
+           "held_out",
            "system_set", "oxidation_guess"]
 
