@@ -13,6 +13,7 @@ from lib.cathodes import funnel as F
 from lib.cathodes import hull as H
 from lib.cathodes import potentials as P
 from lib.cathodes import screen as S
+from lib.cathodes import stability as ST
 from lib.structures import as_structure
 
 
@@ -129,6 +130,51 @@ def test_refine_ranks_on_the_potentials_numbers_and_flags_failures(table, genera
         F.final_view(ref, rank_on="gnn")
 
 
+class Bumpy(Flat):
+    """Flat, but a phase without Li of three or more elements sits 0.3 eV/atom higher: charged polyanion
+    states (FePO4, MnPO4) lie 0.3 eV/atom above a hull of binaries, discharged ones on it."""
+
+    name = "bumpy"
+
+    def _e(self, s) -> float:
+        c = s.composition
+        return super()._e(s) + (0.3 if c.get_atomic_fraction("Li") == 0 and len(c.elements) >= 3 else 0.0)
+
+
+def test_refine_judges_both_states_oxygen_and_volume_on_a_system_hull(table, generated, tmp_path):
+    cands, dropped = generated
+    predict = lambda crystals: (np.full(len(crystals), -2.0), np.full(len(crystals), 0.05))  # noqa: E731
+    res = S.screen(cands, predict, H.Hull(table), progress=False)
+    model = Bumpy()
+    hull = ST.SystemHull(model, table[["material_id", "structure"]], cache=tmp_path, archive_dir=None)
+    crit = F.Criteria(max_e_hull=0.1, max_e_hull_charged=0.2)
+    ref = F.refine(res, model, hull, top=12, progress=False, cache=None, criteria=crit)
+    conv = ref[ref["selected"] & ref["umlip_status"].eq("converged")]
+    assert len(conv) >= 6
+    for _, r in conv.iterrows():  # every number is the stability module's on the relaxed pair
+        c, d = r["umlip_charged"], r["umlip_discharged"]
+        assert r["umlip_e_hull_charged"] == pytest.approx(hull.e_above_hull(c, r["umlip_e_charged"]))
+        assert r["umlip_e_hull_discharged"] == pytest.approx(0.0, abs=1e-6)  # linear in x: on the hull
+        assert r["umlip_volume_change"] == pytest.approx(ST.volume_change(c, d, "Li", signed=True))
+        o2 = ST.oxygen_release_onset(c, r["umlip_e_charged"], hull)
+        assert r["o2_mu_onset"] == pytest.approx(o2.mu_o)
+    poly = conv["umlip_charged"].map(lambda c: len(as_structure(c).composition.elements) >= 3)
+    assert poly.any() and (~poly).any()  # both kinds among the relaxed ones: the criterion can fail
+    np.testing.assert_allclose(conv.loc[poly, "umlip_e_hull_charged"], 0.3, atol=1e-6)
+    assert conv.loc[poly, "umlip_why_not"].str.startswith("charged E_hull > 0.2").all()
+    assert not conv.loc[~poly, "umlip_why_not"].str.startswith("charged").any()
+    counts = F.funnel_counts(cands, dropped, ref).set_index("stage")
+    assert counts.loc["charged state near its hull", "dropped"] == int(poly.sum())
+    n, dd = counts["n"].to_numpy(), counts["dropped"].to_numpy()
+    assert (n[:-1] == n[1:] + dd[1:]).all() and n[-1] == int(ref["umlip_passes"].sum())
+    loose = F.refine(res, model, hull, top=12, progress=False, cache=None,
+                     criteria=F.Criteria(max_e_hull=0.1, max_e_hull_charged=None))
+    lw = loose.loc[conv.index, "umlip_why_not"]  # without the criterion they leave later, or pass
+    assert not lw.str.startswith("charged").any() and (lw[poly] != conv.loc[poly, "umlip_why_not"]).all()
+    assert (lw[~poly] == conv.loc[~poly, "umlip_why_not"]).all()
+    assert ref.attrs["umlip"]["hull"] == "SystemHull" and ref.attrs["umlip"]["criteria"]["max_e_hull_charged"] == 0.2
+
+
 def test_sigma_from_benchmark_is_the_quantile_of_the_errors():
     t = pd.DataFrame({"ion": ["Li"] * 20 + ["Na"] * 3, "avg_voltage": 3.0,
                       "umlip_relaxed_voltage": [3.0 + 0.01 * k for k in range(20)] + [3.5, 3.6, 3.7]})
@@ -140,7 +186,8 @@ def test_sigma_from_benchmark_is_the_quantile_of_the_errors():
 def test_run_screen_rediscovery_and_the_chapters_results(table, tmp_path):
     predict = lambda crystals: (np.full(len(crystals), -2.0), np.full(len(crystals), 0.05))  # noqa: E731
     size = C.SCREEN_SIZES["smoke"]
-    run = F.run_screen(table, E.read_pairs(), predict, Flat(), size, top=5, sigma_v={"Li": 0.2}, cache=None)
+    run = F.run_screen(table, E.read_pairs(), predict, Flat(), size, top=5, sigma_v={"Li": 0.2}, cache=None,
+                       hull="near")
     assert run.n_prototypes == 3 and len(run.candidates) == 35 and run.refined["selected"].sum() == 5
     assert run.counts["n"].iloc[0] == run.candidates.attrs["n_tried"]
     assert "5 relaxed with flat" in run.summary()

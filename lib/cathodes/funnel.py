@@ -27,23 +27,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from pymatgen.transformations.standard_transformations import RemoveSpeciesTransformation
 
+from lib.cathodes import stability
 from lib.cathodes.candidates import find_prototypes, generate_candidates
 from lib.cathodes.electrodes import ElectrodeError, pair_properties
 from lib.cathodes.hull import Hull, PotentialHull
 from lib.cathodes.relax import relax
 from lib.cathodes.screen import pareto_mask, screen
 from lib.cathodes.voltage_model import predict_pairs
+from lib.structures import as_structure
 
 UMLIP_COLUMNS = ("umlip_status", "umlip_e_discharged", "umlip_e_charged", "umlip_e_hull_discharged",
                  "umlip_e_hull_charged", "umlip_voltage", "umlip_voltage_std", "umlip_capacity_grav",
-                 "umlip_specific_energy", "umlip_energy_density", "umlip_volume_change", "dv_gnn",
+                 "umlip_specific_energy", "umlip_energy_density", "umlip_volume_change", "umlip_relax_volume_change",
+                 "o2_mu_onset", "o2_t_onset", "o2_products", "stability_reason", "dv_gnn",
                  "below_hull", "umlip_why_not", "umlip_passes", "umlip_discharged", "umlip_charged")
 #: the voltage model's columns (lib.cathodes.voltage_model on the relaxed pair) and its ranking
 VM_COLUMNS = ("vm_voltage", "vm_voltage_std", "vm_specific_energy", "rank_vm")
@@ -76,51 +79,111 @@ def select_promising(scored: pd.DataFrame, top: int, v_window: tuple[float, floa
     return optimistic.sort_values(kind="stable").index[:top]
 
 
+@dataclass(frozen=True)
+class Criteria:
+    """What a candidate must meet after the potential's stage (``None``: not a criterion, reported only).
+
+    E_hull of the discharged state (``max_e_hull``) and of the charged one (``max_e_hull_charged``; charged
+    cathodes are metastable by nature: delithiated layered oxides and λ-MnO2 sit ~0.05-0.15 eV/atom above
+    their hulls, hence a looser limit), the voltage window, the volume change on removing the ion (absolute,
+    %; pymatgen's ``max_delta_volume`` is the same number) and the O2 release onset of a charged oxide (K, O2
+    at 1 atm; :func:`lib.cathodes.stability.oxygen_release_onset`). Checked in this order; the first failed
+    one is the candidate's ``why_not``."""
+
+    max_e_hull: float = 0.1
+    max_e_hull_charged: float | None = 0.2
+    v_window: tuple[float, float] = (2.5, 4.8)
+    max_volume_change: float | None = None
+    min_o2_onset: float | None = None
+
+    def judge(self, r: dict) -> str:
+        """``""`` when the row (the uMLIP numbers of :func:`_relaxed_pair`) passes, else why not."""
+        status, eh, v = r.get("umlip_status", ""), r.get("umlip_e_hull_discharged", np.nan), \
+            r.get("umlip_voltage", np.nan)
+        if status != "converged":
+            return f"relaxation {status}"
+        if not (np.isfinite(eh) and np.isfinite(v)):
+            return "not scored"
+        if eh > self.max_e_hull:
+            return f"E_hull > {self.max_e_hull:g} eV/atom"
+        ehc = r.get("umlip_e_hull_charged", np.nan)
+        if self.max_e_hull_charged is not None and not ehc <= self.max_e_hull_charged:
+            return f"charged E_hull > {self.max_e_hull_charged:g} eV/atom"
+        if not self.v_window[0] <= v <= self.v_window[1]:
+            return f"V outside {self.v_window[0]:g}-{self.v_window[1]:g} V"
+        dv = abs(r.get("umlip_volume_change", np.nan))
+        if self.max_volume_change is not None and not dv <= self.max_volume_change:
+            return f"volume change > {self.max_volume_change:g} %"
+        t = r.get("o2_t_onset", np.nan)
+        if self.min_o2_onset is not None and np.isfinite(t) and t < self.min_o2_onset:
+            return f"O2 release below {self.min_o2_onset:g} K"
+        return ""
+
+
 def _judge(status: str, eh: float, v: float, max_e_hull: float, v_window: tuple[float, float]) -> str:
-    if status != "converged":
-        return f"relaxation {status}"
-    if not (np.isfinite(eh) and np.isfinite(v)):
-        return "not scored"
-    if eh > max_e_hull:
-        return f"E_hull > {max_e_hull:g} eV/atom"
-    if not v_window[0] <= v <= v_window[1]:
-        return f"V outside {v_window[0]:g}-{v_window[1]:g} V"
-    return ""
+    """The discharged state's criteria alone (:meth:`Criteria.judge` with no other limit)."""
+    return Criteria(max_e_hull, None, v_window).judge({"umlip_status": status, "umlip_e_hull_discharged": eh,
+                                                       "umlip_voltage": v})
 
 
-def _relaxed_pair(rd, rc, hull: PotentialHull, ion: str, mu: float, exclude_ids: Sequence[str] = ()) -> dict:
-    """The uMLIP numbers of one relaxed discharged/charged pair (NaN where a relaxation failed)."""
+def _relaxed_pair(rd, rc, hull, ion: str, mu: float, exclude_ids: Sequence[str] = ()) -> dict:
+    """The uMLIP numbers of one relaxed discharged/charged pair (NaN where a relaxation failed): E_hull of both
+    states, voltage and capacities, the volume change on removing the ion (signed, %: negative when the cell
+    shrinks, :func:`lib.cathodes.stability.volume_change`), and for an oxide the charged state's O2 release
+    onset (:func:`lib.cathodes.stability.oxygen_release_onset`); ``stability_reason`` says why one is missing."""
     status = rd.status if not rd.ok else rc.status
     if not rd.ok or not rc.ok:
         bad = rd if not rd.ok else rc
         return {"umlip_status": f"{'discharged' if bad is rd else 'charged'}: {bad.status} ({bad.reason})",
                 "umlip_e_discharged": rd.energy_per_atom, "umlip_e_charged": rc.energy_per_atom}
     r = {"umlip_status": status, "umlip_e_discharged": rd.energy_per_atom, "umlip_e_charged": rc.energy_per_atom,
-         "umlip_volume_change": rd.volume_change}
+         "umlip_relax_volume_change": rd.volume_change}
+    why = []
     try:
         r["umlip_e_hull_discharged"] = hull.e_above_hull(rd.structure, rd.energy_per_atom, exclude_ids)
         r["umlip_e_hull_charged"] = hull.e_above_hull(rc.structure, rc.energy_per_atom, exclude_ids)
-    except ValueError as exc:  # e.g. no usable elemental phase in the mirror
+    except ValueError as exc:  # e.g. no usable elemental phase in the sources
         r["umlip_status"] = f"no hull: {exc}"
     try:
         p = pair_properties(rc.structure, rd.structure, rc.energy_per_atom, rd.energy_per_atom, ion, ion_energy=mu)
         r.update({f"umlip_{k}": p[k] for k in ("voltage", "capacity_grav", "specific_energy", "energy_density")})
     except (ElectrodeError, ValueError) as exc:
         r["umlip_status"] = f"not an electrode: {exc}"
+    try:
+        r["umlip_volume_change"] = stability.volume_change(rc.structure, rd.structure, ion, signed=True)
+    except ValueError as exc:
+        why.append(f"no volume change: {exc}")
+    if "O" in {e.symbol for e in as_structure(rc.structure).composition.elements}:
+        try:
+            o2 = stability.oxygen_release_onset(rc.structure, rc.energy_per_atom, hull, exclude_ids)
+            r.update(o2_mu_onset=o2.mu_o, o2_products=" + ".join(o2.products),
+                     o2_t_onset=np.nan if o2.t_onset is None else o2.t_onset)
+            if o2.t_onset is None:
+                why.append("O2 onset above 2000 K")
+        except ValueError as exc:
+            why.append(f"no O2 onset: {exc}")
+    else:
+        why.append("not an oxide: no O2 release")
+    r["stability_reason"] = "; ".join(why)
     return r
 
 
-def refine(scored: pd.DataFrame, model, hull: PotentialHull, ion: str = "Li", top: int = 100,
+def refine(scored: pd.DataFrame, model, hull, ion: str = "Li", top: int = 100,
            max_e_hull: float = 0.1, v_window: tuple[float, float] = (2.5, 4.8),
            sigma_v: dict[str, float] | None = None, progress: bool = True, voltage_model=None,
-           **relax_kwargs) -> pd.DataFrame:
+           criteria: Criteria | None = None, **relax_kwargs) -> pd.DataFrame:
     """The uMLIP stage and the final ranking (module docstring, steps 2-4) on a GNN-scored screen.
 
     Adds :data:`UMLIP_COLUMNS` (NaN / empty for candidates not selected), ``selected``, ``stage`` (where the
     candidate left the funnel, or ``passes``) and ``rank_umlip`` (1 = best passing); ``attrs["umlip"]``
     holds the settings and timings. With ``voltage_model`` (:class:`lib.cathodes.correction.VoltageModel`)
     also :data:`VM_COLUMNS`: its voltage and σ_V on the relaxed pair, the specific energy from it and the
-    passing candidates' rank by that (``rank_vm``), next to the universal potential's."""
+    passing candidates' rank by that (``rank_vm``), next to the universal potential's. ``hull``: a
+    :class:`lib.cathodes.stability.SystemHull` of the same model (every phase of each system) or a
+    :class:`lib.cathodes.hull.PotentialHull`; ``criteria`` (default: ``max_e_hull``, ``v_window`` and
+    :class:`Criteria`'s other defaults) decides who passes."""
+    crit = criteria or Criteria(max_e_hull=max_e_hull, v_window=tuple(v_window))
+    max_e_hull, v_window = crit.max_e_hull, crit.v_window
     t0 = time.perf_counter()
     out = scored.copy()
     sel = select_promising(out, top, v_window)
@@ -143,8 +206,7 @@ def refine(scored: pd.DataFrame, model, hull: PotentialHull, ion: str = "Li", to
         r["dv_gnn"] = r.get("umlip_voltage", np.nan) - out.at[idx, "voltage"]
         r["below_hull"] = bool(min(r.get("umlip_e_hull_discharged", np.inf),
                                    r.get("umlip_e_hull_charged", np.inf)) < 0)
-        r["umlip_why_not"] = _judge(r["umlip_status"], r.get("umlip_e_hull_discharged", np.nan),
-                                    r.get("umlip_voltage", np.nan), max_e_hull, v_window)
+        r["umlip_why_not"] = crit.judge(r)
         r["umlip_passes"] = r["umlip_why_not"] == ""
         rows[idx] = r
     extra = pd.DataFrame.from_dict(rows, orient="index").reindex(index=out.index, columns=list(UMLIP_COLUMNS))
@@ -159,7 +221,8 @@ def refine(scored: pd.DataFrame, model, hull: PotentialHull, ion: str = "Li", to
     out.attrs.update(scored.attrs, umlip={
         "model": getattr(model, "name", str(model)), "top": top, "selected": n, "max_e_hull": max_e_hull,
         "v_window": list(v_window), "ion_energy": mu, "sigma_v": sig, "seconds_relax": t_relax,
-        "seconds": time.perf_counter() - t0, "hull_phases": len(hull._energy), "hull_skipped": len(hull.skipped),
+        "seconds": time.perf_counter() - t0, "hull_phases": len(hull._energy),
+        "hull_skipped": len(getattr(hull, "skipped", ())), "hull": type(hull).__name__, "criteria": asdict(crit),
     })
     return out
 
@@ -189,6 +252,7 @@ _FINAL = {"umlip_voltage": "voltage", "umlip_voltage_std": "voltage_std", "umlip
           "umlip_specific_energy": "specific_energy", "umlip_energy_density": "energy_density",
           "umlip_e_hull_discharged": "e_hull_discharged", "umlip_e_hull_charged": "e_hull_charged",
           "umlip_passes": "passes", "umlip_why_not": "why_not", "umlip_discharged": "discharged",
+          "umlip_volume_change": "volume_change",
           "umlip_charged": "charged"}
 
 
@@ -225,6 +289,15 @@ def final_view(refined: pd.DataFrame, rank_on: str = "potential") -> pd.DataFram
     return t
 
 
+#: the funnel's stages after the relaxations, in :meth:`Criteria.judge`'s order, with the why_not prefixes that
+#: leave at each (a criterion that is None fails no one: its stage shows 0 dropped)
+_CRITERIA_STAGES = (("discharged state on or near its hull", ("not scored", "E_hull >")),
+                    ("charged state near its hull", ("charged E_hull",)),
+                    ("voltage in the window", ("V outside",)),
+                    ("volume change within the limit", ("volume change",)),
+                    ("no O2 release below the limit: pass", ("O2 release",)))
+
+
 def funnel_counts(candidates: pd.DataFrame, dropped: pd.DataFrame, refined: pd.DataFrame) -> pd.DataFrame:
     """How many candidates reached each stage of the funnel and why the others left (one row per stage:
     ``stage``, ``n``, ``dropped`` and ``why``: the reasons with counts)."""
@@ -245,23 +318,29 @@ def funnel_counts(candidates: pd.DataFrame, dropped: pd.DataFrame, refined: pd.D
     rows.append(("both states converged", len(conv), len(sel) - len(conv),
                  why(sel.loc[~sel["umlip_status"].eq("converged"), "umlip_status"].str.split(":").str[0])
                  if len(sel) else ""))
-    hull_ok = conv[conv["umlip_e_hull_discharged"] <= refined.attrs.get("umlip", {}).get("max_e_hull", 0.1)] \
-        if len(conv) else conv
-    rows.append(("on or near the hull", len(hull_ok), len(conv) - len(hull_ok), "E_hull above the limit"))
-    passing = refined[refined["umlip_passes"]] if len(refined) else refined
-    rows.append(("voltage in the window: pass", len(passing), len(hull_ok) - len(passing), "V outside the window"))
+    # the criteria in Criteria.judge's order: each stage keeps those whose why_not is none of its and the
+    # earlier stages' reasons ("not scored" leaves at the first)
+    left = conv
+    for stage, starts in _CRITERIA_STAGES:
+        reason = left["umlip_why_not"].fillna("") if len(left) else pd.Series(dtype=str)
+        out = reason.str.startswith(starts) if len(left) else reason.astype(bool)
+        rows.append((stage, int((~out).sum()), int(out.sum()), why(reason[out])))
+        left = left[~out.to_numpy(bool)] if len(left) else left
     return pd.DataFrame(rows, columns=["stage", "n", "dropped", "why"])
 
 
-def known_cathodes_relaxed(known: pd.DataFrame, table: pd.DataFrame, model, hull: PotentialHull,
+def known_cathodes_relaxed(known: pd.DataFrame, table: pd.DataFrame, model, hull,
                            max_e_hull: float = 0.1, v_window: tuple[float, float] = (2.5, 4.8),
-                           progress: bool = True, voltage_model=None, **relax_kwargs) -> pd.DataFrame:
+                           progress: bool = True, voltage_model=None, criteria: Criteria | None = None,
+                           **relax_kwargs) -> pd.DataFrame:
     """The known cathodes (:func:`lib.cathodes.screen.known_cathodes`) through the uMLIP stage exactly as the
     screen builds candidates: the real discharged structure and the same with every ion removed, both
     relaxed; E_hull against the model's hull *without* the material itself (as if it were new; ``..._with``:
     with it). Adds :data:`UMLIP_COLUMNS` (voltage of the screen's construction), ``v_umlip_pair`` (both real
     mirror structures relaxed, where MP's charged state is in the mirror), ``umlip_e_hull_with`` and
-    ``dv_mp`` (uMLIP − MP); with ``voltage_model`` also :data:`VM_COLUMNS` and ``dv_mp_vm``."""
+    ``dv_mp`` (uMLIP − MP); with ``voltage_model`` also :data:`VM_COLUMNS` and ``dv_mp_vm``; ``criteria`` as
+    :func:`refine`'s."""
+    crit = criteria or Criteria(max_e_hull=max_e_hull, v_window=tuple(v_window))
     t = table.drop_duplicates("material_id").set_index("material_id")
     ds = [t.loc[i, "structure"].to_structure() for i in known["discharged_id"]]
     cs = [RemoveSpeciesTransformation([ion]).apply_transformation(d) for d, ion in zip(ds, known["ion"], strict=True)]
@@ -285,8 +364,7 @@ def known_cathodes_relaxed(known: pd.DataFrame, table: pd.DataFrame, model, hull
         if c is not None and c.ok and rd[k].ok:
             r["v_umlip_pair"] = pair_properties(c.structure, rd[k].structure, c.energy_per_atom,
                                                 rd[k].energy_per_atom, row["ion"], ion_energy=mu)["voltage"]
-        r["umlip_why_not"] = _judge(r["umlip_status"], r.get("umlip_e_hull_discharged", np.nan),
-                                    r.get("umlip_voltage", np.nan), max_e_hull, v_window)
+        r["umlip_why_not"] = crit.judge(r)
         r["umlip_passes"] = r["umlip_why_not"] == ""
         rows.append(r)
     extra = pd.DataFrame(rows, index=known.index)
@@ -303,7 +381,8 @@ def known_cathodes_relaxed(known: pd.DataFrame, table: pd.DataFrame, model, hull
 #: the columns of the final ranking the chapter shows
 TOP_COLUMNS = ("rank", "formula", "prototype", "substitution", "known_as", "voltage", "voltage_std",
                "potential_voltage", "vm_voltage", "vm_voltage_std", "rank_vm", "gnn_voltage", "capacity_grav",
-               "specific_energy", "e_hull_discharged", "e_hull_charged", "below_hull", "passes", "why_not")
+               "specific_energy", "e_hull_discharged", "e_hull_charged", "volume_change", "o2_t_onset",
+               "o2_mu_onset", "below_hull", "passes", "why_not")
 #: the columns of the known cathodes the chapter shows
 KNOWN_COLUMNS = ("formula", "discharged_id", "charged_formula", "same_reaction", "v_mp", "v_mp_2024", "v_dft",
                  "v_ml_screen", "e_hull_ml", "umlip_voltage", "vm_voltage", "vm_voltage_std", "v_umlip_pair",
@@ -324,7 +403,7 @@ class ScreenRun:
     counts: pd.DataFrame  # funnel_counts
     final: pd.DataFrame  # final_view
     dft_hull: Hull
-    potential_hull: PotentialHull
+    potential_hull: object  # lib.cathodes.stability.SystemHull or lib.cathodes.hull.PotentialHull
     n_prototypes: int
     seconds: dict
 
@@ -333,8 +412,11 @@ class ScreenRun:
         return (f"{self.n_prototypes} prototypes; {c.attrs.get('n_tried')} substitutions tried, {len(c)} candidates "
                 f"({int((c['known_as'] != '').sum())} of them real materials of the mirror), {len(self.dropped)} "
                 f"dropped ({self.seconds['generate']:.0f} s); GNN stage {self.seconds['gnn']:.0f} s; "
-                f"{u['selected']} relaxed with {u['model']} ({u['seconds_relax']:.0f} s), hull of {u['hull_phases']} "
-                f"mirror phases ({u['hull_skipped']} larger ones left out), {u['seconds']:.0f} s")
+                f"{u['selected']} relaxed with {u['model']} ({u['seconds_relax']:.0f} s), "
+                + (f"hull of every phase of their systems ({u['hull_phases']} phases, static energies)"
+                   if u.get("hull") == "SystemHull" else
+                   f"hull of {u['hull_phases']} mirror phases ({u['hull_skipped']} larger ones left out)")
+                + f", {u['seconds']:.0f} s")
 
     def top(self, n: int = 15) -> pd.DataFrame:
         return self.final[[c for c in TOP_COLUMNS if c in self.final.columns]].head(n)
@@ -342,10 +424,21 @@ class ScreenRun:
 
 def run_screen(table: pd.DataFrame, pairs: pd.DataFrame, predict, model, size, ion: str = "Li", top: int | None = None,
                max_e_hull: float = 0.1, sigma_v: dict[str, float] | None = None, voltage_model=None,
-               rank_on: str = "potential", **relax_kwargs) -> ScreenRun:
+               rank_on: str = "potential", hull="system", criteria: Criteria | None = None,
+               sources: pd.DataFrame | None = None, **relax_kwargs) -> ScreenRun:
     """The whole screen of a profile's size (:data:`lib.cathodes.candidates.SCREEN_SIZES`): prototypes, candidates
     (kept when the mirror holds them, ``known_as``), the GNN stage on the DFT hull, the ``top`` most promising
-    relaxed with ``model`` against its own hull of the mirror's phases, the ranking, the funnel's counts."""
+    relaxed with ``model``, judged against its own hull, the ranking, the funnel's counts.
+
+    ``hull="system"`` (default): :class:`lib.cathodes.stability.SystemHull`, every phase of each candidate's
+    chemical system among the mirror, electrode and extra structures (``sources``, default
+    :func:`lib.cathodes.stability.structure_sources`) with ``model``'s static energies, computed once per
+    system and archived (``records/hulls``); ``"near"``: the older :class:`lib.cathodes.hull.PotentialHull`
+    of the phases near the DFT hull (the profile's window and size cap), which can only make a candidate look
+    more stable; or a hull object of ``model``'s scale itself. ``criteria``: :class:`Criteria` (default:
+    ``max_e_hull`` and its defaults)."""
+    if isinstance(hull, str) and hull not in ("system", "near"):
+        raise ValueError(f"hull must be 'system', 'near' or a hull object, not {hull!r}")
     t0 = time.perf_counter()
     protos = find_prototypes(table, pairs, n_extra=size.n_extra)
     cands, dropped = generate_candidates(table, protos, ion=ion, exclude="none", progress=False, **size.kwargs())
@@ -353,10 +446,16 @@ def run_screen(table: pd.DataFrame, pairs: pd.DataFrame, predict, model, size, i
     dft_hull = Hull(table)
     scored = screen(cands, predict, dft_hull, ion=ion, max_e_hull=max_e_hull, progress=False)
     t2 = time.perf_counter()
-    pot_hull = PotentialHull(dft_hull, model, relaxed=size.hull_relaxed, window=size.hull_window,
-                             max_atoms=size.hull_max_atoms)
+    if not isinstance(hull, str):
+        pot_hull = hull
+    elif hull == "system":
+        pot_hull = stability.SystemHull(model, sources if sources is not None else stability.structure_sources())
+    else:
+        pot_hull = PotentialHull(dft_hull, model, relaxed=size.hull_relaxed, window=size.hull_window,
+                                 max_atoms=size.hull_max_atoms)
+    crit = criteria or Criteria(max_e_hull=max_e_hull)
     refined = refine(scored, model, pot_hull, ion=ion, top=size.top if top is None else int(top),
-                     max_e_hull=max_e_hull, sigma_v=sigma_v, progress=False, voltage_model=voltage_model,
+                     sigma_v=sigma_v, progress=False, voltage_model=voltage_model, criteria=crit,
                      **relax_kwargs)
     return ScreenRun(cands, dropped, scored, refined, funnel_counts(cands, dropped, refined),
                      final_view(refined, rank_on if voltage_model is not None else "potential"),
@@ -409,6 +508,6 @@ def write_results(profile: str, results: Path, dft: pd.DataFrame, ml: pd.DataFra
     return {k: len(v) for k, v in files.items()}
 
 
-__all__ = ["select_promising", "refine", "final_view", "funnel_counts", "known_cathodes_relaxed", "sigma_from_benchmark",
+__all__ = ["Criteria", "select_promising", "refine", "final_view", "funnel_counts", "known_cathodes_relaxed", "sigma_from_benchmark",
            "with_voltage_model", "UMLIP_COLUMNS", "VM_COLUMNS", "ScreenRun", "run_screen", "rediscovery", "known_summary",
            "write_results", "TOP_COLUMNS", "KNOWN_COLUMNS", "REAL_COLUMNS"]

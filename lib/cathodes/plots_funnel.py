@@ -93,3 +93,42 @@ def known_before_after(known: pd.DataFrame, *, title: str = "", stamp: str | Non
 
 
 __all__ = ["funnel", "known_before_after"]
+
+
+def rediscovery(results: pd.DataFrame, *, title: str = "", stamp: str | None = None, name: str | None = None,
+                profile: str | None = None, top: float = 5.0) -> Figure:
+    """The blind rediscovery (:func:`lib.cathodes.rediscovery.run`): one row per evaluable positive, its rank
+    percentile among the passing candidates of its blind run as a bar (the top ``top`` % shaded); a positive
+    that is not regenerated, or regenerated but failing, gets no bar but its status in words; positives
+    that cannot be evaluated are counted under the axis."""
+    use_style()
+    ev = results[results["evaluable"].astype(bool)] if len(results) else results
+    fig, ax = plt.subplots(figsize=(8.5, 0.32 * max(len(ev), 3) + 1.6))
+    if ev.empty:
+        empty_axes(ax, "no evaluable positive: nothing to rank")
+    else:
+        t = ev.assign(_p=ev["passes"].fillna(False).astype(bool) & ev["regenerated"].astype(bool))
+        t = t.sort_values(["_p", "rank_pct", "formula"], ascending=[False, True, True]).reset_index(drop=True)
+        y = np.arange(len(t))[::-1]
+        ax.axvspan(0, top, color=PALETTE[2], alpha=0.18, lw=0, label=f"top {top:g} %")
+        for yi, (_, r) in zip(y, t.iterrows(), strict=True):
+            if r["_p"]:
+                ax.barh(yi, r["rank_pct"], color=PALETTE[0], height=0.62)
+                ax.text(r["rank_pct"] + 1, yi, f"{r['rank_pct']:.1f}", va="center", fontsize=7.5)
+            else:
+                ax.text(1, yi, str(r["status"])[:80], va="center", fontsize=7.5, color=PALETTE[5])
+        ax.set_yticks(y, [f"{formula_label(f)} ({i})" for f, i in zip(t["formula"], t["ion"], strict=True)],
+                      fontsize=8)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("rank percentile among the passing candidates of its blind run (lower is better)")
+        ax.legend(fontsize=8, loc="lower right", frameon=False)
+        ax.spines[["top", "right"]].set_visible(False)
+        n_out = len(results) - len(ev)
+        if n_out:
+            ax.text(0.0, -0.9 / max(len(t), 3), f"{n_out} positive(s) not evaluable (no ordered structure of the "
+                    "formula among the sources)", transform=ax.transAxes, fontsize=7.5, va="top")
+    set_title(ax, title, stamp)
+    fig.tight_layout()
+    if name:
+        save_figure(fig, name, profile)
+    return fig

@@ -90,6 +90,9 @@ RESULT_VERSION = 3
 MAX_E_HULL = 0.1
 V_WINDOW = (2.5, 4.8)
 TOP_SHARE = 0.05
+#: the per-positive columns a reader looks at first (08, docs)
+TABLE_COLUMNS = ("formula", "ion", "status", "route", "substitution", "framework_id", "matched_target", "voltage",
+                 "e_hull", "passing", "rank", "rank_pct")
 #: what is and is not blind, by stage 1 kind
 BLIND = {
     "composition": {"generator": True, "hull": True, "stage1_models": True,
@@ -1120,7 +1123,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["Positive", "read_positives", "default_positives", "write_positives", "held_out_systems",
+__all__ = ["TABLE_COLUMNS", "Positive", "read_positives", "default_positives", "write_positives", "held_out_systems",
            "positive_targets", "build_pool", "read_pool", "pool_fingerprint", "BlindModels", "ScoredPool",
            "score_pool", "HullEnergies", "alive_mask", "stage1", "rank_percentile", "Context", "run_positive",
            "potential_stage", "run", "summarize", "context", "main", "Sources", "load_sources",
