@@ -344,6 +344,31 @@ def test_stage1_filters_and_ranks_by_specific_energy():
     assert np.isnan(s["rank"].iloc[2:]).all() and s.set_index("candidate_id")["rank_all"]["d"] == 1.0
 
 
+def test_stage1_expected_ranking_weighs_by_the_probability_to_pass():
+    from scipy.stats import norm
+
+    class Fixed:
+        sigma = {"sigma_v": 0.5, "sigma_ef": 0.1}
+
+        def predict(self, xv, xf):
+            return xv[:, 0], xf[:, 0]
+
+    # a: stable, mid-window; b: more specific energy but 0.08 eV/atom above the hull and near the top of the window
+    cands = pd.DataFrame({"candidate_id": ["a", "b"], "formula": ["X", "Y"], "capacity_grav": [150.0, 160.0]})
+    pool = R.ScoredPool(cands, np.array([[3.5], [4.6]]), np.array([[-1.1], [-0.92]]), [("S",)] * 2, pd.DataFrame())
+    hull = np.full(2, -1.0)
+    se = R.stage1(pool, Fixed(), hull, np.arange(2))
+    ex = R.stage1(pool, Fixed(), hull, np.arange(2), rank_by="expected")
+    assert se.set_index("candidate_id")["rank"].tolist() == [2.0, 1.0]  # b: 736 Wh/kg against a's 525
+    assert ex.set_index("candidate_id")["rank"].tolist() == [1.0, 2.0]  # b's chance to pass is lower
+    pa = norm.cdf((0.1 + 0.1) / 0.1) * (norm.cdf((4.8 - 3.5) / 0.5) - norm.cdf((2.5 - 3.5) / 0.5))
+    assert ex["score"].iloc[0] == pytest.approx(525.0 * pa)
+    pb = norm.cdf((0.1 - 0.08) / 0.1) * (norm.cdf((4.8 - 4.6) / 0.5) - norm.cdf((2.5 - 4.6) / 0.5))
+    assert ex["score"].iloc[1] == pytest.approx(736.0 * pb)
+    with pytest.raises(ValueError, match="rank_by"):
+        R.stage1(pool, Fixed(), hull, np.arange(2), rank_by="luck")
+
+
 def test_positives_files(tmp_path):
     csv = tmp_path / "p.csv"
     csv.write_text("id,ion,discharged_formula\na,Li,LiFePO4\nb,Na,Na2FeP2O7\nc,Li,LiFePO4\n")

@@ -691,16 +691,41 @@ def rank_percentile(rank: float, n: int) -> float:
     return float(100.0 * rank / n) if n and np.isfinite(rank) else 100.0
 
 
+#: stage 1's rankings of the passing candidates (``--rank-by``)
+RANKINGS = {
+    "specific_energy": "predicted specific energy (Wh/kg)",
+    "expected": "expected specific energy: predicted specific energy x P(E_hull <= max_e_hull) x P(V in the "
+                "window), the probabilities from normal errors with the models' sigma on unseen systems",
+}
+
+
+def expected_score(specific_energy, e_hull, voltage, sigma_ef: float, sigma_v: float,
+                   max_e_hull: float = MAX_E_HULL, v_window: tuple[float, float] = V_WINDOW) -> np.ndarray:
+    """The expected specific energy of a candidate under the models' errors (normal, σ from
+    :meth:`BlindModels.calibrate`): SE · Φ((max_e_hull − E_hull)/σ_Ef) · [Φ((V_hi − V)/σ_V) − Φ((V_lo − V)/σ_V)]
+    — a candidate that is probably unstable or probably outside the window weighs less than its SE says.
+    With σ → 0 it is SE on the passing candidates and 0 elsewhere."""
+    from scipy.stats import norm
+
+    se, eh, v = (np.asarray(x, float) for x in (specific_energy, e_hull, voltage))
+    p_stable = norm.cdf((max_e_hull - eh) / max(sigma_ef, 1e-9))
+    p_window = norm.cdf((v_window[1] - v) / max(sigma_v, 1e-9)) - norm.cdf((v_window[0] - v) / max(sigma_v, 1e-9))
+    return se * p_stable * p_window
+
+
 def stage1(pool: ScoredPool, models: BlindModels, hull_ef: np.ndarray, rows: np.ndarray,
            max_e_hull: float = MAX_E_HULL, v_window: tuple[float, float] = V_WINDOW,
-           voltage: np.ndarray | None = None, z: float = 0.0) -> pd.DataFrame:
+           voltage: np.ndarray | None = None, z: float = 0.0, rank_by: str = "specific_energy") -> pd.DataFrame:
     """Stage 1 on the pool's ``rows`` (positions): predicted voltage (or ``voltage`` given: the GNN's),
     formation energy, E_hull, specific energy, ``passes`` and ``rank`` (1 = best passing, NaN otherwise).
 
     A candidate passes when it could, given the models' errors on unseen chemical systems
     (:meth:`BlindModels.calibrate`): E_hull − z·σ_Ef ≤ ``max_e_hull`` and V ± z·σ_V reaching into ``v_window``
     (the funnel's :func:`lib.cathodes.funnel.select_promising` widens its window the same way); the passing
-    ones are ranked by predicted specific energy."""
+    ones are ranked by ``rank_by`` (:data:`RANKINGS`: the predicted specific energy, or its expected value
+    under the models' errors, :func:`expected_score`), ``score`` the number ranked on."""
+    if rank_by not in RANKINGS:
+        raise ValueError(f"rank_by must be one of {sorted(RANKINGS)}, not {rank_by!r}")
     c = pool.cands.iloc[rows]
     v, ef = models.predict(pool.Xv[rows], pool.Xf[rows])
     if voltage is not None:
@@ -713,13 +738,17 @@ def stage1(pool: ScoredPool, models: BlindModels, hull_ef: np.ndarray, rows: np.
     sv, se = (z * getattr(models, "sigma", {}).get(k, 0.0) for k in ("sigma_v", "sigma_ef"))
     out["passes"] = (ok & (out["e_hull"] - se <= max_e_hull) & (out["voltage"] + sv >= v_window[0])
                      & (out["voltage"] - sv <= v_window[1]))
-    key = out["specific_energy"].where(out["passes"])
+    sig = getattr(models, "sigma", {})
+    out["score"] = (out["specific_energy"] if rank_by == "specific_energy" else
+                    expected_score(out["specific_energy"], out["e_hull"], out["voltage"], sig.get("sigma_ef", 0.0),
+                                   sig.get("sigma_v", 0.0), max_e_hull, v_window))
+    key = out["score"].where(out["passes"])
     order = np.lexsort((out["candidate_id"].to_numpy(), -key.fillna(-np.inf).to_numpy()))
     rank = np.full(len(out), np.nan)
     n_pass = int(out["passes"].sum())
     rank[order[:n_pass]] = np.arange(1, n_pass + 1)
     out["rank"] = rank
-    key_all = out["specific_energy"].fillna(-np.inf).to_numpy()
+    key_all = out["score"].fillna(-np.inf).to_numpy()
     order_all = np.lexsort((out["candidate_id"].to_numpy(), -key_all))
     rank_all = np.empty(len(out))
     rank_all[order_all] = np.arange(1, len(out) + 1)
@@ -748,6 +777,7 @@ class Context:
     z: float = 1.0
     frameworks: dict = field(default_factory=dict)  # id -> Framework (the pool's)
     size: cg.FrameworkSize | None = None
+    rank_by: str = "specific_energy"
 
     def fingerprint(self) -> str:
         m = read_pool_manifest(self.folder / "pool")
@@ -756,6 +786,8 @@ class Context:
              "seed": self.models.seed, "max_iter": self.models.max_iter,
              "potential": getattr(self.potential, "name", None), "top": self.top if self.potential else None,
              "z": self.z, "sigma": {k: round(v, 4) for k, v in sorted(self.models.sigma.items())}}
+        if self.rank_by != "specific_energy":  # the fingerprint of earlier results stays the same
+            d["rank_by"] = self.rank_by
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -846,7 +878,7 @@ def run_positive(pos: Positive, ctx: Context) -> dict:
         e = dict(zip(u, ctx.hull.energies(u, held), strict=True))
         hull_ef[touched] = [e[f] for f in forms]
     s1 = stage1(pool, ctx.models, hull_ef, rows, ctx.max_e_hull, ctx.v_window,
-                ctx.gnn_voltage if ctx.stage1_kind == "gnn" else None, z=ctx.z)
+                ctx.gnn_voltage if ctx.stage1_kind == "gnn" else None, z=ctx.z, rank_by=ctx.rank_by)
     hits, match, built = _regenerated(pos, ctx, ranked, targets, held)
     n_pass = int(s1["passes"].sum())
     row = {"formula": pos.formula, "ion": pos.ion, "source": pos.source, "held_out_systems": list(held),
@@ -1020,8 +1052,11 @@ def context(profile: str = "quick", root: str | Path | None = None, strict: bool
             z: float = 1.0,
             src: Sources | None = None, frameworks: Sequence[cg.Framework] | None = None,
             size: cg.FrameworkSize | None = None, ions: Sequence[str] = cg.FRAMEWORK_IONS,
-            max_iter: int = 200) -> Context:
-    """Load the sources, build (or resume) the profile's pool, score it: the shared part of a run."""
+            max_iter: int = 200, rank_by: str = "specific_energy") -> Context:
+    """Load the sources, build (or resume) the profile's pool, score it: the shared part of a run
+    (``rank_by``: stage 1's ranking, :data:`RANKINGS`)."""
+    if rank_by not in RANKINGS:
+        raise ValueError(f"rank_by must be one of {sorted(RANKINGS)}, not {rank_by!r}")
     src = src or load_sources()
     size = size or cg.FRAMEWORK_SIZES[profile]
     folder = profile_dir(profile, root)
@@ -1052,7 +1087,8 @@ def context(profile: str = "quick", root: str | Path | None = None, strict: bool
 
         pot = get_potential(potential)
     return Context(profile, folder, src, pool, models, HullEnergies(src.mirror), strict, max_e_hull, v_window,
-                   stage1_kind, gnn_v, pot, top, z=z, frameworks={f.id: f for f in frameworks}, size=size)
+                   stage1_kind, gnn_v, pot, top, z=z, frameworks={f.id: f for f in frameworks}, size=size,
+                   rank_by=rank_by)
 
 
 def _gnn_voltages(folder: Path, pool: ScoredPool) -> np.ndarray:
@@ -1097,6 +1133,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--v-window", type=float, nargs=2, default=V_WINDOW)
     ap.add_argument("--z", type=float, default=1.0, help="stage 1 widens its filter by z times the models' "
                     "errors on unseen systems (0: the bare window)")
+    ap.add_argument("--rank-by", default="specific_energy", choices=sorted(RANKINGS),
+                    help="stage 1's ranking of the passing candidates: " + "; ".join(f"{k}: {v}" for k, v in
+                                                                                   RANKINGS.items()))
     ap.add_argument("--limit", type=int, help="the first N positives only")
     ap.add_argument("--recompute", action="store_true", help="ignore the per-positive results on disk")
     ap.add_argument("--out", help="CSV of the per-positive rows (default results/rediscovery_<profile>.csv)")
@@ -1105,7 +1144,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.limit:
         positives = positives[: a.limit]
     ctx = context(a.profile, a.root, strict=not a.no_strict, stage1_kind=a.stage1, potential=a.potential,
-                  top=a.top, max_e_hull=a.max_e_hull, v_window=tuple(a.v_window), z=a.z)
+                  top=a.top, max_e_hull=a.max_e_hull, v_window=tuple(a.v_window), z=a.z, rank_by=a.rank_by)
     print(f"pool {a.profile}: {len(ctx.pool.cands)} candidates from {len(ctx.pool.frameworks)} frameworks; "
           f"{BLIND[a.stage1]['note']}" + (f"; {POTENTIAL_NOTE}" if a.potential else ""), flush=True)
     s = ctx.models.sigma
@@ -1118,12 +1157,12 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     flat = res.drop(columns=[c for c in ("training", "blind", "stage2") if c in res.columns])
     flat.assign(profile=a.profile).to_csv(out, index=False)
-    print(json.dumps({"profile": a.profile, **s}, default=_json))
+    print(json.dumps({"profile": a.profile, "rank_by": a.rank_by, **s}, default=_json))
     print(f"per-positive rows: {out}")
     return 0
 
 
-__all__ = ["TABLE_COLUMNS", "Positive", "read_positives", "default_positives", "write_positives", "held_out_systems",
+__all__ = ["RANKINGS", "expected_score", "TABLE_COLUMNS", "Positive", "read_positives", "default_positives", "write_positives", "held_out_systems",
            "positive_targets", "build_pool", "read_pool", "pool_fingerprint", "BlindModels", "ScoredPool",
            "score_pool", "HullEnergies", "alive_mask", "stage1", "rank_percentile", "Context", "run_positive",
            "potential_stage", "run", "summarize", "context", "main", "Sources", "load_sources",
