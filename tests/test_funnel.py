@@ -164,7 +164,8 @@ def test_refine_judges_both_states_oxygen_and_volume_on_a_system_hull(table, gen
     assert conv.loc[poly, "umlip_why_not"].str.startswith("charged E_hull > 0.2").all()
     assert not conv.loc[~poly, "umlip_why_not"].str.startswith("charged").any()
     counts = F.funnel_counts(cands, dropped, ref).set_index("stage")
-    assert counts.loc["charged state near its hull", "dropped"] == int(poly.sum())
+    assert counts.loc["charged state near its hull (E_hull ≤ 0.2 eV/atom)", "dropped"] == int(poly.sum())
+    assert "volume change within the limit (no limit set)" in counts.index
     n, dd = counts["n"].to_numpy(), counts["dropped"].to_numpy()
     assert (n[:-1] == n[1:] + dd[1:]).all() and n[-1] == int(ref["umlip_passes"].sum())
     loose = F.refine(res, model, hull, top=12, progress=False, cache=None,

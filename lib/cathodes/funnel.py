@@ -291,11 +291,11 @@ def final_view(refined: pd.DataFrame, rank_on: str = "potential") -> pd.DataFram
 
 #: the funnel's stages after the relaxations, in :meth:`Criteria.judge`'s order, with the why_not prefixes that
 #: leave at each (a criterion that is None fails no one: its stage shows 0 dropped)
-_CRITERIA_STAGES = (("discharged state on or near its hull", ("not scored", "E_hull >")),
-                    ("charged state near its hull", ("charged E_hull",)),
-                    ("voltage in the window", ("V outside",)),
-                    ("volume change within the limit", ("volume change",)),
-                    ("no O2 release below the limit: pass", ("O2 release",)))
+_CRITERIA_STAGES = (("discharged state on or near its hull", ("not scored", "E_hull >"), "max_e_hull", "E_hull ≤ {:g} eV/atom"),
+                    ("charged state near its hull", ("charged E_hull",), "max_e_hull_charged", "E_hull ≤ {:g} eV/atom"),
+                    ("voltage in the window", ("V outside",), "v_window", "{0[0]:g}-{0[1]:g} V"),
+                    ("volume change within the limit", ("volume change",), "max_volume_change", "|ΔV| ≤ {:g} %"),
+                    ("no O2 release below the limit", ("O2 release",), "min_o2_onset", "≥ {:g} K"))
 
 
 def funnel_counts(candidates: pd.DataFrame, dropped: pd.DataFrame, refined: pd.DataFrame) -> pd.DataFrame:
@@ -321,11 +321,15 @@ def funnel_counts(candidates: pd.DataFrame, dropped: pd.DataFrame, refined: pd.D
     # the criteria in Criteria.judge's order: each stage keeps those whose why_not is none of its and the
     # earlier stages' reasons ("not scored" leaves at the first)
     left = conv
-    for stage, starts in _CRITERIA_STAGES:
+    crit = refined.attrs.get("umlip", {}).get("criteria") if len(refined) else None
+    for stage, starts, key, fmt in _CRITERIA_STAGES:
+        if crit is not None:  # the limit in the label, or that none was set
+            stage = f"{stage} ({fmt.format(crit[key]) if crit.get(key) is not None else 'no limit set'})"
         reason = left["umlip_why_not"].fillna("") if len(left) else pd.Series(dtype=str)
         out = reason.str.startswith(starts) if len(left) else reason.astype(bool)
         rows.append((stage, int((~out).sum()), int(out.sum()), why(reason[out])))
         left = left[~out.to_numpy(bool)] if len(left) else left
+    rows[-1] = (f"{rows[-1][0]}: pass", *rows[-1][1:])
     return pd.DataFrame(rows, columns=["stage", "n", "dropped", "why"])
 
 
