@@ -227,17 +227,20 @@ def experiment_parity(
     table: pd.DataFrame, name: str | None = None, routes: list[str] | None = None, profile: str | None = None
 ) -> list:
     """Each route's voltage against the measured one (lib.cathodes.experiment.experiment_table), one panel per
-    route (MP's own listed voltage first), MAE and n in each; a table without matched rows says so in
-    words."""
+    route (MP's own listed voltage first), MAE and n in each; rows whose pair was built from the structure
+    sources (``match == "built"``, when the table has the column) are drawn hollow and counted apart in the
+    title; a table without compared rows says so in words."""
     use_style()
     routes = routes or (
         ["mp"]
         + sorted(
-            r for r in table["route"].unique() if r.startswith("umlip_static") and not r.endswith("+offset")
+            r for r in table["route"].unique()
+            if r.startswith(("umlip_static", "umlip_relaxed")) and not r.endswith("+offset")
         )
         + ["gnn"]
     )
     routes = [r for r in routes if r in set(table["route"])]
+    has_built = "match" in table.columns and table["match"].eq("built").any()
     cols = 4
     rows = max(int(np.ceil(len(routes) / cols)), 1)
     fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.8 * rows), squeeze=False)
@@ -246,18 +249,24 @@ def experiment_parity(
     for ax, route in zip(axes.flat, routes, strict=False):
         g = table[(table["route"] == route) & table["voltage"].notna()]
         if g.empty:  # said in words, never drawn as if it were data
-            ax.text(0.5, 0.5, f"{route_label(route)}:\nno voltage on these rows yet", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8, color="0.4")
+            ax.text(0.5, 0.5, f"{route_label(route)}:\nno voltage on these rows yet", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=8, color="0.4")
             ax.set_axis_off()
             continue
         ax.plot([0, 6], [0, 6], color="0.6", lw=0.8)
-        for ion, h in g.groupby("ion"):
+        built = g["match"].eq("built") if "match" in g.columns else pd.Series(False, index=g.index)
+        for ion, h in g[~built].groupby("ion"):
             ax.scatter(h["voltage_exp"], h["voltage"], s=14, color=ION_COLORS.get(ion, "k"), label=ion)
-        mae = float((g["voltage"] - g["voltage_exp"]).abs().mean()) if len(g) else np.nan
-        ax.set_title(
-            f"{route_label(route) if route != 'mp' else 'MP (GGA+U), listed'}\nMAE {mae:.2f} V, n {len(g)}",
-            fontsize=8,
-        )
+        for ion, h in g[built].groupby("ion"):
+            ax.scatter(h["voltage_exp"], h["voltage"], s=16, facecolors="none",
+                       edgecolors=ION_COLORS.get(ion, "k"), label=f"{ion}, built")
+        title = "MP (GGA+U), listed" if route == "mp" else route_label(route)
+        parts = []
+        for label, h in (("MP pair", g[~built]), ("built", g[built])):
+            if len(h):
+                mae_h = float((h["voltage"] - h["voltage_exp"]).abs().mean())
+                parts.append(f"{label}: {mae_h:.2f} V, n {len(h)}")
+        ax.set_title(f"{title}\n" + "; ".join(parts), fontsize=7 if has_built else 8)
         ax.set_xlim(0, 6)
         ax.set_ylim(0, 6)
         ax.set_aspect("equal")
@@ -266,7 +275,10 @@ def experiment_parity(
         ax.set_axis_off()
     axes[0, 0].set_ylabel("route (V)")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Voltages against experiment (data/experimental_voltages.csv), rows whose reaction MP has")
+    fig.suptitle("Voltages against experiment (data/experimental_voltages.csv): filled, rows whose reaction MP "
+                 "has; hollow, pairs built from the structure sources (MAE per class)" if has_built else
+                 "Voltages against experiment (data/experimental_voltages.csv), rows whose reaction MP has",
+                 fontsize=9 if has_built else None)
     fig.tight_layout()
     out = _files(fig, name, profile)
     plt.close(fig)
@@ -274,3 +286,73 @@ def experiment_parity(
 
 
 __all__ = ["ION_COLORS", "ROUTE_LABELS", "route_label", "route_mae", "route_parity", "experiment_parity"]
+
+
+def finalist_curves(t: pd.DataFrame, n: int = 5, name: str | None = None, profile: str | None = None,
+                    path=None, max_barrier: float | None = None, cutoff: float | None = None) -> list:
+    """The screen's finalists (:func:`lib.cathodes.finalists.finalists`, re-ranked or not): left, the voltage
+    curves of the first ``n`` (``final_rank`` if present, else ``rank``) as voltage against the capacity
+    delivered from the charged state (mAh/g), the cutoff dotted; right, each one's lowest hop barrier as a bar
+    (hatched: from an unconverged band; no bar: no barrier, with the reason's first words), ``max_barrier``
+    dashed. Returns ``[png, pdf]`` under figures/ (``name`` given) plus ``path`` when given."""
+    use_style()
+    order = "final_rank" if "final_rank" in t.columns else "rank"
+    t = t.sort_values(order).head(n) if order in t.columns else t.head(n)
+    info = t.attrs.get("finalists", {})
+    cutoff = cutoff if cutoff is not None else info.get("settings", {}).get("cutoff", 4.5)
+    max_barrier = max_barrier if max_barrier is not None else t.attrs.get("max_barrier")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.5, 3.8), gridspec_kw={"width_ratios": [1.6, 1]})
+    labels = []
+    for k, (_, r) in enumerate(t.iterrows()):
+        color = PALETTE[k % len(PALETTE)]
+        label = f"{int(r[order]) if order in t.columns else k + 1}. {r.get('formula', '')}"
+        labels.append(label)
+        steps = r.get("curve")
+        if not isinstance(steps, list) or not steps:
+            ax.plot([], [], color=color, ls=":", label=f"{label}: no curve")
+            continue
+        steps = sorted(steps, key=lambda s: s["x_charge"])
+        q, xs, vs = 0.0, [], []
+        for s in steps:
+            xs += [q, q + s["capacity_grav"]]
+            vs += [s["voltage"], s["voltage"]]
+            q += s["capacity_grav"]
+        below = r.get("capacity_below_cutoff", np.nan)
+        ax.plot(xs, vs, color=color, lw=2, label=f"{label}: {below:.0f} mAh/g below {cutoff:g} V")
+    ax.axhline(cutoff, color="0.35", ls=":", lw=1)
+    ax.text(ax.get_xlim()[1], cutoff, f"cutoff {cutoff:g} V ", ha="right", va="bottom", fontsize=7,
+            color="0.35")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo - 0.25 * len(t) - 0.2, max(hi, cutoff) + 0.2)  # room for the legend below the curves
+    ax.set_xlabel("capacity from the charged state (mAh/g)")
+    ax.set_ylabel("voltage (V vs metal)")
+    ax.set_title("voltage curves")
+    ax.legend(fontsize=7, loc="lower left")
+    ys = np.arange(len(t))[::-1]
+    for k, ((_, r), y) in enumerate(zip(t.iterrows(), ys, strict=True)):
+        b, status = float(r.get("barrier", np.nan)), r.get("barrier_status", "")
+        color = PALETTE[k % len(PALETTE)]
+        if np.isfinite(b):
+            bx.barh(y, b, color=color, hatch="//" if status != "ok" else None, alpha=0.85,
+                    edgecolor="white" if status == "ok" else "0.3")
+            bx.text(b, y, f" {b:.2f} eV", va="center", fontsize=7)
+        else:
+            why = str(r.get("barrier_reason", "") or status)[:38]
+            bx.text(0.01, y, f"no barrier: {why}", va="center", fontsize=7, color="0.4")
+    if max_barrier is not None:
+        bx.axvline(max_barrier, color=PALETTE[1], ls="--", lw=1, label=f"max {max_barrier:g} eV")
+        bx.legend(fontsize=7, loc="lower right")
+    bx.set_yticks(ys, labels, fontsize=7)
+    bx.set_xlabel("lowest hop barrier (eV; hatched: unconverged band)")
+    bx.set_title("migration barrier")
+    lim = np.nanmax(np.r_[t.get("barrier", pd.Series(dtype=float)).to_numpy(float), max_barrier or 0, 0.1])
+    bx.set_xlim(0, lim * 1.35)
+    fig.tight_layout()
+    out = _files(fig, name, profile)
+    if path is not None:
+        out.append(save(fig, path))
+    plt.close(fig)
+    return out
+
+
+__all__ += ["finalist_curves"]
