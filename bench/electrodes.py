@@ -234,41 +234,100 @@ def _static_throughput(pairs, names, n: int) -> None:
         emit(BENCH, f"static_per_s_one_by_one_{name}", n / ts, "structures/s", seconds=ts, **common)
 
 
-def _experiment(pairs: pd.DataFrame, long: pd.DataFrame) -> None:
-    """Every route against measured voltages (lib.cathodes.experiment) on the rows whose reaction MP has:
-    ``exp_mae_<route>`` / ``exp_n_<route>`` with intervals, MP's listed voltage as ``mp``, a constant offset
-    per route
-    fitted leave-one-chemistry-out (``<route>+offset``), and the best route's paired interval against MP's."""
+def _experiment_emit(s: pd.DataFrame, suffix: str = "", **extra) -> None:
+    """``exp_mae_<route><suffix>`` / ``exp_n_<route><suffix>`` of an experiment summary."""
+    for r in s.to_dict("records"):
+        if r["n"]:
+            emit(BENCH, f"exp_mae_{r['route']}{suffix}", r["mae"], "V", ci_low=r["ci_low"],
+                 ci_high=r["ci_high"], bias=r["bias"], **extra)
+            emit(BENCH, f"exp_n_{r['route']}{suffix}", r["n"], "rows", **extra)
+
+
+def _experiment_built(exp: pd.DataFrame, pairs: pd.DataFrame, pot_name: str, names, relax_now: bool = False):
+    """The pairs of the experiment's reaction where MP has none
+    (lib.cathodes.experiment.build_experiment_pairs: discharged end from every structure source, charged end
+    an MP structure of the same framework or built by removing ions) and their voltages: every potential of
+    ``names`` static, and relaxed with ``pot_name`` (the default potential; cached relaxations only unless
+    ``relax_now``: ``python -m lib.cathodes.experiment built --relax`` makes them)."""
+    from lib.cathodes import experiment as cx
+    from lib.cathodes.stability import structure_sources
+
+    t0 = time.perf_counter()
+    pot = potentials.get_potential(pot_name)
+    built = cx.build_experiment_pairs(exp, pairs, structure_sources(), energies=pot)
+    emit(BENCH, "exp_built_rows", int(built["charged_candidates"].map(len).gt(0).sum()), "rows",
+         status=built["status"].value_counts().to_dict(), seconds=time.perf_counter() - t0)
+    parts = []
+    for name in names:
+        try:
+            parts.append(cx.built_voltages(built, {name: potentials.get_potential(name)}))
+        except Exception as exc:  # noqa: BLE001 - a potential that cannot load is said, the others go on
+            emit(BENCH, f"exp_built_refused_{name}", 0, "rows", reason=f"{type(exc).__name__}: {exc}"[:200])
+    parts.append(cx.built_voltages(built, {}, relax_model=pot, relax_name=pot_name,
+                                   cached_only=not relax_now))
+    bl = pd.concat(parts, ignore_index=True) if parts else None
+    return built, bl
+
+
+def _experiment(pairs: pd.DataFrame, long: pd.DataFrame, relax_now: bool = False) -> None:
+    """Every route against measured voltages (lib.cathodes.experiment), in two classes never averaged
+    together except in the union: the rows whose reaction MP has (``exp_mae_<route>`` / ``exp_n_<route>`` with
+    intervals, MP's listed voltage as ``mp``, a constant offset per route fitted leave-one-chemistry-out
+    (``<route>+offset``), the best route's paired interval against MP's) and the rows whose pair was built
+    from the structure sources (``exp_mae_<route>_built`` / ``exp_n_<route>_built``: every static potential
+    route and the default potential relaxed; MP lists no voltage for them), and both together where a route
+    has a voltage (``exp_mae_<route>_union``). MP's ``other range`` pairs (another reaction) are in none of
+    them; such a row is in the built class when its own reaction could be built."""
     from lib.cathodes import defaults
     from lib.cathodes import experiment as cx
     from lib.data.experimental import read_experimental_voltages
     from lib.plots import cathodes as plots_cathodes
 
     exp = read_experimental_voltages()
-    pot = potentials.get_potential(defaults.potential_for("Li"))
+    pot_name = defaults.potential_for("Li")
+    pot = potentials.get_potential(pot_name)
     low = dict(zip(pairs["low_mpid"], pairs["discharged"], strict=True))
-    e = pd.Series(pot.energies(list(low.values()))[0], index=list(low))  # cached: the static route computed them
+    e = pd.Series(pot.energies(list(low.values()))[0], index=list(low))  # cached: the static route has them
     m = cx.match_experiment(exp, pairs, e)
-    emit(BENCH, "exp_rows", len(exp), "rows", matches=m["match"].value_counts().to_dict(), potential=pot.name)
-    t = cx.experiment_table(m, long)
-    t = pd.concat([t, cx.loco_offset(t)], ignore_index=True)
-    s = cx.experiment_summary(t)
-    for r in s.to_dict("records"):
-        if r["n"]:
-            emit(BENCH, f"exp_mae_{r['route']}", r["mae"], "V", ci_low=r["ci_low"], ci_high=r["ci_high"],
-                 bias=r["bias"])
-            emit(BENCH, f"exp_n_{r['route']}", r["n"], "rows")
+    names = [r.removeprefix("umlip_static_") for r in long["route"].unique()
+             if r.startswith("umlip_static_") and r.removeprefix("umlip_static_") in potentials.POTENTIALS]
+    built, bl = _experiment_built(exp, pairs, pot_name, names, relax_now)
+    m = cx.with_built(m, built)
+    emit(BENCH, "exp_rows", len(exp), "rows", matches=m["match"].value_counts().to_dict(),
+         mp_matches=m["mp_match"].value_counts().to_dict(), built=int(m["built"].sum()), potential=pot.name)
+    t = cx.experiment_table(m, long, bl)
+    tm = t[t["match"] == "same reaction"]
+    tm = pd.concat([tm, cx.loco_offset(tm)], ignore_index=True)
+    s = cx.experiment_summary(tm)
+    _experiment_emit(s)
     best = s[(s["route"] != "mp") & (s["n"] > 0)].iloc[0]
     emit(BENCH, "exp_best_minus_mp", best["vs_mp"], "V", route=best["route"], ci_low=best["vs_mp_ci_low"],
          ci_high=best["vs_mp_ci_high"], n=best["vs_mp_n"])
-    closest = cx.closest_route(t, s)
+    closest = cx.closest_route(tm, s)
     if closest is not None:
         defaults.EXPERIMENT_ROUTE.write_text(json.dumps({**closest, "generated": time.strftime("%Y-%m-%d"),
                                                          "rows": int(closest["n"])}, indent=1) + "\n")
         emit(BENCH, "exp_route", closest["mae"], "V", **{k: v for k, v in closest.items() if k != "mae"})
+    tb = t[t["match"] == "built"]
+    tb = pd.concat([tb, cx.loco_offset(tb)], ignore_index=True)
+    sb = cx.experiment_summary(tb) if len(tb) else s.iloc[:0]
+    _experiment_emit(sb, "_built", note="rows whose pair was built from the structure sources; MP lists no "
+                                        "voltage for them")
+    emit(BENCH, "exp_n_mp_built", 0, "rows", note="MP has no pair of these reactions: no listed voltage")
+    tu = pd.concat([t, cx.loco_offset(t)], ignore_index=True)
+    su = cx.experiment_summary(tu)
+    _experiment_emit(su, "_union", note="MP-matched and built rows together where the route has a voltage")
     out = Path("results") / "electrodes"
+    out.mkdir(parents=True, exist_ok=True)
     m.to_csv(out / "experiment_matches.csv", index=False)
+    built.drop(columns=["discharged", "charged_candidates"]).assign(
+        n_charged_candidates=built["charged_candidates"].map(len)).to_csv(out / "experiment_built.csv",
+                                                                          index=False)
+    if bl is not None:
+        bl.to_csv(out / "experiment_built_voltages.csv", index=False)
     s.to_csv(out / "experiment_summary.csv", index=False)
+    sb.to_csv(out / "experiment_summary_built.csv", index=False)
+    su.to_csv(out / "experiment_summary_union.csv", index=False)
     f = plots_cathodes.experiment_parity(t, name="route_parity_experiment")
     emit(BENCH, "figure", 0, "file", files=[str(p) for p in f])
 
