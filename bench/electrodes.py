@@ -265,6 +265,7 @@ def _experiment_built(exp: pd.DataFrame, pairs: pd.DataFrame, pot_name: str, nam
             emit(BENCH, f"exp_built_refused_{name}", 0, "rows", reason=f"{type(exc).__name__}: {exc}"[:200])
     parts.append(cx.built_voltages(built, {}, relax_model=pot, relax_name=pot_name,
                                    cached_only=not relax_now))
+    parts.append(cx.model_voltages(built, pot))  # the voltage models of our own: out of sample on these
     bl = pd.concat(parts, ignore_index=True) if parts else None
     return built, bl
 

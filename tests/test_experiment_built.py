@@ -145,3 +145,25 @@ def test_polymorph_chosen_by_structure_type_then_energy():
     assert j == 1 and "R-3m" in rule  # the space group the row names wins over the lower energy
     j, rule = X._choose_discharged(cand, "borate", low_other)
     assert j == 0 and "lowest static energy of 2" in rule
+
+
+def test_voltage_models_on_built_pairs_give_their_voltage_or_say_why():
+    s = _licoo2()
+    c = X.build_charged(s, "Li", 0.0)[0][0]
+    built = pd.DataFrame([{"id": "licoo2", "ion": "Li", "discharged": s, "charged_candidates": [c]},
+                          {"id": "none", "ion": "Li", "discharged": None, "charged_candidates": []}])
+
+    class Gnn:  # the GNN voltage model's protocol: predict(pairs) -> (V, sigma)
+        def predict(self, pairs):
+            assert list(pairs["formula_charged"]) == ["CoO2"] and list(pairs["formula_discharged"]) == ["LiCoO2"]
+            assert isinstance(pairs["charged"].iloc[0], Crystal)
+            return np.array([3.9]), np.array([0.4])
+
+    class Broken:  # a delta model that cannot run: its rows say why, the GNN's are kept
+        potential = "nothing"
+
+    t = X.model_voltages(built, FakeModel(by_formula={"CoO2": -5.5}), delta=Broken(), gnn=Gnn())
+    assert list(t["id"]) == ["licoo2", "licoo2"]  # the row without a charged end has no pair
+    g = t.set_index("route")
+    assert g.loc["voltage_gnn", "voltage"] == pytest.approx(3.9) and g.loc["voltage_gnn", "sigma"] == 0.4
+    assert np.isnan(g.loc["voltage_model", "voltage"]) and g.loc["voltage_model", "error"]

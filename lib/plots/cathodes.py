@@ -35,6 +35,7 @@ ROUTE_LABELS = {
     "umlip_static_sevennet_mf0": "SevenNet-MF-0 (PBE)",
     "umlip_static_chgnet_r2scan": "CHGNet r2SCAN",
     "voltage_model": "voltage model (SevenNet-0 + correction)",
+    "voltage_gnn": "voltage model (CGCNN on both states)",
     "umlip_static_sevennet_mf0_r2scan": "SevenNet-MF-0 (r2SCAN)",
 }
 
@@ -237,7 +238,7 @@ def experiment_parity(
             r for r in table["route"].unique()
             if r.startswith(("umlip_static", "umlip_relaxed")) and not r.endswith("+offset")
         )
-        + ["gnn"]
+        + ["gnn", "voltage_model", "voltage_gnn"]
     )
     routes = [r for r in routes if r in set(table["route"])]
     has_built = "match" in table.columns and table["match"].eq("built").any()
