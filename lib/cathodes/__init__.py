@@ -3,11 +3,11 @@
 Data flows one way, stage by stage (each module imports only the ones above it):
 
 1. **structures**: :mod:`lib.data.electrodes` (every MP pair with both structures),
-:mod:`lib.cathodes.candidates`
-   (prototypes and substituted candidates: the generator);
+   :mod:`lib.cathodes.candidates` (prototypes, every known framework and substituted candidates: the
+   generator);
 2. **energies**: :mod:`lib.cathodes.relax` (batched relaxations and static energies, cached on disk and
-archived
-   in records/relax/), :mod:`lib.cathodes.potentials` (the energy models behind one protocol, ``EnergyModel``:
+   archived in records/relax/ through :mod:`lib.cathodes.archive`, the one archive mechanism of every
+   cache), :mod:`lib.cathodes.potentials` (the energy models behind one protocol, ``EnergyModel``:
    the universal potentials whose weights ship in their wheels and the GNN formation-energy ensembles; and
    ``potential_pair_table``, a pair table's energies from a model);
 3. **hull**: :mod:`lib.cathodes.hull` (energies above the convex hull on one energy scale, pymatgen's
@@ -17,12 +17,16 @@ archived
    energies and cells in, voltages, capacities and volume changes out), :mod:`lib.cathodes.curves` (voltage
    curves from intermediate orderings), :mod:`lib.cathodes.mobility` (migration barriers by NEB);
 5. **scoring and the funnel**: :mod:`lib.cathodes.screen` (scoring, ranking, the known cathodes),
-   :mod:`lib.cathodes.funnel` (the GNN stage, the potential's stage, where each candidate left);
+   :mod:`lib.cathodes.funnel` (the GNN stage, the potential's stage judged on both states, O2 and volume by
+   ``Criteria``, where each candidate left), :mod:`lib.cathodes.finalists` (the top of the ranking: voltage
+   curves and barriers);
 6. **defaults**: :mod:`lib.cathodes.defaults` (which potential gives each ion's voltages, from the benchmark).
 
 Hanging off that line, never feeding back into it: :mod:`lib.cathodes.routes` (every route to a voltage on
 every MP pair, one long table), :mod:`lib.cathodes.metrics` (MAE per ion with intervals over chemical systems,
-paired differences), :mod:`lib.cathodes.experiment` (routes against measured voltages),
+paired differences), :mod:`lib.cathodes.experiment` (routes against measured voltages, on MP's pairs and on
+pairs built from every structure source), :mod:`lib.cathodes.rediscovery` (the blind rediscovery benchmark
+over the every-framework generator of :mod:`lib.cathodes.candidates`),
 :mod:`lib.cathodes.benchmark` (the DFT consistency, outliers, the leak-free GNN split and its trainings),
 :mod:`lib.cathodes.correction` (the learned correction of a potential's voltage),
 :mod:`lib.cathodes.voltage_gnn` (a CGCNN on both states of a pair), :mod:`lib.cathodes.voltage_eval` (both

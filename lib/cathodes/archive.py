@@ -6,10 +6,11 @@ key and gzipped without a time stamp (the same entries give the same bytes, so a
 git). A cache reads the archive through when its own file is missing, so a clean clone (CI) finds what an
 earlier session computed.
 
-This module is the one shared mechanism for the kinds added after the relaxations: the voltage curves
-(:mod:`lib.cathodes.curves`, ``records/curves``) and the NEB bands (:mod:`lib.cathodes.mobility`,
-``records/neb``), both written by ``python -m lib.cathodes.finalists archive``. (The relaxations'
-``records/relax`` and the hulls' ``records/hulls`` keep their own copies of the same three functions.)
+This module is the one shared mechanism of every such archive: the relaxations (:mod:`lib.cathodes.relax`,
+``records/relax``), the hulls of chemical systems (:mod:`lib.cathodes.stability`, ``records/hulls``, keyed by
+the system's name: ``field="system"``), the voltage curves (:mod:`lib.cathodes.curves`, ``records/curves``)
+and the NEB bands (:mod:`lib.cathodes.mobility`, ``records/neb``), the last two written by ``python -m
+lib.cathodes.finalists archive``. ``field`` names the record's key (``"key"`` unless said).
 
 - :func:`archive_folder`: merge a folder of ``<key>.json`` files into an archive file;
 - :func:`archived`: an archive file as ``{key: record}`` (read once per file version);
@@ -39,15 +40,15 @@ def archive_file(kind: str, name: str, archive_dir: str | Path | None = None) ->
 
 
 @functools.cache
-def _read(path: Path, mtime: float) -> dict[str, dict]:
+def _read(path: Path, mtime: float, field: str = "key") -> dict[str, dict]:
     with gzip.open(path, "rt") as f:
-        return {d["key"]: d for d in map(json.loads, f) if isinstance(d, dict) and d.get("key")}
+        return {d[field]: d for d in map(json.loads, f) if isinstance(d, dict) and d.get(field)}
 
 
-def archived(kind: str, name: str, archive_dir: str | Path | None = None) -> dict[str, dict]:
+def archived(kind: str, name: str, archive_dir: str | Path | None = None, field: str = "key") -> dict[str, dict]:
     """The records of an archive file by key (empty when there is none)."""
     path = archive_file(kind, name, archive_dir)
-    return _read(path, path.stat().st_mtime) if path.is_file() else {}
+    return _read(path, path.stat().st_mtime, field) if path.is_file() else {}
 
 
 def archive_folder(
@@ -56,12 +57,13 @@ def archive_folder(
     name: str,
     archive_dir: str | Path | None = None,
     keep: Callable[[dict], bool] | None = None,
+    field: str = "key",
 ) -> tuple[Path, int]:
     """Merge every ``<key>.json`` of ``folder`` (those ``keep`` accepts) into
     ``records/<kind>/<name>.jsonl.gz``:
     a folder's record replaces the archived one of the same key, archived records the folder lacks stay.
     Returns (the file, the number of records in it)."""
-    rows = dict(archived(kind, name, archive_dir))
+    rows = dict(archived(kind, name, archive_dir, field))
     folder = Path(folder)
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
@@ -70,8 +72,8 @@ def archive_folder(
             continue
         if not isinstance(d, dict) or (keep is not None and not keep(d)):
             continue
-        d.setdefault("key", p.stem)
-        rows[d["key"]] = d
+        d.setdefault(field, p.stem)
+        rows[d[field]] = d
     target = archive_file(kind, name, archive_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(rows[k], separators=(",", ":")) + "\n" for k in sorted(rows))
@@ -81,7 +83,8 @@ def archive_folder(
 
 
 def read_through(
-    folder: str | Path | None, key: str, kind: str, name: str, archive_dir: str | Path | None = None
+    folder: str | Path | None, key: str, kind: str, name: str, archive_dir: str | Path | None = None,
+    field: str = "key",
 ) -> dict | None:
     """The record ``key``: ``folder/<key>.json``, else the archive's; None when neither has it (a damaged
     file counts as missing)."""
@@ -92,13 +95,14 @@ def read_through(
             pass
         except ValueError:
             return None
-    return archived(kind, name, archive_dir).get(key)
+    return archived(kind, name, archive_dir, field).get(key)
 
 
-def restore(folder: str | Path, kind: str, name: str, archive_dir: str | Path | None = None) -> int:
+def restore(folder: str | Path, kind: str, name: str, archive_dir: str | Path | None = None,
+            field: str = "key") -> int:
     """Write every archived record that ``folder`` has no file of into it (atomically); returns how many.
     Existing files, even damaged ones, are left alone."""
-    rows = archived(kind, name, archive_dir)
+    rows = archived(kind, name, archive_dir, field)
     if not rows:
         return 0
     folder = Path(folder)

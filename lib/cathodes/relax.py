@@ -43,8 +43,6 @@ process by name); the cache must then be on a file system the workers share, as 
 from __future__ import annotations
 
 import argparse
-import functools
-import gzip
 import hashlib
 import json
 import math
@@ -66,6 +64,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from pymatgen.core import Lattice, Structure
 from threadpoolctl import threadpool_limits
 
+from lib.cathodes import archive as _archive
 from lib.paths import ARCHIVE, DATA, atomic_path
 from lib.structures import Crystal, as_structure
 
@@ -170,40 +169,22 @@ def _read(folder: Path | None, key: str, archived: dict | None = None) -> Relaxa
 
 
 def archive_file(model_name: str, archive_dir: str | Path | None = None) -> Path:
-    """The committed archive of a model's relaxations: ``records/relax/<model>.jsonl.gz``."""
-    return Path(archive_dir or ARCHIVED) / f"{model_name}.jsonl.gz"
-
-
-@functools.cache
-def _archived(path: Path, mtime: float) -> dict[str, dict]:
-    """key -> relaxation (JSON) of an archive file (cached per file version)."""
-    with gzip.open(path, "rt") as f:
-        return {d["key"]: d for d in map(json.loads, f) if d.get("key")}
+    """The committed archive of a model's relaxations: ``records/relax/<model>.jsonl.gz`` (:mod:`lib.cathodes.archive`)."""
+    return _archive.archive_file("relax", model_name, archive_dir if archive_dir is not None else ARCHIVED)
 
 
 def archived(model_name: str, archive_dir: str | Path | None = None) -> dict[str, dict]:
-    """The archived relaxations of a model, by cache key (empty when there is no archive)."""
-    path = archive_file(model_name, archive_dir)
-    return _archived(path, path.stat().st_mtime) if path.is_file() else {}
+    """The archived relaxations of a model, by cache key (empty when there is none)."""
+    return _archive.archived("relax", model_name, archive_dir if archive_dir is not None else ARCHIVED,
+                             field="key")
 
 
 def archive(model_name: str, cache: str | Path | None = None, archive_dir: str | Path | None = None) -> Path:
     """Merge a model's cached relaxations (``cache``, default ``data/relax/<model>``) into its archive,
     sorted by key and gzipped without a time stamp (same relaxations, same bytes); returns the file."""
     folder = Path(cache) if cache is not None else CACHE / model_name
-    rows = dict(archived(model_name, archive_dir))
-    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            d = json.loads(p.read_text())
-        except ValueError:
-            continue
-        rows[d.get("key") or p.stem] = d
-    target = archive_file(model_name, archive_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(rows[k], separators=(",", ":")) + "\n" for k in sorted(rows))
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(gzip.compress(text.encode(), compresslevel=9, mtime=0))
-    return target
+    return _archive.archive_folder(folder, "relax", model_name,
+                                   archive_dir if archive_dir is not None else ARCHIVED, field="key")[0]
 
 
 STATIC = "static"  # the settings of a static energy's cache key: no relaxation

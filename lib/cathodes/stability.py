@@ -62,8 +62,6 @@ own heat capacity and entropy are neglected, as in Ong et al., Chem. Mater. 20, 
 from __future__ import annotations
 
 import argparse
-import functools
-import gzip
 import itertools
 import json
 import math
@@ -78,6 +76,7 @@ from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition, Element, Structure
 from scipy.optimize import brentq
 
+from lib.cathodes import archive as _archive
 from lib.cathodes.potentials import get_potential
 from lib.cathodes.relax import STATIC, relax, structure_key
 from lib.data import load_dataset
@@ -409,20 +408,14 @@ def _numbers(s) -> np.ndarray:
 
 
 def archive_file(model_name: str, archive_dir: str | Path | None = None) -> Path:
-    """The committed archive of a model's hulls: ``records/hulls/<model>.jsonl.gz`` (one line per system)."""
-    return Path(archive_dir or ARCHIVED) / f"{model_name}.jsonl.gz"
-
-
-@functools.cache
-def _archived(path: Path, mtime: float) -> dict[str, dict]:
-    with gzip.open(path, "rt") as f:
-        return {d["system"]: d for d in map(json.loads, f) if d.get("system")}
+    """The committed archive of a model's hulls: ``records/hulls/<model>.jsonl.gz`` (:mod:`lib.cathodes.archive`)."""
+    return _archive.archive_file("hulls", model_name, archive_dir if archive_dir is not None else ARCHIVED)
 
 
 def archived(model_name: str, archive_dir: str | Path | None = None) -> dict[str, dict]:
-    """The archived hulls of a model, by system name (empty when there is no archive)."""
-    path = archive_file(model_name, archive_dir)
-    return _archived(path, path.stat().st_mtime) if path.is_file() else {}
+    """The archived hulls of a model, by system name (empty when there is none)."""
+    return _archive.archived("hulls", model_name, archive_dir if archive_dir is not None else ARCHIVED,
+                             field="system")
 
 
 def archive(model_name: str, cache: str | Path | None = None, archive_dir: str | Path | None = None) -> Path:
@@ -430,19 +423,8 @@ def archive(model_name: str, cache: str | Path | None = None, archive_dir: str |
     per system sorted by name, gzipped without a time stamp (same hulls, same bytes); returns the file. A
     system's file replaces its archived record."""
     folder = Path(cache) if cache is not None else HULLS / model_name
-    rows = dict(archived(model_name, archive_dir))
-    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            d = json.loads(p.read_text())
-        except ValueError:
-            continue
-        rows[d.get("system") or p.stem] = d
-    target = archive_file(model_name, archive_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(rows[k], separators=(",", ":")) + "\n" for k in sorted(rows))
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(gzip.compress(text.encode(), compresslevel=9, mtime=0))
-    return target
+    return _archive.archive_folder(folder, "hulls", model_name,
+                                   archive_dir if archive_dir is not None else ARCHIVED, field="system")[0]
 
 
 # ----------------------------------------------------------------------------------------------
