@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--positives", help="file of positives (lib.cathodes.rediscovery.read_positives); "
                     "default: the experimental table's cathodes and KNOWN_CATHODES")
     ap.add_argument("--limit", type=int, help="the first N positives only")
+    ap.add_argument("--dask-scheduler", metavar="ADDRESS", help="build the profile's pool on this Dask cluster "
+                    "(the large profile's way: python -m bench screen --profile large --dask-scheduler tcp://host:8786)")
     ap.add_argument("--potential", default="sevennet",
                     help="the universal potential of the static/relax rates")
     ap.add_argument("--no-potential", action="store_true", help="skip the potential's and the GNN's rates")
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     before, t0 = _load(), time.perf_counter()
-    ctx = R.context(args.profile, progress=True)
+    ctx = R.context(args.profile, progress=True, client=R.client_for(args.dask_scheduler))
     rates = _pool_lines(args.profile, ctx, time.perf_counter() - t0)
     positives = R.read_positives(args.positives) if args.positives else R.default_positives()
     if args.limit:

@@ -222,6 +222,21 @@ def test_a_killed_pool_resumes(frameworks, tmp_path):
                for x, y in zip(a["discharged"], b["discharged"], strict=True))
 
 
+def test_a_pool_built_in_parallel_equals_the_sequential_one(frameworks, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor  # the protocol of a Dask client: submit, result
+
+    seq = R.build_pool(frameworks, SMALL, tmp_path / "seq", chunk_frameworks=4)
+    with ThreadPoolExecutor(2) as ex:  # killed after one chunk, then finished: resumes like the stream
+        m1 = R.build_pool(frameworks, SMALL, tmp_path / "par", chunk_frameworks=4, client=ex, stop_after_chunks=1)
+        assert not m1["done"] and m1["next_framework"] == 4
+        par = R.build_pool(frameworks, SMALL, tmp_path / "par", chunk_frameworks=4, client=ex)
+    assert par["done"] and [c["frameworks"] for c in par["chunks"]] == [c["frameworks"] for c in seq["chunks"]]
+    a, b = R.read_pool(tmp_path / "seq"), R.read_pool(tmp_path / "par")
+    for col in ("candidate_id", "kind", "category", "duplicate_of", "known_as", "formula"):
+        assert a[col].fillna("").tolist() == b[col].fillna("").tolist(), col
+    assert (b["category"] == "duplicate").sum() > 0  # duplicates across chunks were found in the merge
+
+
 def test_a_killed_rediscovery_resumes(small, frameworks, tmp_path, monkeypatch):
     ctx = R.context("test", root=tmp_path, src=small, frameworks=frameworks, size=SMALL, progress=False,
                     ions=("Li",), max_iter=20)

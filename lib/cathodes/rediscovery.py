@@ -310,12 +310,51 @@ def _write_manifest(folder: Path, m: dict) -> None:
         tmp.write_text(json.dumps(m, indent=1))
 
 
+def _chunk_rows(frameworks: Sequence, size: cg.FrameworkSize, known, lo: int, probable) -> tuple[list[dict], float]:
+    """The rows of frameworks ``lo:len(frameworks)`` (earlier entries may be None) with a duplicate index of
+    this chunk alone, and the seconds it took: one task of a distributed pool."""
+    t0 = time.perf_counter()
+    rows = list(cg.stream_candidates(frameworks, size, known, cg.Deduplicator(), start=lo, probable=probable))
+    return rows, time.perf_counter() - t0
+
+
+def _merge_duplicates(rows: list[dict], dedup: cg.Deduplicator) -> list[dict]:
+    """A chunk computed with its own duplicate index, made equal to the sequential stream's: each of its
+    candidates is checked against every earlier candidate of the pool (``dedup``, in stream order) and becomes a
+    duplicate row of the earlier one it matches; a row that duplicated one of those now points to the same
+    earlier candidate."""
+    alias: dict[str, str] = {}
+    out = []
+    for r in rows:
+        if r["kind"] == "candidate":
+            dup = dedup.add(r["candidate_id"], r["discharged"])
+            if dup:
+                alias[r["candidate_id"]] = dup
+                r = {k: r[k] for k in ("candidate_id", "framework_index", "framework_id", "framework_system",
+                                       "framework_source", "route", "substitution", "probability", "ion",
+                                       "formula")}
+                r.update(kind="dropped", reason=f"duplicate of {dup}", category="duplicate", duplicate_of=dup)
+        elif r.get("category") == "duplicate" and r.get("duplicate_of") in alias:
+            dup = alias[r["duplicate_of"]]
+            r = {**r, "duplicate_of": dup, "reason": f"duplicate of {dup}"}
+        out.append(r)
+    return out
+
+
 def build_pool(frameworks: Sequence[cg.Framework], size: cg.FrameworkSize, folder: str | Path,
                known: cg.KnownIndex | None = None, chunk_frameworks: int = 25, progress: bool = False,
-               probable: cg.ProbabilityRoute | None = None, stop_after_chunks: int | None = None) -> dict:
+               probable: cg.ProbabilityRoute | None = None, stop_after_chunks: int | None = None,
+               client=None) -> dict:
     """Stream the generator over ``frameworks`` into ``folder`` (module docstring); returns the manifest
     (``chunks``: file, frameworks, rows, candidates, seconds each; ``done``). A manifest of other frameworks
-    or settings starts the pool over; ``stop_after_chunks`` stops early (a test of resuming)."""
+    or settings starts the pool over; ``stop_after_chunks`` stops early (a test of resuming).
+
+    ``client``: anything with ``submit(fn, *args) -> future`` and ``future.result()`` — a
+    ``dask.distributed.Client`` (the ``large`` profile on a cluster: ``--dask-scheduler``) or a
+    ``concurrent.futures`` executor. The chunks are then generated in parallel, each with its own duplicate
+    index, and written in stream order after a pass that checks their candidates against every earlier one
+    (:func:`_merge_duplicates`): the same pool as the sequential stream, chunk files and resuming included (up
+    to StructureMatcher's lack of transitivity, which can name another earlier candidate as the original)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fp = pool_fingerprint(frameworks, size)
@@ -340,6 +379,31 @@ def build_pool(frameworks: Sequence[cg.Framework], size: cg.FrameworkSize, folde
         from tqdm.auto import tqdm
     bar = tqdm(total=len(frameworks), initial=start, desc="frameworks", disable=not progress)
     lo = start
+    if client is not None:
+        bounds = [(a, min(a + chunk_frameworks, len(frameworks)))
+                  for a in range(start, len(frameworks), chunk_frameworks)]
+        if stop_after_chunks is not None:
+            bounds = bounds[:stop_after_chunks]
+        known_arg = known
+        if hasattr(client, "scatter"):  # Dask: the known structures travel to each worker once
+            known_arg = client.scatter(known, broadcast=True) if known is not None else None
+        futures = [client.submit(_chunk_rows, [None] * a + list(frameworks[a:b]), size, known_arg, a, probable)
+                   for a, b in bounds]
+        for (a, b), fut in zip(bounds, futures, strict=True):
+            rows, seconds = fut.result()
+            t = _flatten(_merge_duplicates(rows, dedup))
+            name = f"chunk_{a:06d}.parquet"
+            with atomic_path(folder / name) as tmp:
+                t.to_parquet(tmp, index=False)
+            m["chunks"].append({"file": name, "frameworks": [a, b], "rows": len(t),
+                                "candidates": int((t["kind"] == "candidate").sum()), "seconds": round(seconds, 3),
+                                "load": round(os.getloadavg()[0], 2), "where": type(client).__name__})
+            m["next_framework"] = b
+            m["done"] = b >= len(frameworks)
+            _write_manifest(folder, m)
+            bar.update(b - a)
+        bar.close()
+        return m
     while lo < len(frameworks):
         hi = min(lo + chunk_frameworks, len(frameworks))
         t0 = time.perf_counter()
@@ -1052,9 +1116,10 @@ def context(profile: str = "quick", root: str | Path | None = None, strict: bool
             z: float = 1.0,
             src: Sources | None = None, frameworks: Sequence[cg.Framework] | None = None,
             size: cg.FrameworkSize | None = None, ions: Sequence[str] = cg.FRAMEWORK_IONS,
-            max_iter: int = 200, rank_by: str = "specific_energy") -> Context:
+            max_iter: int = 200, rank_by: str = "specific_energy", client=None) -> Context:
     """Load the sources, build (or resume) the profile's pool, score it: the shared part of a run
-    (``rank_by``: stage 1's ranking, :data:`RANKINGS`)."""
+    (``rank_by``: stage 1's ranking, :data:`RANKINGS`; ``client``: a Dask client or executor that builds the
+    pool's chunks in parallel, :func:`build_pool`)."""
     if rank_by not in RANKINGS:
         raise ValueError(f"rank_by must be one of {sorted(RANKINGS)}, not {rank_by!r}")
     src = src or load_sources()
@@ -1064,7 +1129,8 @@ def context(profile: str = "quick", root: str | Path | None = None, strict: bool
         frameworks = size.frameworks(src.pairs, src.extra)
     m = _read_manifest(folder / "pool")
     if m is None or m.get("fingerprint") != pool_fingerprint(frameworks, size) or not m["done"]:
-        m = build_pool(frameworks, size, folder / "pool", known=cg.KnownIndex(src.known), progress=progress)
+        m = build_pool(frameworks, size, folder / "pool", known=cg.KnownIndex(src.known), progress=progress,
+                       client=client)
     if not m["done"]:
         raise RuntimeError("the pool is not complete")
     pool = score_pool(folder / "pool", src, progress=progress)
@@ -1118,6 +1184,15 @@ def _gnn_voltages(folder: Path, pool: ScoredPool) -> np.ndarray:
     return v
 
 
+def client_for(scheduler: str | None):
+    """A Dask client of ``scheduler`` (None: none, the pool is built in this process)."""
+    if not scheduler:
+        return None
+    from lib.sweep.schedule import connect
+
+    return connect(scheduler)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lib.cathodes.rediscovery",
                                  description=__doc__.split("\n\n")[0])
@@ -1136,6 +1211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rank-by", default="specific_energy", choices=sorted(RANKINGS),
                     help="stage 1's ranking of the passing candidates: " + "; ".join(f"{k}: {v}" for k, v in
                                                                                    RANKINGS.items()))
+    ap.add_argument("--dask-scheduler", metavar="ADDRESS", help="build the pool's chunks on this Dask cluster "
+                    "(tcp://host:8786; the sweep's scheduler, or dask-jobqueue's SLURMCluster's address)")
     ap.add_argument("--limit", type=int, help="the first N positives only")
     ap.add_argument("--recompute", action="store_true", help="ignore the per-positive results on disk")
     ap.add_argument("--out", help="CSV of the per-positive rows (default results/rediscovery_<profile>.csv)")
@@ -1144,7 +1221,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.limit:
         positives = positives[: a.limit]
     ctx = context(a.profile, a.root, strict=not a.no_strict, stage1_kind=a.stage1, potential=a.potential,
-                  top=a.top, max_e_hull=a.max_e_hull, v_window=tuple(a.v_window), z=a.z, rank_by=a.rank_by)
+                  top=a.top, max_e_hull=a.max_e_hull, v_window=tuple(a.v_window), z=a.z, rank_by=a.rank_by,
+                  client=client_for(a.dask_scheduler))
     print(f"pool {a.profile}: {len(ctx.pool.cands)} candidates from {len(ctx.pool.frameworks)} frameworks; "
           f"{BLIND[a.stage1]['note']}" + (f"; {POTENTIAL_NOTE}" if a.potential else ""), flush=True)
     s = ctx.models.sigma
@@ -1162,7 +1240,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["RANKINGS", "expected_score", "TABLE_COLUMNS", "Positive", "read_positives", "default_positives", "write_positives", "held_out_systems",
+__all__ = ["client_for", "RANKINGS", "expected_score", "TABLE_COLUMNS", "Positive", "read_positives", "default_positives", "write_positives", "held_out_systems",
            "positive_targets", "build_pool", "read_pool", "pool_fingerprint", "BlindModels", "ScoredPool",
            "score_pool", "HullEnergies", "alive_mask", "stage1", "rank_percentile", "Context", "run_positive",
            "potential_stage", "run", "summarize", "context", "main", "Sources", "load_sources",

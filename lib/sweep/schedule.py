@@ -225,7 +225,7 @@ def _needed(runs: Sequence[Run], root: Path, force: bool) -> dict[str, tuple[boo
     return out
 
 
-def _connect(scheduler: str):
+def connect(scheduler: str):
     """A Dask client of the scheduler at ``scheduler``, or a ConnectionError that says how to start one."""
     from dask.distributed import Client  # here: dask is needed only for a cluster
 
@@ -378,7 +378,7 @@ def sweep(
     t_start = time.perf_counter()
     root_path = Path(root) if root is not None else ROOT
     echo = echo or (lambda s: print(s, flush=True))
-    own_client = _connect(scheduler) if client is None and scheduler else None
+    own_client = connect(scheduler) if client is None and scheduler else None
     client = client if client is not None else own_client
     cores = default_jobs()
     threads_given = threads is not None
