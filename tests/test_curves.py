@@ -274,7 +274,7 @@ def test_curve_bench_on_a_toy_pair(tmp_path):
                           "discharged": [Crystal.from_structure(licoo2())], "formula_charged": ["CoO2"],
                           "formula_discharged": ["LiCoO2"], "avg_voltage": [4.0]})
     out = list(C.curve_bench(FakePotential(), materials=["LiCoO2", "LiFePO4"], relax=False, pairs=pairs,
-                             cache=tmp_path, progress=False, figures=tmp_path))
+                             cache=tmp_path, progress=False, figures=tmp_path, sources=None))
     by = {d["name"]: d for d in out}
     assert by["curve_avg_voltage_LiCoO2"]["value"] == pytest.approx(4.1, abs=1e-9)
     assert by["curve_steps_LiCoO2"]["value"] == 4
@@ -284,6 +284,31 @@ def test_curve_bench_on_a_toy_pair(tmp_path):
     assert by["curve_plateau_mae_vs_exp"]["value"] == pytest.approx(0.0, abs=1e-9)
     assert by["curve_seconds_LiCoO2"]["value"] > 0
     assert (tmp_path / "curve_LiCoO2_fake-curves_static.png").is_file()
+
+
+def test_curve_bench_builds_the_charged_end_of_a_discharged_structure_from_the_sources(tmp_path):
+    """LiCoO2 is in no pair (the pairs hold only LiFePO4's formula's neighbour): the sources' R-3m LiCoO2 is
+    found by formula and space group, its charged end is built by removing the Li, and the line says so."""
+    pairs = pd.DataFrame(columns=["battery_id", "ion", "charged", "discharged", "formula_charged",
+                                  "formula_discharged", "avg_voltage"])
+    loads = []
+
+    def sources():
+        loads.append(1)
+        return pd.DataFrame({"material_id": ["mp-1", "mp-2"], "source": ["extra", "extra"],
+                             "structure": [Crystal.from_structure(licoo2()), Crystal.from_structure(coo2())]})
+
+    out = list(C.curve_bench(FakePotential(), materials=["LiCoO2", "NaFeO2"], relax=False, pairs=pairs,
+                             cache=tmp_path, progress=False, sources=C.sources_loader(sources)))
+    by = {d["name"]: d for d in out}
+    line = by["curve_avg_voltage_LiCoO2"]
+    assert line["charged_built"] and "mp-1" in line["pair"] and "without its Li" in line["pair"]
+    assert math.isnan(line["mp_avg_voltage"])
+    assert line["value"] == pytest.approx(MU - B, abs=1e-9)  # 4.1 V: from x = 0 (built) to x = 1
+    assert by["curve_steps_LiCoO2"]["value"] == 4
+    assert "no NaFeO2 among the 2 structures" in by["curve_failed_NaFeO2"]["why"]
+    assert len(loads) == 1  # loaded once for both materials
+    assert by["curve_plateau_mae_vs_exp"]["n"] == 1
 
 
 def test_predict_curve_command(tmp_path, monkeypatch, capsys):

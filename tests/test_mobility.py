@@ -232,7 +232,7 @@ def test_bench_lines_and_references(band, monkeypatch):
          "barrier_eV": 0.5, "method": "test", "source": "test", "doi": "", "note": ""},
     ])
     lines = {d["name"]: d for d in mob.neb_bench("emt", settings=SETTINGS, cache=band["folder"], pairs=pairs,
-                                                  references=refs)}
+                                                  references=refs, sources=None)}
     assert lines["neb_barrier_Cu"]["value"] == pytest.approx(band["result"].barrier_forward)
     assert lines["neb_barrier_Cu"]["cached"] and lines["neb_barrier_Cu"]["material_id"] == "mp-30"
     assert lines["neb_barrier_ref_Cu"]["value"] == 0.7
@@ -241,7 +241,7 @@ def test_bench_lines_and_references(band, monkeypatch):
     none = lines["neb_barrier_CuNone"]
     assert math.isnan(none["value"]) and "mp-999" in none["reason"]
     with pytest.raises(ValueError, match="no reference"):
-        list(mob.neb_bench("emt", ["nothing"], pairs=pairs, references=refs))
+        list(mob.neb_bench("emt", ["nothing"], pairs=pairs, references=refs, sources=None))
 
 
 def test_reference_list_is_cited():
@@ -301,3 +301,14 @@ def test_barrier_cli_writes_table_and_figure(band, monkeypatch, tmp_path):
     assert t.loc[0, "barrier_forward [eV]"] == pytest.approx(band["result"].barrier_forward, abs=1e-3)
     assert bool(t.loc[0, "cached"])  # the CIF round trip kept the structure's cache key
     assert out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_a_band_whose_images_lie_below_its_end_points_says_so():
+    from lib.cathodes.mobility import NEBResult
+
+    flat = NEBResult(key="a", id="a", ion="Li", potential="p", hop={}, status="converged", energies=[0.0, 0.2, 0.4, 0.2, 0.0])
+    assert flat.end_points_lowest == 0.0 and flat.barrier_from_lowest == pytest.approx(0.4)
+    dip = NEBResult(key="b", id="b", ion="Li", potential="p", hop={}, status="converged",
+                    energies=[0.0, -0.21, 0.17, -0.2, 0.0], barrier_forward=0.17)  # the shape of the spinel's 8a-16c-8a band
+    assert dip.barrier == pytest.approx(0.17) and dip.end_points_lowest == pytest.approx(0.21)
+    assert dip.barrier_from_lowest == pytest.approx(0.38)

@@ -41,7 +41,10 @@ its two 4 V plateaus, LiFePO4, Li4Ti5O12, NaCrO2 and O3-NaFeO2) with their sourc
 ``data/experimental_plateaus.csv`` (:func:`write_plateaus`). :func:`plateau_mae` compares a table of predicted
 steps with them: each measured plateau against the capacity-weighted mean voltage of the predicted steps over
 its x range. :func:`curve_bench` runs the whole chain on MP's pairs of those materials
-(``lib.data.electrodes.load_electrode_pairs``) and yields benchmark figures.
+(``lib.data.electrodes.load_electrode_pairs``), or, where MP has no pair of the material's polymorph, on its
+discharged structure among every structure source (:func:`find_structure`: the exact MP id, else the reduced
+formula and the space group of :data:`SPACEGROUPS`, the fewest sites first) with the charged end built by
+removing the ion (flagged ``charged_built``), and yields benchmark figures.
 
 Limits, on purpose: every ion site of the discharged structure is a candidate site (a framework that holds
 the ion itself, as Li4Ti5O12 does on 16d, has those sites emptied too); intermediates keep the discharged
@@ -723,6 +726,171 @@ def plateau_mae(curves_table: pd.DataFrame, plateaus: pd.DataFrame | None = None
 
 
 # ----------------------------------------------------------------------------------------------
+# finding a reference material's structure among the project's structure sources
+# ----------------------------------------------------------------------------------------------
+
+#: ``sources=AUTO``: load :func:`lib.cathodes.stability.structure_sources` when a material needs it
+AUTO = "auto"
+_FORMULAS: dict[int, tuple[object, np.ndarray]] = {}  # id(sources) -> (the frame's weak reference, formulas)
+
+
+@dataclass
+class Found:
+    """The structure a lookup (:func:`find_structure`) chose: ``material_id``, ``source`` (the structure
+    source's name), ``structure`` (a pymatgen Structure; None when nothing matched), ``spacegroup``,
+    ``n_sites``, ``exact`` (the id asked for) and ``how``: in words, which structure and why, or why none."""
+
+    material_id: str | None
+    structure: Structure | None
+    source: str = ""
+    spacegroup: str = ""
+    n_sites: int = 0
+    exact: bool = False
+    how: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.structure is not None
+
+
+def _reduced(c) -> str:
+    """The reduced formula of a Crystal or Structure (from its atomic numbers when it has them: no
+    Structure is built for the 71,210 structures of the sources)."""
+    numbers = getattr(c, "numbers", None)
+    if numbers is None:
+        return as_structure(c).composition.reduced_formula
+    z, n = np.unique(np.asarray(numbers), return_counts=True)
+    return Composition({Element.from_Z(int(a)): int(b) for a, b in zip(z, n, strict=True)}).reduced_formula
+
+
+def _formulas(sources: pd.DataFrame) -> np.ndarray:
+    """The reduced formula of every row of ``sources`` (computed once per frame: a 71,210-row table takes
+    a few seconds)."""
+    import weakref
+
+    hit = _FORMULAS.get(id(sources))
+    if hit is not None and hit[0]() is sources and len(hit[1]) == len(sources):
+        return hit[1]
+    f = np.array([_reduced(c) for c in sources["structure"]], dtype=object)
+    try:
+        _FORMULAS[id(sources)] = (weakref.ref(sources), f)
+    except TypeError:  # pragma: no cover - a frame that cannot be weakly referenced: not kept
+        pass
+    return f
+
+
+def spacegroup_of(structure, symprec: float = 0.1) -> str:
+    """The space-group symbol (spglib through pymatgen, ``symprec`` Å), ``"?"`` when it cannot be found."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        return SpacegroupAnalyzer(as_structure(structure), symprec=symprec).get_space_group_symbol()
+    except Exception:  # noqa: BLE001 - a structure spglib cannot analyse: no space group
+        return "?"
+
+
+def _same_spacegroup(a: str, b: str) -> bool:
+    return a.replace(" ", "").lower() == b.replace(" ", "").lower()
+
+
+def _id_order(mid: str) -> tuple[int, int, str]:
+    """MP's own ids (``mp-``) before others (``mvc-``, ...), then by number."""
+    digits = "".join(ch for ch in str(mid).split("-")[-1] if ch.isdigit())
+    return (0 if str(mid).startswith("mp-") else 1, int(digits) if digits else 10**12, str(mid))
+
+
+def resolve_sources(sources):
+    """``sources`` as a DataFrame: a frame as is; a callable's result (the bench passes a memoised loader);
+    :data:`AUTO`: :func:`lib.cathodes.stability.structure_sources` (about 30 s); None: None."""
+    if sources is None or isinstance(sources, pd.DataFrame):
+        return sources
+    if callable(sources):
+        return sources()
+    if sources == AUTO:
+        from lib.cathodes.stability import structure_sources  # here: 71,210 structures, only when needed
+
+        return structure_sources()
+    raise ValueError(f"sources: a DataFrame, a callable, {AUTO!r} or None, not {sources!r}")
+
+
+def sources_loader(sources):
+    """``sources`` as something :func:`resolve_sources` reads at most once: :data:`AUTO` becomes a memoised
+    loader of :func:`lib.cathodes.stability.structure_sources` (loaded on the first material that needs it),
+    a loader (a callable) a memoised one; a table or None is returned as is."""
+    import functools
+
+    if isinstance(sources, str) and sources == AUTO:
+        def load() -> pd.DataFrame:
+            from lib.cathodes.stability import structure_sources
+
+            return structure_sources()
+
+        return functools.cache(load)
+    if callable(sources) and not isinstance(sources, pd.DataFrame):
+        return sources if hasattr(sources, "cache_info") else functools.cache(sources)
+    return sources
+
+
+def find_structure(sources: pd.DataFrame, formula: str, spacegroup: str | None = None,
+                   material_id: str | None = None, symprec: float = 0.1) -> Found:
+    """A reference material's structure among ``sources`` (columns ``material_id``, ``structure``, ``source``:
+    :func:`lib.cathodes.stability.structure_sources`; Crystals or Structures).
+
+    The rule: **the exact ``material_id``** first, if ``sources`` hold it with the reduced ``formula`` (and
+    the ``spacegroup``, when one is given: an id written from memory that is another polymorph does not stand
+    in for the one described); else **the same polymorph under another id**: the rows of that reduced formula
+    whose space group (spglib, ``symprec`` 0.1 Å) is ``spacegroup`` (every row of the formula when
+    ``spacegroup`` is None), the fewest sites first, then MP's ids (``mp-``) before others, then the lowest
+    number. ``Found.how`` says which id and source were used and why, or why nothing matched (with the
+    polymorphs of the formula that are there)."""
+    red = Composition(formula).reduced_formula
+    n_all = len(sources)
+    forms = _formulas(sources)
+    sub = sources[forms == red]
+    want = f" {spacegroup}" if spacegroup else ""
+    mid = str(material_id).strip() if material_id else ""
+    why_not_id = ""
+    if mid:
+        hit = sources[sources["material_id"] == mid]
+        if not len(hit):
+            why_not_id = f"{mid} is not among the {n_all:,} structures"
+        else:
+            r = hit.iloc[0]
+            s, sg = as_structure(r["structure"]), spacegroup_of(r["structure"], symprec)
+            if s.composition.reduced_formula != red:
+                why_not_id = f"{mid} is {s.composition.reduced_formula}, not {red}"
+            elif spacegroup and not _same_spacegroup(sg, spacegroup):
+                why_not_id = f"{mid} is {red} {sg}, not {spacegroup}"
+            else:
+                return Found(mid, s, str(r["source"]), sg, len(s), True,
+                             f"{mid} ({r['source']}, {red} {sg}, {len(s)} sites): the reference's own id")
+    if not len(sub):
+        return Found(None, None, how=f"no {red} among the {n_all:,} structures"
+                     + (f" ({why_not_id})" if why_not_id else ""))
+    cand = sub.assign(_sg=[spacegroup_of(c, symprec) for c in sub["structure"]],
+                      _n=[len(c) for c in sub["structure"]])
+    if spacegroup:
+        cand = cand[cand["_sg"].map(lambda g: _same_spacegroup(g, spacegroup))]
+    if not len(cand):
+        there = sub.assign(_sg=[spacegroup_of(c, symprec) for c in sub["structure"]])
+        poly = ", ".join(f"{m} {g}" for m, g in sorted(zip(there["material_id"], there["_sg"], strict=True),
+                                                       key=lambda t: _id_order(t[0]))[:6])
+        more = f" and {len(there) - 6} more" if len(there) > 6 else ""
+        return Found(None, None, how=f"no {red}{want} among the {n_all:,} structures"
+                     + (f" ({why_not_id})" if why_not_id else "") + f"; {red} there: {poly}{more}")
+    order = sorted(range(len(cand)),
+                   key=lambda i: (int(cand["_n"].iloc[i]), _id_order(cand["material_id"].iloc[i])))
+    r = cand.iloc[order[0]]
+    s = as_structure(r["structure"])
+    rule = "the fewest sites, then the lowest MP id" if len(cand) > 1 else "the only one"
+    same = ("same polymorph, another MP id" if mid else "by formula and space group") if spacegroup else \
+        ("another MP id, any polymorph" if mid else "by formula alone, any polymorph")
+    how = (f"{r['material_id']} ({r['source']}, {red} {r['_sg']}, {len(s)} sites): {same}"
+           + (f" ({why_not_id})" if why_not_id else "") + f"; {len(cand)} {red}{want} there, {rule}")
+    return Found(str(r["material_id"]), s, str(r["source"]), str(r["_sg"]), len(s), False, how)
+
+
+# ----------------------------------------------------------------------------------------------
 # the benchmark hook
 # ----------------------------------------------------------------------------------------------
 
@@ -736,25 +904,18 @@ def find_pair(pairs: pd.DataFrame, material: str, ion: str,
     """MP's pair of a measured material: the pairs of ``ion`` with that discharged reduced formula, those
     whose discharged structure has the material's space group (:data:`SPACEGROUPS`) first, then the smallest
     cells. Returns (row or None, a note: how it was chosen or why there is none)."""
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer  # here: only for the benchmark
-
     red = Composition(discharged_formula).reduced_formula
     sub = pairs[(pairs["ion"] == ion)
                 & (pairs["formula_discharged"].map(lambda f: Composition(f).reduced_formula) == red)]
     if not len(sub):
         return None, f"MP has no {ion} pair with discharged {red}"
     want = SPACEGROUPS.get(material)
-
-    def sg(c) -> str:
-        try:
-            return SpacegroupAnalyzer(as_structure(c), symprec=0.1).get_space_group_symbol()
-        except Exception:  # noqa: BLE001 - a structure spglib cannot analyse: no space group
-            return "?"
-
-    cand = sub.assign(_sg=sub["discharged"].map(sg), _n=sub["discharged"].map(len) + sub["charged"].map(len))
+    cand = sub.assign(_sg=sub["discharged"].map(spacegroup_of),
+                      _n=sub["discharged"].map(len) + sub["charged"].map(len))
     cand = cand.assign(_match=cand["_sg"] == want).sort_values(["_match", "_n"], ascending=[False, True])
     row = cand.iloc[0]
-    how = f"{row['battery_id']} ({row['_sg']}{'' if row['_match'] else f', not {want}: none of MP has it'})"
+    miss = "" if row["_match"] else f", not {want}: none of MP's pairs has it"
+    how = f"{row['battery_id']} ({row['_sg']}{miss})"
     return row, how
 
 
@@ -762,16 +923,59 @@ def _failed(name: str, why: str, **extra) -> dict:
     return {"name": f"curve_failed_{name}", "value": 1, "unit": "", "n": 0, "why": why, **extra}
 
 
+def bench_structures(pairs: pd.DataFrame, material: str, ion: str, discharged_formula: str,
+                     sources=None) -> dict:
+    """The structures of a measured material's curve: a dict ``discharged``, ``charged``, ``how`` (in
+    words: which structure, from where, why), ``charged_built`` and ``mp_avg_voltage`` (MP's, NaN off its
+    pairs). MP's pair (:func:`find_pair`) when it has the material's space group (:data:`SPACEGROUPS`);
+    else, with ``sources`` (a structure table, a loader or :data:`AUTO`: :func:`resolve_sources`), the
+    discharged structure of that formula and space group among them (:func:`find_structure`), whose charged
+    end is then the discharged structure without its ions (``charged`` None, ``charged_built`` True:
+    :func:`voltage_curve` builds it); else MP's pair of another polymorph, as before, noted. ``discharged``
+    None (and ``how`` the reason) when there is none."""
+    def out(d, c, how, built, row=None) -> dict:
+        v = float(row["avg_voltage"]) if row is not None and "avg_voltage" in row else math.nan
+        return {"discharged": d, "charged": c, "how": how, "charged_built": built, "mp_avg_voltage": v}
+
+    row, how = find_pair(pairs, material, ion, discharged_formula) if len(pairs) else \
+        (None, f"MP has no {ion} pair with discharged {Composition(discharged_formula).reduced_formula}")
+    if row is not None and bool(row["_match"]):
+        return out(row["discharged"], row["charged"], how, False, row)
+    want = SPACEGROUPS.get(material)
+    table = None
+    if sources is not None:
+        try:
+            table = resolve_sources(sources)
+        except Exception as exc:  # noqa: BLE001 - a source that cannot be read: the pairs alone, said why
+            how = f"{how}; the structure sources could not be read ({exc})"
+    if table is not None:
+        found = find_structure(table, discharged_formula, want)
+        if found.ok:
+            why = "no MP pair" if row is None else f"MP's pair {row['battery_id']} is {row['_sg']}"
+            note = (f"{found.how}; {why}: the charged end is this structure without its {ion} "
+                    f"(built, not MP's)")
+            return out(found.structure, None, note, True)
+        how = f"{how}; {found.how}"
+    if row is None:
+        return out(None, None, how, False)
+    return out(row["discharged"], row["charged"], how, False, row)
+
+
 def curve_bench(potential: str = "sevennet", materials: Sequence[str] | None = None, relax: bool = True,
                 pairs: pd.DataFrame | None = None, plateaus: pd.DataFrame | None = None,
-                figures: str | Path | None = None, **kwargs) -> Iterator[dict]:
+                figures: str | Path | None = None, sources=AUTO, **kwargs) -> Iterator[dict]:
     """Voltage curves of the measured materials (:data:`EXPERIMENT_PLATEAUS`, or ``materials`` of them) on
-    MP's pairs (:func:`find_pair`) with ``potential`` (a name of ``lib.cathodes.potentials.POTENTIALS`` or an
-    energy model), relaxed or static. Yields benchmark figures as dicts (``name``, ``value``, ``unit``, ``n``
-    and notes): per material ``curve_seconds_<material>``, ``curve_avg_voltage_<material>``,
+    MP's pairs (:func:`find_pair`), else on the discharged structure of the material's formula and space group
+    among ``sources`` with its ions removed for the charged end (:func:`bench_structures`; ``sources``: a
+    structure table, a loader, :data:`AUTO` to load :func:`lib.cathodes.stability.structure_sources` when a
+    material needs it, or None for MP's pairs alone), with ``potential`` (a name of
+    ``lib.cathodes.potentials.POTENTIALS`` or an energy model), relaxed or static. Yields benchmark figures as
+    dicts (``name``, ``value``, ``unit``, ``n`` and notes, ``pair`` saying which structure was used and
+    ``charged_built``): per material ``curve_seconds_<material>``, ``curve_avg_voltage_<material>``,
     ``curve_steps_<material>`` (or ``curve_failed_<material>`` with the reason), then
     ``curve_plateau_mae_vs_exp`` over every plateau compared (and ``curve_plateau_n_vs_exp``). The last dict's
     ``table`` holds the comparison (a DataFrame). ``figures``: a folder for one PNG per material."""
+    sources = sources_loader(sources)
     if isinstance(potential, str):
         from lib.cathodes.potentials import get_potential  # here: the networks only when benchmarked
 
@@ -792,18 +996,19 @@ def curve_bench(potential: str = "sevennet", materials: Sequence[str] | None = N
             yield _failed(name, "not a measured material")
             continue
         ion, formula = p["ion"].iloc[0], p["discharged_formula"].iloc[0]
-        row, how = find_pair(pairs, name, ion, formula)
-        if row is None:
+        b = bench_structures(pairs, name, ion, formula, sources)
+        discharged, charged, how, built = b["discharged"], b["charged"], b["how"], b["charged_built"]
+        if discharged is None:
             yield _failed(name, how)
             continue
         t0 = time.perf_counter()
         try:
-            curve = voltage_curve(pot, row["discharged"], ion, row["charged"], relax=relax, **kwargs)
+            curve = voltage_curve(pot, discharged, ion, charged, relax=relax, **kwargs)
         except (ValueError, ElectrodeError) as exc:
-            yield _failed(name, str(exc), pair=how)
+            yield _failed(name, str(exc), pair=how, charged_built=built)
             continue
         secs = time.perf_counter() - t0
-        extra = {"pair": how, "potential": pot.name, "mode": mode}
+        extra = {"pair": how, "charged_built": built, "potential": pot.name, "mode": mode}
         yield {"name": f"curve_seconds_{name}", "value": secs, "unit": "s", "n": int(len(curve.states)),
                **extra}
         if figures is not None:
@@ -813,8 +1018,9 @@ def curve_bench(potential: str = "sevennet", materials: Sequence[str] | None = N
         if not curve.ok:
             yield _failed(name, curve.error, **extra)
             continue
+        mp_v = b["mp_avg_voltage"]
         yield {"name": f"curve_avg_voltage_{name}", "value": curve.average_voltage, "unit": "V",
-               "n": int(len(curve.steps)), "mp_avg_voltage": float(row["avg_voltage"]), **extra}
+               "n": int(len(curve.steps)), "mp_avg_voltage": mp_v, **extra}
         yield {"name": f"curve_steps_{name}", "value": int(len(curve.steps)), "unit": "steps", "n": 1,
                **extra}
         tables.append(curve.table(material=name))
@@ -828,7 +1034,9 @@ def curve_bench(potential: str = "sevennet", materials: Sequence[str] | None = N
 
 
 __all__ = ["CACHE", "CUTOFF", "QUARTERS", "EXPERIMENT_PLATEAUS", "PLATEAU_COLUMNS", "STEP_COLUMNS",
-           "SPACEGROUPS", "Curve", "CurveError", "Ordering", "build_curve", "cell_counts", "curve_bench",
+           "SPACEGROUPS", "AUTO", "Found", "bench_structures", "find_structure", "resolve_sources",
+           "sources_loader", "spacegroup_of", "Curve", "CurveError", "Ordering", "build_curve", "cell_counts",
+           "curve_bench",
            "curve_key", "enumerate_orderings", "find_pair", "ion_content", "load_plateaus", "plateau_mae",
            "plateau_voltage", "plateaus_table", "plot_curve", "primitive", "supercell_matrix",
            "voltage_curve", "write_plateaus"]

@@ -38,9 +38,14 @@ overrides ``data/neb``), named by a hash of the structure, the hop, the settings
 (:func:`lib.cathodes.relax.structure_key`, the relaxations' key), written atomically when the band is done:
 a rerun reads it back and computes nothing, and a killed run over many hops resumes with the next one.
 
-**4. The benchmark** (:func:`neb_bench`): the materials of ``data/neb_references.csv`` whose structure the
-mirror's electrode pairs hold (:func:`lib.data.electrodes.load_electrode_pairs`), the shortest hop of each,
-with a universal potential: ``neb_barrier_<m>``, ``neb_barrier_ref_<m>`` and ``neb_seconds_<m>``.
+**4. The benchmark** (:func:`neb_bench`): the materials of ``data/neb_references.csv``, each on its structure
+(:func:`reference_structure`): its MP id among the mirror's electrode pairs
+(:func:`lib.data.electrodes.load_electrode_pairs`), else among every structure source
+(:func:`lib.cathodes.stability.structure_sources`) by the exact id, else by formula and the row's
+``spacegroup`` (the polymorph its ``path_note`` describes; the shared lookup
+:func:`lib.cathodes.curves.find_structure`), the shortest hop of each, with a universal potential:
+``neb_barrier_<m>`` (with ``material_id``, ``structure_source`` and ``structure_note``: which structure and
+why), ``neb_barrier_ref_<m>`` and ``neb_seconds_<m>``.
 
     python -m lib.cathodes.mobility Li LiFePO4.cif                       # shortest hop, SevenNet-0
     python -m lib.cathodes.mobility Li LiFePO4.cif --hops 3 --potential chgnet
@@ -261,6 +266,21 @@ class NEBResult:
     def barrier(self) -> float:
         """The forward barrier (eV)."""
         return self.barrier_forward
+
+    @property
+    def end_points_lowest(self) -> float:
+        """How far (eV) the lowest interior image lies below the lower relaxed end point: 0 when the end points
+        are the band's minima, as a barrier from them assumes; > 0 says the relaxed end points are not the
+        minima of the path (the hop's real barrier is then :attr:`barrier_from_lowest`)."""
+        if len(self.energies) < 3:
+            return math.nan
+        e = np.asarray(self.energies, float)
+        return float(max(0.0, min(e[0], e[-1]) - e[1:-1].min()))
+
+    @property
+    def barrier_from_lowest(self) -> float:
+        """max(E) − min(E) over the band's images (eV): the barrier when an image lies below the end points."""
+        return float(np.max(self.energies) - np.min(self.energies)) if self.energies else math.nan
 
     def to_json(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k != "cached"}
@@ -498,7 +518,8 @@ def barrier_table(results: Iterable[NEBResult]) -> pd.DataFrame:
              "barrier_forward [eV]": r.barrier_forward, "barrier_backward [eV]": r.barrier_backward,
              "status": r.status, "reason": r.reason, "supercell": "x".join(map(str, r.supercell)),
              "n_atoms": r.n_atoms, "neb_steps": r.neb_steps, "seconds": round(r.seconds, 1),
-             "cached": r.cached}
+             "cached": r.cached, "image below the end points [eV]": r.end_points_lowest,
+             "barrier from the lowest image [eV]": r.barrier_from_lowest}
             for r in results]
     return pd.DataFrame(rows)
 
@@ -537,35 +558,74 @@ def load_references(path: str | Path | None = None) -> pd.DataFrame:
                        na_values={"barrier_eV": [""]})
 
 
-def _reference_structure(row, pairs: pd.DataFrame):
-    """(material id, Structure) of a reference row from the electrode pairs: its MP id (None if the pairs lack
-    it: another polymorph is no reference for its barrier); without an id, the most stable (lowest formation
-    energy known) discharged end of its formula and ion; (None, None) when there is none."""
+def reference_structure(row, pairs: pd.DataFrame, sources=None):
+    """The structure of a reference row (``data/neb_references.csv``) as a
+    :class:`lib.cathodes.curves.Found` (``material_id``, ``structure``, ``source``, ``how``: which and why, or
+    why none). In order: its MP id among the electrode pairs' end members; without an id and without a
+    ``spacegroup``, the most stable (lowest formation energy known) discharged end of its formula and ion
+    among the pairs (as before); otherwise, with ``sources`` (a structure table, a loader, or
+    :data:`lib.cathodes.curves.AUTO` for :func:`lib.cathodes.stability.structure_sources`), the shared lookup
+    :func:`lib.cathodes.curves.find_structure`: the exact id, else the row's formula and ``spacegroup`` (the
+    polymorph its ``path_note`` describes), the fewest sites first. With ``sources`` None an id the pairs lack
+    gives no structure: no other structure stands in for it."""
+    from lib.cathodes.curves import Found, find_structure, resolve_sources
+
     mid = str(row.get("mp_id_if_known") or "").strip()
+    sg = str(row.get("spacegroup") or "").strip() or None
     if mid:
         for col, struct in (("low_mpid", "discharged"), ("high_mpid", "charged")):
-            hit = pairs[pairs[col] == mid]
+            hit = pairs[pairs[col] == mid] if col in pairs else pairs.iloc[:0]
             if len(hit):
-                return mid, as_structure(hit.iloc[0][struct])
-        return None, None
-    hit = pairs[(pairs["formula_discharged"] == row["formula"]) & (pairs["ion"] == row["ion"])]
-    if not len(hit):
-        return None, None
-    if "ef_discharged" in hit:
-        hit = hit.sort_values("ef_discharged", na_position="last")
-    return str(hit.iloc[0]["low_mpid"]), as_structure(hit.iloc[0]["discharged"])
+                s = as_structure(hit.iloc[0][struct])
+                pair = hit.iloc[0]["battery_id"] if "battery_id" in hit else ""
+                return Found(mid, s, "electrode_pairs", "", len(s), True,
+                             f"{mid} (electrode_pairs, {pair} {struct} end): the reference's own id")
+    elif sg is None:
+        hit = pairs[(pairs["formula_discharged"] == row["formula"]) & (pairs["ion"] == row["ion"])]
+        if not len(hit):
+            return Found(None, None,
+                         how=f"no {row['formula']} ({row['ion']}) discharged end in the electrode pairs")
+        if "ef_discharged" in hit:
+            hit = hit.sort_values("ef_discharged", na_position="last")
+        s = as_structure(hit.iloc[0]["discharged"])
+        return Found(str(hit.iloc[0]["low_mpid"]), s, "electrode_pairs", "", len(s), False,
+                     f"{hit.iloc[0]['low_mpid']} (electrode_pairs): the most stable discharged "
+                     f"{row['formula']} of the pairs (the reference names no id and no space group)")
+    which = ", ".join(x for x in (row["ion"], mid, sg) if x)
+    if sources is None:
+        return Found(None, None, how=f"no {row['formula']} ({which}) structure in the electrode pairs")
+    try:
+        table = resolve_sources(sources)
+    except Exception as exc:  # noqa: BLE001 - a source that cannot be read: said why
+        return Found(None, None, how=f"no {row['formula']} ({which}) structure in the electrode pairs, and "
+                     f"the structure sources could not be read ({exc})")
+    found = find_structure(table, row["formula"], sg, material_id=mid or None)
+    if not found.ok:
+        found.how = f"not in the electrode pairs; {found.how}"
+    return found
+
+
+def _reference_structure(row, pairs: pd.DataFrame, sources=None):
+    """(material id, Structure) of a reference row (:func:`reference_structure`); (None, None) when there
+    is none."""
+    f = reference_structure(row, pairs, sources)
+    return (f.material_id, f.structure) if f.ok else (None, None)
 
 
 def neb_bench(potential: str = DEFAULT_POTENTIAL, materials: Sequence[str] | None = None, *,
               settings: NEBSettings | None = None, cache=DEFAULT, pairs: pd.DataFrame | None = None,
-              references: pd.DataFrame | None = None) -> Iterator[dict]:
+              references: pd.DataFrame | None = None, sources="auto") -> Iterator[dict]:
     """Benchmark lines: for each reference material (``materials``: names of ``data/neb_references.csv``,
-    default all) whose structure the electrode pairs hold, the shortest hop's barrier with ``potential``:
+    default all) whose structure is found (:func:`reference_structure`: the electrode pairs, else ``sources``,
+    by default every structure source, loaded once when a material needs it; None: the pairs alone), the
+    shortest hop's barrier with ``potential``:
     ``{"name": "neb_barrier_<m>", "value", "unit": "eV", ...}``, ``neb_barrier_ref_<m>`` (the published one)
     and ``neb_seconds_<m>`` (wall time of the band; 0 when it came from the cache, whose original time is
     ``computed_seconds``). A material without a structure gives its lines with value NaN and the reason."""
+    from lib.cathodes.curves import sources_loader
     from lib.cathodes.potentials import get_potential
 
+    sources = sources_loader(sources)
     refs = references if references is not None else load_references()
     if materials is not None:
         unknown = set(materials) - set(refs["material"])
@@ -581,10 +641,10 @@ def neb_bench(potential: str = DEFAULT_POTENTIAL, materials: Sequence[str] | Non
         m = row["material"]
         ref = {"name": f"neb_barrier_ref_{m}", "value": float(row["barrier_eV"]), "unit": "eV",
                "source": row["source"], "doi": row["doi"], "path": row["path_note"]}
-        mid, s = _reference_structure(row, pairs)
+        found = reference_structure(row, pairs, sources)
+        mid, s = found.material_id, found.structure
         if s is None:
-            which = ", ".join(x for x in (row["ion"], row["mp_id_if_known"]) if x)
-            why = f"no {row['formula']} ({which}) structure in the electrode pairs"
+            why = found.how
             yield {"name": f"neb_barrier_{m}", "value": math.nan, "unit": "eV", "potential": pot.name,
                    "reason": why}
             yield ref
@@ -594,9 +654,15 @@ def neb_bench(potential: str = DEFAULT_POTENTIAL, materials: Sequence[str] | Non
         hop = find_hops(s, row["ion"])[0]
         r = neb_barrier(s, hop, pot.ase_calculator(), settings=settings, potential=pot.name, cache=cache,
                         id=f"{m} ({mid})")
-        extra = {"potential": pot.name, "material_id": mid, "hop_length": round(hop.length, 3),
+        extra = {"potential": pot.name, "material_id": mid, "structure_source": found.source,
+                 "structure_note": found.how, "hop_length": round(hop.length, 3),
                  "status": r.status, "reason": r.reason, "barrier_backward": r.barrier_backward,
+                 "image_below_end_points": r.end_points_lowest, "barrier_from_lowest_image": r.barrier_from_lowest,
                  "supercell": r.supercell, "n_atoms": r.n_atoms, "cached": r.cached}
+        if r.end_points_lowest > 0.05:  # said on the line: the barrier from the end points understates the hop
+            extra["warning"] = (f"an image lies {r.end_points_lowest:.2f} eV below the relaxed end points: the "
+                                f"end points are not the path's minima; from the lowest image "
+                                f"{r.barrier_from_lowest:.3f} eV")
         yield {"name": f"neb_barrier_{m}", "value": r.barrier_forward, "unit": "eV", **extra}
         yield ref
         seconds = 0.0 if r.cached else time.perf_counter() - t0
