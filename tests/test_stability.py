@@ -243,6 +243,17 @@ def test_both_states(tmp_path):
     assert base_c > 0.05  # CoO2 lies well above the hull (Co3O4 + O2 below it)
 
 
+def test_every_polymorph_of_a_formula_is_found_to_judge_it_as_new(tmp_path):
+    hull, truth = hull_of(LI_CO_O, tmp_path)
+    assert hull.ids_of("LiCoO2") == ["LiCoO2", "LiCoO2-b"]  # both cells, 4 and 8 atoms
+    assert hull.ids_of("Li2Co2O4") == ["LiCoO2", "LiCoO2-b"] and hull.ids_of("CoO2") == ["CoO2"]
+    e = truth["LiCoO2"][1]
+    with_one = hull.e_above_hull(Composition("LiCoO2"), e, exclude_ids=["LiCoO2"])
+    as_new = hull.e_above_hull(Composition("LiCoO2"), e, exclude_ids=hull.ids_of("LiCoO2"))
+    assert with_one == pytest.approx(e - truth["LiCoO2-b"][1], abs=1e-9)  # the other polymorph sets the hull
+    assert as_new < with_one < 0  # without any polymorph: only the other compositions' phases
+
+
 # ----------------------------------------------------------------------------------------------
 # (b) oxygen release
 # ----------------------------------------------------------------------------------------------

@@ -358,7 +358,11 @@ def known_cathodes_relaxed(known: pd.DataFrame, table: pd.DataFrame, model, hull
     rows = []
     for k, (_, row) in enumerate(known.iterrows()):
         mu = model.ion_energy(row["ion"])
-        r = _relaxed_pair(rd[k], rcs[k], hull, row["ion"], mu, exclude_ids=[row["discharged_id"]])
+        own = [row["discharged_id"]]  # as if new: the material, and with a SystemHull every polymorph of it
+        if hasattr(hull, "ids_of") and rd[k].ok:
+            own = sorted({*own, *hull.ids_of(rd[k].structure.to_structure().composition.reduced_formula)})
+        r = _relaxed_pair(rd[k], rcs[k], hull, row["ion"], mu, exclude_ids=own)
+        r["umlip_excluded_as_new"] = len(own)
         try:
             r["umlip_e_hull_with"] = (hull.e_above_hull(rd[k].structure, rd[k].energy_per_atom)
                                       if rd[k].ok else np.nan)
@@ -390,7 +394,8 @@ TOP_COLUMNS = ("rank", "formula", "prototype", "substitution", "known_as", "volt
 #: the columns of the known cathodes the chapter shows
 KNOWN_COLUMNS = ("formula", "discharged_id", "charged_formula", "same_reaction", "v_mp", "v_mp_2024", "v_dft",
                  "v_ml_screen", "e_hull_ml", "umlip_voltage", "vm_voltage", "vm_voltage_std", "v_umlip_pair",
-                 "umlip_e_hull_discharged", "umlip_e_hull_with", "umlip_passes", "umlip_why_not")
+                 "umlip_e_hull_discharged", "umlip_excluded_as_new", "umlip_e_hull_with", "umlip_passes",
+                 "umlip_why_not")
 #: the columns of the real materials the generator re-creates
 REAL_COLUMNS = ("candidate_id", "formula", "known_as", "voltage", "selected", "umlip_voltage",
                 "umlip_e_hull_discharged", "umlip_specific_energy", "stage", "rank_among_passing")

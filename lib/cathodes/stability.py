@@ -263,6 +263,15 @@ class SystemHull:
                 out += self._by_elements.get(frozenset(sub), [])
         return out
 
+    def ids_of(self, formula: str) -> list[str]:
+        """The ids of every phase (not excluded) with the reduced composition of ``formula``: all its polymorphs,
+        under every id the sources hold it (to judge a known material as if it were new, leave them all out: the
+        same structure often sits in the sources under a second MP id)."""
+        comp = _composition(formula)
+        red = comp.reduced_composition
+        return sorted(p.id for p in self.phases([e.symbol for e in comp])
+                      if _composition(p.structure).reduced_composition == red)
+
     def _key(self, p: Phase) -> str:
         if p.id not in self._keys:
             self._keys[p.id] = structure_key(as_structure(p.structure), self.name, STATIC)
