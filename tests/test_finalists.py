@@ -77,16 +77,8 @@ def coo2(a: float = 2.82) -> Structure:
 
 
 #: quick settings: static curves of the two ends and x = 1/2; one hop in a 2x2x1 cell, a few steps
-FAST = F.FinalistSettings(
-    top=2,
-    static_curve=True,
-    fractions=(0.5,),
-    n_orderings=1,
-    max_cells=2,
-    max_atoms=48,
-    hops=1,
-    neb=M.NEBSettings(n_images=2, fmax=0.1, max_steps=4, relax_steps=3, min_length=4.0, max_atoms=60),
-)
+FAST = replace(F.SMOKE, top=2, neb=M.NEBSettings(n_images=2, fmax=0.1, max_steps=4, relax_steps=3, min_length=4.0,
+                                                max_atoms=60))
 
 
 def final_table(n: int = 3, passes=None, ranks=None, charged=None) -> pd.DataFrame:

@@ -407,37 +407,15 @@ def finalists(
         )
     pot = _potential(potential)
     cf, nf = _folders(pot.name, curve_cache, neb_cache)
-    restored = {}
-    for kind, folder in (("curves", cf), ("neb", nf)):
-        if folder is not None:
-            ad = Path(archive_dir) / kind if archive_dir is not None else None
-            restored[kind] = arch.restore(folder, kind, pot.name, ad)
+    restored = _restore(pot.name, {"curves": cf, "neb": nf}, archive_dir)
     picked = pick(final, settings.top)
     t0 = time.perf_counter()
     rows = []
-    calc = None
+    calc: list = []  # the ASE calculator (or why there is none), made once at the first barrier
     bar = tqdm(list(picked.iterrows()), desc=f"finalists ({pot.name})", unit="finalist", disable=not progress)
     for _, row in bar:
-        name = str(row.get("formula", "") or row.get("candidate_id", ""))
-        bar.set_postfix_str(name)
-        out = {}
-        if settings.curve:
-            out.update(_one_curve(pot, row, ion, settings, cf))
-        else:
-            out.update(_nan_curve("skipped", "curves not asked for"))
-        if settings.barrier:
-            if calc is None:
-                try:
-                    calc = pot.ase_calculator()
-                except Exception as exc:  # noqa: BLE001 - no calculator: every barrier says why
-                    calc = exc
-            if isinstance(calc, Exception):
-                out.update(_nan_barrier("failed", f"no ASE calculator: {_why(calc)}"))
-            else:
-                out.update(_one_barrier(calc, pot.name, row, ion, settings, nf))
-        else:
-            out.update(_nan_barrier("skipped", "barriers not asked for"))
-        rows.append(out)
+        bar.set_postfix_str(str(row.get("formula", "") or row.get("candidate_id", "")))
+        rows.append(_one_finalist(pot, row, ion, settings, cf, nf, calc))
     extra = pd.DataFrame(rows, index=picked.index, columns=[*CURVE_COLUMNS, *BARRIER_COLUMNS])
     t = pd.concat([picked.drop(columns=[c for c in extra.columns if c in picked.columns]), extra], axis=1)
     t = t.reset_index(drop=True)
@@ -455,6 +433,32 @@ def finalists(
         "seconds": time.perf_counter() - t0,
     }
     return t
+
+
+def _restore(name: str, folders: dict, archive_dir: str | Path | None) -> dict[str, int]:
+    """Write the archived records each cache folder lacks into it (:func:`lib.cathodes.archive.restore`)."""
+    out = {}
+    for kind, folder in folders.items():
+        if folder is not None:
+            ad = Path(archive_dir) / kind if archive_dir is not None else None
+            out[kind] = arch.restore(folder, kind, name, ad)
+    return out
+
+
+def _one_finalist(pot, row, ion: str, settings: FinalistSettings, cf, nf, calc: list) -> dict:
+    """One finalist's curve and barrier columns (skipped ones say so); ``calc`` holds the calculator once made."""
+    out = (_one_curve(pot, row, ion, settings, cf) if settings.curve
+           else _nan_curve("skipped", "curves not asked for"))
+    if not settings.barrier:
+        return {**out, **_nan_barrier("skipped", "barriers not asked for")}
+    if not calc:
+        try:
+            calc.append(pot.ase_calculator())
+        except Exception as exc:  # noqa: BLE001 - no calculator: every barrier says why
+            calc.append(exc)
+    if isinstance(calc[0], Exception):
+        return {**out, **_nan_barrier("failed", f"no ASE calculator: {_why(calc[0])}")}
+    return {**out, **_one_barrier(calc[0], pot.name, row, ion, settings, nf)}
 
 
 def _one_curve(pot, row, ion: str, s: FinalistSettings, folder: Path | None) -> dict:

@@ -341,6 +341,33 @@ def _merge_duplicates(rows: list[dict], dedup: cg.Deduplicator) -> list[dict]:
     return out
 
 
+def _build_chunks_on(client, frameworks, size, folder: Path, m: dict, known, dedup: cg.Deduplicator,
+                     chunk_frameworks: int, probable, stop_after_chunks: int | None, bar) -> None:
+    """:func:`build_pool`'s parallel way: the unfinished chunks as tasks of ``client``, written in stream
+    order after :func:`_merge_duplicates`, the manifest updated after each (so a kill resumes)."""
+    start = int(m["next_framework"])
+    bounds = [(a, min(a + chunk_frameworks, len(frameworks))) for a in range(start, len(frameworks), chunk_frameworks)]
+    if stop_after_chunks is not None:
+        bounds = bounds[:stop_after_chunks]
+    if hasattr(client, "scatter") and known is not None:  # Dask: the known structures travel to each worker once
+        known = client.scatter(known, broadcast=True)
+    futures = [client.submit(_chunk_rows, [None] * a + list(frameworks[a:b]), size, known, a, probable)
+               for a, b in bounds]
+    for (a, b), fut in zip(bounds, futures, strict=True):
+        rows, seconds = fut.result()
+        t = _flatten(_merge_duplicates(rows, dedup))
+        name = f"chunk_{a:06d}.parquet"
+        with atomic_path(folder / name) as tmp:
+            t.to_parquet(tmp, index=False)
+        m["chunks"].append({"file": name, "frameworks": [a, b], "rows": len(t),
+                            "candidates": int((t["kind"] == "candidate").sum()), "seconds": round(seconds, 3),
+                            "load": round(os.getloadavg()[0], 2), "where": type(client).__name__})
+        m["next_framework"] = b
+        m["done"] = b >= len(frameworks)
+        _write_manifest(folder, m)
+        bar.update(b - a)
+
+
 def build_pool(frameworks: Sequence[cg.Framework], size: cg.FrameworkSize, folder: str | Path,
                known: cg.KnownIndex | None = None, chunk_frameworks: int = 25, progress: bool = False,
                probable: cg.ProbabilityRoute | None = None, stop_after_chunks: int | None = None,
@@ -380,28 +407,8 @@ def build_pool(frameworks: Sequence[cg.Framework], size: cg.FrameworkSize, folde
     bar = tqdm(total=len(frameworks), initial=start, desc="frameworks", disable=not progress)
     lo = start
     if client is not None:
-        bounds = [(a, min(a + chunk_frameworks, len(frameworks)))
-                  for a in range(start, len(frameworks), chunk_frameworks)]
-        if stop_after_chunks is not None:
-            bounds = bounds[:stop_after_chunks]
-        known_arg = known
-        if hasattr(client, "scatter"):  # Dask: the known structures travel to each worker once
-            known_arg = client.scatter(known, broadcast=True) if known is not None else None
-        futures = [client.submit(_chunk_rows, [None] * a + list(frameworks[a:b]), size, known_arg, a, probable)
-                   for a, b in bounds]
-        for (a, b), fut in zip(bounds, futures, strict=True):
-            rows, seconds = fut.result()
-            t = _flatten(_merge_duplicates(rows, dedup))
-            name = f"chunk_{a:06d}.parquet"
-            with atomic_path(folder / name) as tmp:
-                t.to_parquet(tmp, index=False)
-            m["chunks"].append({"file": name, "frameworks": [a, b], "rows": len(t),
-                                "candidates": int((t["kind"] == "candidate").sum()), "seconds": round(seconds, 3),
-                                "load": round(os.getloadavg()[0], 2), "where": type(client).__name__})
-            m["next_framework"] = b
-            m["done"] = b >= len(frameworks)
-            _write_manifest(folder, m)
-            bar.update(b - a)
+        _build_chunks_on(client, frameworks, size, folder, m, known, dedup, chunk_frameworks, probable,
+                         stop_after_chunks, bar)
         bar.close()
         return m
     while lo < len(frameworks):
