@@ -120,12 +120,6 @@ class Criteria:
         return ""
 
 
-def _judge(status: str, eh: float, v: float, max_e_hull: float, v_window: tuple[float, float]) -> str:
-    """The discharged state's criteria alone (:meth:`Criteria.judge` with no other limit)."""
-    return Criteria(max_e_hull, None, v_window).judge({"umlip_status": status, "umlip_e_hull_discharged": eh,
-                                                       "umlip_voltage": v})
-
-
 def _relaxed_pair(rd, rc, hull, ion: str, mu: float, exclude_ids: Sequence[str] = ()) -> dict:
     """The uMLIP numbers of one relaxed discharged/charged pair (NaN where a relaxation failed): E_hull of both
     states, voltage and capacities, the volume change on removing the ion (signed, %: negative when the cell
